@@ -1,0 +1,7 @@
+//! chitty-secrets: issue, keep (age-encrypted), deliver, rotate and check the
+//! tokens a platform depends on. The modules follow the data flow:
+//! policy → registry → rotation (plan, apply) → targets.
+
+pub mod fsutil;
+pub mod policy;
+pub mod secret;

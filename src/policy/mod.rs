@@ -1,0 +1,549 @@
+//! Policies: `policies/*.toml` declare issuers and tokens, and where each
+//! token is delivered. Loading parses every file entry by entry so that every
+//! problem in every file is reported at once, each with `file:line:col`.
+
+mod diagnostic;
+mod duration;
+mod model;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+pub use diagnostic::{Diagnostic, closest};
+pub use duration::Dur;
+pub use model::*;
+
+/// Every problem found in the policies, in file order.
+#[derive(Debug)]
+pub struct PolicyError {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.diagnostics {
+            write!(f, "{d}")?;
+        }
+        let n = self.diagnostics.len();
+        write!(
+            f,
+            "{n} problem{} in the policies",
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+/// Loads and validates every `*.toml` file in `dir`.
+pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| PolicyError {
+        diagnostics: vec![plain(
+            dir,
+            format!("cannot read the policies directory: {e}"),
+            "create policies/*.toml (see README), or point --policies at the folder that has them",
+        )],
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(PolicyError {
+            diagnostics: vec![plain(
+                dir,
+                "no *.toml policy files here".into(),
+                "copy policies/local.toml from the chitty-secrets README to start",
+            )],
+        });
+    }
+
+    let root = match dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.parent().map(Path::to_path_buf))
+    {
+        Some(root) => root,
+        None => dir.join(".."),
+    };
+    let mut builder = Builder::default();
+    for file in &files {
+        match std::fs::read_to_string(file) {
+            Ok(source) => builder.file(file, &source),
+            Err(e) => builder.problems.push(plain(
+                file,
+                format!("cannot read: {e}"),
+                "check the file's permissions",
+            )),
+        }
+    }
+    builder.finish(root, files)
+}
+
+fn plain(file: &Path, message: String, hint: &str) -> Diagnostic {
+    Diagnostic {
+        file: file.to_path_buf(),
+        line: 1,
+        col: 1,
+        message,
+        snippet: None,
+        hint: Some(hint.into()),
+    }
+}
+
+/// A target key written by two tokens, or a token declared twice.
+type Claims = BTreeMap<(PathBuf, String), (String, Origin)>;
+
+#[derive(Default)]
+struct Builder {
+    issuers: BTreeMap<String, IssuerPolicy>,
+    tokens: BTreeMap<String, TokenPolicy>,
+    /// Issuer references, checked once every file is read.
+    references: Vec<(String, Diagnostic)>,
+    placeholders: Vec<String>,
+    problems: Vec<Diagnostic>,
+}
+
+impl Builder {
+    fn file(&mut self, file: &Path, source: &str) {
+        let at = |span: Range<usize>, msg: String| Diagnostic::at(file, source, Some(span), msg);
+        let root = match DeTable::parse(source) {
+            Ok(root) => root.into_inner(),
+            Err(e) => {
+                self.problems
+                    .push(at(e.span().unwrap_or(0..0), e.message().to_string()));
+                return;
+            }
+        };
+        for (key, value) in root {
+            let span = key.span();
+            match key.get_ref().as_ref() {
+                "issuers" => self.issuers_table(file, source, value),
+                "tokens" => self.tokens_table(file, source, value),
+                "check" => match decode::<CheckFields>(value) {
+                    Ok(check) => self.placeholders.extend(check.placeholders),
+                    Err(e) => self.problems.push(toml_problem(file, source, e, span)),
+                },
+                other => {
+                    let mut d = at(span, format!("unknown section `{other}`"));
+                    d.hint = closest(other, ["issuers", "tokens", "check"].into_iter())
+                        .map(|c| format!("did you mean `{c}`?"))
+                        .or_else(|| Some("a policy has `[issuers.NAME]`, `[tokens.NAME]` and `[check]` sections".into()));
+                    self.problems.push(d);
+                }
+            }
+        }
+    }
+
+    fn issuers_table(&mut self, file: &Path, source: &str, value: Spanned<DeValue<'_>>) {
+        let Some(table) =
+            self.expect_table(file, source, value, "`issuers` must be a table of issuers")
+        else {
+            return;
+        };
+        for (key, entry) in table {
+            let name = key.get_ref().to_string();
+            let origin = origin(file, source, key.span());
+            let Some((kind, kind_span)) =
+                self.kind_of(file, source, &entry, key.span(), IssuerSpec::KINDS)
+            else {
+                continue;
+            };
+            let spec = match kind.as_str() {
+                "random" => decode::<RandomSpec>(entry).map(IssuerSpec::Random),
+                "manual" => decode::<ManualSpec>(entry).map(IssuerSpec::Manual),
+                _ => unreachable!("kind_of accepts only known kinds"),
+            };
+            match spec {
+                Ok(IssuerSpec::Random(r)) if r.bytes == 0 || r.bytes > 1024 => self.problems.push(
+                    Diagnostic::at(
+                        file,
+                        source,
+                        Some(kind_span),
+                        format!("issuer `{name}`: bytes = {} is out of range", r.bytes),
+                    )
+                    .with_hint("use between 1 and 1024 random bytes (32 is a good default)"),
+                ),
+                Ok(spec) => {
+                    if let Some(previous) = self.issuers.get(&name).and_then(|i| i.origin.clone()) {
+                        self.problems.push(
+                            Diagnostic::at(
+                                file,
+                                source,
+                                Some(key.span()),
+                                format!("issuer `{name}` is declared twice"),
+                            )
+                            .with_hint(format!("it is also declared at {previous}")),
+                        );
+                        continue;
+                    }
+                    self.issuers.insert(
+                        name.clone(),
+                        IssuerPolicy {
+                            name,
+                            spec,
+                            origin: Some(origin),
+                        },
+                    );
+                }
+                Err(e) => self
+                    .problems
+                    .push(toml_problem(file, source, e, key.span())),
+            }
+        }
+    }
+
+    fn tokens_table(&mut self, file: &Path, source: &str, value: Spanned<DeValue<'_>>) {
+        let Some(table) =
+            self.expect_table(file, source, value, "`tokens` must be a table of tokens")
+        else {
+            return;
+        };
+        for (key, entry) in table {
+            let name = key.get_ref().to_string();
+            let key_span = key.span();
+            if !is_secret_name(&name) {
+                self.problems.push(
+                    Diagnostic::at(file, source, Some(key_span.clone()), format!("token name `{name}` is not a valid variable name"))
+                        .with_hint("use letters, digits and `_`, not starting with a digit, e.g. CHITTY_ID_TOKEN"),
+                );
+            }
+            let entry_span = entry.span();
+            let DeValue::Table(mut fields) = entry.into_inner() else {
+                self.problems.push(Diagnostic::at(
+                    file,
+                    source,
+                    Some(key_span),
+                    format!("token `{name}` must be a table"),
+                ));
+                continue;
+            };
+            let raw_targets = fields.remove("targets");
+            let token =
+                match decode::<TokenFields>(Spanned::new(entry_span, DeValue::Table(fields))) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.problems.push(toml_problem(file, source, e, key_span));
+                        continue;
+                    }
+                };
+            let targets = match raw_targets {
+                Some(raw) => self.targets(file, source, &name, raw),
+                None => Vec::new(),
+            };
+            let issuer_span = token.issuer.span();
+            let issuer = token.issuer.into_inner();
+            self.references.push((
+                issuer.clone(),
+                Diagnostic::at(
+                    file,
+                    source,
+                    Some(issuer_span),
+                    format!("token `{name}` names issuer `{issuer}`, which no policy declares"),
+                ),
+            ));
+            if let (Some(every), Some(ttl)) = (token.rotate_every, token.ttl)
+                && every > ttl
+            {
+                self.problems.push(
+                    Diagnostic::at(file, source, Some(key_span.clone()), format!("token `{name}`: rotate_every is longer than ttl"))
+                        .with_hint("the token would expire before it is rotated: make rotate_every shorter than ttl"),
+                );
+            }
+            let policy = TokenPolicy {
+                name: name.clone(),
+                issuer,
+                scopes: token.scopes,
+                ttl: token.ttl,
+                rotate_every: token.rotate_every,
+                overlap: token.overlap.unwrap_or(Dur(chrono::TimeDelta::zero())),
+                description: token.description,
+                targets,
+                origin: origin(file, source, key_span.clone()),
+            };
+            if let Some(previous) = self.tokens.get(&name) {
+                self.problems.push(
+                    Diagnostic::at(
+                        file,
+                        source,
+                        Some(key_span),
+                        format!("token `{name}` is declared twice"),
+                    )
+                    .with_hint(format!("it is also declared at {}", previous.origin)),
+                );
+                continue;
+            }
+            self.tokens.insert(name, policy);
+        }
+    }
+
+    fn targets(
+        &mut self,
+        file: &Path,
+        source: &str,
+        token: &str,
+        raw: Spanned<DeValue<'_>>,
+    ) -> Vec<TargetPolicy> {
+        let span = raw.span();
+        let DeValue::Array(items) = raw.into_inner() else {
+            self.problems.push(
+                Diagnostic::at(
+                    file,
+                    source,
+                    Some(span),
+                    format!("token `{token}`: `targets` must be an array of tables"),
+                )
+                .with_hint(format!("write each target as [[tokens.{token}.targets]]")),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let item_span = item.span();
+            let Some((kind, _)) =
+                self.kind_of(file, source, &item, item_span.clone(), TargetSpec::KINDS)
+            else {
+                continue;
+            };
+            let spec = match kind.as_str() {
+                "dotenv" => decode::<DotenvSpec>(item).map(TargetSpec::Dotenv),
+                _ => unreachable!("kind_of accepts only known kinds"),
+            };
+            let spec = match spec {
+                Ok(spec) => spec,
+                Err(e) => {
+                    self.problems.push(toml_problem(file, source, e, item_span));
+                    continue;
+                }
+            };
+            let TargetSpec::Dotenv(dotenv) = &spec;
+            let names = dotenv
+                .names
+                .clone()
+                .unwrap_or_else(|| vec![token.to_string()]);
+            let at = |msg: String| Diagnostic::at(file, source, Some(item_span.clone()), msg);
+            if !is_relative_inside(&dotenv.path) {
+                self.problems.push(
+                    at(format!("token `{token}`: dotenv path `{}` must be relative and stay inside the project", dotenv.path.display()))
+                        .with_hint("paths are relative to the folder that holds policies/, e.g. `app/.env`"),
+                );
+            }
+            if names.is_empty() {
+                self.problems
+                    .push(at(format!("token `{token}`: `names` is empty")).with_hint(
+                        "list at least one name, or leave `names` out to use the token's name",
+                    ));
+            }
+            for n in &names {
+                if !is_secret_name(n) {
+                    self.problems.push(
+                        at(format!("token `{token}`: `{n}` is not a valid .env key"))
+                            .with_hint("use letters, digits and `_`, not starting with a digit"),
+                    );
+                }
+            }
+            out.push(TargetPolicy {
+                spec,
+                names,
+                origin: origin(file, source, item_span),
+            });
+        }
+        out
+    }
+
+    fn expect_table<'i>(
+        &mut self,
+        file: &Path,
+        source: &str,
+        value: Spanned<DeValue<'i>>,
+        message: &str,
+    ) -> Option<DeTable<'i>> {
+        let span = value.span();
+        match value.into_inner() {
+            DeValue::Table(t) => Some(t),
+            _ => {
+                self.problems
+                    .push(Diagnostic::at(file, source, Some(span), message));
+                None
+            }
+        }
+    }
+
+    /// The entry's `kind`, if present and known; otherwise records why not.
+    fn kind_of(
+        &mut self,
+        file: &Path,
+        source: &str,
+        entry: &Spanned<DeValue<'_>>,
+        entry_span: Range<usize>,
+        kinds: &[&str],
+    ) -> Option<(String, Range<usize>)> {
+        let expected = kinds
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let Some(kind) = entry.get_ref().get("kind") else {
+            self.problems.push(
+                Diagnostic::at(file, source, Some(entry_span), "missing field `kind`")
+                    .with_hint(format!("set kind to one of {expected}")),
+            );
+            return None;
+        };
+        let Some(text) = kind.get_ref().as_str() else {
+            self.problems.push(Diagnostic::at(
+                file,
+                source,
+                Some(kind.span()),
+                "`kind` must be a string",
+            ));
+            return None;
+        };
+        if !kinds.contains(&text) {
+            let hint = match closest(text, kinds.iter().copied()) {
+                Some(c) => format!("did you mean `{c}`? (known kinds: {expected})"),
+                None => format!("known kinds: {expected}"),
+            };
+            self.problems.push(
+                Diagnostic::at(
+                    file,
+                    source,
+                    Some(kind.span()),
+                    format!("unknown kind `{text}`"),
+                )
+                .with_hint(hint),
+            );
+            return None;
+        }
+        Some((text.to_string(), kind.span()))
+    }
+
+    fn finish(mut self, root: PathBuf, files: Vec<PathBuf>) -> Result<Policy, PolicyError> {
+        for builtin in ["random", "manual"] {
+            self.issuers
+                .entry(builtin.into())
+                .or_insert_with(|| IssuerPolicy {
+                    name: builtin.into(),
+                    spec: match builtin {
+                        "random" => IssuerSpec::Random(RandomSpec {
+                            _kind: "random".into(),
+                            prefix: String::new(),
+                            bytes: 32,
+                            encoding: Encoding::Hex,
+                        }),
+                        _ => IssuerSpec::Manual(ManualSpec {
+                            _kind: "manual".into(),
+                            instructions: None,
+                        }),
+                    },
+                    origin: None,
+                });
+        }
+        for (issuer, diagnostic) in std::mem::take(&mut self.references) {
+            if !self.issuers.contains_key(&issuer) {
+                let hint = match closest(&issuer, self.issuers.keys().map(String::as_str)) {
+                    Some(c) => format!("did you mean `{c}`?"),
+                    None => {
+                        "declare it as [issuers.NAME], or use the built-in `random` or `manual`"
+                            .into()
+                    }
+                };
+                self.problems.push(diagnostic.with_hint(hint));
+            }
+        }
+        self.check_claims();
+        if !self.problems.is_empty() {
+            return Err(PolicyError {
+                diagnostics: self.problems,
+            });
+        }
+        Ok(Policy {
+            root,
+            files,
+            issuers: self.issuers,
+            tokens: self.tokens,
+            placeholders: self.placeholders,
+        })
+    }
+
+    /// Two tokens writing the same key of the same .env file would overwrite
+    /// each other on every run.
+    fn check_claims(&mut self) {
+        let mut claims = Claims::new();
+        for token in self.tokens.values() {
+            for target in &token.targets {
+                let TargetSpec::Dotenv(d) = &target.spec;
+                for name in &target.names {
+                    let key = (d.path.clone(), name.clone());
+                    if let Some((other, first)) = claims.get(&key) {
+                        if other != &token.name {
+                            self.problems.push(Diagnostic {
+                                file: target.origin.file.clone(),
+                                line: target.origin.line,
+                                col: target.origin.col,
+                                message: format!("`{name}` in {} is written by both `{other}` and `{}`", d.path.display(), token.name),
+                                snippet: None,
+                                hint: Some(format!("the other target is at {first}; give one of them different `names`")),
+                            });
+                        }
+                    } else {
+                        claims.insert(key, (token.name.clone(), target.origin.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(value: Spanned<DeValue<'_>>) -> Result<T, toml::de::Error> {
+    T::deserialize(ValueDeserializer::from(value))
+}
+
+fn toml_problem(
+    file: &Path,
+    source: &str,
+    e: toml::de::Error,
+    fallback: Range<usize>,
+) -> Diagnostic {
+    let span = e
+        .span()
+        .filter(|s| !s.is_empty() || s.start > 0)
+        .unwrap_or(fallback);
+    Diagnostic::at(file, source, Some(span), e.message().trim().to_string())
+}
+
+fn origin(file: &Path, source: &str, span: Range<usize>) -> Origin {
+    let d = Diagnostic::at(file, source, Some(span), "");
+    Origin {
+        file: d.file,
+        line: d.line,
+        col: d.col,
+    }
+}
+
+/// A name every .env parser and every secret store accepts.
+pub fn is_secret_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_relative_inside(path: &Path) -> bool {
+    !path.as_os_str().is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+#[cfg(test)]
+mod tests;
