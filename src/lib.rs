@@ -4,4 +4,5 @@
 
 pub mod fsutil;
 pub mod policy;
+pub mod registry;
 pub mod secret;

@@ -1,0 +1,394 @@
+//! The registry: a folder in the project, safe to commit.
+//!
+//! ```text
+//! .chitty-secrets/
+//!   recipients         age public keys, one a line
+//!   tokens/NAME.toml   metadata (versions, stages, deliveries, journal): no secret
+//!   tokens/NAME.age    the values of every version, age-encrypted to every recipient
+//!   lock               the writers' lock (not committed)
+//! ```
+//!
+//! Every save is atomic and 0600; writers hold [`RegistryLock`].
+
+mod crypto;
+mod lock;
+mod model;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use crypto::{Values, decrypt, encrypt, parse_recipients};
+pub use lock::RegistryLock;
+pub use model::*;
+
+use crate::fsutil;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("no registry at {0}")]
+    Missing(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the registry at {path} is locked by another chitty-secrets; gave up after {}s", waited.as_secs())]
+    Locked { path: PathBuf, waited: Duration },
+    #[error(
+        "{path} changed on disk since it was read (generation {on_disk} there, {ours} here); nothing was written"
+    )]
+    Stale {
+        path: PathBuf,
+        on_disk: u64,
+        ours: u64,
+    },
+    #[error("{path}: {why}")]
+    Corrupt { path: PathBuf, why: String },
+    #[error("{path}:{line}: not an age recipient: {why}")]
+    Recipients {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+    #[error("{path} has no recipients")]
+    NoRecipients { path: PathBuf },
+    #[error("cannot decrypt {path}: {why}")]
+    Decrypt { path: PathBuf, why: String },
+    #[error("{0}")]
+    Crypto(String),
+}
+
+impl RegistryError {
+    pub fn io(path: &Path, source: io::Error) -> Self {
+        RegistryError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            RegistryError::Missing(_) => "run `chitty-secrets init` to create it, or pass --registry DIR".into(),
+            RegistryError::Locked { .. } => {
+                "wait for the other run to finish, or raise --lock-timeout; a crashed run releases the lock by itself".into()
+            }
+            RegistryError::Stale { .. } => "another writer changed the registry (a git pull?); run the command again".into(),
+            RegistryError::Decrypt { .. } => {
+                "this identity is not a recipient of the file: ask a team member to run `chitty-secrets keys add` with your public key, or pass the right --identity".into()
+            }
+            RegistryError::NoRecipients { .. } | RegistryError::Recipients { .. } => {
+                "list at least one age public key (age1…) in the recipients file; `chitty-secrets init` adds yours".into()
+            }
+            RegistryError::Corrupt { .. } => "restore the file from git (`git checkout -- FILE`) and run again".into(),
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    dir: PathBuf,
+}
+
+impl Registry {
+    /// Opens an existing registry.
+    pub fn open(dir: &Path) -> Result<Self, RegistryError> {
+        if !dir.join("recipients").is_file() {
+            return Err(RegistryError::Missing(dir.to_path_buf()));
+        }
+        Ok(Registry {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Creates the folder layout if missing; keeps whatever is there.
+    pub fn create(dir: &Path) -> Result<Self, RegistryError> {
+        fsutil::create_private_dir(&dir.join("tokens")).map_err(|e| RegistryError::io(dir, e))?;
+        let ignore = dir.join(".gitignore");
+        if !ignore.exists() {
+            fsutil::write_atomic(
+                &ignore,
+                b"# the writers' lock file is local to each machine\nlock\n",
+            )
+            .map_err(|e| RegistryError::io(&ignore, e))?;
+        }
+        let attributes = dir.join(".gitattributes");
+        if !attributes.exists() {
+            // Encrypted values cannot be merged line by line: make git say so
+            // instead of writing conflict markers into an age file.
+            fsutil::write_atomic(&attributes, b"tokens/*.age binary\n")
+                .map_err(|e| RegistryError::io(&attributes, e))?;
+        }
+        let recipients = dir.join("recipients");
+        if !recipients.exists() {
+            fsutil::write_atomic(
+                &recipients,
+                b"# age recipients: every key here can read every value.\n",
+            )
+            .map_err(|e| RegistryError::io(&recipients, e))?;
+        }
+        Ok(Registry {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn lock(&self, timeout: Duration) -> Result<RegistryLock, RegistryError> {
+        RegistryLock::acquire(&self.dir.join("lock"), timeout)
+    }
+
+    pub fn recipients_path(&self) -> PathBuf {
+        self.dir.join("recipients")
+    }
+
+    pub fn recipients(&self) -> Result<Vec<age::x25519::Recipient>, RegistryError> {
+        let path = self.recipients_path();
+        let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
+        parse_recipients(&text, &path)
+    }
+
+    /// Appends a recipient unless it is listed already; returns whether it was added.
+    pub fn add_recipient(
+        &self,
+        recipient: &age::x25519::Recipient,
+        comment: &str,
+    ) -> Result<bool, RegistryError> {
+        let path = self.recipients_path();
+        let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
+        let key = recipient.to_string();
+        if parse_recipients(&text, &path)?
+            .iter()
+            .any(|r| r.to_string() == key)
+        {
+            return Ok(false);
+        }
+        let mut text = text;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("# {comment}\n{key}\n"));
+        fsutil::write_atomic(&path, text.as_bytes()).map_err(|e| RegistryError::io(&path, e))?;
+        Ok(true)
+    }
+
+    pub fn meta_path(&self, name: &str) -> PathBuf {
+        self.dir.join("tokens").join(format!("{name}.toml"))
+    }
+
+    pub fn values_path(&self, name: &str) -> PathBuf {
+        self.dir.join("tokens").join(format!("{name}.age"))
+    }
+
+    /// The names of every token with metadata in the registry, sorted.
+    pub fn token_names(&self) -> Result<Vec<String>, RegistryError> {
+        let dir = self.dir.join("tokens");
+        let mut names = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(names),
+            Err(e) => return Err(RegistryError::io(&dir, e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(|e| RegistryError::io(&dir, e))?.path();
+            if path.extension().is_some_and(|e| e == "toml")
+                && let Some(stem) = path.file_stem()
+            {
+                names.push(stem.to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The token's metadata, or a fresh record (generation 0) if it has none.
+    pub fn load(&self, name: &str) -> Result<TokenMeta, RegistryError> {
+        Ok(self
+            .load_existing(name)?
+            .unwrap_or_else(|| TokenMeta::new(name)))
+    }
+
+    pub fn load_existing(&self, name: &str) -> Result<Option<TokenMeta>, RegistryError> {
+        let path = self.meta_path(name);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(RegistryError::io(&path, e)),
+        };
+        let meta: TokenMeta = toml::from_str(&text).map_err(|e| RegistryError::Corrupt {
+            path: path.clone(),
+            why: e.message().to_string(),
+        })?;
+        if meta.schema > SCHEMA {
+            return Err(RegistryError::Corrupt {
+                path,
+                why: format!(
+                    "schema {} is newer than this chitty-secrets ({SCHEMA}); upgrade it",
+                    meta.schema
+                ),
+            });
+        }
+        Ok(Some(meta))
+    }
+
+    /// Saves metadata atomically. Refused if the file on disk is not the
+    /// generation `meta` was loaded from (someone else wrote it meanwhile).
+    pub fn save(&self, meta: &mut TokenMeta) -> Result<(), RegistryError> {
+        let path = self.meta_path(&meta.name);
+        let on_disk = self.load_existing(&meta.name)?.map_or(0, |m| m.generation);
+        if on_disk != meta.generation {
+            return Err(RegistryError::Stale {
+                path,
+                on_disk,
+                ours: meta.generation,
+            });
+        }
+        meta.generation += 1;
+        let text = toml::to_string(meta).expect("metadata always serializes");
+        let result =
+            fsutil::write_atomic(&path, text.as_bytes()).map_err(|e| RegistryError::io(&path, e));
+        if result.is_err() {
+            meta.generation -= 1;
+        }
+        result
+    }
+
+    pub fn has_values(&self, name: &str) -> bool {
+        self.values_path(name).is_file()
+    }
+
+    pub fn load_values(
+        &self,
+        name: &str,
+        identity: &age::x25519::Identity,
+    ) -> Result<Values, RegistryError> {
+        let path = self.values_path(name);
+        match fs::read(&path) {
+            Ok(bytes) => decrypt(&bytes, identity, &path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Values::default()),
+            Err(e) => Err(RegistryError::io(&path, e)),
+        }
+    }
+
+    pub fn save_values(&self, name: &str, values: &Values) -> Result<(), RegistryError> {
+        let recipients = self.recipients()?;
+        if recipients.is_empty() {
+            return Err(RegistryError::NoRecipients {
+                path: self.recipients_path(),
+            });
+        }
+        let bytes = encrypt(values, &recipients)?;
+        let path = self.values_path(name);
+        fsutil::write_atomic(&path, &bytes).map_err(|e| RegistryError::io(&path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use chrono::Utc;
+
+    fn registry_with_key() -> (tempfile::TempDir, Registry, age::x25519::Identity) {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::create(&dir.path().join(".chitty-secrets")).unwrap();
+        let id = age::x25519::Identity::generate();
+        reg.add_recipient(&id.to_public(), "test").unwrap();
+        (dir, reg, id)
+    }
+
+    #[test]
+    fn values_round_trip_and_metadata_holds_no_value() {
+        let (_d, reg, id) = registry_with_key();
+        let mut values = Values::default();
+        values.insert(1, Secret::new("canary-value-1"));
+        reg.save_values("TOK", &values).unwrap();
+        let mut meta = TokenMeta::new("TOK");
+        meta.versions.push(Version {
+            id: 1,
+            stage: Stage::Current,
+            issuer: "random".into(),
+            token_id: None,
+            scopes: vec![],
+            created_at: Utc::now(),
+            expires_at: None,
+            retire_after: None,
+            retired_at: None,
+            revoked_at: None,
+            origin: "issued".into(),
+        });
+        reg.save(&mut meta).unwrap();
+        assert_eq!(
+            reg.load_values("TOK", &id)
+                .unwrap()
+                .get(1)
+                .unwrap()
+                .expose(),
+            "canary-value-1"
+        );
+        let meta_text = fs::read_to_string(reg.meta_path("TOK")).unwrap();
+        let age_text = fs::read_to_string(reg.values_path("TOK")).unwrap();
+        assert!(!meta_text.contains("canary") && !age_text.contains("canary"));
+        assert!(age_text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
+        assert_eq!(reg.load("TOK").unwrap(), meta);
+    }
+
+    #[test]
+    fn a_stale_copy_is_refused() {
+        let (_d, reg, _id) = registry_with_key();
+        let mut first = reg.load("TOK").unwrap();
+        let mut second = first.clone();
+        reg.save(&mut first).unwrap();
+        let err = reg.save(&mut second).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RegistryError::Stale {
+                    on_disk: 1,
+                    ours: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(second.generation, 0);
+    }
+
+    #[test]
+    fn another_identity_cannot_decrypt() {
+        let (_d, reg, _id) = registry_with_key();
+        let mut values = Values::default();
+        values.insert(1, Secret::new("x"));
+        reg.save_values("TOK", &values).unwrap();
+        let stranger = age::x25519::Identity::generate();
+        let err = reg.load_values("TOK", &stranger).unwrap_err();
+        assert!(matches!(err, RegistryError::Decrypt { .. }));
+        assert!(err.hint().unwrap().contains("keys add"));
+    }
+
+    #[test]
+    fn lock_times_out_while_held() {
+        let (_d, reg, _id) = registry_with_key();
+        let held = reg.lock(Duration::from_secs(1)).unwrap();
+        let err = reg.lock(Duration::from_millis(100)).unwrap_err();
+        assert!(matches!(err, RegistryError::Locked { .. }));
+        drop(held);
+        reg.lock(Duration::from_millis(100)).unwrap();
+    }
+
+    #[test]
+    fn bad_recipient_line_is_named() {
+        let err = parse_recipients("# ok\nage1nope\n", Path::new("recipients")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("recipients:2: not an age recipient"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! What `tokens/NAME.toml` holds: plaintext metadata, never a value.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: u32 = 1;
+/// How many versions of a token are remembered (metadata and values); older
+/// retired ones are dropped so files stay small. Revoked values are kept
+/// this long so `scan` can still find them.
+pub const KEEP_VERSIONS: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Minted and saved, being delivered; not yet what services should use.
+    Pending,
+    /// The value every target should hold.
+    Current,
+    /// The value before `current`; still valid until `retire_after`.
+    Previous,
+    /// No longer delivered; left to expire (the issuer cannot revoke).
+    Retired,
+    /// Revoked at the issuer.
+    Revoked,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Pending => "pending",
+            Stage::Current => "current",
+            Stage::Previous => "previous",
+            Stage::Retired => "retired",
+            Stage::Revoked => "revoked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Version {
+    pub id: u32,
+    pub stage: Stage,
+    pub issuer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire_after: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// How the value got here: "issued", "set", "import".
+    pub origin: String,
+}
+
+/// One secret name at one target holds one version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    pub version: u32,
+    pub at: DateTime<Utc>,
+}
+
+/// The pending-rotation journal: written before the issuer is called, so a
+/// crash at any point leaves a record of what was under way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Journal {
+    pub started_at: DateTime<Utc>,
+    pub step: JournalStep,
+    /// The version being rotated in, once minted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JournalStep {
+    Minting,
+    Delivering,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenMeta {
+    pub schema: u32,
+    pub name: String,
+    /// Bumped on every save; a save from a copy older than the file on disk
+    /// is refused.
+    pub generation: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Journal>,
+    #[serde(default)]
+    pub versions: Vec<Version>,
+    /// Keyed by `ADDRESS#NAME`, e.g. `dotenv:app/.env#API_TOKEN`.
+    #[serde(default)]
+    pub deliveries: BTreeMap<String, Delivery>,
+}
+
+impl TokenMeta {
+    pub fn new(name: &str) -> Self {
+        TokenMeta {
+            schema: SCHEMA,
+            name: name.to_string(),
+            generation: 0,
+            rotation: None,
+            versions: Vec::new(),
+            deliveries: BTreeMap::new(),
+        }
+    }
+
+    pub fn in_stage(&self, stage: Stage) -> Option<&Version> {
+        self.versions.iter().rev().find(|v| v.stage == stage)
+    }
+
+    pub fn current(&self) -> Option<&Version> {
+        self.in_stage(Stage::Current)
+    }
+
+    pub fn pending(&self) -> Option<&Version> {
+        self.in_stage(Stage::Pending)
+    }
+
+    pub fn version_mut(&mut self, id: u32) -> Option<&mut Version> {
+        self.versions.iter_mut().find(|v| v.id == id)
+    }
+
+    pub fn next_version_id(&self) -> u32 {
+        self.versions.iter().map(|v| v.id).max().unwrap_or(0) + 1
+    }
+
+    pub fn delivery_key(address: &str, name: &str) -> String {
+        format!("{address}#{name}")
+    }
+
+    pub fn delivered(&self, address: &str, name: &str) -> Option<&Delivery> {
+        self.deliveries.get(&Self::delivery_key(address, name))
+    }
+
+    /// Drops the oldest retired/revoked versions beyond [`KEEP_VERSIONS`];
+    /// returns the ids dropped so their values can go too.
+    pub fn prune_history(&mut self) -> Vec<u32> {
+        let mut dropped = Vec::new();
+        while self.versions.len() > KEEP_VERSIONS {
+            match self
+                .versions
+                .iter()
+                .position(|v| matches!(v.stage, Stage::Retired | Stage::Revoked))
+            {
+                Some(i) => dropped.push(self.versions.remove(i).id),
+                None => break,
+            }
+        }
+        dropped
+    }
+}
