@@ -2,7 +2,10 @@
 //! tokens a platform depends on. The modules follow the data flow:
 //! policy → registry → rotation (plan, apply) → targets.
 
+pub mod env_vars;
 pub mod fsutil;
+pub mod identity;
 pub mod policy;
 pub mod registry;
 pub mod secret;
+pub mod target;

@@ -1,0 +1,12 @@
+//! Every environment variable chitty-secrets reads, in one place.
+
+/// The age identity's key text (for CI, where it is a secret).
+pub const IDENTITY: &str = "CHITTY_SECRETS_IDENTITY";
+/// A path to an age identity file.
+pub const IDENTITY_FILE: &str = "CHITTY_SECRETS_IDENTITY_FILE";
+/// The keyring service name (default `chitty-secrets`).
+pub const KEYRING_SERVICE: &str = "CHITTY_SECRETS_KEYRING_SERVICE";
+/// Set to skip the OS keyring entirely (always use the identity file).
+pub const NO_KEYRING: &str = "CHITTY_SECRETS_NO_KEYRING";
+/// `true` inside GitHub Actions: printed values are masked first.
+pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";

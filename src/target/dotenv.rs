@@ -1,0 +1,98 @@
+//! The `dotenv` target: edits a .env file in place (see [`super::dotenv_file`])
+//! and writes it atomically with mode 0600.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+
+use super::dotenv_file::DotenvFile;
+use super::{Target, TargetError};
+use crate::fsutil;
+use crate::secret::Secret;
+
+pub struct DotenvTarget {
+    address: String,
+    path: PathBuf,
+}
+
+impl DotenvTarget {
+    pub fn new(address: String, path: PathBuf) -> Self {
+        DotenvTarget { address, path }
+    }
+
+    fn error(&self, message: String, hint: Option<&str>) -> TargetError {
+        TargetError {
+            address: self.address.clone(),
+            message,
+            hint: hint.map(str::to_string),
+        }
+    }
+
+    /// The file as it is now; an absent file is an empty one.
+    pub fn load(&self) -> Result<DotenvFile, TargetError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => {
+                let bytes = zeroize::Zeroizing::new(bytes);
+                DotenvFile::parse(&bytes).map_err(|e| {
+                    self.error(
+                        format!("{} is not UTF-8 text ({e})", self.path.display()),
+                        Some("fix or remove the file"),
+                    )
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DotenvFile::empty()),
+            Err(e) => Err(self.error(
+                format!("cannot read {}: {e}", self.path.display()),
+                Some("check the file's permissions"),
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Target for DotenvTarget {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn put_many(&self, items: &[(String, Secret)]) -> Result<(), TargetError> {
+        let mut file = self.load()?;
+        for (name, value) in items {
+            file.set(name, value).map_err(|e| {
+                self.error(e.to_string(), Some("store a value without a quote-and-`$` mix, or deliver it to a non-.env target"))
+            })?;
+        }
+        if let Some(dir) = self.path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| self.error(format!("cannot create {}: {e}", dir.display()), None))?;
+        }
+        fsutil::write_atomic(&self.path, &file.render()).map_err(|e| {
+            self.error(
+                format!("cannot write {}: {e}", self.path.display()),
+                Some("check the folder's permissions"),
+            )
+        })
+    }
+
+    async fn read(&self, names: &[String]) -> Result<Option<Vec<Option<Secret>>>, TargetError> {
+        let file = self.load()?;
+        Ok(Some(
+            names
+                .iter()
+                .map(|name| {
+                    let all = file.get_all(name);
+                    // Duplicate keys that disagree hold no one value: parsers
+                    // differ on which wins, so report it as not delivered.
+                    match all.split_first() {
+                        Some(((first, _), rest)) if rest.iter().all(|(v, _)| v.same_as(first)) => {
+                            Some(first.clone())
+                        }
+                        _ => None,
+                    }
+                })
+                .collect(),
+        ))
+    }
+}
