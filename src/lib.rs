@@ -5,7 +5,10 @@
 pub mod env_vars;
 pub mod fsutil;
 pub mod identity;
+pub mod issuer;
+pub mod placeholder;
 pub mod policy;
 pub mod registry;
+pub mod rotation;
 pub mod secret;
 pub mod target;

@@ -1,0 +1,390 @@
+//! The executor: runs a token's plan, saving state to the registry after
+//! every step so that a crash at any instant leaves something the next run
+//! finishes. The caller holds the registry lock.
+//!
+//! Rotation: journal → mint → save `pending` (values, then metadata) →
+//! deliver target by target (each recorded at once) → verify → promote →
+//! retire. Sync: deliver `current` where the plan says, recording each.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+use super::plan::{Step, TokenPlan};
+use crate::identity::Identity;
+use crate::issuer::{self, IssueRequest, Revoked, Verdict};
+use crate::policy::{Policy, TokenPolicy};
+use crate::registry::{
+    Delivery, Journal, JournalStep, Registry, Stage, TokenMeta, Values, Version,
+};
+use crate::secret::Secret;
+use crate::target;
+
+pub struct Context<'a> {
+    pub policy: &'a Policy,
+    pub registry: &'a Registry,
+    pub identity: &'a Identity,
+    pub now: DateTime<Utc>,
+}
+
+/// How one token's run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Everything planned was done; the lines say what.
+    Done(Vec<String>),
+    /// Stopped with a pending version or undelivered names; a rerun resumes.
+    Partial {
+        done: Vec<String>,
+        problem: String,
+        hint: String,
+    },
+    /// Could not start (nothing changed), or a person must act.
+    Failed {
+        problem: String,
+        hint: Option<String>,
+    },
+}
+
+pub async fn run(ctx: &Context<'_>, plan: &TokenPlan) -> Outcome {
+    let token = ctx
+        .policy
+        .token(&plan.token)
+        .expect("plans are made from the policy");
+    match Runner::new(ctx, token) {
+        Ok(mut runner) => runner.run(&plan.steps).await,
+        Err(e) => Outcome::Failed {
+            problem: e.to_string(),
+            hint: registry_hint(&e),
+        },
+    }
+}
+
+fn registry_hint(e: &anyhow::Error) -> Option<String> {
+    e.downcast_ref::<crate::registry::RegistryError>()
+        .and_then(|r| r.hint())
+}
+
+struct Runner<'a> {
+    ctx: &'a Context<'a>,
+    token: &'a TokenPolicy,
+    meta: TokenMeta,
+    values: Values,
+    done: Vec<String>,
+    /// The version being rotated in, once known.
+    incoming: Option<u32>,
+}
+
+impl<'a> Runner<'a> {
+    fn new(ctx: &'a Context<'a>, token: &'a TokenPolicy) -> anyhow::Result<Self> {
+        // Load under the lock: the plan may have been made from an older read.
+        let meta = ctx.registry.load(&token.name)?;
+        let values = ctx.registry.load_values(&token.name, &ctx.identity.key)?;
+        let incoming = meta.pending().map(|v| v.id);
+        Ok(Runner {
+            ctx,
+            token,
+            meta,
+            values,
+            done: Vec::new(),
+            incoming,
+        })
+    }
+
+    async fn run(&mut self, steps: &[Step]) -> Outcome {
+        let mut failed_targets = Vec::new();
+        for step in steps {
+            let result = match step {
+                Step::Mint { .. } => self.mint().await,
+                Step::Resume { version, .. } => {
+                    self.incoming = Some(*version);
+                    Ok(())
+                }
+                Step::Remind { reason, hint } => {
+                    return Outcome::Failed {
+                        problem: format!("{} {reason}", self.token.name),
+                        hint: Some(hint.clone()),
+                    };
+                }
+                Step::Deliver {
+                    target,
+                    names,
+                    version,
+                    ..
+                } => {
+                    let version = version.or(self.incoming);
+                    match self.deliver(target, names, version).await {
+                        Ok(()) => Ok(()),
+                        Err(e) => {
+                            // Keep going: other targets can still be brought up to date.
+                            failed_targets.push(format!("{e:#}"));
+                            continue;
+                        }
+                    }
+                }
+                Step::Verify | Step::Promote if !failed_targets.is_empty() => break,
+                Step::Verify => self.verify().await,
+                Step::Promote => self.promote(),
+                Step::Retire { version, .. } => self.retire(*version).await,
+            };
+            if let Err(e) = result {
+                return self.stopped(format!("{e:#}"));
+            }
+        }
+        if !failed_targets.is_empty() {
+            return self.stopped(failed_targets.join("\n  "));
+        }
+        Outcome::Done(std::mem::take(&mut self.done))
+    }
+
+    fn stopped(&mut self, problem: String) -> Outcome {
+        let name = &self.token.name;
+        match self.meta.pending() {
+            Some(p) => Outcome::Partial {
+                done: std::mem::take(&mut self.done),
+                problem,
+                hint: format!(
+                    "v{} is saved as pending; fix the problem and run `chitty-secrets rotate {name}` to resume",
+                    p.id
+                ),
+            },
+            None if !self.done.is_empty() => Outcome::Partial {
+                done: std::mem::take(&mut self.done),
+                problem,
+                hint: format!(
+                    "fix the problem and run `chitty-secrets sync {name}`; what was delivered is recorded"
+                ),
+            },
+            None => Outcome::Failed {
+                problem,
+                hint: None,
+            },
+        }
+    }
+
+    fn save(&mut self) -> anyhow::Result<()> {
+        self.ctx.registry.save(&mut self.meta)?;
+        Ok(())
+    }
+
+    async fn mint(&mut self) -> anyhow::Result<()> {
+        let policy = self.ctx.policy;
+        let issuer_policy = policy.issuer_of(self.token);
+        let issuer = issuer::build(issuer_policy);
+        // The journal goes to disk before the issuer is called.
+        self.meta.rotation = Some(Journal {
+            started_at: self.ctx.now,
+            step: JournalStep::Minting,
+            version: None,
+        });
+        self.save()?;
+        let request = IssueRequest {
+            token: &self.token.name,
+            scopes: &self.token.scopes,
+            ttl: self.token.ttl.map(|t| t.0),
+            description: self.token.description.as_deref(),
+            now: self.ctx.now,
+        };
+        let issued = match issuer.issue(&request).await {
+            Ok(issued) => issued,
+            Err(e) => {
+                // Nothing was minted: clear the journal so the state is as before.
+                self.meta.rotation = None;
+                self.save()?;
+                let hint = e.hint();
+                return Err(anyhow::Error::new(e).context(hint.unwrap_or_default()));
+            }
+        };
+        let id = self.meta.next_version_id();
+        // The value is saved (encrypted) before anything refers to it, and
+        // before it is sent anywhere.
+        self.values.insert(id, issued.value);
+        self.ctx
+            .registry
+            .save_values(&self.token.name, &self.values)?;
+        self.meta.versions.push(Version {
+            id,
+            stage: Stage::Pending,
+            issuer: issuer_policy.name.clone(),
+            token_id: issued.token_id,
+            scopes: self.token.scopes.clone(),
+            created_at: self.ctx.now,
+            expires_at: issued.expires_at,
+            retire_after: None,
+            retired_at: None,
+            revoked_at: None,
+            origin: "issued".into(),
+        });
+        self.meta.rotation = Some(Journal {
+            started_at: self.ctx.now,
+            step: JournalStep::Delivering,
+            version: Some(id),
+        });
+        self.save()?;
+        self.incoming = Some(id);
+        self.done.push(format!(
+            "minted v{id} (pending) with issuer `{}`",
+            issuer_policy.name
+        ));
+        Ok(())
+    }
+
+    async fn deliver(
+        &mut self,
+        address: &str,
+        names: &[String],
+        version: Option<u32>,
+    ) -> anyhow::Result<()> {
+        let version =
+            version.ok_or_else(|| anyhow::anyhow!("no version to deliver to {address}"))?;
+        let value = self.value(version)?;
+        let target_policy = self
+            .token
+            .targets
+            .iter()
+            .find(|t| t.address() == address)
+            .ok_or_else(|| anyhow::anyhow!("{address} is no longer in the policy"))?;
+        let target = target::build(target_policy, &self.ctx.policy.root);
+        let items: Vec<(String, Secret)> =
+            names.iter().map(|n| (n.clone(), value.clone())).collect();
+        target
+            .put_many(&items)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}{}", hint_suffix(e.hint.as_deref())))?;
+        // Where the target can be read back, trust only what reads back.
+        if let Some(read) = target.read(names).await? {
+            for (name, got) in names.iter().zip(read) {
+                if !got.is_some_and(|g| g.same_as(&value)) {
+                    anyhow::bail!("{address}: {name} was written but reads back differently");
+                }
+            }
+        }
+        let at = self.ctx.now;
+        for name in names {
+            self.meta.deliveries.insert(
+                TokenMeta::delivery_key(address, name),
+                Delivery { version, at },
+            );
+        }
+        self.save()?;
+        self.done.push(format!(
+            "delivered v{version} to {address} ({})",
+            names.join(", ")
+        ));
+        Ok(())
+    }
+
+    fn value(&self, version: u32) -> anyhow::Result<Secret> {
+        self.values.get(version).cloned().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the value of {} v{version} is not in {} (the value file is older than the metadata)",
+                self.token.name,
+                self.ctx.registry.values_path(&self.token.name).display()
+            )
+        })
+    }
+
+    async fn verify(&mut self) -> anyhow::Result<()> {
+        let version = self
+            .incoming
+            .ok_or_else(|| anyhow::anyhow!("nothing to verify"))?;
+        let value = self.value(version)?;
+        let issuer = issuer::build(self.ctx.policy.issuer_of(self.token));
+        match issuer.verify(&value).await? {
+            Verdict::Valid => {
+                self.done.push(format!(
+                    "verified v{version} with issuer `{}`",
+                    issuer.name()
+                ));
+                Ok(())
+            }
+            Verdict::Invalid(why) => anyhow::bail!(
+                "issuer `{}` says v{version} is not valid: it {why}",
+                issuer.name()
+            ),
+        }
+    }
+
+    fn promote(&mut self) -> anyhow::Result<()> {
+        let version = self
+            .incoming
+            .ok_or_else(|| anyhow::anyhow!("nothing to promote"))?;
+        let retire_after = self.ctx.now + self.token.overlap.0;
+        for v in &mut self.meta.versions {
+            if v.stage == Stage::Current {
+                v.stage = Stage::Previous;
+                v.retire_after = Some(retire_after);
+            }
+        }
+        let v = self
+            .meta
+            .version_mut(version)
+            .ok_or_else(|| anyhow::anyhow!("v{version} is not in the registry"))?;
+        v.stage = Stage::Current;
+        self.meta.rotation = None;
+        self.save()?;
+        self.done.push(format!("promoted v{version} to current"));
+        Ok(())
+    }
+
+    async fn retire(&mut self, version: u32) -> anyhow::Result<()> {
+        // Never retire a value a target still holds.
+        let holders: BTreeSet<&str> = self
+            .meta
+            .deliveries
+            .iter()
+            .filter(|(_, d)| d.version == version)
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if !holders.is_empty() {
+            anyhow::bail!(
+                "v{version} is still held by {}; not retiring it",
+                holders.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+        let issuer_name = self
+            .meta
+            .versions
+            .iter()
+            .find(|v| v.id == version)
+            .map(|v| v.issuer.clone())
+            .ok_or_else(|| anyhow::anyhow!("v{version} is not in the registry"))?;
+        let token_id = self
+            .meta
+            .versions
+            .iter()
+            .find(|v| v.id == version)
+            .and_then(|v| v.token_id.clone());
+        let revoked = match self.ctx.policy.issuers.get(&issuer_name) {
+            Some(p) => issuer::build(p).revoke(token_id.as_deref()).await?,
+            None => Revoked::NotSupported,
+        };
+        let now = self.ctx.now;
+        let v = self.meta.version_mut(version).expect("found above");
+        match revoked {
+            Revoked::Revoked => {
+                v.stage = Stage::Revoked;
+                v.revoked_at = Some(now);
+            }
+            Revoked::NotSupported => {
+                v.stage = Stage::Retired;
+                v.retired_at = Some(now);
+            }
+        }
+        let stage = v.stage;
+        let dropped = self.meta.prune_history();
+        self.save()?;
+        if !dropped.is_empty() {
+            // Metadata first: it must never name a value that is gone.
+            self.values.retain(|id| !dropped.contains(&id));
+            self.ctx
+                .registry
+                .save_values(&self.token.name, &self.values)?;
+        }
+        self.done.push(format!("{} v{version}", stage.as_str()));
+        Ok(())
+    }
+}
+
+fn hint_suffix(hint: Option<&str>) -> String {
+    hint.map(|h| format!(" ({h})")).unwrap_or_default()
+}

@@ -1,0 +1,279 @@
+//! The planner: a pure function from policy + registry + observations + now
+//! to the steps each token needs. `plan`, `--dry-run` and `sync --check`
+//! print it; `rotate` and `sync` execute it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::policy::{Dur, IssuerSpec, Policy, TokenPolicy};
+use crate::registry::{JournalStep, Stage, TokenMeta};
+
+/// What a readable target (a .env file) was seen to hold, keyed by
+/// `(token, ADDRESS#NAME)`. Absent entries were not looked at.
+pub type Observations = BTreeMap<(String, String), Observed>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observed {
+    /// Holds the current value.
+    Holds,
+    /// Holds something else (edited by hand, or an older version).
+    Differs,
+    /// The name is not there.
+    Missing,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Mode<'a> {
+    /// `rotate`: `only` empty means every token; `due_only` is `--due`.
+    Rotate { only: &'a [String], due_only: bool },
+    /// `sync`: deliver `current` where a target lacks it.
+    Sync { only: &'a [String] },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Mint a new version and save it as pending.
+    Mint {
+        reason: String,
+    },
+    /// A pending version exists: carry on with it.
+    Resume {
+        version: u32,
+        reason: String,
+    },
+    /// Nothing can be minted automatically: a person must act.
+    Remind {
+        reason: String,
+        hint: String,
+    },
+    /// Put a version (None: the one about to be minted) under these names.
+    Deliver {
+        target: String,
+        names: Vec<String>,
+        version: Option<u32>,
+        reason: String,
+    },
+    Verify,
+    Promote,
+    Retire {
+        version: u32,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenPlan {
+    pub token: String,
+    pub steps: Vec<Step>,
+}
+
+/// Plans every selected token in policy order.
+pub fn plan(
+    policy: &Policy,
+    metas: &BTreeMap<String, TokenMeta>,
+    observed: &Observations,
+    now: DateTime<Utc>,
+    mode: Mode<'_>,
+) -> Vec<TokenPlan> {
+    let selected = |name: &str, only: &[String]| only.is_empty() || only.iter().any(|o| o == name);
+    let mut out = Vec::new();
+    for (name, token) in &policy.tokens {
+        let empty = TokenMeta::new(name);
+        let meta = metas.get(name).unwrap_or(&empty);
+        let steps = match mode {
+            Mode::Rotate { only, due_only } if selected(name, only) => {
+                rotate_steps(policy, token, meta, now, due_only)
+            }
+            Mode::Sync { only } if selected(name, only) => sync_steps(token, meta, observed),
+            _ => continue,
+        };
+        if !steps.is_empty() {
+            out.push(TokenPlan {
+                token: name.clone(),
+                steps,
+            });
+        }
+    }
+    out
+}
+
+fn rotate_steps(
+    policy: &Policy,
+    token: &TokenPolicy,
+    meta: &TokenMeta,
+    now: DateTime<Utc>,
+    due_only: bool,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let manual = matches!(policy.issuer_of(token).spec, IssuerSpec::Manual(_));
+    let incoming = if let Some(pending) = meta.pending() {
+        steps.push(Step::Resume {
+            version: pending.id,
+            reason: format!(
+                "v{} was minted {} ago and is not yet promoted",
+                pending.id,
+                ago(now, pending.created_at)
+            ),
+        });
+        Some(Some(pending.id))
+    } else {
+        let reason = match (&meta.rotation, due_reason(token, meta, now)) {
+            (Some(j), _) if j.step == JournalStep::Minting => {
+                Some("an earlier rotation stopped before its new value was saved".to_string())
+            }
+            (_, Some(due)) => Some(due),
+            (_, None) if !due_only => Some("requested".to_string()),
+            _ => None,
+        };
+        match reason {
+            Some(reason) if manual => {
+                steps.push(Step::Remind {
+                    reason,
+                    hint: format!(
+                        "{} is issued by hand: pipe the new value into `chitty-secrets set {}`",
+                        token.name, token.name
+                    ),
+                });
+                None
+            }
+            Some(reason) => {
+                steps.push(Step::Mint { reason });
+                Some(None)
+            }
+            None => None,
+        }
+    };
+    if let Some(version) = incoming {
+        for target in &token.targets {
+            let address = target.address();
+            let names: Vec<String> = target
+                .names
+                .iter()
+                .filter(|n| {
+                    version.is_none()
+                        || meta.delivered(&address, n).map(|d| Some(d.version)) != Some(version)
+                })
+                .cloned()
+                .collect();
+            if !names.is_empty() {
+                steps.push(Step::Deliver {
+                    target: address,
+                    names,
+                    version,
+                    reason: "new version".into(),
+                });
+            }
+        }
+        steps.push(Step::Verify);
+        steps.push(Step::Promote);
+        if token.overlap.0 <= TimeDelta::zero()
+            && let Some(current) = meta.current()
+        {
+            steps.push(Step::Retire {
+                version: current.id,
+                reason: "replaced, and the policy sets no overlap".into(),
+            });
+        }
+    }
+    for previous in meta.versions.iter().filter(|v| v.stage == Stage::Previous) {
+        if let Some(after) = previous.retire_after
+            && after <= now
+        {
+            steps.push(Step::Retire {
+                version: previous.id,
+                reason: format!("overlap ended {} ago", ago(now, after)),
+            });
+        }
+    }
+    steps
+}
+
+fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) -> Vec<Step> {
+    let Some(current) = meta.current() else {
+        return vec![Step::Remind {
+            reason: "has no value yet".into(),
+            hint: format!(
+                "run `chitty-secrets rotate {}` (or `set` for a manual token)",
+                token.name
+            ),
+        }];
+    };
+    let mut steps = Vec::new();
+    for target in &token.targets {
+        let address = target.address();
+        let mut names = Vec::new();
+        let mut reasons = Vec::new();
+        for name in &target.names {
+            let key = TokenMeta::delivery_key(&address, name);
+            let reason = match (
+                observed.get(&(token.name.clone(), key)),
+                meta.delivered(&address, name),
+            ) {
+                (Some(Observed::Holds), _) => None,
+                (Some(Observed::Differs), _) => Some(format!(
+                    "{name} differs from the registry (edited by hand?)"
+                )),
+                (Some(Observed::Missing), _) => Some(format!("{name} is missing")),
+                (None, None) => Some(format!("{name} was never delivered")),
+                (None, Some(d)) if d.version != current.id => Some(format!(
+                    "{name} holds v{}, current is v{}",
+                    d.version, current.id
+                )),
+                (None, Some(_)) => None,
+            };
+            if let Some(reason) = reason {
+                names.push(name.clone());
+                reasons.push(reason);
+            }
+        }
+        if !names.is_empty() {
+            steps.push(Step::Deliver {
+                target: address,
+                names,
+                version: Some(current.id),
+                reason: reasons.join("; "),
+            });
+        }
+    }
+    steps
+}
+
+/// Why a token is due for rotation now, or `None`.
+pub fn due_reason(token: &TokenPolicy, meta: &TokenMeta, now: DateTime<Utc>) -> Option<String> {
+    let Some(current) = meta.current() else {
+        return Some("has no value yet".into());
+    };
+    if let Some(every) = token.rotate_every
+        && now - current.created_at >= every.0
+    {
+        return Some(format!(
+            "v{} is {} old (rotate_every {})",
+            current.id,
+            ago(now, current.created_at),
+            Dur::human(every.0)
+        ));
+    }
+    if let Some(expires) = current.expires_at {
+        // Renew in the last tenth of the lifetime (a week without a ttl).
+        let window = token.ttl.map_or(TimeDelta::days(7), |ttl| ttl.0 / 10);
+        if expires - now <= window {
+            return Some(if expires <= now {
+                format!("v{} expired {} ago", current.id, ago(now, expires))
+            } else {
+                format!("v{} expires in {}", current.id, Dur::human(expires - now))
+            });
+        }
+    }
+    None
+}
+
+fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
+    Dur::human(now - then)
+}
+
+#[cfg(test)]
+mod tests;
