@@ -2,6 +2,7 @@
 //! tokens a platform depends on. The modules follow the data flow:
 //! policy → registry → rotation (plan, apply) → targets.
 
+pub mod cli;
 pub mod env_vars;
 pub mod fsutil;
 pub mod identity;

@@ -1,1 +1,56 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use chitty_secrets::cli::{self, Cli, Hinted, exit};
+use chitty_secrets::identity::IdentityError;
+use chitty_secrets::policy::PolicyError;
+use chitty_secrets::registry::RegistryError;
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => ExitCode::from(report(&error)),
+    }
+}
+
+/// Prints `error:`, the cause chain and a `hint:`; returns the exit code.
+fn report(error: &anyhow::Error) -> u8 {
+    if let Some(policy) = error.downcast_ref::<PolicyError>() {
+        eprintln!("error: {policy}");
+        return exit::USAGE;
+    }
+    eprintln!("error: {error}");
+    for cause in error.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    let mut code = exit::FAILURE;
+    let hint = error.chain().find_map(|cause| {
+        if let Some(h) = cause.downcast_ref::<Hinted>() {
+            code = h.code;
+            Some(h.hint.clone())
+        } else if let Some(r) = cause.downcast_ref::<RegistryError>() {
+            r.hint()
+        } else {
+            cause
+                .downcast_ref::<IdentityError>()
+                .map(|i| i.hint().to_string())
+        }
+    });
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+    code
+}

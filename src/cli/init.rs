@@ -1,0 +1,60 @@
+//! `init`: create the registry and an identity, or adopt the configured one.
+
+use super::{Globals, exit, shown};
+use crate::identity;
+use crate::registry::Registry;
+
+pub fn run(g: &Globals<'_>) -> anyhow::Result<u8> {
+    let existed = g.cli.registry.join("recipients").is_file();
+    let registry = Registry::create(&g.cli.registry)?;
+    let _lock = g.lock(&registry)?;
+
+    let flag = g.cli.identity.as_deref();
+    let (identity, how) = match identity::resolve(flag)? {
+        Some(id) if identity::is_explicit(flag) => {
+            let how = format!("adopted the identity from {}", id.source);
+            (id, how)
+        }
+        Some(id) => {
+            let how = format!("using your existing identity from {}", id.source);
+            (id, how)
+        }
+        None => {
+            let id = identity::create_and_store()?;
+            let how = match &id.source {
+                identity::Source::Keyring { .. } => {
+                    format!("created an identity and stored it in {}", id.source)
+                }
+                other => format!(
+                    "created an identity in {} (mode 0600; no OS keyring here, which is normal on servers and CI)",
+                    other
+                ),
+            };
+            (id, how)
+        }
+    };
+    let recipient = identity.recipient();
+    let user = std::env::var("USER").unwrap_or_else(|_| "someone".into());
+    let added =
+        registry.add_recipient(&recipient, &format!("{user}, added by chitty-secrets init"))?;
+
+    let dir = shown(registry.dir());
+    println!(
+        "{} registry at {dir}",
+        if existed { "using the" } else { "created a" }
+    );
+    println!("{how}");
+    println!("public key (recipient): {recipient}");
+    if added && existed && !registry.token_names()?.is_empty() {
+        println!(
+            "note: values already in the registry were encrypted before this key was added; a member who can read them must run `chitty-secrets keys add {recipient}`"
+        );
+    } else if !added {
+        println!("the key was already a recipient");
+    }
+    println!(
+        "next: `chitty-secrets rotate` mints and delivers every token in {}",
+        shown(&g.cli.policies)
+    );
+    Ok(exit::OK)
+}

@@ -1,0 +1,286 @@
+//! The command line: clap definitions here, one file per command.
+
+mod get;
+mod import;
+mod init;
+mod policy_check;
+mod rotate;
+mod run;
+mod set;
+mod status;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+
+use crate::identity::{self, Identity};
+use crate::policy::{self, Dur, Policy};
+use crate::registry::{Registry, TokenMeta};
+use crate::rotation::{Observations, Observed};
+
+/// Exit codes, as the README documents them.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const FINDINGS: u8 = 3;
+    pub const PARTIAL: u8 = 4;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "chitty-secrets",
+    version,
+    about = "Issue, keep (age-encrypted), deliver and rotate the tokens a platform depends on"
+)]
+pub struct Cli {
+    /// Folder of policy files (*.toml). Relative target paths resolve against its parent.
+    #[arg(long, global = true, default_value = "policies", value_name = "DIR")]
+    pub policies: PathBuf,
+    /// The registry folder.
+    #[arg(
+        long,
+        global = true,
+        default_value = ".chitty-secrets",
+        value_name = "DIR"
+    )]
+    pub registry: PathBuf,
+    /// An age identity file (overrides CHITTY_SECRETS_IDENTITY, the keyring and the config file).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// How long a writer waits for another one to finish, e.g. 30s or 2m.
+    #[arg(long, global = true, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+    /// Plan as if it were this time (RFC 3339), e.g. to see what is due next month.
+    #[arg(long, global = true, value_name = "TIME")]
+    pub now: Option<DateTime<Utc>>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the registry and an identity (or adopt the configured one).
+    Init,
+    /// Validate policies without touching anything.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Versions, stages, ages, expiries and delivery state of every token.
+    Status(status::Args),
+    /// Print a token's value to stdout.
+    Get(get::Args),
+    /// Store a new value for a token, read from stdin (never from argv).
+    Set(set::Args),
+    /// Bootstrap values from an existing .env file (placeholders are refused).
+    Import(import::Args),
+    /// Staged rotation: mint, deliver, verify, promote, retire.
+    Rotate(rotate::RotateArgs),
+    /// Pre-deploy: deliver the current values where a target lacks them.
+    Sync(rotate::SyncArgs),
+    /// What `rotate --due` and `sync` would do.
+    Plan(rotate::PlanArgs),
+    /// Run a command with current values in its environment.
+    Run(run::Args),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Load and validate every policy file; report every problem.
+    Check,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let delta = match text.parse::<u64>() {
+        Ok(secs) => return Ok(Duration::from_secs(secs)),
+        Err(_) => Dur::parse(text)?.0,
+    };
+    delta.to_std().map_err(|e| e.to_string())
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let ctx = Globals { cli: &cli };
+    match &cli.command {
+        Command::Init => init::run(&ctx),
+        Command::Policy {
+            command: PolicyCommand::Check,
+        } => policy_check::run(&ctx),
+        Command::Status(args) => status::run(&ctx, args),
+        Command::Get(args) => get::run(&ctx, args),
+        Command::Set(args) => set::run(&ctx, args),
+        Command::Import(args) => import::run(&ctx, args),
+        Command::Rotate(args) => rotate::rotate(&ctx, args).await,
+        Command::Sync(args) => rotate::sync(&ctx, args).await,
+        Command::Plan(args) => rotate::plan(&ctx, args),
+        Command::Run(args) => run::run(&ctx, args),
+    }
+}
+
+/// What every command gets: the global options and the loaders built on them.
+pub struct Globals<'a> {
+    pub cli: &'a Cli,
+}
+
+impl Globals<'_> {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.cli.now.unwrap_or_else(Utc::now)
+    }
+
+    pub fn policy(&self) -> anyhow::Result<Policy> {
+        Ok(policy::load(&self.cli.policies)?)
+    }
+
+    pub fn registry(&self) -> anyhow::Result<Registry> {
+        Ok(Registry::open(&self.cli.registry)?)
+    }
+
+    pub fn identity(&self) -> anyhow::Result<Identity> {
+        Ok(identity::require(self.cli.identity.as_deref())?)
+    }
+
+    pub fn optional_identity(&self) -> anyhow::Result<Option<Identity>> {
+        Ok(identity::resolve(self.cli.identity.as_deref())?)
+    }
+
+    pub fn lock(&self, registry: &Registry) -> anyhow::Result<crate::registry::RegistryLock> {
+        Ok(registry.lock(self.cli.lock_timeout)?)
+    }
+}
+
+/// Metadata of every token the policy declares (fresh records for new ones).
+pub fn load_metas(
+    policy: &Policy,
+    registry: &Registry,
+) -> anyhow::Result<BTreeMap<String, TokenMeta>> {
+    policy
+        .tokens
+        .keys()
+        .map(|name| Ok((name.clone(), registry.load(name)?)))
+        .collect()
+}
+
+/// Reads every readable target (.env files) and compares it with the
+/// current value. Needs the identity; reads nothing remote.
+pub async fn observe(
+    policy: &Policy,
+    registry: &Registry,
+    identity: &Identity,
+    metas: &BTreeMap<String, TokenMeta>,
+) -> anyhow::Result<Observations> {
+    let mut seen = Observations::new();
+    for (name, meta) in metas {
+        let (Some(token), Some(current)) = (policy.token(name), meta.current()) else {
+            continue;
+        };
+        let values = registry.load_values(name, &identity.key)?;
+        let Some(value) = values.get(current.id) else {
+            continue;
+        };
+        for target_policy in &token.targets {
+            let target = crate::target::build(target_policy, &policy.root);
+            let Some(read) = target
+                .read(&target_policy.names)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            else {
+                continue;
+            };
+            for (n, got) in target_policy.names.iter().zip(read) {
+                let observed = match got {
+                    Some(v) if v.same_as(value) => Observed::Holds,
+                    Some(_) => Observed::Differs,
+                    None => Observed::Missing,
+                };
+                seen.insert(
+                    (name.clone(), TokenMeta::delivery_key(target.address(), n)),
+                    observed,
+                );
+            }
+        }
+    }
+    Ok(seen)
+}
+
+/// Reads a whole value from stdin; strips one trailing newline (what `echo`
+/// and editors add), nothing else.
+pub fn read_stdin_value() -> anyhow::Result<crate::secret::Secret> {
+    use std::io::{IsTerminal, Read};
+    let mut stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("reading the value from stdin; end with Ctrl-D (it is not echoed to any log)");
+    }
+    let mut buf = zeroize::Zeroizing::new(Vec::new());
+    stdin
+        .read_to_end(&mut buf)
+        .context("reading the value from stdin")?;
+    let mut text = zeroize::Zeroizing::new(
+        String::from_utf8(buf.to_vec())
+            .map_err(|_| anyhow::anyhow!("the value on stdin is not UTF-8 text"))?,
+    );
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(crate::secret::Secret::new(text.as_str()))
+}
+
+/// A token name the policy must declare, with a suggestion when it does not.
+pub fn known_token<'p>(
+    policy: &'p Policy,
+    name: &str,
+) -> anyhow::Result<&'p crate::policy::TokenPolicy> {
+    policy.token(name).ok_or_else(|| {
+        let hint = match policy::closest(name, policy.tokens.keys().map(String::as_str)) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => format!("declare it as [tokens.{name}] in a policy file"),
+        };
+        Hinted::new(format!("no policy declares the token `{name}`"), hint).into()
+    })
+}
+
+/// An error with what to do next.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Hinted {
+    pub message: String,
+    pub hint: String,
+    pub code: u8,
+}
+
+impl Hinted {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Hinted {
+            message: message.into(),
+            hint: hint.into(),
+            code: exit::FAILURE,
+        }
+    }
+}
+
+/// `path` relative to the current directory when it is inside it, for messages.
+pub fn shown(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            path.strip_prefix(&cwd)
+                .ok()
+                .map(|p| p.display().to_string())
+        })
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// In GitHub Actions, a value is masked before it is printed.
+pub fn mask_for_actions(value: &str) {
+    if std::env::var(crate::env_vars::GITHUB_ACTIONS).is_ok_and(|v| v == "true") {
+        for line in value.lines().filter(|l| !l.trim().is_empty()) {
+            println!("::add-mask::{line}");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! `policy check`: load and validate every policy file.
+
+use super::{Globals, exit, shown};
+
+pub fn run(g: &Globals<'_>) -> anyhow::Result<u8> {
+    let policy = g.policy()?;
+    let targets: usize = policy.tokens.values().map(|t| t.targets.len()).sum();
+    println!(
+        "{}: {} file{}, {} token{}, {} target{}: ok",
+        shown(&g.cli.policies),
+        policy.files.len(),
+        plural(policy.files.len()),
+        policy.tokens.len(),
+        plural(policy.tokens.len()),
+        targets,
+        plural(targets)
+    );
+    Ok(exit::OK)
+}
+
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,287 @@
+//! `rotate`, `sync` and `plan`: plan (pure), then print or execute it.
+
+use serde::Serialize;
+
+use super::{Globals, exit, known_token, load_metas, observe};
+use crate::rotation::apply::{self, Context, Outcome};
+use crate::rotation::{Mode, Observations, Step, TokenPlan, plan as make_plan};
+
+#[derive(clap::Args, Debug)]
+pub struct RotateArgs {
+    /// Tokens to rotate (default: every token in the policies).
+    pub tokens: Vec<String>,
+    /// Only what the policy says is due (age, expiry), plus pending resumes and retirements.
+    #[arg(long)]
+    pub due: bool,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SyncArgs {
+    /// Tokens to sync (default: all).
+    pub tokens: Vec<String>,
+    /// Write nothing; exit 3 if any target lacks its current value.
+    #[arg(long)]
+    pub check: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn rotate(g: &Globals<'_>, args: &RotateArgs) -> anyhow::Result<u8> {
+    let mode = Mode::Rotate {
+        only: &args.tokens,
+        due_only: args.due,
+    };
+    execute(g, &args.tokens, mode, args.dry_run, args.json).await
+}
+
+pub async fn sync(g: &Globals<'_>, args: &SyncArgs) -> anyhow::Result<u8> {
+    let mode = Mode::Sync { only: &args.tokens };
+    execute(g, &args.tokens, mode, args.check, args.json).await
+}
+
+pub fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
+    let policy = g.policy()?;
+    let registry = g.registry()?;
+    let metas = load_metas(&policy, &registry)?;
+    let identity = g.optional_identity()?;
+    let observed = match &identity {
+        Some(id) => futures_block_on(observe(&policy, &registry, id, &metas))?,
+        None => Observations::new(),
+    };
+    let now = g.now();
+    let rotate = make_plan(
+        &policy,
+        &metas,
+        &observed,
+        now,
+        Mode::Rotate {
+            only: &[],
+            due_only: true,
+        },
+    );
+    let sync = make_plan(&policy, &metas, &observed, now, Mode::Sync { only: &[] });
+    if args.json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            rotate: &'a [TokenPlan],
+            sync: &'a [TokenPlan],
+            local_files_compared: bool,
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Out {
+                rotate: &rotate,
+                sync: &sync,
+                local_files_compared: identity.is_some()
+            })?
+        );
+    } else {
+        println!("rotate --due:");
+        print_plans(&rotate, "  nothing is due");
+        println!("sync:");
+        print_plans(&sync, "  every target is up to date");
+        if identity.is_none() {
+            println!(
+                "note: no identity, so .env files were not compared with the registry (delivery records only)"
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `plan` is sync code calling the async observer; block on it in place.
+fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+async fn execute(
+    g: &Globals<'_>,
+    only: &[String],
+    mode: Mode<'_>,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let policy = g.policy()?;
+    for name in only {
+        known_token(&policy, name)?;
+    }
+    let registry = g.registry()?;
+    let is_sync = matches!(mode, Mode::Sync { .. });
+    // A dry run or `sync --check` without an identity still plans from the
+    // delivery records; a real run needs the identity to read values.
+    let identity = if dry_run {
+        g.optional_identity()?
+    } else {
+        Some(g.identity()?)
+    };
+    // Hold the lock from planning to the last save, so the plan is made from
+    // the state it is executed against. A dry run writes nothing: no lock.
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(g.lock(&registry)?)
+    };
+    let metas = load_metas(&policy, &registry)?;
+    let observed = match &identity {
+        Some(id) if is_sync => observe(&policy, &registry, id, &metas).await?,
+        _ => Observations::new(),
+    };
+    let now = g.now();
+    let plans = make_plan(&policy, &metas, &observed, now, mode);
+
+    if dry_run {
+        let drift = !plans.is_empty();
+        if json {
+            println!("{}", serde_json::to_string_pretty(&plans)?);
+        } else {
+            print_plans(
+                &plans,
+                if is_sync {
+                    "every target is up to date"
+                } else {
+                    "nothing to do"
+                },
+            );
+            if is_sync && identity.is_none() {
+                println!("note: no identity, so .env files were compared by delivery records only");
+            }
+        }
+        return Ok(if is_sync && drift {
+            exit::FINDINGS
+        } else {
+            exit::OK
+        });
+    }
+
+    let identity = identity.expect("required above for a real run");
+    let ctx = Context {
+        policy: &policy,
+        registry: &registry,
+        identity: &identity,
+        now,
+    };
+    let mut results = Vec::new();
+    for plan in &plans {
+        let outcome = apply::run(&ctx, plan).await;
+        if !json {
+            print_outcome(&plan.token, &outcome);
+        }
+        results.push((plan.token.clone(), outcome));
+    }
+    let partial = results
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Partial { .. }))
+        .count();
+    let failed = results
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Failed { .. }))
+        .count();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&json_results(&results))?);
+    } else if results.is_empty() {
+        println!(
+            "{}",
+            if is_sync {
+                "every target is up to date"
+            } else {
+                "nothing to do"
+            }
+        );
+    } else {
+        println!(
+            "{} done, {partial} left pending, {failed} failed",
+            results.len() - partial - failed
+        );
+    }
+    Ok(if partial > 0 {
+        exit::PARTIAL
+    } else if failed > 0 {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
+}
+
+fn print_plans(plans: &[TokenPlan], nothing: &str) {
+    if plans.is_empty() {
+        println!("{nothing}");
+    }
+    for plan in plans {
+        println!("{}", plan.token);
+        for step in &plan.steps {
+            println!("  {}", describe(step));
+        }
+    }
+}
+
+fn describe(step: &Step) -> String {
+    match step {
+        Step::Mint { reason } => format!("mint a new version ({reason})"),
+        Step::Resume { reason, .. } => format!("resume: {reason}"),
+        Step::Remind { reason, hint } => format!("needs a person: {reason}; {hint}"),
+        Step::Deliver {
+            target,
+            names,
+            version,
+            reason,
+        } => {
+            let v = version.map_or("the new version".to_string(), |v| format!("v{v}"));
+            format!("deliver {v} to {target}: {} ({reason})", names.join(", "))
+        }
+        Step::Verify => "verify with the issuer".into(),
+        Step::Promote => "promote to current".into(),
+        Step::Retire { version, reason } => format!("retire v{version} ({reason})"),
+    }
+}
+
+fn print_outcome(token: &str, outcome: &Outcome) {
+    println!("{token}");
+    let (done, problem, hint) = match outcome {
+        Outcome::Done(done) => (done.as_slice(), None, None),
+        Outcome::Partial {
+            done,
+            problem,
+            hint,
+        } => (done.as_slice(), Some(problem), Some(hint)),
+        Outcome::Failed { problem, hint } => (&[][..], Some(problem), hint.as_ref()),
+    };
+    for line in done {
+        println!("  {line}");
+    }
+    if let Some(problem) = problem {
+        eprintln!("error: {token}: {problem}");
+    }
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+}
+
+fn json_results(results: &[(String, Outcome)]) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(token, outcome)| match outcome {
+            Outcome::Done(done) => serde_json::json!({"token": token, "result": "done", "done": done}),
+            Outcome::Partial { done, problem, hint } => {
+                serde_json::json!({"token": token, "result": "partial", "done": done, "error": problem, "hint": hint})
+            }
+            Outcome::Failed { problem, hint } => {
+                serde_json::json!({"token": token, "result": "failed", "error": problem, "hint": hint})
+            }
+        })
+        .collect();
+    serde_json::json!({ "tokens": items })
+}
