@@ -51,7 +51,7 @@ pub fn placeholder_reason(value: &str, extra: &[String]) -> Option<&'static str>
         return Some("is a well-known placeholder word");
     }
     if FRAGMENTS.iter().any(|f| lower.contains(f)) {
-        return Some("looks like a placeholder (e.g. YOUR_TOKEN_HERE_REPLACE_ME)");
+        return Some("looks like a placeholder, not a token");
     }
     if v.len() >= 3
         && (v.chars().all(|c| c == 'x' || c == 'X')

@@ -26,6 +26,22 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         )
         .into());
     }
+    if let Some(target) = token
+        .targets
+        .iter()
+        .find(|t| t.dotenv_path(&policy.root).is_some())
+        && !crate::target::dotenv_file::can_carry(&value)
+    {
+        return Err(Hinted::new(
+            format!(
+                "refusing to store the value for {}: its target {} is a .env file, and no .env quoting carries this value so that every parser reads it back the same",
+                args.name,
+                target.address()
+            ),
+            "a value with a single quote cannot also hold `$`, a backslash or a line break in .env files",
+        )
+        .into());
+    }
     let registry = g.registry()?;
     let identity = g.identity()?;
     let _lock = g.lock(&registry)?;

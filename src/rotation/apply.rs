@@ -177,6 +177,7 @@ impl<'a> Runner<'a> {
             version: None,
         });
         self.save()?;
+        crash_point("before-issue");
         let request = IssueRequest {
             token: &self.token.name,
             scopes: &self.token.scopes,
@@ -195,12 +196,14 @@ impl<'a> Runner<'a> {
             }
         };
         let id = self.meta.next_version_id();
+        crash_point("after-mint");
         // The value is saved (encrypted) before anything refers to it, and
         // before it is sent anywhere.
         self.values.insert(id, issued.value);
         self.ctx
             .registry
             .save_values(&self.token.name, &self.values)?;
+        crash_point("after-save-value");
         self.meta.versions.push(Version {
             id,
             stage: Stage::Pending,
@@ -250,6 +253,7 @@ impl<'a> Runner<'a> {
             .put_many(&items)
             .await
             .map_err(|e| anyhow::anyhow!("{e}{}", hint_suffix(e.hint.as_deref())))?;
+        crash_point("after-put");
         // Where the target can be read back, trust only what reads back.
         if let Some(read) = target.read(names).await? {
             for (name, got) in names.iter().zip(read) {
@@ -266,6 +270,7 @@ impl<'a> Runner<'a> {
             );
         }
         self.save()?;
+        crash_point("after-deliver");
         self.done.push(format!(
             "delivered v{version} to {address} ({})",
             names.join(", ")
@@ -308,6 +313,7 @@ impl<'a> Runner<'a> {
         let version = self
             .incoming
             .ok_or_else(|| anyhow::anyhow!("nothing to promote"))?;
+        crash_point("before-promote");
         let retire_after = self.ctx.now + self.token.overlap.0;
         for v in &mut self.meta.versions {
             if v.stage == Stage::Current {
@@ -382,6 +388,17 @@ impl<'a> Runner<'a> {
         }
         self.done.push(format!("{} v{version}", stage.as_str()));
         Ok(())
+    }
+}
+
+/// Dies at once, as `kill -9` would, when the crash hook names this point.
+fn crash_point(point: &str) {
+    if std::env::var(crate::env_vars::CRASH_AT).is_ok_and(|p| p == point) {
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(std::process::id().to_string())
+            .status();
+        std::process::abort();
     }
 }
 

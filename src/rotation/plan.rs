@@ -180,8 +180,11 @@ fn rotate_steps(
         }
     }
     for previous in meta.versions.iter().filter(|v| v.stage == Stage::Previous) {
+        // A value some target still holds is never retired: `sync` first.
+        let held = meta.deliveries.values().any(|d| d.version == previous.id);
         if let Some(after) = previous.retire_after
             && after <= now
+            && !held
         {
             steps.push(Step::Retire {
                 version: previous.id,

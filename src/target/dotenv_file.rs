@@ -133,6 +133,11 @@ impl DotenvFile {
     }
 }
 
+/// Whether a value can be written to a .env file so every parser agrees.
+pub fn can_carry(value: &Secret) -> bool {
+    encode(value.expose()).is_some()
+}
+
 /// The value as the writer will put it in the file, or `None` if no form is
 /// read back identically by every common parser.
 fn encode(value: &str) -> Option<Zeroizing<String>> {

@@ -1,1 +1,7 @@
-//! Integration tests: the real binary against temp dirs.
+//! Integration tests: the real binary, real files, temp dirs.
+
+mod common;
+mod crash;
+mod foundation;
+mod identity;
+mod values;

@@ -200,3 +200,43 @@ fn sync_uses_observations_over_records() {
         "{plans:?}"
     );
 }
+
+#[test]
+fn a_previous_version_a_target_still_holds_is_not_retired() {
+    let p = policy(POLICY);
+    let mut meta = TokenMeta::new("A");
+    let mut old = version(1, Stage::Previous, now() - TimeDelta::days(2));
+    old.retire_after = Some(now() - TimeDelta::hours(1));
+    meta.versions.push(old);
+    meta.versions
+        .push(version(2, Stage::Current, now() - TimeDelta::days(1)));
+    delivered(&mut meta, 1);
+    let plans = plan(
+        &p,
+        &metas(meta.clone()),
+        &Observations::new(),
+        now(),
+        Mode::Rotate {
+            only: &[],
+            due_only: true,
+        },
+    );
+    assert!(plans.is_empty(), "{plans:?}");
+    let plans = plan(
+        &p,
+        &metas(meta),
+        &Observations::new(),
+        now(),
+        Mode::Sync { only: &[] },
+    );
+    assert!(
+        matches!(
+            &plans[0].steps[..],
+            [Step::Deliver {
+                version: Some(2),
+                ..
+            }]
+        ),
+        "{plans:?}"
+    );
+}

@@ -1,0 +1,170 @@
+//! A project in a temp dir and a way to run the real binary in it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_chitty-secrets");
+
+/// A value planted in tests that must never be printed except by get/run.
+pub const CANARY: &str = "canary-9f2c1e7a-never-print-me";
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    /// Every argv this project ran, for the canary check.
+    pub argv_log: Mutex<Vec<Vec<String>>>,
+}
+
+pub const LOCAL_POLICY: &str = r#"
+[issuers.local]
+kind = "random"
+prefix = "mcp_auth_"
+bytes = 16
+
+[tokens.CHITTY_ID_TOKEN]
+issuer = "local"
+rotate_every = "90d"
+ttl = "365d"
+overlap = "24h"
+
+[[tokens.CHITTY_ID_TOKEN.targets]]
+kind = "dotenv"
+path = "app/.env"
+names = ["CHITTY_ID_TOKEN", "CHITTY_API_KEY"]
+
+[[tokens.CHITTY_ID_TOKEN.targets]]
+kind = "dotenv"
+path = "worker/.dev.vars"
+
+[tokens.SESSION_KEY]
+issuer = "random"
+rotate_every = "30d"
+
+[[tokens.SESSION_KEY.targets]]
+kind = "dotenv"
+path = "app/.env"
+
+[tokens.VENDOR_API_KEY]
+issuer = "manual"
+
+[[tokens.VENDOR_API_KEY.targets]]
+kind = "dotenv"
+path = "app/.env"
+"#;
+
+impl Project {
+    pub fn new(policy: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        std::fs::write(dir.path().join("policies/main.toml"), policy).unwrap();
+        Project {
+            dir,
+            argv_log: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A project whose registry exists, with an identity in its config dir.
+    pub fn initialised(policy: &str) -> Self {
+        let p = Project::new(policy);
+        p.ok(&["init"]);
+        p
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    pub fn identity_file(&self) -> PathBuf {
+        self.path("config/chitty-secrets/identity.txt")
+    }
+
+    /// The binary, in the project dir, with a private HOME and no keyring.
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.argv_log
+            .lock()
+            .unwrap()
+            .push(args.iter().map(|s| s.to_string()).collect());
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("CHITTY_SECRETS_NO_KEYRING", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs and asserts exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(code(&out), 0, "{args:?} failed:\n{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Every file under `dir` with its bytes, for before/after comparisons.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The value a .env file gives `key`, as dotenvy reads it.
+pub fn env_value(path: &Path, key: &str) -> Option<String> {
+    dotenvy::from_path_iter(path)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
