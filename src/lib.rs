@@ -2,6 +2,7 @@
 //! tokens a platform depends on. The modules follow the data flow:
 //! policy → registry → rotation (plan, apply) → targets.
 
+pub mod check;
 pub mod cli;
 pub mod env_vars;
 pub mod fsutil;
@@ -11,5 +12,6 @@ pub mod placeholder;
 pub mod policy;
 pub mod registry;
 pub mod rotation;
+pub mod scan;
 pub mod secret;
 pub mod target;

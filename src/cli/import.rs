@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::set::store_current;
+use super::set::{NewValue, store_current};
 use super::{Globals, Hinted, exit, shown};
 use crate::placeholder::placeholder_reason;
 use crate::registry::{Delivery, TokenMeta};
@@ -16,9 +16,12 @@ use crate::target::dotenv_file::DotenvFile;
 pub struct Args {
     /// The .env file to read.
     pub file: PathBuf,
-    /// Import only these tokens.
-    #[arg(long, value_name = "NAME", num_args = 1..)]
+    /// Import only this token (repeatable).
+    #[arg(long, value_name = "NAME")]
     pub only: Vec<String>,
+    /// Store placeholders too, flagged so that `check` reports them (to record the state as found).
+    #[arg(long)]
+    pub allow_placeholders: bool,
 }
 
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
@@ -59,7 +62,9 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         if !args.only.is_empty() && !args.only.iter().any(|o| o == token) {
             continue;
         }
-        if let Some(why) = placeholder_reason(value.expose(), &policy.placeholders) {
+        if let Some(why) = placeholder_reason(value.expose(), &policy.placeholders)
+            .filter(|_| !args.allow_placeholders)
+        {
             eprintln!("{shown_file}:{line}: {key} {why}; not imported");
             refused += 1;
             continue;
@@ -96,15 +101,13 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
             println!("{name}: already current");
             meta.current().map(|c| c.id).expect("checked above")
         } else {
-            let id = store_current(
-                &registry,
-                &mut meta,
-                &mut values,
-                token,
-                value.clone(),
-                "import",
-                now,
-            )?;
+            let placeholder = placeholder_reason(value.expose(), &policy.placeholders).is_some();
+            let new = NewValue {
+                value: value.clone(),
+                origin: "import",
+                placeholder,
+            };
+            let id = store_current(&registry, &mut meta, &mut values, token, new, now)?;
             println!("{name}: imported as v{id} from {shown_file}:{first_line}");
             imported += 1;
             id

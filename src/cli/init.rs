@@ -3,6 +3,7 @@
 use super::{Globals, exit, shown};
 use crate::identity;
 use crate::registry::Registry;
+use crate::registry::audit::Event;
 
 pub fn run(g: &Globals<'_>) -> anyhow::Result<u8> {
     let existed = g.cli.registry.join("recipients").is_file();
@@ -38,6 +39,15 @@ pub fn run(g: &Globals<'_>) -> anyhow::Result<u8> {
     let added =
         registry.add_recipient(&recipient, &format!("{user}, added by chitty-secrets init"))?;
 
+    if added {
+        let event = Event {
+            event: "keys.add",
+            token: None,
+            version: None,
+            detail: Some(format!("{recipient} (init)")),
+        };
+        registry.audit(event, chrono::Utc::now())?;
+    }
     let dir = shown(registry.dir());
     println!(
         "{} registry at {dir}",

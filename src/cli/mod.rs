@@ -1,11 +1,14 @@
 //! The command line: clap definitions here, one file per command.
 
+mod audit;
+mod check;
 mod get;
 mod import;
 mod init;
 mod policy_check;
 mod rotate;
 mod run;
+mod scan;
 mod set;
 mod status;
 
@@ -87,6 +90,15 @@ pub enum Command {
     Plan(rotate::PlanArgs),
     /// Run a command with current values in its environment.
     Run(run::Args),
+    /// Offline findings: placeholders, expiry, due, drift, permissions (zero service calls).
+    Check(check::Args),
+    /// Find known token values (every version) in files.
+    Scan(scan::Args),
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit::Command,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,6 +130,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Sync(args) => rotate::sync(&ctx, args).await,
         Command::Plan(args) => rotate::plan(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
+        Command::Check(args) => check::run(&ctx, args).await,
+        Command::Scan(args) => scan::run(&ctx, args),
+        Command::Audit { command } => audit::run(&ctx, command),
     }
 }
 

@@ -7,8 +7,8 @@ use super::{Globals, Hinted, exit, known_token};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Only these tokens.
-    #[arg(long, value_name = "NAME", num_args = 1..)]
+    /// Only this token (repeatable).
+    #[arg(long, value_name = "NAME")]
     pub only: Vec<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]

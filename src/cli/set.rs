@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::{Globals, Hinted, exit, known_token, read_stdin_value};
 use crate::placeholder::placeholder_reason;
 use crate::policy::TokenPolicy;
+use crate::registry::audit::Event;
 use crate::registry::{Registry, Stage, TokenMeta, Values, Version};
 use crate::secret::Secret;
 
@@ -13,13 +14,17 @@ use crate::secret::Secret;
 pub struct Args {
     /// The token's name; the value is read from stdin.
     pub name: String,
+    /// Store it even if it looks like a placeholder (it is flagged, and `check` reports it).
+    #[arg(long)]
+    pub allow_placeholder: bool,
 }
 
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let policy = g.policy()?;
     let token = known_token(&policy, &args.name)?;
     let value = read_stdin_value()?;
-    if let Some(why) = placeholder_reason(value.expose(), &policy.placeholders) {
+    let placeholder = placeholder_reason(value.expose(), &policy.placeholders);
+    if let Some(why) = placeholder.filter(|_| !args.allow_placeholder) {
         return Err(Hinted::new(
             format!("refusing to store the value for {}: it {why}", args.name),
             "pipe the real token into `chitty-secrets set`",
@@ -52,8 +57,11 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         &mut meta,
         &mut values,
         token,
-        value,
-        "set",
+        NewValue {
+            value,
+            origin: "set",
+            placeholder: placeholder.is_some(),
+        },
         g.now(),
     )?;
     println!(
@@ -63,6 +71,14 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// A value a person supplied, and how.
+pub struct NewValue<'a> {
+    pub value: Secret,
+    /// "set" or "import", recorded in the version and the audit log.
+    pub origin: &'a str,
+    pub placeholder: bool,
+}
+
 /// Saves `value` as a new current version (the old current becomes
 /// previous for the token's overlap). Values are saved before metadata.
 pub fn store_current(
@@ -70,10 +86,14 @@ pub fn store_current(
     meta: &mut TokenMeta,
     values: &mut Values,
     token: &TokenPolicy,
-    value: Secret,
-    origin: &str,
+    new: NewValue<'_>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<u32> {
+    let NewValue {
+        value,
+        origin,
+        placeholder,
+    } = new;
     if let Some(p) = meta.pending() {
         return Err(Hinted::new(
             format!(
@@ -108,7 +128,15 @@ pub fn store_current(
         retired_at: None,
         revoked_at: None,
         origin: origin.into(),
+        placeholder,
     });
     registry.save(meta)?;
+    let event = Event {
+        event: origin,
+        token: Some(&token.name),
+        version: Some(id),
+        detail: None,
+    };
+    registry.audit(event, now)?;
     Ok(id)
 }

@@ -10,6 +10,7 @@
 //!
 //! Every save is atomic and 0600; writers hold [`RegistryLock`].
 
+pub mod audit;
 mod crypto;
 mod lock;
 mod model;
@@ -259,6 +260,19 @@ impl Registry {
         result
     }
 
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.join("audit.log")
+    }
+
+    /// Appends to the audit log. The caller holds the lock.
+    pub fn audit(
+        &self,
+        event: audit::Event<'_>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), RegistryError> {
+        audit::append(&self.audit_path(), event, at)
+    }
+
     pub fn has_values(&self, name: &str) -> bool {
         self.values_path(name).is_file()
     }
@@ -322,6 +336,7 @@ mod tests {
             retired_at: None,
             revoked_at: None,
             origin: "issued".into(),
+            placeholder: false,
         });
         reg.save(&mut meta).unwrap();
         assert_eq!(

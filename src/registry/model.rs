@@ -59,6 +59,10 @@ pub struct Version {
     pub revoked_at: Option<DateTime<Utc>>,
     /// How the value got here: "issued", "set", "import".
     pub origin: String,
+    /// Stored knowingly as a placeholder (`--allow-placeholder`), so that
+    /// `check` can flag it without decrypting anything.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub placeholder: bool,
 }
 
 /// One secret name at one target holds one version.

@@ -14,6 +14,7 @@ use super::plan::{Step, TokenPlan};
 use crate::identity::Identity;
 use crate::issuer::{self, IssueRequest, Revoked, Verdict};
 use crate::policy::{Policy, TokenPolicy};
+use crate::registry::audit::Event;
 use crate::registry::{
     Delivery, Journal, JournalStep, Registry, Stage, TokenMeta, Values, Version,
 };
@@ -166,6 +167,18 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// Records a step in the audit log (names and versions, never values).
+    fn audit(&self, event: &str, version: u32, detail: Option<String>) -> anyhow::Result<()> {
+        let event = Event {
+            event,
+            token: Some(&self.token.name),
+            version: Some(version),
+            detail,
+        };
+        self.ctx.registry.audit(event, self.ctx.now)?;
+        Ok(())
+    }
+
     async fn mint(&mut self) -> anyhow::Result<()> {
         let policy = self.ctx.policy;
         let issuer_policy = policy.issuer_of(self.token);
@@ -216,6 +229,7 @@ impl<'a> Runner<'a> {
             retired_at: None,
             revoked_at: None,
             origin: "issued".into(),
+            placeholder: false,
         });
         self.meta.rotation = Some(Journal {
             started_at: self.ctx.now,
@@ -224,6 +238,11 @@ impl<'a> Runner<'a> {
         });
         self.save()?;
         self.incoming = Some(id);
+        self.audit(
+            "rotate.mint",
+            id,
+            Some(format!("issuer {}", issuer_policy.name)),
+        )?;
         self.done.push(format!(
             "minted v{id} (pending) with issuer `{}`",
             issuer_policy.name
@@ -270,6 +289,11 @@ impl<'a> Runner<'a> {
             );
         }
         self.save()?;
+        self.audit(
+            "deliver",
+            version,
+            Some(format!("{address} ({})", names.join(", "))),
+        )?;
         crash_point("after-deliver");
         self.done.push(format!(
             "delivered v{version} to {address} ({})",
@@ -328,6 +352,7 @@ impl<'a> Runner<'a> {
         v.stage = Stage::Current;
         self.meta.rotation = None;
         self.save()?;
+        self.audit("rotate.promote", version, None)?;
         self.done.push(format!("promoted v{version} to current"));
         Ok(())
     }
@@ -379,6 +404,7 @@ impl<'a> Runner<'a> {
         let stage = v.stage;
         let dropped = self.meta.prune_history();
         self.save()?;
+        self.audit(&format!("rotate.{}", stage.as_str()), version, None)?;
         if !dropped.is_empty() {
             // Metadata first: it must never name a value that is gone.
             self.values.retain(|id| !dropped.contains(&id));

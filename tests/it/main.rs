@@ -1,5 +1,6 @@
 //! Integration tests: the real binary, real files, temp dirs.
 
+mod checks;
 mod common;
 mod crash;
 mod foundation;

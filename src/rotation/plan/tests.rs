@@ -38,6 +38,7 @@ fn version(id: u32, stage: Stage, created: DateTime<Utc>) -> Version {
         retired_at: None,
         revoked_at: None,
         origin: "issued".into(),
+        placeholder: false,
     }
 }
 

@@ -1,0 +1,366 @@
+//! `check`: the free, offline audit. Reads only policies, registry metadata
+//! and local files — zero network calls, and no identity needed (with one,
+//! it also compares .env values with the registry and looks inside values).
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::identity::Identity;
+use crate::placeholder::placeholder_reason;
+use crate::policy::{Dur, Policy, TokenPolicy};
+use crate::registry::{Registry, TokenMeta};
+use crate::target::dotenv_file::DotenvFile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// Stable, documented in the README.
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+pub struct Inputs<'a> {
+    pub policy: &'a Policy,
+    pub registry: &'a Registry,
+    pub identity: Option<&'a Identity>,
+    /// Identity files to check the permissions of.
+    pub identity_files: Vec<PathBuf>,
+    pub now: DateTime<Utc>,
+    /// "Expiring" means within this window.
+    pub window: TimeDelta,
+}
+
+struct Collector<'a> {
+    inputs: &'a Inputs<'a>,
+    findings: Vec<Finding>,
+}
+
+impl Collector<'_> {
+    fn add(
+        &mut self,
+        severity: Severity,
+        code: &'static str,
+        token: Option<&str>,
+        at: Option<(String, Option<usize>)>,
+        message: String,
+        hint: Option<&str>,
+    ) {
+        let (file, line) = at.map_or((None, None), |(f, l)| (Some(f), l));
+        self.findings.push(Finding {
+            severity,
+            code,
+            token: token.map(str::to_string),
+            file,
+            line,
+            message,
+            hint: hint.map(str::to_string),
+        });
+    }
+
+    fn rel(&self, path: &Path) -> String {
+        path.strip_prefix(&self.inputs.policy.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+}
+
+/// Every finding, most severe first.
+pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
+    let mut c = Collector {
+        inputs,
+        findings: Vec::new(),
+    };
+    let policy = inputs.policy;
+    let mut checked_files = BTreeSet::new();
+    for (name, token) in &policy.tokens {
+        let meta = inputs.registry.load(name)?;
+        check_token(&mut c, token, &meta)?;
+        check_targets(&mut c, token, &meta, &mut checked_files)?;
+    }
+    for name in inputs.registry.token_names()? {
+        if !policy.tokens.contains_key(&name) {
+            let at = Some((c.rel(&inputs.registry.meta_path(&name)), None));
+            c.add(
+                Severity::Info,
+                "not-in-policy",
+                Some(&name),
+                at,
+                format!("{name} is in the registry but no policy declares it"),
+                Some("declare it, or delete its two files from the registry"),
+            );
+        }
+        let values = inputs.registry.values_path(&name);
+        if world_or_group_readable(&values) {
+            let at = Some((c.rel(&values), None));
+            c.add(
+                Severity::Warning,
+                "file-permissions",
+                Some(&name),
+                at,
+                "value file is readable by group or others (it is encrypted, but keep it 0600)"
+                    .into(),
+                Some("chmod 600 it"),
+            );
+        }
+    }
+    for file in &inputs.identity_files {
+        if world_or_group_readable(file) {
+            c.add(Severity::Error, "file-permissions", None, Some((file.display().to_string(), None)), "identity file is readable by group or others: anyone on this machine can decrypt the registry".into(), Some("chmod 600 it, and consider rotating every token"));
+        }
+    }
+    c.findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    Ok(c.findings)
+}
+
+fn check_token(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta) -> anyhow::Result<()> {
+    let name = token.name.as_str();
+    let now = c.inputs.now;
+    let policy_at = Some((c.rel(&token.origin.file), Some(token.origin.line)));
+    let meta_at = Some((c.rel(&c.inputs.registry.meta_path(name)), None));
+    if token.targets.is_empty() {
+        c.add(
+            Severity::Info,
+            "no-targets",
+            Some(name),
+            policy_at.clone(),
+            format!("{name} is delivered nowhere"),
+            Some("add a [[tokens.NAME.targets]] entry, or remove the token"),
+        );
+    }
+    if meta.pending().is_some() || meta.rotation.is_some() {
+        c.add(
+            Severity::Warning,
+            "rotation-pending",
+            Some(name),
+            meta_at.clone(),
+            format!("{name} has a rotation that did not finish"),
+            Some("run `chitty-secrets rotate` to resume it"),
+        );
+    }
+    let Some(current) = meta.current() else {
+        c.add(
+            Severity::Error,
+            "no-value",
+            Some(name),
+            policy_at,
+            format!("{name} has no value in the registry"),
+            Some("run `chitty-secrets rotate` (or `set` for a manual token)"),
+        );
+        return Ok(());
+    };
+    let mut placeholder = current.placeholder;
+    if let Some(identity) = c.inputs.identity {
+        let values = c.inputs.registry.load_values(name, &identity.key)?;
+        placeholder |= values.get(current.id).is_some_and(|v| {
+            placeholder_reason(v.expose(), &c.inputs.policy.placeholders).is_some()
+        });
+    }
+    if placeholder {
+        c.add(
+            Severity::Error,
+            "placeholder-in-registry",
+            Some(name),
+            meta_at,
+            format!(
+                "{name} v{} in the registry is a placeholder, not a token",
+                current.id
+            ),
+            Some("mint a real one with `chitty-secrets rotate`, or `set` the real value"),
+        );
+    }
+    if let Some(expires) = current.expires_at {
+        if expires <= now {
+            c.add(
+                Severity::Error,
+                "expired",
+                Some(name),
+                policy_at.clone(),
+                format!(
+                    "{name} v{} expired {} ago",
+                    current.id,
+                    Dur::human(now - expires)
+                ),
+                Some("run `chitty-secrets rotate` now"),
+            );
+        } else if expires - now <= c.inputs.window {
+            c.add(
+                Severity::Warning,
+                "expiring",
+                Some(name),
+                policy_at.clone(),
+                format!(
+                    "{name} v{} expires in {}",
+                    current.id,
+                    Dur::human(expires - now)
+                ),
+                Some("run `chitty-secrets rotate --due`"),
+            );
+        }
+    }
+    if let Some(every) = token.rotate_every
+        && now - current.created_at >= every.0
+    {
+        c.add(
+            Severity::Warning,
+            "rotation-due",
+            Some(name),
+            policy_at,
+            format!(
+                "{name} v{} is {} old (rotate_every {})",
+                current.id,
+                Dur::human(now - current.created_at),
+                Dur::human(every.0)
+            ),
+            Some("run `chitty-secrets rotate --due`"),
+        );
+    }
+    Ok(())
+}
+
+fn check_targets(
+    c: &mut Collector<'_>,
+    token: &TokenPolicy,
+    meta: &TokenMeta,
+    checked_files: &mut BTreeSet<PathBuf>,
+) -> anyhow::Result<()> {
+    let name = token.name.as_str();
+    let current = meta.current();
+    let current_value = match (c.inputs.identity, current) {
+        (Some(identity), Some(cur)) => c
+            .inputs
+            .registry
+            .load_values(name, &identity.key)?
+            .get(cur.id)
+            .cloned(),
+        _ => None,
+    };
+    for target in &token.targets {
+        let address = target.address();
+        let Some(path) = target.dotenv_path(&c.inputs.policy.root) else {
+            continue;
+        };
+        let shown = c.rel(&path);
+        let file = match std::fs::read(&path) {
+            Ok(bytes) => DotenvFile::parse(&zeroize::Zeroizing::new(bytes)).ok(),
+            Err(_) => None,
+        };
+        let Some(file) = file else {
+            c.add(
+                Severity::Error,
+                "target-missing",
+                Some(name),
+                Some((shown, None)),
+                format!("{address} does not exist (or is not UTF-8); {name} is not delivered"),
+                Some("run `chitty-secrets sync`"),
+            );
+            continue;
+        };
+        if checked_files.insert(path.clone()) && world_or_group_readable(&path) {
+            c.add(
+                Severity::Warning,
+                "file-permissions",
+                None,
+                Some((shown.clone(), None)),
+                format!("{shown} holds secrets and is readable by group or others"),
+                Some("chmod 600 it (chitty-secrets writes 0600)"),
+            );
+        }
+        for key in &target.names {
+            let found = file.get_all(key);
+            let Some((first, line)) = found.first() else {
+                c.add(
+                    Severity::Error,
+                    "not-delivered",
+                    Some(name),
+                    Some((shown.clone(), None)),
+                    format!("{key} is missing from {shown}"),
+                    Some("run `chitty-secrets sync`"),
+                );
+                continue;
+            };
+            let at = Some((shown.clone(), Some(*line)));
+            if let Some(why) = placeholder_reason(first.expose(), &c.inputs.policy.placeholders) {
+                c.add(
+                    Severity::Error,
+                    "placeholder-in-target",
+                    Some(name),
+                    at.clone(),
+                    format!("{key} in {shown} {why}"),
+                    Some("run `chitty-secrets sync` to write the real value"),
+                );
+            }
+            if let Some((_, dup_line)) = found.iter().find(|(v, _)| !v.same_as(first)) {
+                c.add(
+                    Severity::Warning,
+                    "duplicate-key",
+                    Some(name),
+                    Some((shown.clone(), Some(*dup_line))),
+                    format!("{key} is assigned twice in {shown} with different values"),
+                    Some("remove one; parsers disagree on which wins"),
+                );
+            }
+            if let Some(value) = &current_value
+                && found.iter().any(|(v, _)| !v.same_as(value))
+            {
+                c.add(
+                    Severity::Error,
+                    "drift",
+                    Some(name),
+                    at.clone(),
+                    format!("{key} in {shown} differs from the registry's current value"),
+                    Some("run `chitty-secrets sync`"),
+                );
+            }
+            if let Some(cur) = current {
+                match meta.delivered(&address, key) {
+                    None => c.add(
+                        Severity::Warning,
+                        "never-delivered",
+                        Some(name),
+                        at,
+                        format!("no record that {key} in {shown} was delivered by chitty-secrets"),
+                        Some("run `chitty-secrets sync`"),
+                    ),
+                    Some(d) if d.version != cur.id => c.add(
+                        Severity::Warning,
+                        "stale-delivery",
+                        Some(name),
+                        at,
+                        format!(
+                            "{key} in {shown} was last delivered v{}, current is v{}",
+                            d.version, cur.id
+                        ),
+                        Some("run `chitty-secrets sync`"),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn world_or_group_readable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+}

@@ -1,0 +1,174 @@
+//! `check`: offline findings (see [`crate::check`]); `--online` adds one
+//! cheap issuer verify per token, counted.
+
+use serde::Serialize;
+
+use super::{Globals, exit, parse_duration};
+use crate::check::{self, Finding, Inputs, Severity};
+use crate::env_vars;
+use crate::issuer::{self, Verdict};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Exit 3 when a finding is at least this severe.
+    #[arg(long, value_enum, default_value = "warning")]
+    pub fail_on: Severity,
+    /// A token expiring within this window is reported.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub window: std::time::Duration,
+    /// Also verify each current value with its issuer (at most one call per token; never a mint).
+    #[arg(long)]
+    pub online: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    findings: &'a [Finding],
+    /// Calls made to any service: zero unless --online.
+    service_calls: usize,
+    /// Whether values were decrypted to compare .env files and look inside values.
+    values_compared: bool,
+    fail_on: Severity,
+    failed: bool,
+}
+
+pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
+    let policy = g.policy()?;
+    let registry = g.registry()?;
+    // No identity is needed; one that is there (and readable) is used.
+    let identity = if args.online {
+        Some(g.identity()?)
+    } else {
+        g.optional_identity().ok().flatten()
+    };
+    let mut identity_files = vec![crate::identity::config_file()];
+    identity_files.extend(g.cli.identity.clone());
+    identity_files.extend(std::env::var_os(env_vars::IDENTITY_FILE).map(Into::into));
+    let inputs = Inputs {
+        policy: &policy,
+        registry: &registry,
+        identity: identity.as_ref(),
+        identity_files,
+        now: g.now(),
+        window: chrono::TimeDelta::from_std(args.window).unwrap_or(chrono::TimeDelta::MAX),
+    };
+    let mut findings = check::run(&inputs)?;
+    let mut service_calls = 0;
+    if let Some(identity) = &identity
+        && args.online
+    {
+        for (name, token) in &policy.tokens {
+            let meta = registry.load(name)?;
+            let Some(current) = meta.current() else {
+                continue;
+            };
+            let values = registry.load_values(name, &identity.key)?;
+            let Some(value) = values.get(current.id) else {
+                continue;
+            };
+            service_calls += 1;
+            if let Verdict::Invalid(why) =
+                issuer::build(policy.issuer_of(token)).verify(value).await?
+            {
+                findings.push(Finding {
+                    severity: Severity::Error,
+                    code: "issuer-rejects",
+                    token: Some(name.clone()),
+                    file: None,
+                    line: None,
+                    message: format!(
+                        "issuer `{}` says {name} v{} is not valid: it {why}",
+                        token.issuer, current.id
+                    ),
+                    hint: Some("run `chitty-secrets rotate`".into()),
+                });
+            }
+        }
+        findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    }
+    let failed = findings.iter().any(|f| f.severity >= args.fail_on);
+    if args.json {
+        let report = Report {
+            findings: &findings,
+            service_calls,
+            values_compared: identity.is_some(),
+            fail_on: args.fail_on,
+            failed,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_human(&findings, service_calls, identity.is_some());
+    }
+    annotate_for_actions(&findings);
+    Ok(if failed { exit::FINDINGS } else { exit::OK })
+}
+
+fn print_human(findings: &[Finding], service_calls: usize, compared: bool) {
+    for f in findings {
+        let at = match (&f.file, f.line) {
+            (Some(file), Some(line)) => format!("{file}:{line}: "),
+            (Some(file), None) => format!("{file}: "),
+            _ => String::new(),
+        };
+        println!(
+            "{}[{}] {at}{}",
+            severity_word(f.severity),
+            f.code,
+            f.message
+        );
+        if let Some(hint) = &f.hint {
+            println!("    hint: {hint}");
+        }
+    }
+    let count = |s| findings.iter().filter(|f| f.severity == s).count();
+    println!(
+        "{} errors, {} warnings, {} notes; {service_calls} service calls{}",
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info),
+        if compared {
+            ""
+        } else {
+            "; no identity, so .env values were not compared with the registry"
+        }
+    );
+}
+
+fn severity_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "note",
+    }
+}
+
+/// In GitHub Actions, findings become annotations on the files.
+fn annotate_for_actions(findings: &[Finding]) {
+    if !std::env::var(env_vars::GITHUB_ACTIONS).is_ok_and(|v| v == "true") {
+        return;
+    }
+    for f in findings {
+        let kind = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "notice",
+        };
+        let mut props = vec![format!("title={}", f.code)];
+        if let Some(file) = &f.file {
+            props.push(format!("file={file}"));
+        }
+        if let Some(line) = f.line {
+            props.push(format!("line={line}"));
+        }
+        // Workflow commands need %, CR and LF escaped in the message.
+        let message = f
+            .message
+            .replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A");
+        println!("::{kind} {}::{message}", props.join(","));
+    }
+}

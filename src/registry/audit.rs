@@ -1,0 +1,181 @@
+//! The audit log: `.chitty-secrets/audit.log`, append-only JSON lines. Each
+//! line carries the SHA-256 of the line before it, so an edited, removed or
+//! reordered line breaks the chain (`chitty-secrets audit verify`). It says
+//! who did what to which token and when — never a value.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::RegistryError;
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// SHA-256 (hex) of the previous line's bytes; zeros for the first.
+    pub prev: String,
+}
+
+/// What happened, before the chain fields are filled in.
+pub struct Event<'a> {
+    pub event: &'a str,
+    pub token: Option<&'a str>,
+    pub version: Option<u32>,
+    pub detail: Option<String>,
+}
+
+fn hash(line: &str) -> String {
+    Sha256::digest(line.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Who is acting: the CI run in GitHub Actions, else user@host.
+pub fn actor() -> String {
+    if let (Ok(actor), Ok(run)) = (
+        std::env::var("GITHUB_ACTOR"),
+        std::env::var("GITHUB_RUN_ID"),
+    ) {
+        return format!("{actor} (github actions run {run})");
+    }
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}
+
+/// Appends one event. The caller holds the registry lock.
+pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>) -> Result<(), RegistryError> {
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(RegistryError::io(path, e)),
+    };
+    let last = existing.lines().rev().find(|l| !l.trim().is_empty());
+    let (seq, prev) = match last {
+        Some(line) => {
+            let seq = serde_json::from_str::<AuditEntry>(line)
+                .map(|e| e.seq + 1)
+                .unwrap_or(0);
+            (seq, hash(line))
+        }
+        None => (0, GENESIS.to_string()),
+    };
+    let entry = AuditEntry {
+        seq,
+        at,
+        actor: actor(),
+        event: event.event.to_string(),
+        token: event.token.map(str::to_string),
+        version: event.version,
+        detail: event.detail,
+        prev,
+    };
+    let mut line = serde_json::to_string(&entry).expect("an audit entry always serializes");
+    line.push('\n');
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| RegistryError::io(path, e))?;
+    // A file cut short by a crash mid-append gets its line finished first.
+    if !existing.is_empty() && !existing.ends_with('\n') {
+        file.write_all(b"\n")
+            .map_err(|e| RegistryError::io(path, e))?;
+    }
+    file.write_all(line.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| RegistryError::io(path, e))
+}
+
+/// A break in the chain: the 1-based line and why.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Break {
+    pub line: usize,
+    pub why: String,
+}
+
+/// Checks the chain; returns the number of entries, or every break found.
+pub fn verify(text: &str) -> Result<usize, Vec<Break>> {
+    let mut breaks = Vec::new();
+    let mut prev = GENESIS.to_string();
+    let mut count = 0;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        count += 1;
+        match serde_json::from_str::<AuditEntry>(line) {
+            Ok(entry) if entry.prev == prev => {}
+            Ok(_) => breaks.push(Break {
+                line: i + 1,
+                why: "does not follow the line before it (an earlier line was edited, removed or reordered)".into(),
+            }),
+            Err(e) => breaks.push(Break { line: i + 1, why: format!("is not an audit entry ({e})") }),
+        }
+        prev = hash(line);
+    }
+    if breaks.is_empty() {
+        Ok(count)
+    } else {
+        Err(breaks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: &str) -> Event<'_> {
+        Event {
+            event: name,
+            token: Some("T"),
+            version: Some(1),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_chain_verifies_and_an_edit_breaks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        for name in ["init", "rotate.mint", "rotate.promote"] {
+            append(&path, event(name), Utc::now()).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(verify(&text), Ok(3));
+        let tampered = text.replacen("rotate.mint", "rotate.mlnt", 1);
+        let breaks = verify(&tampered).unwrap_err();
+        assert_eq!(breaks.len(), 1);
+        assert_eq!(breaks[0].line, 3);
+        let removed: String = text
+            .lines()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        assert_eq!(verify(&removed).unwrap_err()[0].line, 2);
+    }
+}
