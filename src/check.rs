@@ -129,7 +129,7 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
             c.add(Severity::Error, "file-permissions", None, Some((file.display().to_string(), None)), "identity file is readable by group or others: anyone on this machine can decrypt the registry".into(), Some("chmod 600 it, and consider rotating every token"));
         }
     }
-    c.findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    c.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(c.findings)
 }
 

@@ -87,7 +87,7 @@ pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
                 });
             }
         }
-        findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     }
     let failed = findings.iter().any(|f| f.severity >= args.fail_on);
     if args.json {
