@@ -124,6 +124,10 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
             );
         }
     }
+    if inputs.registry.rekey_marker().exists() {
+        let at = Some((c.rel(&inputs.registry.rekey_marker()), None));
+        c.add(Severity::Error, "rekey-pending", None, at, "a change of recipients did not finish: some value files are still encrypted to the old set".into(), Some("run `chitty-secrets keys rekey`"));
+    }
     for file in &inputs.identity_files {
         if world_or_group_readable(file) {
             c.add(Severity::Error, "file-permissions", None, Some((file.display().to_string(), None)), "identity file is readable by group or others: anyone on this machine can decrypt the registry".into(), Some("chmod 600 it, and consider rotating every token"));

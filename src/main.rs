@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use chitty_secrets::cli::{self, Cli, Hinted, exit};
+use chitty_secrets::cli::{self, Cli, Hinted, actions, exit};
 use chitty_secrets::identity::IdentityError;
 use chitty_secrets::policy::PolicyError;
 use chitty_secrets::registry::RegistryError;
@@ -30,6 +30,21 @@ fn main() -> ExitCode {
 fn report(error: &anyhow::Error) -> u8 {
     if let Some(policy) = error.downcast_ref::<PolicyError>() {
         eprintln!("error: {policy}");
+        for d in &policy.diagnostics {
+            let file = d.file.display().to_string();
+            let message = match &d.hint {
+                Some(hint) => format!("{} ({hint})", d.message),
+                None => d.message.clone(),
+            };
+            actions::annotate(&actions::Annotation {
+                kind: "error",
+                title: "policy",
+                file: Some(&file),
+                line: Some(d.line),
+                col: Some(d.col),
+                message: &message,
+            });
+        }
         return exit::USAGE;
     }
     eprintln!("error: {error}");

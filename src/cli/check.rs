@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Globals, exit, parse_duration};
+use super::{Globals, actions, exit, parse_duration};
 use crate::check::{self, Finding, Inputs, Severity};
 use crate::env_vars;
 use crate::issuer::{self, Verdict};
@@ -145,10 +145,17 @@ fn severity_word(s: Severity) -> &'static str {
     }
 }
 
-/// In GitHub Actions, findings become annotations on the files.
+/// In GitHub Actions, findings become annotations on the files, and a
+/// table goes to the job summary.
 fn annotate_for_actions(findings: &[Finding]) {
-    if !std::env::var(env_vars::GITHUB_ACTIONS).is_ok_and(|v| v == "true") {
+    if !actions::active() {
         return;
+    }
+    let mut md = String::from("### chitty-secrets check\n\n");
+    if findings.is_empty() {
+        md.push_str("No findings.\n");
+    } else {
+        md.push_str("| severity | code | where | finding |\n|---|---|---|---|\n");
     }
     for f in findings {
         let kind = match f.severity {
@@ -156,19 +163,25 @@ fn annotate_for_actions(findings: &[Finding]) {
             Severity::Warning => "warning",
             Severity::Info => "notice",
         };
-        let mut props = vec![format!("title={}", f.code)];
-        if let Some(file) = &f.file {
-            props.push(format!("file={file}"));
-        }
-        if let Some(line) = f.line {
-            props.push(format!("line={line}"));
-        }
-        // Workflow commands need %, CR and LF escaped in the message.
-        let message = f
-            .message
-            .replace('%', "%25")
-            .replace('\r', "%0D")
-            .replace('\n', "%0A");
-        println!("::{kind} {}::{message}", props.join(","));
+        actions::annotate(&actions::Annotation {
+            kind,
+            title: f.code,
+            file: f.file.as_deref(),
+            line: f.line,
+            col: None,
+            message: &f.message,
+        });
+        let at = match (&f.file, f.line) {
+            (Some(file), Some(line)) => format!("{file}:{line}"),
+            (Some(file), None) => file.clone(),
+            _ => String::new(),
+        };
+        md.push_str(&format!(
+            "| {kind} | `{}` | {} | {} |\n",
+            f.code,
+            actions::cell(&at),
+            actions::cell(&f.message)
+        ));
     }
+    actions::summary(&md);
 }

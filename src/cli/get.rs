@@ -1,7 +1,7 @@
 //! `get NAME`: print a token's value. One of the two commands (with `run`)
 //! whose job is to hand a value out.
 
-use super::{Globals, Hinted, exit, mask_for_actions};
+use super::{Globals, Hinted, actions, exit};
 use crate::registry::Stage;
 
 #[derive(clap::Args, Debug)]
@@ -51,7 +51,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
             "restore tokens/*.age from git, or rotate the token",
         )
     })?;
-    mask_for_actions(value.expose());
+    actions::mask(value.expose());
     println!("{}", value.expose());
     Ok(exit::OK)
 }

@@ -1,10 +1,14 @@
 //! The command line: clap definitions here, one file per command.
 
+pub mod actions;
 mod audit;
 mod check;
+pub mod ci;
+mod docs;
 mod get;
 mod import;
 mod init;
+mod keys;
 mod policy_check;
 mod rotate;
 mod run;
@@ -94,6 +98,23 @@ pub enum Command {
     Check(check::Args),
     /// Find known token values (every version) in files.
     Scan(scan::Args),
+    /// Team and CI recipients: who can read the registry.
+    Keys {
+        #[command(subcommand)]
+        command: keys::Command,
+    },
+    /// Continuous integration: `ci init` writes a GitHub Actions workflow.
+    Ci {
+        #[command(subcommand)]
+        command: ci::Command,
+    },
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
     /// The hash-chained audit log.
     Audit {
         #[command(subcommand)]
@@ -133,6 +154,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => check::run(&ctx, args).await,
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Audit { command } => audit::run(&ctx, command),
+        Command::Keys { command } => keys::run(&ctx, command),
+        Command::Ci { command } => ci::run(&ctx, command),
+        Command::Completions { shell } => docs::completions(*shell),
+        Command::Man => docs::man(),
     }
 }
 
@@ -289,13 +314,4 @@ pub fn shown(path: &Path) -> String {
                 .map(|p| p.display().to_string())
         })
         .unwrap_or_else(|| path.display().to_string())
-}
-
-/// In GitHub Actions, a value is masked before it is printed.
-pub fn mask_for_actions(value: &str) {
-    if std::env::var(crate::env_vars::GITHUB_ACTIONS).is_ok_and(|v| v == "true") {
-        for line in value.lines().filter(|l| !l.trim().is_empty()) {
-            println!("::add-mask::{line}");
-        }
-    }
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Globals, exit, known_token, load_metas, observe};
+use super::{Globals, actions, exit, known_token, load_metas, observe};
 use crate::rotation::apply::{self, Context, Outcome};
 use crate::rotation::{Mode, Observations, Step, TokenPlan, plan as make_plan};
 
@@ -182,6 +182,7 @@ async fn execute(
         }
         results.push((plan.token.clone(), outcome));
     }
+    write_summary(if is_sync { "sync" } else { "rotate" }, &results);
     let partial = results
         .iter()
         .filter(|(_, o)| matches!(o, Outcome::Partial { .. }))
@@ -284,4 +285,26 @@ fn json_results(results: &[(String, Outcome)]) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({ "tokens": items })
+}
+
+/// In GitHub Actions, a table of what each token's run did.
+fn write_summary(command: &str, results: &[(String, Outcome)]) {
+    let mut md = format!("### chitty-secrets {command}\n\n");
+    if results.is_empty() {
+        md.push_str("Nothing to do.\n");
+    } else {
+        md.push_str("| token | result | details |\n|---|---|---|\n");
+    }
+    for (token, outcome) in results {
+        let (result, details) = match outcome {
+            Outcome::Done(done) => ("done", done.join("; ")),
+            Outcome::Partial { problem, hint, .. } => ("pending", format!("{problem} — {hint}")),
+            Outcome::Failed { problem, .. } => ("failed", problem.clone()),
+        };
+        md.push_str(&format!(
+            "| {token} | {result} | {} |\n",
+            actions::cell(&details)
+        ));
+    }
+    actions::summary(&md);
 }

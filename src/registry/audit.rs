@@ -118,9 +118,15 @@ pub struct Break {
 }
 
 /// Checks the chain; returns the number of entries, or every break found.
+///
+/// Each line must name the hash of an earlier line: normally the one just
+/// before it, or, after two branches' logs were joined by git's union merge
+/// (`audit.log merge=union`), the last line before the branches forked. An
+/// edited line, a removed one or a reordering still breaks the chain: the
+/// line after it names a hash that no earlier line has.
 pub fn verify(text: &str) -> Result<usize, Vec<Break>> {
     let mut breaks = Vec::new();
-    let mut prev = GENESIS.to_string();
+    let mut seen = std::collections::HashSet::from([GENESIS.to_string()]);
     let mut count = 0;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -128,14 +134,18 @@ pub fn verify(text: &str) -> Result<usize, Vec<Break>> {
         }
         count += 1;
         match serde_json::from_str::<AuditEntry>(line) {
-            Ok(entry) if entry.prev == prev => {}
+            Ok(entry) if seen.contains(&entry.prev) => {}
             Ok(_) => breaks.push(Break {
                 line: i + 1,
-                why: "does not follow the line before it (an earlier line was edited, removed or reordered)".into(),
+                why: "does not follow any line before it (a line was edited, removed or reordered)"
+                    .into(),
             }),
-            Err(e) => breaks.push(Break { line: i + 1, why: format!("is not an audit entry ({e})") }),
+            Err(e) => breaks.push(Break {
+                line: i + 1,
+                why: format!("is not an audit entry ({e})"),
+            }),
         }
-        prev = hash(line);
+        seen.insert(hash(line));
     }
     if breaks.is_empty() {
         Ok(count)
@@ -177,5 +187,33 @@ mod tests {
             .map(|(_, l)| format!("{l}\n"))
             .collect();
         assert_eq!(verify(&removed).unwrap_err()[0].line, 2);
+        let lines: Vec<&str> = text.lines().collect();
+        let swapped = format!("{}\n{}\n{}\n", lines[0], lines[2], lines[1]);
+        assert_eq!(verify(&swapped).unwrap_err()[0].line, 2);
+    }
+
+    #[test]
+    fn a_union_merge_of_two_branches_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+        append(&a, event("init"), Utc::now()).unwrap();
+        std::fs::copy(&a, &b).unwrap();
+        append(&a, event("rotate.mint"), Utc::now()).unwrap();
+        append(&b, event("set"), Utc::now()).unwrap();
+        let (ta, tb) = (
+            std::fs::read_to_string(&a).unwrap(),
+            std::fs::read_to_string(&b).unwrap(),
+        );
+        let merged = format!(
+            "{ta}{}",
+            tb.lines()
+                .skip(1)
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        );
+        std::fs::write(&a, &merged).unwrap();
+        assert_eq!(verify(&merged), Ok(3));
+        append(&a, event("deliver"), Utc::now()).unwrap();
+        assert_eq!(verify(&std::fs::read_to_string(&a).unwrap()), Ok(4));
     }
 }

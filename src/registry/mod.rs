@@ -113,7 +113,7 @@ impl Registry {
         if !ignore.exists() {
             fsutil::write_atomic(
                 &ignore,
-                b"# the writers' lock file is local to each machine\nlock\n",
+                b"# the writers' lock file is local to each machine\nlock\n*.chitty-tmp-*\n",
             )
             .map_err(|e| RegistryError::io(&ignore, e))?;
         }
@@ -121,7 +121,9 @@ impl Registry {
         if !attributes.exists() {
             // Encrypted values cannot be merged line by line: make git say so
             // instead of writing conflict markers into an age file.
-            fsutil::write_atomic(&attributes, b"tokens/*.age binary\n")
+            // The audit log is append-only: a union merge keeps both sides'
+            // lines, and `audit verify` accepts the fork.
+            fsutil::write_atomic(&attributes, b"tokens/*.age binary\naudit.log merge=union\n")
                 .map_err(|e| RegistryError::io(&attributes, e))?;
         }
         let recipients = dir.join("recipients");
@@ -271,6 +273,47 @@ impl Registry {
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), RegistryError> {
         audit::append(&self.audit_path(), event, at)
+    }
+
+    /// Replaces the recipients file (atomically).
+    pub fn write_recipients(&self, text: &str) -> Result<(), RegistryError> {
+        let path = self.recipients_path();
+        parse_recipients(text, &path)?;
+        fsutil::write_atomic(&path, text.as_bytes()).map_err(|e| RegistryError::io(&path, e))
+    }
+
+    /// Where an unfinished recipients change is marked.
+    pub fn rekey_marker(&self) -> PathBuf {
+        self.dir.join("rekey-pending")
+    }
+
+    /// Re-encrypts every value file to the recipients file's current set, one
+    /// atomic rename at a time: each file is at every instant readable by the
+    /// old set or the new one. A marker file stays until every file is done,
+    /// so an interrupted change is visible and `keys rekey` finishes it.
+    pub fn rekey_all(
+        &self,
+        identity: &age::x25519::Identity,
+        mut after_each: impl FnMut(&str),
+    ) -> Result<usize, RegistryError> {
+        let marker = self.rekey_marker();
+        fsutil::write_atomic(
+            &marker,
+            b"a recipients change is under way; `chitty-secrets keys rekey` finishes it\n",
+        )
+        .map_err(|e| RegistryError::io(&marker, e))?;
+        let mut count = 0;
+        for name in self.token_names()? {
+            if !self.has_values(&name) {
+                continue;
+            }
+            let values = self.load_values(&name, identity)?;
+            self.save_values(&name, &values)?;
+            count += 1;
+            after_each(&name);
+        }
+        std::fs::remove_file(&marker).map_err(|e| RegistryError::io(&marker, e))?;
+        Ok(count)
     }
 
     pub fn has_values(&self, name: &str) -> bool {

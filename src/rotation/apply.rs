@@ -418,7 +418,7 @@ impl<'a> Runner<'a> {
 }
 
 /// Dies at once, as `kill -9` would, when the crash hook names this point.
-fn crash_point(point: &str) {
+pub fn crash_point(point: &str) {
     if std::env::var(crate::env_vars::CRASH_AT).is_ok_and(|p| p == point) {
         let _ = std::process::Command::new("kill")
             .arg("-9")

@@ -246,7 +246,7 @@ fn a_tampered_audit_line_fails_verification() {
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert!(
         text(&out).contains("audit.log:")
-            && text(&out).contains("does not follow the line before it"),
+            && text(&out).contains("does not follow any line before it"),
         "{}",
         text(&out)
     );

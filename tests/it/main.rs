@@ -5,4 +5,5 @@ mod common;
 mod crash;
 mod foundation;
 mod identity;
+mod teams;
 mod values;

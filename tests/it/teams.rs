@@ -1,0 +1,305 @@
+//! Teams and CI: recipients, GitHub Actions, the workflow, git merges.
+
+use std::process::Command;
+
+use age::secrecy::ExposeSecret;
+use clap::Parser;
+
+use crate::common::*;
+
+/// A second person: their own age key in a file.
+fn member(p: &Project, name: &str) -> (String, String) {
+    let key = age::x25519::Identity::generate();
+    let path = p.path(&format!("{name}.key"));
+    std::fs::write(&path, key.to_string().expose_secret()).unwrap();
+    (
+        path.to_str().unwrap().to_string(),
+        key.to_public().to_string(),
+    )
+}
+
+const TOKENS: [&str; 2] = ["CHITTY_ID_TOKEN", "SESSION_KEY"];
+
+fn can_read_all(p: &Project, identity: &str) -> Vec<bool> {
+    TOKENS
+        .iter()
+        .map(|t| code(&p.run(&["--identity", identity, "get", t])) == 0)
+        .collect()
+}
+
+#[test]
+fn keys_add_lets_a_member_read_and_keys_remove_locks_them_out() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
+    let owner = p.identity_file().to_str().unwrap().to_string();
+    let (bob, bob_pub) = member(&p, "bob");
+    assert_eq!(can_read_all(&p, &bob), [false, false]);
+
+    let out = p.ok(&["keys", "add", &bob_pub, "--name", "bob"]);
+    assert!(
+        out.contains("1 recipient added") && out.contains("re-encrypted 2 value files"),
+        "{out}"
+    );
+    assert_eq!(can_read_all(&p, &bob), [true, true]);
+    assert_eq!(
+        p.ok(&["--identity", &bob, "get", "SESSION_KEY"]),
+        p.ok(&["get", "SESSION_KEY"])
+    );
+    let list = p.ok(&["keys", "list"]);
+    assert!(
+        list.contains(&format!("{bob_pub}  bob")) && list.contains("(you)"),
+        "{list}"
+    );
+
+    p.ok(&["keys", "remove", &bob_pub]);
+    assert_eq!(can_read_all(&p, &bob), [false, false]);
+    assert_eq!(can_read_all(&p, &owner), [true, true]);
+    let log = p.read(".chitty-secrets/audit.log");
+    assert!(log.contains("\"event\":\"keys.remove\""), "{log}");
+}
+
+#[test]
+fn keys_refuses_bad_keys_the_last_key_and_self_lockout() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "SESSION_KEY"]);
+    let out = p.run(&["keys", "add", "age1notakey"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        text(&out).contains("is not an age X25519 public key (age1…)"),
+        "{}",
+        text(&out)
+    );
+
+    let secret = age::x25519::Identity::generate()
+        .to_string()
+        .expose_secret()
+        .to_string();
+    let out = p.run(&["keys", "add", &secret]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        text(&out).contains("that is a secret key") && !text(&out).contains(&secret[15..]),
+        "{}",
+        text(&out)
+    );
+
+    let mine = p
+        .read(".chitty-secrets/recipients")
+        .lines()
+        .find(|l| l.starts_with("age1"))
+        .unwrap()
+        .to_string();
+    let out = p.run(&["keys", "remove", &mine]);
+    assert!(
+        text(&out).contains("refusing to remove the last recipient"),
+        "{}",
+        text(&out)
+    );
+    let (_, bob_pub) = member(&p, "bob");
+    p.ok(&["keys", "add", &bob_pub]);
+    let out = p.run(&["keys", "remove", &mine]);
+    assert!(
+        text(&out).contains("refusing to remove your own key"),
+        "{}",
+        text(&out)
+    );
+    p.ok(&["keys", "remove", &mine, "--force"]);
+    assert_eq!(
+        code(&p.run(&["get", "SESSION_KEY"])),
+        1,
+        "the owner should now be locked out"
+    );
+}
+
+#[test]
+fn a_kill_during_re_encryption_leaves_every_value_readable_and_a_rerun_finishes() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
+    let owner = p.identity_file().to_str().unwrap().to_string();
+    let (bob, bob_pub) = member(&p, "bob");
+
+    // Killed while adding: every file stays readable by the old set.
+    let out = p
+        .command(&["keys", "add", &bob_pub])
+        .env("CHITTY_SECRETS_CRASH_AT", "rekey-after-first-file")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "{}", text(&out));
+    assert_eq!(can_read_all(&p, &owner), [true, true]);
+    let bob_reads = can_read_all(&p, &bob);
+    assert_eq!(bob_reads.iter().filter(|r| **r).count(), 1, "{bob_reads:?}");
+    let check = p.run(&["check", "--json"]);
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("rekey-pending"),
+        "{}",
+        text(&check)
+    );
+    p.ok(&["keys", "add", &bob_pub]);
+    assert_eq!(can_read_all(&p, &bob), [true, true]);
+    assert!(!p.path(".chitty-secrets/rekey-pending").exists());
+
+    // Killed while removing: each file is readable by the old set or the
+    // new one, and the owner (in both) reads everything.
+    let out = p
+        .command(&["keys", "remove", &bob_pub])
+        .env("CHITTY_SECRETS_CRASH_AT", "rekey-after-first-file")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "{}", text(&out));
+    assert_eq!(can_read_all(&p, &owner), [true, true]);
+    p.ok(&["keys", "rekey"]);
+    assert_eq!(can_read_all(&p, &bob), [false, false]);
+    assert_eq!(can_read_all(&p, &owner), [true, true]);
+}
+
+#[test]
+fn ci_init_writes_a_workflow_whose_commands_exist() {
+    let p = Project::initialised(LOCAL_POLICY);
+    let out = p.ok(&["ci", "init"]);
+    assert!(
+        out.contains("wrote .github/workflows/chitty-secrets.yml"),
+        "{out}"
+    );
+    let text = p.read(".github/workflows/chitty-secrets.yml");
+    let docs = yaml_rust2::YamlLoader::load_from_str(&text).expect("valid YAML");
+    let doc = &docs[0];
+    let jobs = doc["jobs"].as_hash().expect("jobs");
+    assert_eq!(jobs.len(), 3);
+    assert_eq!(
+        doc["on"]["schedule"][0]["cron"].as_str(),
+        Some("23 5 * * *")
+    );
+    let mut commands = Vec::new();
+    for (_, job) in jobs {
+        for step in job["steps"].as_vec().unwrap() {
+            for line in step["run"].as_str().unwrap_or("").lines() {
+                if line.trim_start().starts_with("chitty-secrets ") {
+                    commands.push(line.trim().to_string());
+                }
+            }
+        }
+    }
+    assert_eq!(commands.len(), 3, "{commands:?}");
+    for cmd in &commands {
+        let argv: Vec<&str> = cmd.split_whitespace().collect();
+        chitty_secrets::cli::Cli::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("`{cmd}` does not parse: {e}"));
+    }
+    assert!(commands.iter().any(|c| c.ends_with(" check")));
+    assert!(commands.iter().any(|c| c.ends_with(" sync --check")));
+    assert!(commands.iter().any(|c| c.ends_with(" rotate --due")));
+    assert_eq!(
+        code(&p.run(&["ci", "init"])),
+        1,
+        "overwrote without --force"
+    );
+}
+
+#[test]
+fn github_actions_gets_a_summary_and_policy_annotations() {
+    let p = Project::initialised(LOCAL_POLICY);
+    let summary = p.path("summary.md");
+    let out = p
+        .command(&["rotate", "SESSION_KEY"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("### chitty-secrets rotate") && md.contains("| SESSION_KEY | done |"),
+        "{md}"
+    );
+
+    std::fs::write(
+        p.path("policies/bad.toml"),
+        "[tokens.X]\nissuer = \"random\"\nttl = \"soon\"\n",
+    )
+    .unwrap();
+    let out = p
+        .command(&["policy", "check"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "::error title=policy,file=policies/bad.toml,line=3,col=7::invalid duration `soon`"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn completions_and_man_page_are_generated() {
+    let p = Project::new(LOCAL_POLICY);
+    assert!(p.ok(&["completions", "bash"]).contains("chitty-secrets"));
+    assert!(
+        p.ok(&["completions", "zsh"])
+            .contains("#compdef chitty-secrets")
+    );
+    let man = p.ok(&["man"]);
+    assert!(
+        man.contains(".TH chitty-secrets") && man.contains("rotate"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
+}
+
+/// Two members rotate different tokens on two branches; git merges them
+/// with no conflict, and the registry and its audit chain stay whole.
+#[test]
+fn two_branches_rotating_different_tokens_merge_cleanly() {
+    let p = Project::initialised(LOCAL_POLICY);
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.com",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(p.dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    std::fs::write(p.path(".gitignore"), "app/\nworker/\n").unwrap();
+    p.ok(&["rotate", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "base"]);
+    git(&["checkout", "-qb", "alice"]);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "alice rotates the ID token"]);
+    git(&["checkout", "-q", "main"]);
+    git(&["checkout", "-qb", "bob"]);
+    p.ok(&["rotate", "SESSION_KEY"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "bob rotates the session key"]);
+    git(&["merge", "-q", "--no-edit", "alice"]);
+    assert!(git(&["status", "--porcelain"]).is_empty());
+
+    let status: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+    for t in status["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| TOKENS.contains(&t["name"].as_str().unwrap()))
+    {
+        assert_eq!(t["current"], 2, "{t}");
+    }
+    for t in TOKENS {
+        p.ok(&["get", t]);
+    }
+    assert!(p.ok(&["audit", "verify"]).contains("chain intact"));
+    // And the next writer carries on from the merged log.
+    p.ok(&["rotate", "SESSION_KEY"]);
+    assert!(p.ok(&["audit", "verify"]).contains("chain intact"));
+}
