@@ -13,6 +13,7 @@ use crate::identity::Identity;
 use crate::placeholder::placeholder_reason;
 use crate::policy::{Dur, Policy, TokenPolicy};
 use crate::registry::{Registry, TokenMeta};
+use crate::secret::Secret;
 use crate::target::dotenv_file::DotenvFile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -95,8 +96,23 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
     let mut checked_files = BTreeSet::new();
     for (name, token) in &policy.tokens {
         let meta = inputs.registry.load(name)?;
-        check_token(&mut c, token, &meta)?;
-        check_targets(&mut c, token, &meta, &mut checked_files)?;
+        // Decrypted once per token, and only when an identity is at hand.
+        let current_value = match (inputs.identity, meta.current()) {
+            (Some(identity), Some(cur)) => inputs
+                .registry
+                .load_values(name, &identity.key)?
+                .get(cur.id)
+                .cloned(),
+            _ => None,
+        };
+        check_token(&mut c, token, &meta, current_value.as_ref());
+        check_targets(
+            &mut c,
+            token,
+            &meta,
+            current_value.as_ref(),
+            &mut checked_files,
+        );
     }
     for name in inputs.registry.token_names()? {
         if !policy.tokens.contains_key(&name) {
@@ -137,7 +153,12 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
     Ok(c.findings)
 }
 
-fn check_token(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta) -> anyhow::Result<()> {
+fn check_token(
+    c: &mut Collector<'_>,
+    token: &TokenPolicy,
+    meta: &TokenMeta,
+    current_value: Option<&Secret>,
+) {
     let name = token.name.as_str();
     let now = c.inputs.now;
     let policy_at = Some((c.rel(&token.origin.file), Some(token.origin.line)));
@@ -171,15 +192,12 @@ fn check_token(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta) -> 
             format!("{name} has no value in the registry"),
             Some("run `chitty-secrets rotate` (or `set` for a manual token)"),
         );
-        return Ok(());
+        return;
     };
-    let mut placeholder = current.placeholder;
-    if let Some(identity) = c.inputs.identity {
-        let values = c.inputs.registry.load_values(name, &identity.key)?;
-        placeholder |= values.get(current.id).is_some_and(|v| {
+    let placeholder = current.placeholder
+        || current_value.is_some_and(|v| {
             placeholder_reason(v.expose(), &c.inputs.policy.placeholders).is_some()
         });
-    }
     if placeholder {
         c.add(
             Severity::Error,
@@ -239,26 +257,17 @@ fn check_token(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta) -> 
             Some("run `chitty-secrets rotate --due`"),
         );
     }
-    Ok(())
 }
 
 fn check_targets(
     c: &mut Collector<'_>,
     token: &TokenPolicy,
     meta: &TokenMeta,
+    current_value: Option<&Secret>,
     checked_files: &mut BTreeSet<PathBuf>,
-) -> anyhow::Result<()> {
+) {
     let name = token.name.as_str();
     let current = meta.current();
-    let current_value = match (c.inputs.identity, current) {
-        (Some(identity), Some(cur)) => c
-            .inputs
-            .registry
-            .load_values(name, &identity.key)?
-            .get(cur.id)
-            .cloned(),
-        _ => None,
-    };
     for target in &token.targets {
         let address = target.address();
         let Some(path) = target.dotenv_path(&c.inputs.policy.root) else {
@@ -362,7 +371,6 @@ fn check_targets(
             }
         }
     }
-    Ok(())
 }
 
 fn world_or_group_readable(path: &Path) -> bool {
