@@ -79,40 +79,24 @@ impl Collector<'_> {
     }
 
     fn rel(&self, path: &Path) -> String {
-        path.strip_prefix(&self.inputs.policy.root)
-            .unwrap_or(path)
-            .display()
-            .to_string()
+        path.strip_prefix(&self.inputs.policy.root).unwrap_or(path).display().to_string()
     }
 }
 
 /// Every finding, most severe first.
 pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
-    let mut c = Collector {
-        inputs,
-        findings: Vec::new(),
-    };
+    let mut c = Collector { inputs, findings: Vec::new() };
     let policy = inputs.policy;
     let mut checked_files = BTreeSet::new();
     for (name, token) in &policy.tokens {
         let meta = inputs.registry.load(name)?;
         // Decrypted once per token, and only when an identity is at hand.
         let current_value = match (inputs.identity, meta.current()) {
-            (Some(identity), Some(cur)) => inputs
-                .registry
-                .load_values(name, &identity.key)?
-                .get(cur.id)
-                .cloned(),
+            (Some(identity), Some(cur)) => inputs.registry.load_values(name, &identity.key)?.get(cur.id).cloned(),
             _ => None,
         };
         check_token(&mut c, token, &meta, current_value.as_ref());
-        check_targets(
-            &mut c,
-            token,
-            &meta,
-            current_value.as_ref(),
-            &mut checked_files,
-        );
+        check_targets(&mut c, token, &meta, current_value.as_ref(), &mut checked_files);
     }
     for name in inputs.registry.token_names()? {
         if !policy.tokens.contains_key(&name) {
@@ -134,31 +118,39 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
                 "file-permissions",
                 Some(&name),
                 at,
-                "value file is readable by group or others (it is encrypted, but keep it 0600)"
-                    .into(),
+                "value file is readable by group or others (it is encrypted, but keep it 0600)".into(),
                 Some("chmod 600 it"),
             );
         }
     }
     if inputs.registry.rekey_marker().exists() {
         let at = Some((c.rel(&inputs.registry.rekey_marker()), None));
-        c.add(Severity::Error, "rekey-pending", None, at, "a change of recipients did not finish: some value files are still encrypted to the old set".into(), Some("run `chitty-secrets keys rekey`"));
+        c.add(
+            Severity::Error,
+            "rekey-pending",
+            None,
+            at,
+            "a change of recipients did not finish: some value files are still encrypted to the old set".into(),
+            Some("run `chitty-secrets keys rekey`"),
+        );
     }
     for file in &inputs.identity_files {
         if world_or_group_readable(file) {
-            c.add(Severity::Error, "file-permissions", None, Some((file.display().to_string(), None)), "identity file is readable by group or others: anyone on this machine can decrypt the registry".into(), Some("chmod 600 it, and consider rotating every token"));
+            c.add(
+                Severity::Error,
+                "file-permissions",
+                None,
+                Some((file.display().to_string(), None)),
+                "identity file is readable by group or others: anyone on this machine can decrypt the registry".into(),
+                Some("chmod 600 it, and consider rotating every token"),
+            );
         }
     }
     c.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(c.findings)
 }
 
-fn check_token(
-    c: &mut Collector<'_>,
-    token: &TokenPolicy,
-    meta: &TokenMeta,
-    current_value: Option<&Secret>,
-) {
+fn check_token(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta, current_value: Option<&Secret>) {
     let name = token.name.as_str();
     let now = c.inputs.now;
     let policy_at = Some((c.rel(&token.origin.file), Some(token.origin.line)));
@@ -195,19 +187,14 @@ fn check_token(
         return;
     };
     let placeholder = current.placeholder
-        || current_value.is_some_and(|v| {
-            placeholder_reason(v.expose(), &c.inputs.policy.placeholders).is_some()
-        });
+        || current_value.is_some_and(|v| placeholder_reason(v.expose(), &c.inputs.policy.placeholders).is_some());
     if placeholder {
         c.add(
             Severity::Error,
             "placeholder-in-registry",
             Some(name),
             meta_at,
-            format!(
-                "{name} v{} in the registry is a placeholder, not a token",
-                current.id
-            ),
+            format!("{name} v{} in the registry is a placeholder, not a token", current.id),
             Some("mint a real one with `chitty-secrets rotate`, or `set` the real value"),
         );
     }
@@ -218,11 +205,7 @@ fn check_token(
                 "expired",
                 Some(name),
                 policy_at.clone(),
-                format!(
-                    "{name} v{} expired {} ago",
-                    current.id,
-                    Dur::human(now - expires)
-                ),
+                format!("{name} v{} expired {} ago", current.id, Dur::human(now - expires)),
                 Some("run `chitty-secrets rotate` now"),
             );
         } else if expires - now <= c.inputs.window {
@@ -231,11 +214,7 @@ fn check_token(
                 "expiring",
                 Some(name),
                 policy_at.clone(),
-                format!(
-                    "{name} v{} expires in {}",
-                    current.id,
-                    Dur::human(expires - now)
-                ),
+                format!("{name} v{} expires in {}", current.id, Dur::human(expires - now)),
                 Some("run `chitty-secrets rotate --due`"),
             );
         }
@@ -360,10 +339,7 @@ fn check_targets(
                         "stale-delivery",
                         Some(name),
                         at,
-                        format!(
-                            "{key} in {shown} was last delivered v{}, current is v{}",
-                            d.version, cur.id
-                        ),
+                        format!("{key} in {shown} was last delivered v{}, current is v{}", d.version, cur.id),
                         Some("run `chitty-secrets sync`"),
                     ),
                     Some(_) => {}

@@ -55,10 +55,7 @@ pub enum IdentityError {
     #[error("{source_desc}: {why}")]
     Invalid { source_desc: String, why: String },
     #[error("cannot write the identity file {path}: {error}")]
-    Write {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Write { path: PathBuf, error: std::io::Error },
 }
 
 impl IdentityError {
@@ -70,9 +67,7 @@ impl IdentityError {
             IdentityError::Invalid { .. } => {
                 "an identity is an age secret key (a line starting AGE-SECRET-KEY-1), as `age-keygen` or `chitty-secrets init` writes it"
             }
-            IdentityError::Write { .. } => {
-                "check that the config directory is writable, or pass --identity FILE"
-            }
+            IdentityError::Write { .. } => "check that the config directory is writable, or pass --identity FILE",
         }
     }
 }
@@ -91,13 +86,7 @@ pub fn resolve(flag: Option<&Path>) -> Result<Option<Identity>, IdentityError> {
         return from_file(&path, Source::EnvFile(path.clone())).map(Some);
     }
     if let Some(text) = keyring_get() {
-        return parse(
-            &text,
-            Source::Keyring {
-                service: keyring_service(),
-            },
-        )
-        .map(Some);
+        return parse(&text, Source::Keyring { service: keyring_service() }).map(Some);
     }
     let file = config_file();
     if file.exists() {
@@ -125,12 +114,7 @@ pub fn create_and_store() -> Result<Identity, IdentityError> {
     let key = age::x25519::Identity::generate();
     let text = Zeroizing::new(key.to_string().expose_secret().to_string());
     if keyring_set(&text) {
-        return Ok(Identity {
-            key,
-            source: Source::Keyring {
-                service: keyring_service(),
-            },
-        });
+        return Ok(Identity { key, source: Source::Keyring { service: keyring_service() } });
     }
     let path = config_file();
     let file_text = Zeroizing::new(format!(
@@ -145,41 +129,24 @@ pub fn create_and_store() -> Result<Identity, IdentityError> {
         }
         fsutil::write_atomic(path, file_text.as_bytes())
     };
-    write(&path).map_err(|error| IdentityError::Write {
-        path: path.clone(),
-        error,
-    })?;
-    Ok(Identity {
-        key,
-        source: Source::ConfigFile(path),
-    })
+    write(&path).map_err(|error| IdentityError::Write { path: path.clone(), error })?;
+    Ok(Identity { key, source: Source::ConfigFile(path) })
 }
 
 fn from_file(path: &Path, source: Source) -> Result<Identity, IdentityError> {
     let text = std::fs::read_to_string(path)
         .map(Zeroizing::new)
-        .map_err(|e| IdentityError::Invalid {
-            source_desc: source.to_string(),
-            why: format!("cannot read: {e}"),
-        })?;
+        .map_err(|e| IdentityError::Invalid { source_desc: source.to_string(), why: format!("cannot read: {e}") })?;
     parse(&text, source)
 }
 
 /// Accepts an age identity file (comments allowed) or the bare key.
 fn parse(text: &str, source: Source) -> Result<Identity, IdentityError> {
-    let invalid = |why: &str| IdentityError::Invalid {
-        source_desc: source.to_string(),
-        why: why.to_string(),
-    };
-    let mut keys = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let invalid = |why: &str| IdentityError::Invalid { source_desc: source.to_string(), why: why.to_string() };
+    let mut keys = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
     let line = keys.next().ok_or_else(|| invalid("no key in it"))?;
     if keys.next().is_some() {
-        return Err(invalid(
-            "more than one key in it; chitty-secrets uses exactly one",
-        ));
+        return Err(invalid("more than one key in it; chitty-secrets uses exactly one"));
     }
     // The parser's error could echo the text: report the line's shape only.
     let key = age::x25519::Identity::from_str(line)
@@ -240,10 +207,7 @@ mod tests {
     fn parses_identity_files_and_bare_keys() {
         let key = age::x25519::Identity::generate();
         let bare = key.to_string().expose_secret().to_string();
-        let file = format!(
-            "# created: now\n# public key: {}\n{bare}\n",
-            key.to_public()
-        );
+        let file = format!("# created: now\n# public key: {}\n{bare}\n", key.to_public());
         for text in [bare.as_str(), file.as_str()] {
             let id = parse(text, Source::EnvKey).unwrap();
             assert_eq!(id.recipient().to_string(), key.to_public().to_string());
@@ -252,9 +216,7 @@ mod tests {
 
     #[test]
     fn bad_key_error_does_not_echo_it() {
-        let Err(err) = parse("AGE-SECRET-KEY-1CANARYCANARY", Source::EnvKey) else {
-            panic!("accepted a bad key")
-        };
+        let Err(err) = parse("AGE-SECRET-KEY-1CANARYCANARY", Source::EnvKey) else { panic!("accepted a bad key") };
         let err = err.to_string();
         assert!(!err.contains("CANARY"), "{err}");
         assert!(err.contains("not an age X25519 secret key"), "{err}");

@@ -9,11 +9,7 @@ use chitty_secrets::registry::RegistryError;
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -59,9 +55,7 @@ fn report(error: &anyhow::Error) -> u8 {
         } else if let Some(r) = cause.downcast_ref::<RegistryError>() {
             r.hint()
         } else {
-            cause
-                .downcast_ref::<IdentityError>()
-                .map(|i| i.hint().to_string())
+            cause.downcast_ref::<IdentityError>().map(|i| i.hint().to_string())
         }
     });
     if let Some(hint) = hint {

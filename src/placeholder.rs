@@ -26,15 +26,8 @@ const EXACT: &[&str] = &[
 ];
 
 /// Fragments that mark a placeholder anywhere in the value.
-const FRAGMENTS: &[&str] = &[
-    "replace_me",
-    "replace-me",
-    "your_token",
-    "your-token",
-    "_here",
-    "changeme",
-    "placeholder",
-];
+const FRAGMENTS: &[&str] =
+    &["replace_me", "replace-me", "your_token", "your-token", "_here", "changeme", "placeholder"];
 
 /// Why `value` looks like a placeholder, or `None` if it does not. `extra`
 /// are the policy's own `[check] placeholders` (exact, case-insensitive).
@@ -54,9 +47,7 @@ pub fn placeholder_reason(value: &str, extra: &[String]) -> Option<&'static str>
         return Some("looks like a placeholder, not a token");
     }
     if v.len() >= 3
-        && (v.chars().all(|c| c == 'x' || c == 'X')
-            || v.chars().all(|c| c == '*')
-            || v.chars().all(|c| c == '.'))
+        && (v.chars().all(|c| c == 'x' || c == 'X') || v.chars().all(|c| c == '*') || v.chars().all(|c| c == '.'))
     {
         return Some("is a run of x, * or . (a masked or dummy value)");
     }
@@ -86,10 +77,7 @@ mod tests {
             "",
             "  ",
         ] {
-            assert!(
-                placeholder_reason(p, &[]).is_some(),
-                "{p:?} should be a placeholder"
-            );
+            assert!(placeholder_reason(p, &[]).is_some(), "{p:?} should be a placeholder");
         }
         assert!(placeholder_reason("sk-fake-123", &["SK-FAKE-123".into()]).is_some());
     }

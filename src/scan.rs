@@ -59,10 +59,7 @@ pub struct Totals {
 
 impl Scanner {
     pub fn new(known: Vec<Known>) -> anyhow::Result<Self> {
-        let known: Vec<Known> = known
-            .into_iter()
-            .filter(|k| k.value.expose().len() >= MIN_LEN)
-            .collect();
+        let known: Vec<Known> = known.into_iter().filter(|k| k.value.expose().len() >= MIN_LEN).collect();
         let automaton = if known.is_empty() {
             None
         } else {
@@ -72,16 +69,8 @@ impl Scanner {
                     .build(known.iter().map(|k| k.value.expose().as_bytes()))?,
             )
         };
-        let known_shaped = known
-            .iter()
-            .map(|k| k.value.expose().as_bytes().to_vec())
-            .filter(|v| is_shape(v))
-            .collect();
-        Ok(Scanner {
-            automaton,
-            known,
-            known_shaped,
-        })
+        let known_shaped = known.iter().map(|k| k.value.expose().as_bytes().to_vec()).filter(|v| is_shape(v)).collect();
+        Ok(Scanner { automaton, known, known_shaped })
     }
 
     /// Every hit in one file's bytes.
@@ -90,12 +79,7 @@ impl Scanner {
         let locate = |offset: usize| {
             let before = &bytes[..offset];
             let line = memchr::memchr_iter(b'\n', before).count() + 1;
-            let col = offset
-                - before
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map_or(0, |i| i + 1)
-                + 1;
+            let col = offset - before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
             (line, col)
         };
         if let Some(ac) = &self.automaton {
@@ -136,15 +120,9 @@ impl Scanner {
     }
 
     /// Walks `paths` (gitignore-aware unless `no_ignore`), in parallel.
-    pub fn scan_paths(
-        &self,
-        paths: &[PathBuf],
-        no_ignore: bool,
-        skip: &[PathBuf],
-    ) -> (Vec<Hit>, Totals) {
+    pub fn scan_paths(&self, paths: &[PathBuf], no_ignore: bool, skip: &[PathBuf]) -> (Vec<Hit>, Totals) {
         let hits = Mutex::new(Vec::new());
-        let (files, bytes_total, binary) =
-            (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+        let (files, bytes_total, binary) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
         let mut builder = ignore::WalkBuilder::new(&paths[0]);
         for p in &paths[1..] {
             builder.add(p);
@@ -159,10 +137,7 @@ impl Scanner {
             .ignore(!no_ignore)
             .parents(!no_ignore)
             .filter_entry(move |e| {
-                e.file_name() != ".git"
-                    && !skip
-                        .iter()
-                        .any(|s| e.path().canonicalize().is_ok_and(|p| &p == s))
+                e.file_name() != ".git" && !skip.iter().any(|s| e.path().canonicalize().is_ok_and(|p| &p == s))
             })
             .threads(std::thread::available_parallelism().map_or(2, |n| n.get()));
         builder.build_parallel().run(|| {
@@ -185,20 +160,15 @@ impl Scanner {
                 let found = self.scan(&display(entry.path()), &data);
                 drop(zeroize::Zeroizing::new(data));
                 if !found.is_empty() {
-                    hits.lock()
-                        .expect("no panics while holding it")
-                        .extend(found);
+                    hits.lock().expect("no panics while holding it").extend(found);
                 }
                 ignore::WalkState::Continue
             })
         });
         let mut hits = hits.into_inner().expect("walk finished");
         hits.sort();
-        let totals = Totals {
-            files: files.into_inner(),
-            bytes: bytes_total.into_inner(),
-            binary_skipped: binary.into_inner(),
-        };
+        let totals =
+            Totals { files: files.into_inner(), bytes: bytes_total.into_inner(), binary_skipped: binary.into_inner() };
         (hits, totals)
     }
 }
@@ -211,16 +181,11 @@ pub fn is_binary(data: &[u8]) -> bool {
 fn is_shape(candidate: &[u8]) -> bool {
     candidate.len() == SHAPE_PREFIX.len() + SHAPE_HEX
         && candidate.starts_with(SHAPE_PREFIX)
-        && candidate[SHAPE_PREFIX.len()..]
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        && candidate[SHAPE_PREFIX.len()..].iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
 
 fn display(path: &Path) -> String {
-    path.strip_prefix("./")
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    path.strip_prefix("./").unwrap_or(path).display().to_string()
 }
 
 #[cfg(test)]
@@ -228,12 +193,7 @@ mod tests {
     use super::*;
 
     fn known(token: &str, version: u32, stage: Stage, value: &str) -> Known {
-        Known {
-            token: token.into(),
-            version,
-            stage,
-            value: Secret::new(value),
-        }
+        Known { token: token.into(), version, stage, value: Secret::new(value) }
     }
 
     #[test]
@@ -249,10 +209,8 @@ mod tests {
             "first line\n  token = \"{known_value}\"\nold=revoked-value-xyz\nshort\nmcp_auth_ffffffffffffffffffffffffffffffff\nmcp_auth_fffffffffffffffffffffffffffffffffff\n"
         );
         let hits = scanner.scan("f.txt", text.as_bytes());
-        let got: Vec<(usize, usize, Option<&str>, &str)> = hits
-            .iter()
-            .map(|h| (h.line, h.col, h.token.as_deref(), h.kind))
-            .collect();
+        let got: Vec<(usize, usize, Option<&str>, &str)> =
+            hits.iter().map(|h| (h.line, h.col, h.token.as_deref(), h.kind)).collect();
         assert_eq!(
             got,
             [

@@ -42,12 +42,7 @@ pub fn annotate(a: &Annotation<'_>) {
     if let Some(col) = a.col {
         props.push(format!("col={col}"));
     }
-    println!(
-        "::{} {}::{}",
-        a.kind,
-        props.join(","),
-        escape_data(a.message)
-    );
+    println!("::{} {}::{}", a.kind, props.join(","), escape_data(a.message));
 }
 
 /// Appends markdown to the job summary (`$GITHUB_STEP_SUMMARY`).
@@ -70,9 +65,7 @@ pub fn summary(markdown: &str) {
 
 /// Workflow commands need %, CR and LF escaped in data…
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 /// …and also `:` and `,` in properties.

@@ -17,11 +17,9 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => {
-            return Err(Hinted::new(
-                format!("cannot read {}: {e}", path.display()),
-                "check the file's permissions",
-            )
-            .into());
+            return Err(
+                Hinted::new(format!("cannot read {}: {e}", path.display()), "check the file's permissions").into()
+            );
         }
     };
     let file = shown(&path);
@@ -34,13 +32,8 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
             for b in &breaks {
                 println!("{file}:{}: {}", b.line, b.why);
             }
-            eprintln!(
-                "error: {file}: the hash chain is broken at {} place(s)",
-                breaks.len()
-            );
-            eprintln!(
-                "hint: compare the file with its git history (`git log -p -- {file}`) to see what changed"
-            );
+            eprintln!("error: {file}: the hash chain is broken at {} place(s)", breaks.len());
+            eprintln!("hint: compare the file with its git history (`git log -p -- {file}`) to see what changed");
             Ok(exit::FINDINGS)
         }
     }

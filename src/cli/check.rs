@@ -39,11 +39,7 @@ pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let policy = g.policy()?;
     let registry = g.registry()?;
     // No identity is needed; one that is there (and readable) is used.
-    let identity = if args.online {
-        Some(g.identity()?)
-    } else {
-        g.optional_identity().ok().flatten()
-    };
+    let identity = if args.online { Some(g.identity()?) } else { g.optional_identity().ok().flatten() };
     let mut identity_files = vec![crate::identity::config_file()];
     identity_files.extend(g.cli.identity.clone());
     identity_files.extend(std::env::var_os(env_vars::IDENTITY_FILE).map(Into::into));
@@ -70,19 +66,14 @@ pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
                 continue;
             };
             service_calls += 1;
-            if let Verdict::Invalid(why) =
-                issuer::build(policy.issuer_of(token)).verify(value).await?
-            {
+            if let Verdict::Invalid(why) = issuer::build(policy.issuer_of(token)).verify(value).await? {
                 findings.push(Finding {
                     severity: Severity::Error,
                     code: "issuer-rejects",
                     token: Some(name.clone()),
                     file: None,
                     line: None,
-                    message: format!(
-                        "issuer `{}` says {name} v{} is not valid: it {why}",
-                        token.issuer, current.id
-                    ),
+                    message: format!("issuer `{}` says {name} v{} is not valid: it {why}", token.issuer, current.id),
                     hint: Some("run `chitty-secrets rotate`".into()),
                 });
             }
@@ -113,12 +104,7 @@ fn print_human(findings: &[Finding], service_calls: usize, compared: bool) {
             (Some(file), None) => format!("{file}: "),
             _ => String::new(),
         };
-        println!(
-            "{}[{}] {at}{}",
-            severity_word(f.severity),
-            f.code,
-            f.message
-        );
+        println!("{}[{}] {at}{}", severity_word(f.severity), f.code, f.message);
         if let Some(hint) = &f.hint {
             println!("    hint: {hint}");
         }
@@ -129,11 +115,7 @@ fn print_human(findings: &[Finding], service_calls: usize, compared: bool) {
         count(Severity::Error),
         count(Severity::Warning),
         count(Severity::Info),
-        if compared {
-            ""
-        } else {
-            "; no identity, so .env values were not compared with the registry"
-        }
+        if compared { "" } else { "; no identity, so .env values were not compared with the registry" }
     );
 }
 
@@ -176,12 +158,7 @@ fn annotate_for_actions(findings: &[Finding]) {
             (Some(file), None) => file.clone(),
             _ => String::new(),
         };
-        md.push_str(&format!(
-            "| {kind} | `{}` | {} | {} |\n",
-            f.code,
-            actions::cell(&at),
-            actions::cell(&f.message)
-        ));
+        md.push_str(&format!("| {kind} | `{}` | {} | {} |\n", f.code, actions::cell(&at), actions::cell(&f.message)));
     }
     actions::summary(&md);
 }

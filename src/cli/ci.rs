@@ -35,11 +35,9 @@ pub struct InitArgs {
 pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
     let Command::Init(args) = command;
     if args.output.exists() && !args.force {
-        return Err(Hinted::new(
-            format!("{} already exists", args.output.display()),
-            "pass --force to overwrite it",
-        )
-        .into());
+        return Err(
+            Hinted::new(format!("{} already exists", args.output.display()), "pass --force to overwrite it").into()
+        );
     }
     let text = workflow(args, &g.cli.policies, &g.cli.registry);
     if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -47,12 +45,8 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
     }
     fsutil::write_atomic(&args.output, text.as_bytes())?;
     println!("wrote {}", shown(&args.output));
-    println!(
-        "next: make a key for CI and give it to the repository as the secret CHITTY_SECRETS_IDENTITY:"
-    );
-    println!(
-        "  age-keygen -o ci-key.txt && chitty-secrets keys add \"$(age-keygen -y ci-key.txt)\" --name ci"
-    );
+    println!("next: make a key for CI and give it to the repository as the secret CHITTY_SECRETS_IDENTITY:");
+    println!("  age-keygen -o ci-key.txt && chitty-secrets keys add \"$(age-keygen -y ci-key.txt)\" --name ci");
     println!("  gh secret set CHITTY_SECRETS_IDENTITY < ci-key.txt && shred -u ci-key.txt");
     Ok(exit::OK)
 }
@@ -61,11 +55,7 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
 /// binary parses (a test holds it to that).
 pub fn workflow(args: &InitArgs, policies: &std::path::Path, registry: &std::path::Path) -> String {
     let (install, branch, cron) = (&args.install, &args.branch, &args.cron);
-    let dirs = format!(
-        "--policies {} --registry {}",
-        policies.display(),
-        registry.display()
-    );
+    let dirs = format!("--policies {} --registry {}", policies.display(), registry.display());
     format!(
         r#"# Written by `chitty-secrets ci init`.
 # Needs one repository secret for the jobs that read values:

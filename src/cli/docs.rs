@@ -5,12 +5,7 @@ use clap::CommandFactory;
 use super::{Cli, exit};
 
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "chitty-secrets",
-        &mut std::io::stdout(),
-    );
+    clap_complete::generate(shell, &mut Cli::command(), "chitty-secrets", &mut std::io::stdout());
     Ok(exit::OK)
 }
 

@@ -18,10 +18,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let meta = registry.load_existing(&args.name)?.ok_or_else(|| {
         Hinted::new(
             format!("the registry has no token `{}`", args.name),
-            format!(
-                "run `chitty-secrets rotate {0}` (or `chitty-secrets set {0}`) first",
-                args.name
-            ),
+            format!("run `chitty-secrets rotate {0}` (or `chitty-secrets set {0}`) first", args.name),
         )
     })?;
     let wanted = args.version.as_deref().unwrap_or("current");
@@ -29,10 +26,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         "current" => meta.current(),
         "pending" => meta.in_stage(Stage::Pending),
         "previous" => meta.in_stage(Stage::Previous),
-        n => n
-            .parse::<u32>()
-            .ok()
-            .and_then(|id| meta.versions.iter().find(|v| v.id == id)),
+        n => n.parse::<u32>().ok().and_then(|id| meta.versions.iter().find(|v| v.id == id)),
     }
     .ok_or_else(|| {
         Hinted::new(
@@ -44,10 +38,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let values = registry.load_values(&args.name, &identity.key)?;
     let value = values.get(version.id).ok_or_else(|| {
         Hinted::new(
-            format!(
-                "the value of {} v{} is missing from its value file",
-                args.name, version.id
-            ),
+            format!("the value of {} v{} is missing from its value file", args.name, version.id),
             "restore tokens/*.age from git, or rotate the token",
         )
     })?;

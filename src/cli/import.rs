@@ -27,17 +27,10 @@ pub struct Args {
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let policy = g.policy()?;
     let bytes = zeroize::Zeroizing::new(std::fs::read(&args.file).map_err(|e| {
-        Hinted::new(
-            format!("cannot read {}: {e}", args.file.display()),
-            "give the path of an existing .env file",
-        )
+        Hinted::new(format!("cannot read {}: {e}", args.file.display()), "give the path of an existing .env file")
     })?);
-    let file = DotenvFile::parse(&bytes).map_err(|_| {
-        Hinted::new(
-            format!("{} is not UTF-8 text", args.file.display()),
-            "is it really a .env file?",
-        )
-    })?;
+    let file = DotenvFile::parse(&bytes)
+        .map_err(|_| Hinted::new(format!("{} is not UTF-8 text", args.file.display()), "is it really a .env file?"))?;
     let shown_file = shown(&args.file);
 
     // Which token each key stands for: its own name, or an alias a target uses.
@@ -62,17 +55,13 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         if !args.only.is_empty() && !args.only.iter().any(|o| o == token) {
             continue;
         }
-        if let Some(why) = placeholder_reason(value.expose(), &policy.placeholders)
-            .filter(|_| !args.allow_placeholders)
+        if let Some(why) = placeholder_reason(value.expose(), &policy.placeholders).filter(|_| !args.allow_placeholders)
         {
             eprintln!("{shown_file}:{line}: {key} {why}; not imported");
             refused += 1;
             continue;
         }
-        candidates
-            .entry(token.to_string())
-            .or_default()
-            .push((key, value, line));
+        candidates.entry(token.to_string()).or_default().push((key, value, line));
     }
 
     let registry = g.registry()?;
@@ -93,20 +82,13 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         let token = &policy.tokens[&name];
         let mut meta = registry.load(&name)?;
         let mut values = registry.load_values(&name, &identity.key)?;
-        let same = meta
-            .current()
-            .and_then(|c| values.get(c.id))
-            .is_some_and(|c| c.same_as(value));
+        let same = meta.current().and_then(|c| values.get(c.id)).is_some_and(|c| c.same_as(value));
         let id = if same {
             println!("{name}: already current");
             meta.current().map(|c| c.id).expect("checked above")
         } else {
             let placeholder = placeholder_reason(value.expose(), &policy.placeholders).is_some();
-            let new = NewValue {
-                value: value.clone(),
-                origin: "import",
-                placeholder,
-            };
+            let new = NewValue { value: value.clone(), origin: "import", placeholder };
             let id = store_current(&registry, &mut meta, &mut values, token, new, now)?;
             println!("{name}: imported as v{id} from {shown_file}:{first_line}");
             imported += 1;
@@ -115,22 +97,11 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         // The file we read from holds this version: record it if it is a target.
         let mut recorded = false;
         for target in &token.targets {
-            let path = target
-                .dotenv_path(&policy.root)
-                .and_then(|p| p.canonicalize().ok());
+            let path = target.dotenv_path(&policy.root).and_then(|p| p.canonicalize().ok());
             if path.is_some() && path == canonical_file {
-                for n in target
-                    .names
-                    .iter()
-                    .filter(|n| found.iter().any(|(k, _, _)| k == *n))
-                {
-                    meta.deliveries.insert(
-                        TokenMeta::delivery_key(&target.address(), n),
-                        Delivery {
-                            version: id,
-                            at: now,
-                        },
-                    );
+                for n in target.names.iter().filter(|n| found.iter().any(|(k, _, _)| k == *n)) {
+                    meta.deliveries
+                        .insert(TokenMeta::delivery_key(&target.address(), n), Delivery { version: id, at: now });
                     recorded = true;
                 }
             }

@@ -36,23 +36,15 @@ pub fn run(g: &Globals<'_>) -> anyhow::Result<u8> {
     };
     let recipient = identity.recipient();
     let user = std::env::var("USER").unwrap_or_else(|_| "someone".into());
-    let added =
-        registry.add_recipient(&recipient, &format!("{user}, added by chitty-secrets init"))?;
+    let added = registry.add_recipient(&recipient, &format!("{user}, added by chitty-secrets init"))?;
 
     if added {
-        let event = Event {
-            event: "keys.add",
-            token: None,
-            version: None,
-            detail: Some(format!("{recipient} (init)")),
-        };
+        let event =
+            Event { event: "keys.add", token: None, version: None, detail: Some(format!("{recipient} (init)")) };
         registry.audit(event, chrono::Utc::now())?;
     }
     let dir = shown(registry.dir());
-    println!(
-        "{} registry at {dir}",
-        if existed { "using the" } else { "created a" }
-    );
+    println!("{} registry at {dir}", if existed { "using the" } else { "created a" });
     println!("{how}");
     println!("public key (recipient): {recipient}");
     if added && existed && !registry.token_names()?.is_empty() {
@@ -62,9 +54,6 @@ pub fn run(g: &Globals<'_>) -> anyhow::Result<u8> {
     } else if !added {
         println!("the key was already a recipient");
     }
-    println!(
-        "next: `chitty-secrets rotate` mints and delivers every token in {}",
-        shown(&g.cli.policies)
-    );
+    println!("next: `chitty-secrets rotate` mints and delivers every token in {}", shown(&g.cli.policies));
     Ok(exit::OK)
 }

@@ -42,21 +42,14 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
             let identity = g.identity()?;
             let _lock = g.lock(&registry)?;
             let n = rekey(&registry, &identity.key)?;
-            println!(
-                "re-encrypted {n} value file{} to the current recipients",
-                if n == 1 { "" } else { "s" }
-            );
+            println!("re-encrypted {n} value file{} to the current recipients", if n == 1 { "" } else { "s" });
             Ok(exit::OK)
         }
     }
 }
 
 fn list(g: &Globals<'_>, registry: &Registry) -> anyhow::Result<u8> {
-    let mine = g
-        .optional_identity()
-        .ok()
-        .flatten()
-        .map(|i| i.recipient().to_string());
+    let mine = g.optional_identity().ok().flatten().map(|i| i.recipient().to_string());
     let text = std::fs::read_to_string(registry.recipients_path())?;
     let mut comment = None;
     for line in text.lines() {
@@ -70,11 +63,7 @@ fn list(g: &Globals<'_>, registry: &Registry) -> anyhow::Result<u8> {
             continue;
         }
         let key = trimmed.split('#').next().unwrap_or("").trim();
-        let you = if mine.as_deref() == Some(key) {
-            "  (you)"
-        } else {
-            ""
-        };
+        let you = if mine.as_deref() == Some(key) { "  (you)" } else { "" };
         println!("{key}  {}{you}", comment.take().unwrap_or_default());
     }
     if registry.rekey_marker().exists() {
@@ -88,11 +77,7 @@ fn list(g: &Globals<'_>, registry: &Registry) -> anyhow::Result<u8> {
 fn parse_given(given: &str) -> anyhow::Result<Vec<age::x25519::Recipient>> {
     let hint = "give an age X25519 public key (age1…), e.g. from `chitty-secrets init` or `age-keygen -y KEYFILE`";
     if given.starts_with("AGE-SECRET-KEY-") {
-        return Err(Hinted::new(
-            "that is a secret key, not a public one: it was not stored or printed",
-            hint,
-        )
-        .into());
+        return Err(Hinted::new("that is a secret key, not a public one: it was not stored or printed", hint).into());
     }
     if let Ok(r) = age::x25519::Recipient::from_str(given) {
         return Ok(vec![r]);
@@ -101,9 +86,7 @@ fn parse_given(given: &str) -> anyhow::Result<Vec<age::x25519::Recipient>> {
     if path.is_file() {
         let text = std::fs::read_to_string(path)?;
         if text.contains("AGE-SECRET-KEY-") {
-            return Err(
-                Hinted::new(format!("{given} holds a secret key, not public keys"), hint).into(),
-            );
+            return Err(Hinted::new(format!("{given} holds a secret key, not public keys"), hint).into());
         }
         let keys = parse_recipients(&text, path)?;
         if keys.is_empty() {
@@ -127,12 +110,7 @@ fn shorten(text: &str) -> String {
     }
 }
 
-fn add(
-    g: &Globals<'_>,
-    registry: &Registry,
-    given: &str,
-    name: Option<&str>,
-) -> anyhow::Result<u8> {
+fn add(g: &Globals<'_>, registry: &Registry, given: &str, name: Option<&str>) -> anyhow::Result<u8> {
     let keys = parse_given(given)?;
     let identity = g.identity()?;
     let _lock = g.lock(registry)?;
@@ -147,12 +125,7 @@ fn add(
     let n = rekey(registry, &identity.key)?;
     for key in &added {
         registry.audit(
-            Event {
-                event: "keys.add",
-                token: None,
-                version: None,
-                detail: Some(format!("{key} ({label})")),
-            },
+            Event { event: "keys.add", token: None, version: None, detail: Some(format!("{key} ({label})")) },
             g.now(),
         )?;
     }
@@ -163,20 +136,14 @@ fn add(
         keys.len() - added.len(),
         if n == 1 { "" } else { "s" }
     );
-    println!(
-        "commit {} so the new key can read the values",
-        shown(registry.dir())
-    );
+    println!("commit {} so the new key can read the values", shown(registry.dir()));
     Ok(exit::OK)
 }
 
 fn remove(g: &Globals<'_>, registry: &Registry, given: &str, force: bool) -> anyhow::Result<u8> {
     let key = age::x25519::Recipient::from_str(given).map_err(|_| {
         Hinted::new(
-            format!(
-                "`{}` is not an age X25519 public key (age1…)",
-                shorten(given)
-            ),
+            format!("`{}` is not an age X25519 public key (age1…)", shorten(given)),
             "`chitty-secrets keys list` shows the keys",
         )
     })?;
@@ -224,20 +191,8 @@ fn remove(g: &Globals<'_>, registry: &Registry, given: &str, force: bool) -> any
     // With --force on our own key we can still decrypt: the files are not
     // re-encrypted yet. After this, we cannot.
     let n = rekey(registry, &identity.key)?;
-    registry.audit(
-        Event {
-            event: "keys.remove",
-            token: None,
-            version: None,
-            detail: Some(key.clone()),
-        },
-        g.now(),
-    )?;
-    println!(
-        "removed {}; re-encrypted {n} value file{}",
-        shorten(&key),
-        if n == 1 { "" } else { "s" }
-    );
+    registry.audit(Event { event: "keys.remove", token: None, version: None, detail: Some(key.clone()) }, g.now())?;
+    println!("removed {}; re-encrypted {n} value file{}", shorten(&key), if n == 1 { "" } else { "s" });
     println!(
         "note: the removed key can still read old copies (git history): rotate the tokens it could read (`chitty-secrets rotate`)"
     );

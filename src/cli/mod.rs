@@ -49,12 +49,7 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "policies", value_name = "DIR")]
     pub policies: PathBuf,
     /// The registry folder.
-    #[arg(
-        long,
-        global = true,
-        default_value = ".chitty-secrets",
-        value_name = "DIR"
-    )]
+    #[arg(long, global = true, default_value = ".chitty-secrets", value_name = "DIR")]
     pub registry: PathBuf,
     /// An age identity file (overrides CHITTY_SECRETS_IDENTITY, the keyring and the config file).
     #[arg(long, global = true, value_name = "FILE")]
@@ -140,9 +135,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let ctx = Globals { cli: &cli };
     match &cli.command {
         Command::Init => init::run(&ctx),
-        Command::Policy {
-            command: PolicyCommand::Check,
-        } => policy_check::run(&ctx),
+        Command::Policy { command: PolicyCommand::Check } => policy_check::run(&ctx),
         Command::Status(args) => status::run(&ctx, args),
         Command::Get(args) => get::run(&ctx, args),
         Command::Set(args) => set::run(&ctx, args),
@@ -193,15 +186,8 @@ impl Globals<'_> {
 }
 
 /// Metadata of every token the policy declares (fresh records for new ones).
-pub fn load_metas(
-    policy: &Policy,
-    registry: &Registry,
-) -> anyhow::Result<BTreeMap<String, TokenMeta>> {
-    policy
-        .tokens
-        .keys()
-        .map(|name| Ok((name.clone(), registry.load(name)?)))
-        .collect()
+pub fn load_metas(policy: &Policy, registry: &Registry) -> anyhow::Result<BTreeMap<String, TokenMeta>> {
+    policy.tokens.keys().map(|name| Ok((name.clone(), registry.load(name)?))).collect()
 }
 
 /// Reads every readable target (.env files) and compares it with the
@@ -223,11 +209,7 @@ pub async fn observe(
         };
         for target_policy in &token.targets {
             let target = crate::target::build(target_policy, &policy.root);
-            let Some(read) = target
-                .read(&target_policy.names)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-            else {
+            let Some(read) = target.read(&target_policy.names).await.map_err(|e| anyhow::anyhow!("{e}"))? else {
                 continue;
             };
             for (n, got) in target_policy.names.iter().zip(read) {
@@ -236,10 +218,7 @@ pub async fn observe(
                     Some(_) => Observed::Differs,
                     None => Observed::Missing,
                 };
-                seen.insert(
-                    (name.clone(), TokenMeta::delivery_key(target.address(), n)),
-                    observed,
-                );
+                seen.insert((name.clone(), TokenMeta::delivery_key(target.address(), n)), observed);
             }
         }
     }
@@ -255,12 +234,9 @@ pub fn read_stdin_value() -> anyhow::Result<crate::secret::Secret> {
         eprintln!("reading the value from stdin; end with Ctrl-D (it is not echoed to any log)");
     }
     let mut buf = zeroize::Zeroizing::new(Vec::new());
-    stdin
-        .read_to_end(&mut buf)
-        .context("reading the value from stdin")?;
+    stdin.read_to_end(&mut buf).context("reading the value from stdin")?;
     let mut text = zeroize::Zeroizing::new(
-        String::from_utf8(buf.to_vec())
-            .map_err(|_| anyhow::anyhow!("the value on stdin is not UTF-8 text"))?,
+        String::from_utf8(buf.to_vec()).map_err(|_| anyhow::anyhow!("the value on stdin is not UTF-8 text"))?,
     );
     if text.ends_with('\n') {
         text.pop();
@@ -272,10 +248,7 @@ pub fn read_stdin_value() -> anyhow::Result<crate::secret::Secret> {
 }
 
 /// A token name the policy must declare, with a suggestion when it does not.
-pub fn known_token<'p>(
-    policy: &'p Policy,
-    name: &str,
-) -> anyhow::Result<&'p crate::policy::TokenPolicy> {
+pub fn known_token<'p>(policy: &'p Policy, name: &str) -> anyhow::Result<&'p crate::policy::TokenPolicy> {
     policy.token(name).ok_or_else(|| {
         let hint = match policy::closest(name, policy.tokens.keys().map(String::as_str)) {
             Some(c) => format!("did you mean `{c}`?"),
@@ -296,11 +269,7 @@ pub struct Hinted {
 
 impl Hinted {
     pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Hinted {
-            message: message.into(),
-            hint: hint.into(),
-            code: exit::FAILURE,
-        }
+        Hinted { message: message.into(), hint: hint.into(), code: exit::FAILURE }
     }
 }
 
@@ -308,10 +277,6 @@ impl Hinted {
 pub fn shown(path: &Path) -> String {
     std::env::current_dir()
         .ok()
-        .and_then(|cwd| {
-            path.strip_prefix(&cwd)
-                .ok()
-                .map(|p| p.display().to_string())
-        })
+        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(|p| p.display().to_string()))
         .unwrap_or_else(|| path.display().to_string())
 }

@@ -41,10 +41,7 @@ pub struct PlanArgs {
 }
 
 pub async fn rotate(g: &Globals<'_>, args: &RotateArgs) -> anyhow::Result<u8> {
-    let mode = Mode::Rotate {
-        only: &args.tokens,
-        due_only: args.due,
-    };
+    let mode = Mode::Rotate { only: &args.tokens, due_only: args.due };
     execute(g, &args.tokens, mode, args.dry_run, args.json).await
 }
 
@@ -63,16 +60,7 @@ pub fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
         None => Observations::new(),
     };
     let now = g.now();
-    let rotate = make_plan(
-        &policy,
-        &metas,
-        &observed,
-        now,
-        Mode::Rotate {
-            only: &[],
-            due_only: true,
-        },
-    );
+    let rotate = make_plan(&policy, &metas, &observed, now, Mode::Rotate { only: &[], due_only: true });
     let sync = make_plan(&policy, &metas, &observed, now, Mode::Sync { only: &[] });
     if args.json {
         #[derive(Serialize)]
@@ -95,9 +83,7 @@ pub fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
         println!("sync:");
         print_plans(&sync, "  every target is up to date");
         if identity.is_none() {
-            println!(
-                "note: no identity, so .env files were not compared with the registry (delivery records only)"
-            );
+            println!("note: no identity, so .env files were not compared with the registry (delivery records only)");
         }
     }
     Ok(exit::OK)
@@ -108,13 +94,7 @@ fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
 }
 
-async fn execute(
-    g: &Globals<'_>,
-    only: &[String],
-    mode: Mode<'_>,
-    dry_run: bool,
-    json: bool,
-) -> anyhow::Result<u8> {
+async fn execute(g: &Globals<'_>, only: &[String], mode: Mode<'_>, dry_run: bool, json: bool) -> anyhow::Result<u8> {
     let policy = g.policy()?;
     for name in only {
         known_token(&policy, name)?;
@@ -123,18 +103,10 @@ async fn execute(
     let is_sync = matches!(mode, Mode::Sync { .. });
     // A dry run or `sync --check` without an identity still plans from the
     // delivery records; a real run needs the identity to read values.
-    let identity = if dry_run {
-        g.optional_identity()?
-    } else {
-        Some(g.identity()?)
-    };
+    let identity = if dry_run { g.optional_identity()? } else { Some(g.identity()?) };
     // Hold the lock from planning to the last save, so the plan is made from
     // the state it is executed against. A dry run writes nothing: no lock.
-    let _lock = if dry_run {
-        None
-    } else {
-        Some(g.lock(&registry)?)
-    };
+    let _lock = if dry_run { None } else { Some(g.lock(&registry)?) };
     let metas = load_metas(&policy, &registry)?;
     let observed = match &identity {
         Some(id) if is_sync => observe(&policy, &registry, id, &metas).await?,
@@ -148,32 +120,16 @@ async fn execute(
         if json {
             println!("{}", serde_json::to_string_pretty(&plans)?);
         } else {
-            print_plans(
-                &plans,
-                if is_sync {
-                    "every target is up to date"
-                } else {
-                    "nothing to do"
-                },
-            );
+            print_plans(&plans, if is_sync { "every target is up to date" } else { "nothing to do" });
             if is_sync && identity.is_none() {
                 println!("note: no identity, so .env files were compared by delivery records only");
             }
         }
-        return Ok(if is_sync && drift {
-            exit::FINDINGS
-        } else {
-            exit::OK
-        });
+        return Ok(if is_sync && drift { exit::FINDINGS } else { exit::OK });
     }
 
     let identity = identity.expect("required above for a real run");
-    let ctx = Context {
-        policy: &policy,
-        registry: &registry,
-        identity: &identity,
-        now,
-    };
+    let ctx = Context { policy: &policy, registry: &registry, identity: &identity, now };
     let mut results = Vec::new();
     for plan in &plans {
         let outcome = apply::run(&ctx, plan).await;
@@ -183,30 +139,14 @@ async fn execute(
         results.push((plan.token.clone(), outcome));
     }
     write_summary(if is_sync { "sync" } else { "rotate" }, &results);
-    let partial = results
-        .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Partial { .. }))
-        .count();
-    let failed = results
-        .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Failed { .. }))
-        .count();
+    let partial = results.iter().filter(|(_, o)| matches!(o, Outcome::Partial { .. })).count();
+    let failed = results.iter().filter(|(_, o)| matches!(o, Outcome::Failed { .. })).count();
     if json {
         println!("{}", serde_json::to_string_pretty(&json_results(&results))?);
     } else if results.is_empty() {
-        println!(
-            "{}",
-            if is_sync {
-                "every target is up to date"
-            } else {
-                "nothing to do"
-            }
-        );
+        println!("{}", if is_sync { "every target is up to date" } else { "nothing to do" });
     } else {
-        println!(
-            "{} done, {partial} left pending, {failed} failed",
-            results.len() - partial - failed
-        );
+        println!("{} done, {partial} left pending, {failed} failed", results.len() - partial - failed);
     }
     Ok(if partial > 0 {
         exit::PARTIAL
@@ -234,12 +174,7 @@ fn describe(step: &Step) -> String {
         Step::Mint { reason } => format!("mint a new version ({reason})"),
         Step::Resume { reason, .. } => format!("resume: {reason}"),
         Step::Remind { reason, hint } => format!("needs a person: {reason}; {hint}"),
-        Step::Deliver {
-            target,
-            names,
-            version,
-            reason,
-        } => {
+        Step::Deliver { target, names, version, reason } => {
             let v = version.map_or("the new version".to_string(), |v| format!("v{v}"));
             format!("deliver {v} to {target}: {} ({reason})", names.join(", "))
         }
@@ -253,11 +188,7 @@ fn print_outcome(token: &str, outcome: &Outcome) {
     println!("{token}");
     let (done, problem, hint) = match outcome {
         Outcome::Done(done) => (done.as_slice(), None, None),
-        Outcome::Partial {
-            done,
-            problem,
-            hint,
-        } => (done.as_slice(), Some(problem), Some(hint)),
+        Outcome::Partial { done, problem, hint } => (done.as_slice(), Some(problem), Some(hint)),
         Outcome::Failed { problem, hint } => (&[][..], Some(problem), hint.as_ref()),
     };
     for line in done {
@@ -301,10 +232,7 @@ fn write_summary(command: &str, results: &[(String, Outcome)]) {
             Outcome::Partial { problem, hint, .. } => ("pending", format!("{problem} — {hint}")),
             Outcome::Failed { problem, .. } => ("failed", problem.clone()),
         };
-        md.push_str(&format!(
-            "| {token} | {result} | {} |\n",
-            actions::cell(&details)
-        ));
+        md.push_str(&format!("| {token} | {result} | {} |\n", actions::cell(&details)));
     }
     actions::summary(&md);
 }

@@ -43,10 +43,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         }
     }
     let status = command.status().map_err(|e| {
-        Hinted::new(
-            format!("cannot run `{}`: {e}", args.command[0]),
-            "check that the command exists and is on PATH",
-        )
+        Hinted::new(format!("cannot run `{}`: {e}", args.command[0]), "check that the command exists and is on PATH")
     })?;
     use std::os::unix::process::ExitStatusExt;
     Ok(match (status.code(), status.signal()) {

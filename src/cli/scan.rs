@@ -42,18 +42,12 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let (hits, totals) = if args.staged {
         scan_staged(&scanner)?
     } else {
-        let paths = if args.paths.is_empty() {
-            vec![PathBuf::from(".")]
-        } else {
-            args.paths.clone()
-        };
+        let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
         for p in &paths {
             if !p.exists() {
-                return Err(Hinted::new(
-                    format!("{} does not exist", p.display()),
-                    "give files or folders to scan",
-                )
-                .into());
+                return Err(
+                    Hinted::new(format!("{} does not exist", p.display()), "give files or folders to scan").into()
+                );
             }
         }
         scanner.scan_paths(&paths, args.no_ignore, &[registry.dir().to_path_buf()])
@@ -66,14 +60,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
             values_searched: usize,
             totals: &'a Totals,
         }
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&Out {
-                hits: &hits,
-                values_searched: searched,
-                totals: &totals
-            })?
-        );
+        println!("{}", serde_json::to_string_pretty(&Out { hits: &hits, values_searched: searched, totals: &totals })?);
     } else {
         for h in &hits {
             match (&h.token, h.version, h.stage) {
@@ -100,11 +87,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
             "hint: remove these values from the files (and from git history if committed), and rotate every token found: `chitty-secrets rotate NAME`"
         );
     }
-    Ok(if hits.is_empty() {
-        exit::OK
-    } else {
-        exit::FINDINGS
-    })
+    Ok(if hits.is_empty() { exit::OK } else { exit::FINDINGS })
 }
 
 /// Every version's value of every token in the registry.
@@ -115,12 +98,7 @@ fn known_values(registry: &Registry, key: &age::x25519::Identity) -> anyhow::Res
         let values = registry.load_values(&name, key)?;
         for v in &meta.versions {
             if let Some(value) = values.get(v.id) {
-                known.push(Known {
-                    token: name.clone(),
-                    version: v.id,
-                    stage: v.stage,
-                    value: value.clone(),
-                });
+                known.push(Known { token: name.clone(), version: v.id, stage: v.stage, value: value.clone() });
             }
         }
     }
@@ -131,31 +109,18 @@ fn known_values(registry: &Registry, key: &age::x25519::Identity) -> anyhow::Res
 fn scan_staged(scanner: &Scanner) -> anyhow::Result<(Vec<Hit>, Totals)> {
     let git = |args: &[&str]| -> anyhow::Result<Vec<u8>> {
         let out = Command::new("git").args(args).output().map_err(|e| {
-            Hinted::new(
-                format!("cannot run git: {e}"),
-                "install git, or scan paths instead of --staged",
-            )
+            Hinted::new(format!("cannot run git: {e}"), "install git, or scan paths instead of --staged")
         })?;
         if !out.status.success() {
             return Err(Hinted::new(
-                format!(
-                    "git {} failed: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
+                format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()),
                 "run inside a git repository",
             )
             .into());
         }
         Ok(out.stdout)
     };
-    let names = git(&[
-        "diff",
-        "--cached",
-        "--name-only",
-        "-z",
-        "--diff-filter=ACMR",
-    ])?;
+    let names = git(&["diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR"])?;
     let mut hits = Vec::new();
     let mut totals = Totals::default();
     for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {

@@ -31,10 +31,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         )
         .into());
     }
-    if let Some(target) = token
-        .targets
-        .iter()
-        .find(|t| t.dotenv_path(&policy.root).is_some())
+    if let Some(target) = token.targets.iter().find(|t| t.dotenv_path(&policy.root).is_some())
         && !crate::target::dotenv_file::can_carry(&value)
     {
         return Err(Hinted::new(
@@ -57,17 +54,10 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         &mut meta,
         &mut values,
         token,
-        NewValue {
-            value,
-            origin: "set",
-            placeholder: placeholder.is_some(),
-        },
+        NewValue { value, origin: "set", placeholder: placeholder.is_some() },
         g.now(),
     )?;
-    println!(
-        "stored {} v{id} as current; run `chitty-secrets sync` to deliver it",
-        args.name
-    );
+    println!("stored {} v{id} as current; run `chitty-secrets sync` to deliver it", args.name);
     Ok(exit::OK)
 }
 
@@ -89,21 +79,11 @@ pub fn store_current(
     new: NewValue<'_>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<u32> {
-    let NewValue {
-        value,
-        origin,
-        placeholder,
-    } = new;
+    let NewValue { value, origin, placeholder } = new;
     if let Some(p) = meta.pending() {
         return Err(Hinted::new(
-            format!(
-                "{} has a rotation in progress (v{} pending)",
-                token.name, p.id
-            ),
-            format!(
-                "finish it first with `chitty-secrets rotate {}`",
-                token.name
-            ),
+            format!("{} has a rotation in progress (v{} pending)", token.name, p.id),
+            format!("finish it first with `chitty-secrets rotate {}`", token.name),
         )
         .into());
     }
@@ -131,12 +111,7 @@ pub fn store_current(
         placeholder,
     });
     registry.save(meta)?;
-    let event = Event {
-        event: origin,
-        token: Some(&token.name),
-        version: Some(id),
-        detail: None,
-    };
+    let event = Event { event: origin, token: Some(&token.name), version: Some(id), detail: None };
     registry.audit(event, now)?;
     Ok(id)
 }

@@ -53,9 +53,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let registry = g.registry()?;
     let metas = load_metas(&policy, &registry)?;
     let now = g.now();
-    let window = args
-        .expiring
-        .map(|w| TimeDelta::from_std(w).unwrap_or(TimeDelta::MAX));
+    let window = args.expiring.map(|w| TimeDelta::from_std(w).unwrap_or(TimeDelta::MAX));
 
     let mut rows = Vec::new();
     for (name, token) in &policy.tokens {
@@ -68,12 +66,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
             versions: meta
                 .versions
                 .iter()
-                .map(|v| VersionStatus {
-                    id: v.id,
-                    stage: v.stage,
-                    created_at: v.created_at,
-                    expires_at: v.expires_at,
-                })
+                .map(|v| VersionStatus { id: v.id, stage: v.stage, created_at: v.created_at, expires_at: v.expires_at })
                 .collect(),
             due: due_reason(token, meta, now),
             expires_at: meta.current().and_then(|v| v.expires_at),
@@ -94,16 +87,9 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
                 .collect(),
         });
     }
-    let orphans: Vec<String> = registry
-        .token_names()?
-        .into_iter()
-        .filter(|n| !policy.tokens.contains_key(n))
-        .collect();
+    let orphans: Vec<String> = registry.token_names()?.into_iter().filter(|n| !policy.tokens.contains_key(n)).collect();
     let expiring: Vec<&TokenStatus> = match window {
-        Some(w) => rows
-            .iter()
-            .filter(|r| r.expires_at.is_some_and(|e| e - now <= w))
-            .collect(),
+        Some(w) => rows.iter().filter(|r| r.expires_at.is_some_and(|e| e - now <= w)).collect(),
         None => Vec::new(),
     };
 
@@ -135,20 +121,11 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
             }
             for r in &expiring {
                 let e = r.expires_at.expect("filtered on it");
-                println!(
-                    "expiring within {}: {} ({})",
-                    Dur::human(w),
-                    r.name,
-                    when(now, e)
-                );
+                println!("expiring within {}: {} ({})", Dur::human(w), r.name, when(now, e));
             }
         }
     }
-    Ok(if expiring.is_empty() {
-        exit::OK
-    } else {
-        exit::FINDINGS
-    })
+    Ok(if expiring.is_empty() { exit::OK } else { exit::FINDINGS })
 }
 
 fn print_row(row: &TokenStatus, meta: &TokenMeta, now: DateTime<Utc>) {
@@ -161,16 +138,10 @@ fn print_row(row: &TokenStatus, meta: &TokenMeta, now: DateTime<Utc>) {
         println!("  expires: {}", when(now, e));
     }
     if let Some(p) = meta.pending() {
-        println!(
-            "  pending: v{} (rotation in progress; `chitty-secrets rotate {}` resumes it)",
-            p.id, row.name
-        );
+        println!("  pending: v{} (rotation in progress; `chitty-secrets rotate {}` resumes it)", p.id, row.name);
     }
     for v in meta.versions.iter().filter(|v| v.stage == Stage::Previous) {
-        let until = v
-            .retire_after
-            .map(|r| format!(", valid until {}", when(now, r)))
-            .unwrap_or_default();
+        let until = v.retire_after.map(|r| format!(", valid until {}", when(now, r))).unwrap_or_default();
         println!("  previous: v{}{until}", v.id);
     }
     if let Some(due) = &row.due {
@@ -179,9 +150,7 @@ fn print_row(row: &TokenStatus, meta: &TokenMeta, now: DateTime<Utc>) {
     let fresh = row.deliveries.iter().filter(|d| d.up_to_date).count();
     println!("  delivered: {fresh}/{} up to date", row.deliveries.len());
     for d in row.deliveries.iter().filter(|d| !d.up_to_date) {
-        let holds = d
-            .version
-            .map_or("never delivered".to_string(), |v| format!("has v{v}"));
+        let holds = d.version.map_or("never delivered".to_string(), |v| format!("has v{v}"));
         println!("    {}#{}: {holds}", d.target, d.name);
     }
 }

@@ -13,10 +13,7 @@ pub struct ManualIssuer {
 
 impl ManualIssuer {
     pub fn new(name: &str, instructions: Option<String>) -> Self {
-        ManualIssuer {
-            name: name.to_string(),
-            instructions,
-        }
+        ManualIssuer { name: name.to_string(), instructions }
     }
 }
 
@@ -31,18 +28,11 @@ impl Issuer for ManualIssuer {
     }
 
     async fn issue(&self, request: &IssueRequest<'_>) -> Result<Issued, IssuerError> {
-        Err(IssuerError::ManualOnly {
-            token: request.token.to_string(),
-            instructions: self.instructions.clone(),
-        })
+        Err(IssuerError::ManualOnly { token: request.token.to_string(), instructions: self.instructions.clone() })
     }
 
     async fn verify(&self, value: &Secret) -> Result<Verdict, IssuerError> {
-        Ok(if value.is_empty() {
-            Verdict::Invalid("is empty".into())
-        } else {
-            Verdict::Valid
-        })
+        Ok(if value.is_empty() { Verdict::Invalid("is empty".into()) } else { Verdict::Valid })
     }
 
     async fn revoke(&self, _token_id: Option<&str>) -> Result<Revoked, IssuerError> {

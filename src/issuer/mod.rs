@@ -44,10 +44,7 @@ pub enum Revoked {
 #[derive(Debug, thiserror::Error)]
 pub enum IssuerError {
     #[error("{token} is issued by hand: chitty-secrets never invents its value")]
-    ManualOnly {
-        token: String,
-        instructions: Option<String>,
-    },
+    ManualOnly { token: String, instructions: Option<String> },
     #[error("issuer `{issuer}`: {message}")]
     Failed { issuer: String, message: String },
 }
@@ -55,15 +52,9 @@ pub enum IssuerError {
 impl IssuerError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            IssuerError::ManualOnly {
-                token,
-                instructions,
-            } => Some(format!(
+            IssuerError::ManualOnly { token, instructions } => Some(format!(
                 "{}pipe the new value into `chitty-secrets set {token}`, then `chitty-secrets sync`",
-                instructions
-                    .as_deref()
-                    .map(|i| format!("{i}; then "))
-                    .unwrap_or_default()
+                instructions.as_deref().map(|i| format!("{i}; then ")).unwrap_or_default()
             )),
             IssuerError::Failed { .. } => None,
         }
@@ -86,8 +77,6 @@ pub trait Issuer: Send + Sync {
 pub fn build(policy: &IssuerPolicy) -> Box<dyn Issuer> {
     match &policy.spec {
         IssuerSpec::Random(spec) => Box::new(RandomIssuer::new(&policy.name, spec.clone())),
-        IssuerSpec::Manual(spec) => {
-            Box::new(ManualIssuer::new(&policy.name, spec.instructions.clone()))
-        }
+        IssuerSpec::Manual(spec) => Box::new(ManualIssuer::new(&policy.name, spec.instructions.clone())),
     }
 }

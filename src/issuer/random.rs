@@ -16,10 +16,7 @@ pub struct RandomIssuer {
 
 impl RandomIssuer {
     pub fn new(name: &str, spec: RandomSpec) -> Self {
-        RandomIssuer {
-            name: name.to_string(),
-            spec,
-        }
+        RandomIssuer { name: name.to_string(), spec }
     }
 
     fn encoded_len(&self) -> usize {
@@ -45,9 +42,7 @@ impl RandomIssuer {
                     out.push(HEX[usize::from(b & 15)] as char);
                 }
             }
-            Encoding::Base64url => {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(&bytes, &mut out)
-            }
+            Encoding::Base64url => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(&bytes, &mut out),
         }
         Ok(Secret::new(out))
     }
@@ -60,31 +55,20 @@ impl Issuer for RandomIssuer {
     }
 
     async fn issue(&self, request: &IssueRequest<'_>) -> Result<Issued, IssuerError> {
-        Ok(Issued {
-            value: self.generate()?,
-            token_id: None,
-            expires_at: request.ttl.map(|ttl| request.now + ttl),
-        })
+        Ok(Issued { value: self.generate()?, token_id: None, expires_at: request.ttl.map(|ttl| request.now + ttl) })
     }
 
     /// Offline: the value has this issuer's shape (prefix, length, alphabet).
     async fn verify(&self, value: &Secret) -> Result<Verdict, IssuerError> {
         let Some(body) = value.expose().strip_prefix(self.spec.prefix.as_str()) else {
-            return Ok(Verdict::Invalid(format!(
-                "does not start with the prefix `{}`",
-                self.spec.prefix
-            )));
+            return Ok(Verdict::Invalid(format!("does not start with the prefix `{}`", self.spec.prefix)));
         };
         let alphabet_ok = match self.spec.encoding {
             Encoding::Hex => body.bytes().all(|b| b.is_ascii_hexdigit()),
-            Encoding::Base64url => body
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            Encoding::Base64url => body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
         };
         if body.len() != self.encoded_len() || !alphabet_ok {
-            return Ok(Verdict::Invalid(
-                "has the wrong length or alphabet for this issuer".into(),
-            ));
+            return Ok(Verdict::Invalid("has the wrong length or alphabet for this issuer".into()));
         }
         Ok(Verdict::Valid)
     }
@@ -99,15 +83,7 @@ mod tests {
     use super::*;
 
     fn issuer(prefix: &str, bytes: usize, encoding: Encoding) -> RandomIssuer {
-        RandomIssuer::new(
-            "t",
-            RandomSpec {
-                _kind: "random".into(),
-                prefix: prefix.into(),
-                bytes,
-                encoding,
-            },
-        )
+        RandomIssuer::new("t", RandomSpec { _kind: "random".into(), prefix: prefix.into(), bytes, encoding })
     }
 
     #[tokio::test]
@@ -119,12 +95,7 @@ mod tests {
         assert!(a.expose().starts_with("mcp_auth_"));
         assert!(!a.same_as(&b));
         assert_eq!(i.verify(&a).await.unwrap(), Verdict::Valid);
-        assert!(matches!(
-            i.verify(&Secret::new("YOUR_TOKEN_HERE_REPLACE_ME"))
-                .await
-                .unwrap(),
-            Verdict::Invalid(_)
-        ));
+        assert!(matches!(i.verify(&Secret::new("YOUR_TOKEN_HERE_REPLACE_ME")).await.unwrap(), Verdict::Invalid(_)));
     }
 
     #[tokio::test]

@@ -18,37 +18,18 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn at(
-        file: &Path,
-        source: &str,
-        span: Option<Range<usize>>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn at(file: &Path, source: &str, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
         let span = span.unwrap_or(0..0);
         let start = span.start.min(source.len());
         let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = source[start..]
-            .find('\n')
-            .map_or(source.len(), |i| start + i);
+        let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
         let line = source[..start].matches('\n').count() + 1;
         let col = source[line_start..start].chars().count() + 1;
-        let text = source[line_start..line_end]
-            .trim_end_matches('\r')
-            .to_string();
-        let width = source[start..span.end.clamp(start, line_end)]
-            .chars()
-            .count()
-            .max(1);
+        let text = source[line_start..line_end].trim_end_matches('\r').to_string();
+        let width = source[start..span.end.clamp(start, line_end)].chars().count().max(1);
         let message = message.into();
         let hint = did_you_mean_from_serde(&message);
-        Diagnostic {
-            file: file.to_path_buf(),
-            line,
-            col,
-            message,
-            snippet: Some((text, width)),
-            hint,
-        }
+        Diagnostic { file: file.to_path_buf(), line, col, message, snippet: Some((text, width)), hint }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -59,33 +40,15 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.message
-        )?;
+        writeln!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)?;
         if let Some((text, width)) = &self.snippet {
             let gutter = self.line.to_string().len();
             writeln!(f, "{:gutter$} |", "")?;
             writeln!(f, "{} | {}", self.line, text)?;
-            writeln!(
-                f,
-                "{:gutter$} | {}{}",
-                "",
-                " ".repeat(self.col - 1),
-                "^".repeat(*width)
-            )?;
+            writeln!(f, "{:gutter$} | {}{}", "", " ".repeat(self.col - 1), "^".repeat(*width))?;
         }
         if let Some(hint) = &self.hint {
-            writeln!(
-                f,
-                "{:w$} = hint: {hint}",
-                "",
-                w = self.line.to_string().len()
-            )?;
+            writeln!(f, "{:w$} = hint: {hint}", "", w = self.line.to_string().len())?;
         }
         Ok(())
     }
@@ -94,9 +57,7 @@ impl fmt::Display for Diagnostic {
 /// serde says "unknown field `x`, expected one of `a`, `b`" (or "unknown
 /// variant"); turn that into "did you mean `b`?" when one is close.
 fn did_you_mean_from_serde(message: &str) -> Option<String> {
-    let rest = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("unknown variant `"))?;
     let (given, expected) = rest.split_once('`')?;
     let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
     closest(given, candidates.iter().copied()).map(|c| format!("did you mean `{c}`?"))
@@ -150,10 +111,7 @@ mod tests {
 
     #[test]
     fn closest_ignores_far_names() {
-        assert_eq!(
-            closest("dotnev", ["dotenv", "github"].into_iter()),
-            Some("dotenv")
-        );
+        assert_eq!(closest("dotnev", ["dotenv", "github"].into_iter()), Some("dotenv"));
         assert_eq!(closest("zzz", ["dotenv", "github"].into_iter()), None);
     }
 }

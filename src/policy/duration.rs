@@ -9,9 +9,7 @@ pub struct Dur(pub TimeDelta);
 impl Dur {
     pub fn parse(text: &str) -> Result<Dur, String> {
         let bad = || {
-            format!(
-                "invalid duration `{text}`: expected a number and a unit (s, m, h, d, w), e.g. `90d` or `1d12h`"
-            )
+            format!("invalid duration `{text}`: expected a number and a unit (s, m, h, d, w), e.g. `90d` or `1d12h`")
         };
         let mut total = TimeDelta::zero();
         let mut digits = String::new();

@@ -31,11 +31,7 @@ impl fmt::Display for PolicyError {
             write!(f, "{d}")?;
         }
         let n = self.diagnostics.len();
-        write!(
-            f,
-            "{n} problem{} in the policies",
-            if n == 1 { "" } else { "s" }
-        )
+        write!(f, "{n} problem{} in the policies", if n == 1 { "" } else { "s" })
     }
 }
 
@@ -68,11 +64,7 @@ pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
         });
     }
 
-    let root = match dir
-        .canonicalize()
-        .ok()
-        .and_then(|d| d.parent().map(Path::to_path_buf))
-    {
+    let root = match dir.canonicalize().ok().and_then(|d| d.parent().map(Path::to_path_buf)) {
         Some(root) => root,
         None => dir.join(".."),
     };
@@ -80,25 +72,14 @@ pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
     for file in &files {
         match std::fs::read_to_string(file) {
             Ok(source) => builder.file(file, &source),
-            Err(e) => builder.problems.push(plain(
-                file,
-                format!("cannot read: {e}"),
-                "check the file's permissions",
-            )),
+            Err(e) => builder.problems.push(plain(file, format!("cannot read: {e}"), "check the file's permissions")),
         }
     }
     builder.finish(root, files)
 }
 
 fn plain(file: &Path, message: String, hint: &str) -> Diagnostic {
-    Diagnostic {
-        file: file.to_path_buf(),
-        line: 1,
-        col: 1,
-        message,
-        snippet: None,
-        hint: Some(hint.into()),
-    }
+    Diagnostic { file: file.to_path_buf(), line: 1, col: 1, message, snippet: None, hint: Some(hint.into()) }
 }
 
 /// A target key written by two tokens, or a token declared twice.
@@ -120,8 +101,7 @@ impl Builder {
         let root = match DeTable::parse(source) {
             Ok(root) => root.into_inner(),
             Err(e) => {
-                self.problems
-                    .push(at(e.span().unwrap_or(0..0), e.message().to_string()));
+                self.problems.push(at(e.span().unwrap_or(0..0), e.message().to_string()));
                 return;
             }
         };
@@ -138,7 +118,9 @@ impl Builder {
                     let mut d = at(span, format!("unknown section `{other}`"));
                     d.hint = closest(other, ["issuers", "tokens", "check"].into_iter())
                         .map(|c| format!("did you mean `{c}`?"))
-                        .or_else(|| Some("a policy has `[issuers.NAME]`, `[tokens.NAME]` and `[check]` sections".into()));
+                        .or_else(|| {
+                            Some("a policy has `[issuers.NAME]`, `[tokens.NAME]` and `[check]` sections".into())
+                        });
                     self.problems.push(d);
                 }
             }
@@ -146,17 +128,13 @@ impl Builder {
     }
 
     fn issuers_table(&mut self, file: &Path, source: &str, value: Spanned<DeValue<'_>>) {
-        let Some(table) =
-            self.expect_table(file, source, value, "`issuers` must be a table of issuers")
-        else {
+        let Some(table) = self.expect_table(file, source, value, "`issuers` must be a table of issuers") else {
             return;
         };
         for (key, entry) in table {
             let name = key.get_ref().to_string();
             let origin = origin(file, source, key.span());
-            let Some((kind, kind_span)) =
-                self.kind_of(file, source, &entry, key.span(), IssuerSpec::KINDS)
-            else {
+            let Some((kind, kind_span)) = self.kind_of(file, source, &entry, key.span(), IssuerSpec::KINDS) else {
                 continue;
             };
             let spec = match kind.as_str() {
@@ -187,26 +165,15 @@ impl Builder {
                         );
                         continue;
                     }
-                    self.issuers.insert(
-                        name.clone(),
-                        IssuerPolicy {
-                            name,
-                            spec,
-                            origin: Some(origin),
-                        },
-                    );
+                    self.issuers.insert(name.clone(), IssuerPolicy { name, spec, origin: Some(origin) });
                 }
-                Err(e) => self
-                    .problems
-                    .push(toml_problem(file, source, e, key.span())),
+                Err(e) => self.problems.push(toml_problem(file, source, e, key.span())),
             }
         }
     }
 
     fn tokens_table(&mut self, file: &Path, source: &str, value: Spanned<DeValue<'_>>) {
-        let Some(table) =
-            self.expect_table(file, source, value, "`tokens` must be a table of tokens")
-        else {
+        let Some(table) = self.expect_table(file, source, value, "`tokens` must be a table of tokens") else {
             return;
         };
         for (key, entry) in table {
@@ -214,8 +181,13 @@ impl Builder {
             let key_span = key.span();
             if !is_secret_name(&name) {
                 self.problems.push(
-                    Diagnostic::at(file, source, Some(key_span.clone()), format!("token name `{name}` is not a valid variable name"))
-                        .with_hint("use letters, digits and `_`, not starting with a digit, e.g. CHITTY_ID_TOKEN"),
+                    Diagnostic::at(
+                        file,
+                        source,
+                        Some(key_span.clone()),
+                        format!("token name `{name}` is not a valid variable name"),
+                    )
+                    .with_hint("use letters, digits and `_`, not starting with a digit, e.g. CHITTY_ID_TOKEN"),
                 );
             }
             let entry_span = entry.span();
@@ -229,14 +201,13 @@ impl Builder {
                 continue;
             };
             let raw_targets = fields.remove("targets");
-            let token =
-                match decode::<TokenFields>(Spanned::new(entry_span, DeValue::Table(fields))) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        self.problems.push(toml_problem(file, source, e, key_span));
-                        continue;
-                    }
-                };
+            let token = match decode::<TokenFields>(Spanned::new(entry_span, DeValue::Table(fields))) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.problems.push(toml_problem(file, source, e, key_span));
+                    continue;
+                }
+            };
             let targets = match raw_targets {
                 Some(raw) => self.targets(file, source, &name, raw),
                 None => Vec::new(),
@@ -256,8 +227,13 @@ impl Builder {
                 && every > ttl
             {
                 self.problems.push(
-                    Diagnostic::at(file, source, Some(key_span.clone()), format!("token `{name}`: rotate_every is longer than ttl"))
-                        .with_hint("the token would expire before it is rotated: make rotate_every shorter than ttl"),
+                    Diagnostic::at(
+                        file,
+                        source,
+                        Some(key_span.clone()),
+                        format!("token `{name}`: rotate_every is longer than ttl"),
+                    )
+                    .with_hint("the token would expire before it is rotated: make rotate_every shorter than ttl"),
                 );
             }
             let policy = TokenPolicy {
@@ -273,13 +249,8 @@ impl Builder {
             };
             if let Some(previous) = self.tokens.get(&name) {
                 self.problems.push(
-                    Diagnostic::at(
-                        file,
-                        source,
-                        Some(key_span),
-                        format!("token `{name}` is declared twice"),
-                    )
-                    .with_hint(format!("it is also declared at {}", previous.origin)),
+                    Diagnostic::at(file, source, Some(key_span), format!("token `{name}` is declared twice"))
+                        .with_hint(format!("it is also declared at {}", previous.origin)),
                 );
                 continue;
             }
@@ -287,13 +258,7 @@ impl Builder {
         }
     }
 
-    fn targets(
-        &mut self,
-        file: &Path,
-        source: &str,
-        token: &str,
-        raw: Spanned<DeValue<'_>>,
-    ) -> Vec<TargetPolicy> {
+    fn targets(&mut self, file: &Path, source: &str, token: &str, raw: Spanned<DeValue<'_>>) -> Vec<TargetPolicy> {
         let span = raw.span();
         let DeValue::Array(items) = raw.into_inner() else {
             self.problems.push(
@@ -310,9 +275,7 @@ impl Builder {
         let mut out = Vec::new();
         for item in items {
             let item_span = item.span();
-            let Some((kind, _)) =
-                self.kind_of(file, source, &item, item_span.clone(), TargetSpec::KINDS)
-            else {
+            let Some((kind, _)) = self.kind_of(file, source, &item, item_span.clone(), TargetSpec::KINDS) else {
                 continue;
             };
             let spec = match kind.as_str() {
@@ -327,22 +290,22 @@ impl Builder {
                 }
             };
             let TargetSpec::Dotenv(dotenv) = &spec;
-            let names = dotenv
-                .names
-                .clone()
-                .unwrap_or_else(|| vec![token.to_string()]);
+            let names = dotenv.names.clone().unwrap_or_else(|| vec![token.to_string()]);
             let at = |msg: String| Diagnostic::at(file, source, Some(item_span.clone()), msg);
             if !is_relative_inside(&dotenv.path) {
                 self.problems.push(
-                    at(format!("token `{token}`: dotenv path `{}` must be relative and stay inside the project", dotenv.path.display()))
-                        .with_hint("paths are relative to the folder that holds policies/, e.g. `app/.env`"),
+                    at(format!(
+                        "token `{token}`: dotenv path `{}` must be relative and stay inside the project",
+                        dotenv.path.display()
+                    ))
+                    .with_hint("paths are relative to the folder that holds policies/, e.g. `app/.env`"),
                 );
             }
             if names.is_empty() {
-                self.problems
-                    .push(at(format!("token `{token}`: `names` is empty")).with_hint(
-                        "list at least one name, or leave `names` out to use the token's name",
-                    ));
+                self.problems.push(
+                    at(format!("token `{token}`: `names` is empty"))
+                        .with_hint("list at least one name, or leave `names` out to use the token's name"),
+                );
             }
             for n in &names {
                 if !is_secret_name(n) {
@@ -352,11 +315,7 @@ impl Builder {
                     );
                 }
             }
-            out.push(TargetPolicy {
-                spec,
-                names,
-                origin: origin(file, source, item_span),
-            });
+            out.push(TargetPolicy { spec, names, origin: origin(file, source, item_span) });
         }
         out
     }
@@ -372,8 +331,7 @@ impl Builder {
         match value.into_inner() {
             DeValue::Table(t) => Some(t),
             _ => {
-                self.problems
-                    .push(Diagnostic::at(file, source, Some(span), message));
+                self.problems.push(Diagnostic::at(file, source, Some(span), message));
                 None
             }
         }
@@ -388,11 +346,7 @@ impl Builder {
         entry_span: Range<usize>,
         kinds: &[&str],
     ) -> Option<(String, Range<usize>)> {
-        let expected = kinds
-            .iter()
-            .map(|k| format!("`{k}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let expected = kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
         let Some(kind) = entry.get_ref().get("kind") else {
             self.problems.push(
                 Diagnostic::at(file, source, Some(entry_span), "missing field `kind`")
@@ -401,12 +355,7 @@ impl Builder {
             return None;
         };
         let Some(text) = kind.get_ref().as_str() else {
-            self.problems.push(Diagnostic::at(
-                file,
-                source,
-                Some(kind.span()),
-                "`kind` must be a string",
-            ));
+            self.problems.push(Diagnostic::at(file, source, Some(kind.span()), "`kind` must be a string"));
             return None;
         };
         if !kinds.contains(&text) {
@@ -415,13 +364,7 @@ impl Builder {
                 None => format!("known kinds: {expected}"),
             };
             self.problems.push(
-                Diagnostic::at(
-                    file,
-                    source,
-                    Some(kind.span()),
-                    format!("unknown kind `{text}`"),
-                )
-                .with_hint(hint),
+                Diagnostic::at(file, source, Some(kind.span()), format!("unknown kind `{text}`")).with_hint(hint),
             );
             return None;
         }
@@ -430,50 +373,34 @@ impl Builder {
 
     fn finish(mut self, root: PathBuf, files: Vec<PathBuf>) -> Result<Policy, PolicyError> {
         for builtin in ["random", "manual"] {
-            self.issuers
-                .entry(builtin.into())
-                .or_insert_with(|| IssuerPolicy {
-                    name: builtin.into(),
-                    spec: match builtin {
-                        "random" => IssuerSpec::Random(RandomSpec {
-                            _kind: "random".into(),
-                            prefix: String::new(),
-                            bytes: 32,
-                            encoding: Encoding::Hex,
-                        }),
-                        _ => IssuerSpec::Manual(ManualSpec {
-                            _kind: "manual".into(),
-                            instructions: None,
-                        }),
-                    },
-                    origin: None,
-                });
+            self.issuers.entry(builtin.into()).or_insert_with(|| IssuerPolicy {
+                name: builtin.into(),
+                spec: match builtin {
+                    "random" => IssuerSpec::Random(RandomSpec {
+                        _kind: "random".into(),
+                        prefix: String::new(),
+                        bytes: 32,
+                        encoding: Encoding::Hex,
+                    }),
+                    _ => IssuerSpec::Manual(ManualSpec { _kind: "manual".into(), instructions: None }),
+                },
+                origin: None,
+            });
         }
         for (issuer, diagnostic) in std::mem::take(&mut self.references) {
             if !self.issuers.contains_key(&issuer) {
                 let hint = match closest(&issuer, self.issuers.keys().map(String::as_str)) {
                     Some(c) => format!("did you mean `{c}`?"),
-                    None => {
-                        "declare it as [issuers.NAME], or use the built-in `random` or `manual`"
-                            .into()
-                    }
+                    None => "declare it as [issuers.NAME], or use the built-in `random` or `manual`".into(),
                 };
                 self.problems.push(diagnostic.with_hint(hint));
             }
         }
         self.check_claims();
         if !self.problems.is_empty() {
-            return Err(PolicyError {
-                diagnostics: self.problems,
-            });
+            return Err(PolicyError { diagnostics: self.problems });
         }
-        Ok(Policy {
-            root,
-            files,
-            issuers: self.issuers,
-            tokens: self.tokens,
-            placeholders: self.placeholders,
-        })
+        Ok(Policy { root, files, issuers: self.issuers, tokens: self.tokens, placeholders: self.placeholders })
     }
 
     /// Two tokens writing the same key of the same .env file would overwrite
@@ -491,9 +418,15 @@ impl Builder {
                                 file: target.origin.file.clone(),
                                 line: target.origin.line,
                                 col: target.origin.col,
-                                message: format!("`{name}` in {} is written by both `{other}` and `{}`", d.path.display(), token.name),
+                                message: format!(
+                                    "`{name}` in {} is written by both `{other}` and `{}`",
+                                    d.path.display(),
+                                    token.name
+                                ),
                                 snippet: None,
-                                hint: Some(format!("the other target is at {first}; give one of them different `names`")),
+                                hint: Some(format!(
+                                    "the other target is at {first}; give one of them different `names`"
+                                )),
                             });
                         }
                     } else {
@@ -509,26 +442,14 @@ fn decode<T: DeserializeOwned>(value: Spanned<DeValue<'_>>) -> Result<T, toml::d
     T::deserialize(ValueDeserializer::from(value))
 }
 
-fn toml_problem(
-    file: &Path,
-    source: &str,
-    e: toml::de::Error,
-    fallback: Range<usize>,
-) -> Diagnostic {
-    let span = e
-        .span()
-        .filter(|s| !s.is_empty() || s.start > 0)
-        .unwrap_or(fallback);
+fn toml_problem(file: &Path, source: &str, e: toml::de::Error, fallback: Range<usize>) -> Diagnostic {
+    let span = e.span().filter(|s| !s.is_empty() || s.start > 0).unwrap_or(fallback);
     Diagnostic::at(file, source, Some(span), e.message().trim().to_string())
 }
 
 fn origin(file: &Path, source: &str, span: Range<usize>) -> Origin {
     let d = Diagnostic::at(file, source, Some(span), "");
-    Origin {
-        file: d.file,
-        line: d.line,
-        col: d.col,
-    }
+    Origin { file: d.file, line: d.line, col: d.col }
 }
 
 /// A name every .env parser and every secret store accepts.
@@ -539,10 +460,7 @@ pub fn is_secret_name(name: &str) -> bool {
 }
 
 fn is_relative_inside(path: &Path) -> bool {
-    !path.as_os_str().is_empty()
-        && path
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    !path.as_os_str().is_empty() && path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 #[cfg(test)]

@@ -11,9 +11,7 @@ fn load_str(files: &[(&str, &str)]) -> Result<Policy, PolicyError> {
 }
 
 fn problems(files: &[(&str, &str)]) -> String {
-    load_str(files)
-        .expect_err("policy should be rejected")
-        .to_string()
+    load_str(files).expect_err("policy should be rejected").to_string()
 }
 
 #[test]
@@ -21,10 +19,7 @@ fn bundled_policies_load() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let policy = load(&dir).unwrap_or_else(|e| panic!("{e}"));
     let token = policy.token("CHITTY_ID_TOKEN").unwrap();
-    assert_eq!(
-        token.targets[0].names,
-        ["CHITTY_ID_TOKEN", "CHITTY_API_KEY"]
-    );
+    assert_eq!(token.targets[0].names, ["CHITTY_ID_TOKEN", "CHITTY_API_KEY"]);
     assert_eq!(token.overlap.0, chrono::TimeDelta::hours(24));
     assert!(
         matches!(policy.issuer_of(token).spec, IssuerSpec::Random(ref r) if r.bytes == 16 && r.prefix == "mcp_auth_")
@@ -33,14 +28,8 @@ fn bundled_policies_load() {
 
 #[test]
 fn unknown_field_has_line_col_caret_and_suggestion() {
-    let text = problems(&[(
-        "a.toml",
-        "[tokens.A]\nissuer = \"random\"\nrotate_evry = \"9d\"\n",
-    )]);
-    assert!(
-        text.contains("a.toml:3:1: unknown field `rotate_evry`"),
-        "{text}"
-    );
+    let text = problems(&[("a.toml", "[tokens.A]\nissuer = \"random\"\nrotate_evry = \"9d\"\n")]);
+    assert!(text.contains("a.toml:3:1: unknown field `rotate_evry`"), "{text}");
     assert!(text.contains("^^^^^^^^^^^"), "{text}");
     assert!(text.contains("did you mean `rotate_every`?"), "{text}");
 }
@@ -48,20 +37,11 @@ fn unknown_field_has_line_col_caret_and_suggestion() {
 #[test]
 fn every_problem_in_every_file_is_reported() {
     let text = problems(&[
-        (
-            "a.toml",
-            "[tokens.A]\nissuer = \"randon\"\nttl = \"ten days\"\n",
-        ),
-        (
-            "b.toml",
-            "[tokens.B]\nissuer = \"random\"\n[[tokens.B.targets]]\nkind = \"dotnev\"\npath = \"x/.env\"\n",
-        ),
+        ("a.toml", "[tokens.A]\nissuer = \"randon\"\nttl = \"ten days\"\n"),
+        ("b.toml", "[tokens.B]\nissuer = \"random\"\n[[tokens.B.targets]]\nkind = \"dotnev\"\npath = \"x/.env\"\n"),
         ("c.toml", "[tokens.C\nissuer = \"random\"\n"),
     ]);
-    assert!(
-        text.contains("a.toml:3:7: invalid duration `ten days`"),
-        "{text}"
-    );
+    assert!(text.contains("a.toml:3:7: invalid duration `ten days`"), "{text}");
     assert!(text.contains("b.toml:4:8: unknown kind `dotnev`"), "{text}");
     assert!(text.contains("did you mean `dotenv`?"), "{text}");
     assert!(text.contains("c.toml:1:"), "{text}");
@@ -70,19 +50,11 @@ fn every_problem_in_every_file_is_reported() {
 
 #[test]
 fn unknown_issuer_reference_is_found_after_all_files() {
-    let ok = load_str(&[
-        ("a.toml", "[tokens.A]\nissuer = \"later\"\n"),
-        ("b.toml", "[issuers.later]\nkind = \"random\"\n"),
-    ]);
+    let ok =
+        load_str(&[("a.toml", "[tokens.A]\nissuer = \"later\"\n"), ("b.toml", "[issuers.later]\nkind = \"random\"\n")]);
     assert!(ok.is_ok());
-    let text = problems(&[(
-        "a.toml",
-        "[tokens.A]\nissuer = \"lokal\"\n[issuers.local]\nkind = \"random\"\n",
-    )]);
-    assert!(
-        text.contains("a.toml:2:10: token `A` names issuer `lokal`"),
-        "{text}"
-    );
+    let text = problems(&[("a.toml", "[tokens.A]\nissuer = \"lokal\"\n[issuers.local]\nkind = \"random\"\n")]);
+    assert!(text.contains("a.toml:2:10: token `A` names issuer `lokal`"), "{text}");
     assert!(text.contains("did you mean `local`?"), "{text}");
 }
 
@@ -112,28 +84,16 @@ path = "app/.env"
 names = ["SHARED", "9BAD"]
 "#,
     )]);
-    assert!(
-        text.contains("must be relative and stay inside the project"),
-        "{text}"
-    );
-    assert!(
-        text.contains("`SHARED` in app/.env is written by both `B` and `C`"),
-        "{text}"
-    );
+    assert!(text.contains("must be relative and stay inside the project"), "{text}");
+    assert!(text.contains("`SHARED` in app/.env is written by both `B` and `C`"), "{text}");
     assert!(text.contains("`9BAD` is not a valid .env key"), "{text}");
 }
 
 #[test]
 fn builtin_issuers_exist_and_rotate_every_must_fit_ttl() {
     let policy = load_str(&[("a.toml", "[tokens.A]\nissuer = \"manual\"\n")]).unwrap();
-    assert!(matches!(
-        policy.issuer_of(policy.token("A").unwrap()).spec,
-        IssuerSpec::Manual(_)
-    ));
-    let text = problems(&[(
-        "a.toml",
-        "[tokens.A]\nissuer = \"random\"\nttl = \"30d\"\nrotate_every = \"90d\"\n",
-    )]);
+    assert!(matches!(policy.issuer_of(policy.token("A").unwrap()).spec, IssuerSpec::Manual(_)));
+    let text = problems(&[("a.toml", "[tokens.A]\nissuer = \"random\"\nttl = \"30d\"\nrotate_every = \"90d\"\n")]);
     assert!(text.contains("rotate_every is longer than ttl"), "{text}");
 }
 

@@ -42,26 +42,17 @@ pub struct Event<'a> {
 }
 
 fn hash(line: &str) -> String {
-    Sha256::digest(line.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(line.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Who is acting: the CI run in GitHub Actions, else user@host.
 pub fn actor() -> String {
-    if let (Ok(actor), Ok(run)) = (
-        std::env::var("GITHUB_ACTOR"),
-        std::env::var("GITHUB_RUN_ID"),
-    ) {
+    if let (Ok(actor), Ok(run)) = (std::env::var("GITHUB_ACTOR"), std::env::var("GITHUB_RUN_ID")) {
         return format!("{actor} (github actions run {run})");
     }
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let host =
+        std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into());
     format!("{user}@{host}")
 }
 
@@ -75,9 +66,7 @@ pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>) -> Result<(), Re
     let last = existing.lines().rev().find(|l| !l.trim().is_empty());
     let (seq, prev) = match last {
         Some(line) => {
-            let seq = serde_json::from_str::<AuditEntry>(line)
-                .map(|e| e.seq + 1)
-                .unwrap_or(0);
+            let seq = serde_json::from_str::<AuditEntry>(line).map(|e| e.seq + 1).unwrap_or(0);
             (seq, hash(line))
         }
         None => (0, GENESIS.to_string()),
@@ -94,20 +83,13 @@ pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>) -> Result<(), Re
     };
     let mut line = serde_json::to_string(&entry).expect("an audit entry always serializes");
     line.push('\n');
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| RegistryError::io(path, e))?;
+    let mut file =
+        OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(|e| RegistryError::io(path, e))?;
     // A file cut short by a crash mid-append gets its line finished first.
     if !existing.is_empty() && !existing.ends_with('\n') {
-        file.write_all(b"\n")
-            .map_err(|e| RegistryError::io(path, e))?;
+        file.write_all(b"\n").map_err(|e| RegistryError::io(path, e))?;
     }
-    file.write_all(line.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| RegistryError::io(path, e))
+    file.write_all(line.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| RegistryError::io(path, e))
 }
 
 /// A break in the chain: the 1-based line and why.
@@ -137,21 +119,13 @@ pub fn verify(text: &str) -> Result<usize, Vec<Break>> {
             Ok(entry) if seen.contains(&entry.prev) => {}
             Ok(_) => breaks.push(Break {
                 line: i + 1,
-                why: "does not follow any line before it (a line was edited, removed or reordered)"
-                    .into(),
+                why: "does not follow any line before it (a line was edited, removed or reordered)".into(),
             }),
-            Err(e) => breaks.push(Break {
-                line: i + 1,
-                why: format!("is not an audit entry ({e})"),
-            }),
+            Err(e) => breaks.push(Break { line: i + 1, why: format!("is not an audit entry ({e})") }),
         }
         seen.insert(hash(line));
     }
-    if breaks.is_empty() {
-        Ok(count)
-    } else {
-        Err(breaks)
-    }
+    if breaks.is_empty() { Ok(count) } else { Err(breaks) }
 }
 
 #[cfg(test)]
@@ -159,12 +133,7 @@ mod tests {
     use super::*;
 
     fn event(name: &str) -> Event<'_> {
-        Event {
-            event: name,
-            token: Some("T"),
-            version: Some(1),
-            detail: None,
-        }
+        Event { event: name, token: Some("T"), version: Some(1), detail: None }
     }
 
     #[test]
@@ -180,12 +149,8 @@ mod tests {
         let breaks = verify(&tampered).unwrap_err();
         assert_eq!(breaks.len(), 1);
         assert_eq!(breaks[0].line, 3);
-        let removed: String = text
-            .lines()
-            .enumerate()
-            .filter(|(i, _)| *i != 1)
-            .map(|(_, l)| format!("{l}\n"))
-            .collect();
+        let removed: String =
+            text.lines().enumerate().filter(|(i, _)| *i != 1).map(|(_, l)| format!("{l}\n")).collect();
         assert_eq!(verify(&removed).unwrap_err()[0].line, 2);
         let lines: Vec<&str> = text.lines().collect();
         let swapped = format!("{}\n{}\n{}\n", lines[0], lines[2], lines[1]);
@@ -200,17 +165,8 @@ mod tests {
         std::fs::copy(&a, &b).unwrap();
         append(&a, event("rotate.mint"), Utc::now()).unwrap();
         append(&b, event("set"), Utc::now()).unwrap();
-        let (ta, tb) = (
-            std::fs::read_to_string(&a).unwrap(),
-            std::fs::read_to_string(&b).unwrap(),
-        );
-        let merged = format!(
-            "{ta}{}",
-            tb.lines()
-                .skip(1)
-                .map(|l| format!("{l}\n"))
-                .collect::<String>()
-        );
+        let (ta, tb) = (std::fs::read_to_string(&a).unwrap(), std::fs::read_to_string(&b).unwrap());
+        let merged = format!("{ta}{}", tb.lines().skip(1).map(|l| format!("{l}\n")).collect::<String>());
         std::fs::write(&a, &merged).unwrap();
         assert_eq!(verify(&merged), Ok(3));
         append(&a, event("deliver"), Utc::now()).unwrap();

@@ -52,55 +52,30 @@ struct PlainIn {
     values: BTreeMap<String, String>,
 }
 
-pub fn encrypt(
-    values: &Values,
-    recipients: &[age::x25519::Recipient],
-) -> Result<Vec<u8>, RegistryError> {
-    let plain = PlainOut {
-        schema: 1,
-        values: values
-            .versions
-            .iter()
-            .map(|(id, v)| (id.to_string(), v.expose()))
-            .collect(),
-    };
-    let json =
-        Zeroizing::new(serde_json::to_vec(&plain).expect("a map of strings always serializes"));
-    let encryptor =
-        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| RegistryError::Crypto(format!("cannot encrypt: {e}")))?;
+pub fn encrypt(values: &Values, recipients: &[age::x25519::Recipient]) -> Result<Vec<u8>, RegistryError> {
+    let plain =
+        PlainOut { schema: 1, values: values.versions.iter().map(|(id, v)| (id.to_string(), v.expose())).collect() };
+    let json = Zeroizing::new(serde_json::to_vec(&plain).expect("a map of strings always serializes"));
+    let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+        .map_err(|e| RegistryError::Crypto(format!("cannot encrypt: {e}")))?;
     let mut out = Vec::new();
     let armor = ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor).map_err(crypto_io)?;
     let mut writer = encryptor.wrap_output(armor).map_err(crypto_io)?;
     writer.write_all(&json).map_err(crypto_io)?;
-    writer
-        .finish()
-        .and_then(|armor| armor.finish())
-        .map_err(crypto_io)?;
+    writer.finish().and_then(|armor| armor.finish()).map_err(crypto_io)?;
     Ok(out)
 }
 
-pub fn decrypt(
-    bytes: &[u8],
-    identity: &age::x25519::Identity,
-    path: &Path,
-) -> Result<Values, RegistryError> {
-    let cannot = |why: String| RegistryError::Decrypt {
-        path: path.to_path_buf(),
-        why,
-    };
-    let decryptor =
-        age::Decryptor::new(ArmoredReader::new(bytes)).map_err(|e| cannot(e.to_string()))?;
-    let mut reader = decryptor
-        .decrypt(std::iter::once(identity as &dyn age::Identity))
-        .map_err(|e| cannot(e.to_string()))?;
+pub fn decrypt(bytes: &[u8], identity: &age::x25519::Identity, path: &Path) -> Result<Values, RegistryError> {
+    let cannot = |why: String| RegistryError::Decrypt { path: path.to_path_buf(), why };
+    let decryptor = age::Decryptor::new(ArmoredReader::new(bytes)).map_err(|e| cannot(e.to_string()))?;
+    let mut reader =
+        decryptor.decrypt(std::iter::once(identity as &dyn age::Identity)).map_err(|e| cannot(e.to_string()))?;
     let mut json = Zeroizing::new(Vec::new());
-    reader
-        .read_to_end(&mut json)
-        .map_err(|e| cannot(e.to_string()))?;
+    reader.read_to_end(&mut json).map_err(|e| cannot(e.to_string()))?;
     // serde_json's errors name a position, never the text around it.
-    let plain: PlainIn = serde_json::from_slice(&json)
-        .map_err(|e| cannot(format!("not a chitty-secrets value file: {e}")))?;
+    let plain: PlainIn =
+        serde_json::from_slice(&json).map_err(|e| cannot(format!("not a chitty-secrets value file: {e}")))?;
     if plain.schema != 1 {
         return Err(cannot(format!(
             "value file schema {} is newer than this chitty-secrets understands",
@@ -109,9 +84,7 @@ pub fn decrypt(
     }
     let mut values = Values::default();
     for (id, value) in plain.values {
-        let id = id
-            .parse()
-            .map_err(|_| cannot(format!("bad version id `{id}`")))?;
+        let id = id.parse().map_err(|_| cannot(format!("bad version id `{id}`")))?;
         values.insert(id, Secret::new(value));
     }
     Ok(values)
@@ -123,22 +96,18 @@ fn crypto_io(e: std::io::Error) -> RegistryError {
 
 /// Parses a recipients file: one `age1…` key a line; `#` comments and blank
 /// lines allowed.
-pub fn parse_recipients(
-    text: &str,
-    path: &Path,
-) -> Result<Vec<age::x25519::Recipient>, RegistryError> {
+pub fn parse_recipients(text: &str, path: &Path) -> Result<Vec<age::x25519::Recipient>, RegistryError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
-        let recipient =
-            age::x25519::Recipient::from_str(line).map_err(|e| RegistryError::Recipients {
-                path: path.to_path_buf(),
-                line: i + 1,
-                why: e.to_string(),
-            })?;
+        let recipient = age::x25519::Recipient::from_str(line).map_err(|e| RegistryError::Recipients {
+            path: path.to_path_buf(),
+            line: i + 1,
+            why: e.to_string(),
+        })?;
         out.push(recipient);
     }
     Ok(out)

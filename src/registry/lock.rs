@@ -32,10 +32,7 @@ impl RegistryLock {
                 Err(TryLockError::Error(e)) => return Err(RegistryError::io(path, e)),
             }
             if started.elapsed() >= timeout {
-                return Err(RegistryError::Locked {
-                    path: path.to_path_buf(),
-                    waited: timeout,
-                });
+                return Err(RegistryError::Locked { path: path.to_path_buf(), waited: timeout });
             }
             if !told {
                 eprintln!(

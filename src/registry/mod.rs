@@ -38,22 +38,12 @@ pub enum RegistryError {
     },
     #[error("the registry at {path} is locked by another chitty-secrets; gave up after {}s", waited.as_secs())]
     Locked { path: PathBuf, waited: Duration },
-    #[error(
-        "{path} changed on disk since it was read (generation {on_disk} there, {ours} here); nothing was written"
-    )]
-    Stale {
-        path: PathBuf,
-        on_disk: u64,
-        ours: u64,
-    },
+    #[error("{path} changed on disk since it was read (generation {on_disk} there, {ours} here); nothing was written")]
+    Stale { path: PathBuf, on_disk: u64, ours: u64 },
     #[error("{path}: {why}")]
     Corrupt { path: PathBuf, why: String },
     #[error("{path}:{line}: not an age recipient: {why}")]
-    Recipients {
-        path: PathBuf,
-        line: usize,
-        why: String,
-    },
+    Recipients { path: PathBuf, line: usize, why: String },
     #[error("{path} has no recipients")]
     NoRecipients { path: PathBuf },
     #[error("cannot decrypt {path}: {why}")]
@@ -64,10 +54,7 @@ pub enum RegistryError {
 
 impl RegistryError {
     pub fn io(path: &Path, source: io::Error) -> Self {
-        RegistryError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        RegistryError::Io { path: path.to_path_buf(), source }
     }
 
     /// What the user can do about it.
@@ -101,9 +88,7 @@ impl Registry {
         if !dir.join("recipients").is_file() {
             return Err(RegistryError::Missing(dir.to_path_buf()));
         }
-        Ok(Registry {
-            dir: dir.to_path_buf(),
-        })
+        Ok(Registry { dir: dir.to_path_buf() })
     }
 
     /// Creates the folder layout if missing; keeps whatever is there.
@@ -111,11 +96,8 @@ impl Registry {
         fsutil::create_private_dir(&dir.join("tokens")).map_err(|e| RegistryError::io(dir, e))?;
         let ignore = dir.join(".gitignore");
         if !ignore.exists() {
-            fsutil::write_atomic(
-                &ignore,
-                b"# the writers' lock file is local to each machine\nlock\n*.chitty-tmp-*\n",
-            )
-            .map_err(|e| RegistryError::io(&ignore, e))?;
+            fsutil::write_atomic(&ignore, b"# the writers' lock file is local to each machine\nlock\n*.chitty-tmp-*\n")
+                .map_err(|e| RegistryError::io(&ignore, e))?;
         }
         let attributes = dir.join(".gitattributes");
         if !attributes.exists() {
@@ -128,15 +110,10 @@ impl Registry {
         }
         let recipients = dir.join("recipients");
         if !recipients.exists() {
-            fsutil::write_atomic(
-                &recipients,
-                b"# age recipients: every key here can read every value.\n",
-            )
-            .map_err(|e| RegistryError::io(&recipients, e))?;
+            fsutil::write_atomic(&recipients, b"# age recipients: every key here can read every value.\n")
+                .map_err(|e| RegistryError::io(&recipients, e))?;
         }
-        Ok(Registry {
-            dir: dir.to_path_buf(),
-        })
+        Ok(Registry { dir: dir.to_path_buf() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -158,18 +135,11 @@ impl Registry {
     }
 
     /// Appends a recipient unless it is listed already; returns whether it was added.
-    pub fn add_recipient(
-        &self,
-        recipient: &age::x25519::Recipient,
-        comment: &str,
-    ) -> Result<bool, RegistryError> {
+    pub fn add_recipient(&self, recipient: &age::x25519::Recipient, comment: &str) -> Result<bool, RegistryError> {
         let path = self.recipients_path();
         let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
         let key = recipient.to_string();
-        if parse_recipients(&text, &path)?
-            .iter()
-            .any(|r| r.to_string() == key)
-        {
+        if parse_recipients(&text, &path)?.iter().any(|r| r.to_string() == key) {
             return Ok(false);
         }
         let mut text = text;
@@ -212,9 +182,7 @@ impl Registry {
 
     /// The token's metadata, or a fresh record (generation 0) if it has none.
     pub fn load(&self, name: &str) -> Result<TokenMeta, RegistryError> {
-        Ok(self
-            .load_existing(name)?
-            .unwrap_or_else(|| TokenMeta::new(name)))
+        Ok(self.load_existing(name)?.unwrap_or_else(|| TokenMeta::new(name)))
     }
 
     pub fn load_existing(&self, name: &str) -> Result<Option<TokenMeta>, RegistryError> {
@@ -224,17 +192,12 @@ impl Registry {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(RegistryError::io(&path, e)),
         };
-        let meta: TokenMeta = toml::from_str(&text).map_err(|e| RegistryError::Corrupt {
-            path: path.clone(),
-            why: e.message().to_string(),
-        })?;
+        let meta: TokenMeta = toml::from_str(&text)
+            .map_err(|e| RegistryError::Corrupt { path: path.clone(), why: e.message().to_string() })?;
         if meta.schema > SCHEMA {
             return Err(RegistryError::Corrupt {
                 path,
-                why: format!(
-                    "schema {} is newer than this chitty-secrets ({SCHEMA}); upgrade it",
-                    meta.schema
-                ),
+                why: format!("schema {} is newer than this chitty-secrets ({SCHEMA}); upgrade it", meta.schema),
             });
         }
         Ok(Some(meta))
@@ -246,16 +209,11 @@ impl Registry {
         let path = self.meta_path(&meta.name);
         let on_disk = self.load_existing(&meta.name)?.map_or(0, |m| m.generation);
         if on_disk != meta.generation {
-            return Err(RegistryError::Stale {
-                path,
-                on_disk,
-                ours: meta.generation,
-            });
+            return Err(RegistryError::Stale { path, on_disk, ours: meta.generation });
         }
         meta.generation += 1;
         let text = toml::to_string(meta).expect("metadata always serializes");
-        let result =
-            fsutil::write_atomic(&path, text.as_bytes()).map_err(|e| RegistryError::io(&path, e));
+        let result = fsutil::write_atomic(&path, text.as_bytes()).map_err(|e| RegistryError::io(&path, e));
         if result.is_err() {
             meta.generation -= 1;
         }
@@ -267,11 +225,7 @@ impl Registry {
     }
 
     /// Appends to the audit log. The caller holds the lock.
-    pub fn audit(
-        &self,
-        event: audit::Event<'_>,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), RegistryError> {
+    pub fn audit(&self, event: audit::Event<'_>, at: chrono::DateTime<chrono::Utc>) -> Result<(), RegistryError> {
         audit::append(&self.audit_path(), event, at)
     }
 
@@ -297,11 +251,8 @@ impl Registry {
         mut after_each: impl FnMut(&str),
     ) -> Result<usize, RegistryError> {
         let marker = self.rekey_marker();
-        fsutil::write_atomic(
-            &marker,
-            b"a recipients change is under way; `chitty-secrets keys rekey` finishes it\n",
-        )
-        .map_err(|e| RegistryError::io(&marker, e))?;
+        fsutil::write_atomic(&marker, b"a recipients change is under way; `chitty-secrets keys rekey` finishes it\n")
+            .map_err(|e| RegistryError::io(&marker, e))?;
         let mut count = 0;
         for name in self.token_names()? {
             if !self.has_values(&name) {
@@ -320,11 +271,7 @@ impl Registry {
         self.values_path(name).is_file()
     }
 
-    pub fn load_values(
-        &self,
-        name: &str,
-        identity: &age::x25519::Identity,
-    ) -> Result<Values, RegistryError> {
+    pub fn load_values(&self, name: &str, identity: &age::x25519::Identity) -> Result<Values, RegistryError> {
         let path = self.values_path(name);
         match fs::read(&path) {
             Ok(bytes) => decrypt(&bytes, identity, &path),
@@ -336,9 +283,7 @@ impl Registry {
     pub fn save_values(&self, name: &str, values: &Values) -> Result<(), RegistryError> {
         let recipients = self.recipients()?;
         if recipients.is_empty() {
-            return Err(RegistryError::NoRecipients {
-                path: self.recipients_path(),
-            });
+            return Err(RegistryError::NoRecipients { path: self.recipients_path() });
         }
         let bytes = encrypt(values, &recipients)?;
         let path = self.values_path(name);
@@ -382,14 +327,7 @@ mod tests {
             placeholder: false,
         });
         reg.save(&mut meta).unwrap();
-        assert_eq!(
-            reg.load_values("TOK", &id)
-                .unwrap()
-                .get(1)
-                .unwrap()
-                .expose(),
-            "canary-value-1"
-        );
+        assert_eq!(reg.load_values("TOK", &id).unwrap().get(1).unwrap().expose(), "canary-value-1");
         let meta_text = fs::read_to_string(reg.meta_path("TOK")).unwrap();
         let age_text = fs::read_to_string(reg.values_path("TOK")).unwrap();
         assert!(!meta_text.contains("canary") && !age_text.contains("canary"));
@@ -404,17 +342,7 @@ mod tests {
         let mut second = first.clone();
         reg.save(&mut first).unwrap();
         let err = reg.save(&mut second).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                RegistryError::Stale {
-                    on_disk: 1,
-                    ours: 0,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, RegistryError::Stale { on_disk: 1, ours: 0, .. }), "{err}");
         assert_eq!(second.generation, 0);
     }
 
@@ -443,10 +371,6 @@ mod tests {
     #[test]
     fn bad_recipient_line_is_named() {
         let err = parse_recipients("# ok\nage1nope\n", Path::new("recipients")).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("recipients:2: not an age recipient"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("recipients:2: not an age recipient"), "{err}");
     }
 }

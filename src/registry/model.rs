@@ -154,11 +154,7 @@ impl TokenMeta {
     pub fn prune_history(&mut self) -> Vec<u32> {
         let mut dropped = Vec::new();
         while self.versions.len() > KEEP_VERSIONS {
-            match self
-                .versions
-                .iter()
-                .position(|v| matches!(v.stage, Stage::Retired | Stage::Revoked))
-            {
+            match self.versions.iter().position(|v| matches!(v.stage, Stage::Retired | Stage::Revoked)) {
                 Some(i) => dropped.push(self.versions.remove(i).id),
                 None => break,
             }

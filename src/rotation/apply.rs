@@ -15,9 +15,7 @@ use crate::identity::Identity;
 use crate::issuer::{self, IssueRequest, Revoked, Verdict};
 use crate::policy::{Policy, TokenPolicy};
 use crate::registry::audit::Event;
-use crate::registry::{
-    Delivery, Journal, JournalStep, Registry, Stage, TokenMeta, Values, Version,
-};
+use crate::registry::{Delivery, Journal, JournalStep, Registry, Stage, TokenMeta, Values, Version};
 use crate::secret::Secret;
 use crate::target;
 
@@ -34,35 +32,21 @@ pub enum Outcome {
     /// Everything planned was done; the lines say what.
     Done(Vec<String>),
     /// Stopped with a pending version or undelivered names; a rerun resumes.
-    Partial {
-        done: Vec<String>,
-        problem: String,
-        hint: String,
-    },
+    Partial { done: Vec<String>, problem: String, hint: String },
     /// Could not start (nothing changed), or a person must act.
-    Failed {
-        problem: String,
-        hint: Option<String>,
-    },
+    Failed { problem: String, hint: Option<String> },
 }
 
 pub async fn run(ctx: &Context<'_>, plan: &TokenPlan) -> Outcome {
-    let token = ctx
-        .policy
-        .token(&plan.token)
-        .expect("plans are made from the policy");
+    let token = ctx.policy.token(&plan.token).expect("plans are made from the policy");
     match Runner::new(ctx, token) {
         Ok(mut runner) => runner.run(&plan.steps).await,
-        Err(e) => Outcome::Failed {
-            problem: e.to_string(),
-            hint: registry_hint(&e),
-        },
+        Err(e) => Outcome::Failed { problem: e.to_string(), hint: registry_hint(&e) },
     }
 }
 
 fn registry_hint(e: &anyhow::Error) -> Option<String> {
-    e.downcast_ref::<crate::registry::RegistryError>()
-        .and_then(|r| r.hint())
+    e.downcast_ref::<crate::registry::RegistryError>().and_then(|r| r.hint())
 }
 
 struct Runner<'a> {
@@ -81,14 +65,7 @@ impl<'a> Runner<'a> {
         let meta = ctx.registry.load(&token.name)?;
         let values = ctx.registry.load_values(&token.name, &ctx.identity.key)?;
         let incoming = meta.pending().map(|v| v.id);
-        Ok(Runner {
-            ctx,
-            token,
-            meta,
-            values,
-            done: Vec::new(),
-            incoming,
-        })
+        Ok(Runner { ctx, token, meta, values, done: Vec::new(), incoming })
     }
 
     async fn run(&mut self, steps: &[Step]) -> Outcome {
@@ -106,12 +83,7 @@ impl<'a> Runner<'a> {
                         hint: Some(hint.clone()),
                     };
                 }
-                Step::Deliver {
-                    target,
-                    names,
-                    version,
-                    ..
-                } => {
+                Step::Deliver { target, names, version, .. } => {
                     let version = version.or(self.incoming);
                     match self.deliver(target, names, version).await {
                         Ok(()) => Ok(()),
@@ -151,14 +123,9 @@ impl<'a> Runner<'a> {
             None if !self.done.is_empty() => Outcome::Partial {
                 done: std::mem::take(&mut self.done),
                 problem,
-                hint: format!(
-                    "fix the problem and run `chitty-secrets sync {name}`; what was delivered is recorded"
-                ),
+                hint: format!("fix the problem and run `chitty-secrets sync {name}`; what was delivered is recorded"),
             },
-            None => Outcome::Failed {
-                problem,
-                hint: None,
-            },
+            None => Outcome::Failed { problem, hint: None },
         }
     }
 
@@ -169,12 +136,7 @@ impl<'a> Runner<'a> {
 
     /// Records a step in the audit log (names and versions, never values).
     fn audit(&self, event: &str, version: u32, detail: Option<String>) -> anyhow::Result<()> {
-        let event = Event {
-            event,
-            token: Some(&self.token.name),
-            version: Some(version),
-            detail,
-        };
+        let event = Event { event, token: Some(&self.token.name), version: Some(version), detail };
         self.ctx.registry.audit(event, self.ctx.now)?;
         Ok(())
     }
@@ -184,11 +146,7 @@ impl<'a> Runner<'a> {
         let issuer_policy = policy.issuer_of(self.token);
         let issuer = issuer::build(issuer_policy);
         // The journal goes to disk before the issuer is called.
-        self.meta.rotation = Some(Journal {
-            started_at: self.ctx.now,
-            step: JournalStep::Minting,
-            version: None,
-        });
+        self.meta.rotation = Some(Journal { started_at: self.ctx.now, step: JournalStep::Minting, version: None });
         self.save()?;
         crash_point("before-issue");
         let request = IssueRequest {
@@ -213,9 +171,7 @@ impl<'a> Runner<'a> {
         // The value is saved (encrypted) before anything refers to it, and
         // before it is sent anywhere.
         self.values.insert(id, issued.value);
-        self.ctx
-            .registry
-            .save_values(&self.token.name, &self.values)?;
+        self.ctx.registry.save_values(&self.token.name, &self.values)?;
         crash_point("after-save-value");
         self.meta.versions.push(Version {
             id,
@@ -231,33 +187,17 @@ impl<'a> Runner<'a> {
             origin: "issued".into(),
             placeholder: false,
         });
-        self.meta.rotation = Some(Journal {
-            started_at: self.ctx.now,
-            step: JournalStep::Delivering,
-            version: Some(id),
-        });
+        self.meta.rotation =
+            Some(Journal { started_at: self.ctx.now, step: JournalStep::Delivering, version: Some(id) });
         self.save()?;
         self.incoming = Some(id);
-        self.audit(
-            "rotate.mint",
-            id,
-            Some(format!("issuer {}", issuer_policy.name)),
-        )?;
-        self.done.push(format!(
-            "minted v{id} (pending) with issuer `{}`",
-            issuer_policy.name
-        ));
+        self.audit("rotate.mint", id, Some(format!("issuer {}", issuer_policy.name)))?;
+        self.done.push(format!("minted v{id} (pending) with issuer `{}`", issuer_policy.name));
         Ok(())
     }
 
-    async fn deliver(
-        &mut self,
-        address: &str,
-        names: &[String],
-        version: Option<u32>,
-    ) -> anyhow::Result<()> {
-        let version =
-            version.ok_or_else(|| anyhow::anyhow!("no version to deliver to {address}"))?;
+    async fn deliver(&mut self, address: &str, names: &[String], version: Option<u32>) -> anyhow::Result<()> {
+        let version = version.ok_or_else(|| anyhow::anyhow!("no version to deliver to {address}"))?;
         let value = self.value(version)?;
         let target_policy = self
             .token
@@ -266,12 +206,8 @@ impl<'a> Runner<'a> {
             .find(|t| t.address() == address)
             .ok_or_else(|| anyhow::anyhow!("{address} is no longer in the policy"))?;
         let target = target::build(target_policy, &self.ctx.policy.root);
-        let items: Vec<(String, Secret)> =
-            names.iter().map(|n| (n.clone(), value.clone())).collect();
-        target
-            .put_many(&items)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}{}", hint_suffix(e.hint.as_deref())))?;
+        let items: Vec<(String, Secret)> = names.iter().map(|n| (n.clone(), value.clone())).collect();
+        target.put_many(&items).await.map_err(|e| anyhow::anyhow!("{e}{}", hint_suffix(e.hint.as_deref())))?;
         crash_point("after-put");
         // Where the target can be read back, trust only what reads back.
         if let Some(read) = target.read(names).await? {
@@ -283,22 +219,12 @@ impl<'a> Runner<'a> {
         }
         let at = self.ctx.now;
         for name in names {
-            self.meta.deliveries.insert(
-                TokenMeta::delivery_key(address, name),
-                Delivery { version, at },
-            );
+            self.meta.deliveries.insert(TokenMeta::delivery_key(address, name), Delivery { version, at });
         }
         self.save()?;
-        self.audit(
-            "deliver",
-            version,
-            Some(format!("{address} ({})", names.join(", "))),
-        )?;
+        self.audit("deliver", version, Some(format!("{address} ({})", names.join(", "))))?;
         crash_point("after-deliver");
-        self.done.push(format!(
-            "delivered v{version} to {address} ({})",
-            names.join(", ")
-        ));
+        self.done.push(format!("delivered v{version} to {address} ({})", names.join(", ")));
         Ok(())
     }
 
@@ -313,30 +239,20 @@ impl<'a> Runner<'a> {
     }
 
     async fn verify(&mut self) -> anyhow::Result<()> {
-        let version = self
-            .incoming
-            .ok_or_else(|| anyhow::anyhow!("nothing to verify"))?;
+        let version = self.incoming.ok_or_else(|| anyhow::anyhow!("nothing to verify"))?;
         let value = self.value(version)?;
         let issuer = issuer::build(self.ctx.policy.issuer_of(self.token));
         match issuer.verify(&value).await? {
             Verdict::Valid => {
-                self.done.push(format!(
-                    "verified v{version} with issuer `{}`",
-                    issuer.name()
-                ));
+                self.done.push(format!("verified v{version} with issuer `{}`", issuer.name()));
                 Ok(())
             }
-            Verdict::Invalid(why) => anyhow::bail!(
-                "issuer `{}` says v{version} is not valid: it {why}",
-                issuer.name()
-            ),
+            Verdict::Invalid(why) => anyhow::bail!("issuer `{}` says v{version} is not valid: it {why}", issuer.name()),
         }
     }
 
     fn promote(&mut self) -> anyhow::Result<()> {
-        let version = self
-            .incoming
-            .ok_or_else(|| anyhow::anyhow!("nothing to promote"))?;
+        let version = self.incoming.ok_or_else(|| anyhow::anyhow!("nothing to promote"))?;
         crash_point("before-promote");
         let retire_after = self.ctx.now + self.token.overlap.0;
         for v in &mut self.meta.versions {
@@ -345,10 +261,7 @@ impl<'a> Runner<'a> {
                 v.retire_after = Some(retire_after);
             }
         }
-        let v = self
-            .meta
-            .version_mut(version)
-            .ok_or_else(|| anyhow::anyhow!("v{version} is not in the registry"))?;
+        let v = self.meta.version_mut(version).ok_or_else(|| anyhow::anyhow!("v{version} is not in the registry"))?;
         v.stage = Stage::Current;
         self.meta.rotation = None;
         self.save()?;
@@ -359,13 +272,8 @@ impl<'a> Runner<'a> {
 
     async fn retire(&mut self, version: u32) -> anyhow::Result<()> {
         // Never retire a value a target still holds.
-        let holders: BTreeSet<&str> = self
-            .meta
-            .deliveries
-            .iter()
-            .filter(|(_, d)| d.version == version)
-            .map(|(k, _)| k.as_str())
-            .collect();
+        let holders: BTreeSet<&str> =
+            self.meta.deliveries.iter().filter(|(_, d)| d.version == version).map(|(k, _)| k.as_str()).collect();
         if !holders.is_empty() {
             anyhow::bail!(
                 "v{version} is still held by {}; not retiring it",
@@ -379,12 +287,7 @@ impl<'a> Runner<'a> {
             .find(|v| v.id == version)
             .map(|v| v.issuer.clone())
             .ok_or_else(|| anyhow::anyhow!("v{version} is not in the registry"))?;
-        let token_id = self
-            .meta
-            .versions
-            .iter()
-            .find(|v| v.id == version)
-            .and_then(|v| v.token_id.clone());
+        let token_id = self.meta.versions.iter().find(|v| v.id == version).and_then(|v| v.token_id.clone());
         let revoked = match self.ctx.policy.issuers.get(&issuer_name) {
             Some(p) => issuer::build(p).revoke(token_id.as_deref()).await?,
             None => Revoked::NotSupported,
@@ -408,9 +311,7 @@ impl<'a> Runner<'a> {
         if !dropped.is_empty() {
             // Metadata first: it must never name a value that is gone.
             self.values.retain(|id| !dropped.contains(&id));
-            self.ctx
-                .registry
-                .save_values(&self.token.name, &self.values)?;
+            self.ctx.registry.save_values(&self.token.name, &self.values)?;
         }
         self.done.push(format!("{} v{version}", stage.as_str()));
         Ok(())
@@ -420,10 +321,7 @@ impl<'a> Runner<'a> {
 /// Dies at once, as `kill -9` would, when the crash hook names this point.
 pub fn crash_point(point: &str) {
     if std::env::var(crate::env_vars::CRASH_AT).is_ok_and(|p| p == point) {
-        let _ = std::process::Command::new("kill")
-            .arg("-9")
-            .arg(std::process::id().to_string())
-            .status();
+        let _ = std::process::Command::new("kill").arg("-9").arg(std::process::id().to_string()).status();
         std::process::abort();
     }
 }

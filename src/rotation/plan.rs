@@ -85,17 +85,12 @@ pub fn plan(
         let empty = TokenMeta::new(name);
         let meta = metas.get(name).unwrap_or(&empty);
         let steps = match mode {
-            Mode::Rotate { only, due_only } if selected(name, only) => {
-                rotate_steps(policy, token, meta, now, due_only)
-            }
+            Mode::Rotate { only, due_only } if selected(name, only) => rotate_steps(policy, token, meta, now, due_only),
             Mode::Sync { only } if selected(name, only) => sync_steps(token, meta, observed),
             _ => continue,
         };
         if !steps.is_empty() {
-            out.push(TokenPlan {
-                token: name.clone(),
-                steps,
-            });
+            out.push(TokenPlan { token: name.clone(), steps });
         }
     }
     out
@@ -113,11 +108,7 @@ fn rotate_steps(
     let incoming = if let Some(pending) = meta.pending() {
         steps.push(Step::Resume {
             version: pending.id,
-            reason: format!(
-                "v{} was minted {} ago and is not yet promoted",
-                pending.id,
-                ago(now, pending.created_at)
-            ),
+            reason: format!("v{} was minted {} ago and is not yet promoted", pending.id, ago(now, pending.created_at)),
         });
         Some(Some(pending.id))
     } else {
@@ -153,19 +144,11 @@ fn rotate_steps(
             let names: Vec<String> = target
                 .names
                 .iter()
-                .filter(|n| {
-                    version.is_none()
-                        || meta.delivered(&address, n).map(|d| Some(d.version)) != Some(version)
-                })
+                .filter(|n| version.is_none() || meta.delivered(&address, n).map(|d| Some(d.version)) != Some(version))
                 .cloned()
                 .collect();
             if !names.is_empty() {
-                steps.push(Step::Deliver {
-                    target: address,
-                    names,
-                    version,
-                    reason: "new version".into(),
-                });
+                steps.push(Step::Deliver { target: address, names, version, reason: "new version".into() });
             }
         }
         steps.push(Step::Verify);
@@ -173,10 +156,7 @@ fn rotate_steps(
         if token.overlap.0 <= TimeDelta::zero()
             && let Some(current) = meta.current()
         {
-            steps.push(Step::Retire {
-                version: current.id,
-                reason: "replaced, and the policy sets no overlap".into(),
-            });
+            steps.push(Step::Retire { version: current.id, reason: "replaced, and the policy sets no overlap".into() });
         }
     }
     for previous in meta.versions.iter().filter(|v| v.stage == Stage::Previous) {
@@ -186,10 +166,7 @@ fn rotate_steps(
             && after <= now
             && !held
         {
-            steps.push(Step::Retire {
-                version: previous.id,
-                reason: format!("overlap ended {} ago", ago(now, after)),
-            });
+            steps.push(Step::Retire { version: previous.id, reason: format!("overlap ended {} ago", ago(now, after)) });
         }
     }
     steps
@@ -199,10 +176,7 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
     let Some(current) = meta.current() else {
         return vec![Step::Remind {
             reason: "has no value yet".into(),
-            hint: format!(
-                "run `chitty-secrets rotate {}` (or `set` for a manual token)",
-                token.name
-            ),
+            hint: format!("run `chitty-secrets rotate {}` (or `set` for a manual token)", token.name),
         }];
     };
     let mut steps = Vec::new();
@@ -212,20 +186,14 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
         let mut reasons = Vec::new();
         for name in &target.names {
             let key = TokenMeta::delivery_key(&address, name);
-            let reason = match (
-                observed.get(&(token.name.clone(), key)),
-                meta.delivered(&address, name),
-            ) {
+            let reason = match (observed.get(&(token.name.clone(), key)), meta.delivered(&address, name)) {
                 (Some(Observed::Holds), _) => None,
-                (Some(Observed::Differs), _) => Some(format!(
-                    "{name} differs from the registry (edited by hand?)"
-                )),
+                (Some(Observed::Differs), _) => Some(format!("{name} differs from the registry (edited by hand?)")),
                 (Some(Observed::Missing), _) => Some(format!("{name} is missing")),
                 (None, None) => Some(format!("{name} was never delivered")),
-                (None, Some(d)) if d.version != current.id => Some(format!(
-                    "{name} holds v{}, current is v{}",
-                    d.version, current.id
-                )),
+                (None, Some(d)) if d.version != current.id => {
+                    Some(format!("{name} holds v{}, current is v{}", d.version, current.id))
+                }
                 (None, Some(_)) => None,
             };
             if let Some(reason) = reason {
@@ -234,12 +202,7 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
             }
         }
         if !names.is_empty() {
-            steps.push(Step::Deliver {
-                target: address,
-                names,
-                version: Some(current.id),
-                reason: reasons.join("; "),
-            });
+            steps.push(Step::Deliver { target: address, names, version: Some(current.id), reason: reasons.join("; ") });
         }
     }
     steps

@@ -21,11 +21,7 @@ impl DotenvTarget {
     }
 
     fn error(&self, message: String, hint: Option<&str>) -> TargetError {
-        TargetError {
-            address: self.address.clone(),
-            message,
-            hint: hint.map(str::to_string),
-        }
+        TargetError { address: self.address.clone(), message, hint: hint.map(str::to_string) }
     }
 
     /// The file as it is now; an absent file is an empty one.
@@ -41,10 +37,10 @@ impl DotenvTarget {
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DotenvFile::empty()),
-            Err(e) => Err(self.error(
-                format!("cannot read {}: {e}", self.path.display()),
-                Some("check the file's permissions"),
-            )),
+            Err(e) => {
+                Err(self
+                    .error(format!("cannot read {}: {e}", self.path.display()), Some("check the file's permissions")))
+            }
         }
     }
 }
@@ -59,7 +55,10 @@ impl Target for DotenvTarget {
         let mut file = self.load()?;
         for (name, value) in items {
             file.set(name, value).map_err(|e| {
-                self.error(e.to_string(), Some("store a value without a quote-and-`$` mix, or deliver it to a non-.env target"))
+                self.error(
+                    e.to_string(),
+                    Some("store a value without a quote-and-`$` mix, or deliver it to a non-.env target"),
+                )
             })?;
         }
         if let Some(dir) = self.path.parent()
@@ -69,10 +68,7 @@ impl Target for DotenvTarget {
                 .map_err(|e| self.error(format!("cannot create {}: {e}", dir.display()), None))?;
         }
         fsutil::write_atomic(&self.path, &file.render()).map_err(|e| {
-            self.error(
-                format!("cannot write {}: {e}", self.path.display()),
-                Some("check the folder's permissions"),
-            )
+            self.error(format!("cannot write {}: {e}", self.path.display()), Some("check the folder's permissions"))
         })
     }
 
@@ -86,9 +82,7 @@ impl Target for DotenvTarget {
                     // Duplicate keys that disagree hold no one value: parsers
                     // differ on which wins, so report it as not delivered.
                     match all.split_first() {
-                        Some(((first, _), rest)) if rest.iter().all(|(v, _)| v.same_as(first)) => {
-                            Some(first.clone())
-                        }
+                        Some(((first, _), rest)) if rest.iter().all(|(v, _)| v.same_as(first)) => Some(first.clone()),
                         _ => None,
                     }
                 })

@@ -47,19 +47,11 @@ impl DotenvFile {
             None => (false, text),
         };
         let crlf = text.contains("\r\n");
-        Ok(DotenvFile {
-            text: Zeroizing::new(text.to_string()),
-            bom,
-            crlf,
-        })
+        Ok(DotenvFile { text: Zeroizing::new(text.to_string()), bom, crlf })
     }
 
     pub fn empty() -> Self {
-        DotenvFile {
-            text: Zeroizing::new(String::new()),
-            bom: false,
-            crlf: false,
-        }
+        DotenvFile { text: Zeroizing::new(String::new()), bom: false, crlf: false }
     }
 
     pub fn render(&self) -> Zeroizing<Vec<u8>> {
@@ -94,17 +86,10 @@ impl DotenvFile {
     /// Sets `key` to `value` in every assignment of it (so parsers that take
     /// the first and those that take the last agree), or appends it.
     pub fn set(&mut self, key: &str, value: &Secret) -> Result<(), ValueError> {
-        let encoded = encode(value.expose()).ok_or_else(|| ValueError::NotCarriable {
-            key: key.to_string(),
-        })?;
-        let found: Vec<Range<usize>> = assignments(&self.text)
-            .into_iter()
-            .filter(|a| a.key == key)
-            .map(|a| a.value)
-            .collect();
-        let mut text = Zeroizing::new(String::with_capacity(
-            self.text.len() + encoded.len() + key.len() + 4,
-        ));
+        let encoded = encode(value.expose()).ok_or_else(|| ValueError::NotCarriable { key: key.to_string() })?;
+        let found: Vec<Range<usize>> =
+            assignments(&self.text).into_iter().filter(|a| a.key == key).map(|a| a.value).collect();
+        let mut text = Zeroizing::new(String::with_capacity(self.text.len() + encoded.len() + key.len() + 4));
         if found.is_empty() {
             text.push_str(&self.text);
             let newline = if self.crlf { "\r\n" } else { "\n" };
@@ -211,9 +196,7 @@ fn assignments(text: &str) -> Vec<Assignment> {
         let mut next = line_end + 1;
         if let Some((key, value_start)) = assignment_head(text, pos, line_end) {
             let value_end = match bytes.get(value_start) {
-                Some(&q @ (b'\'' | b'"')) => {
-                    closing_quote(bytes, value_start, q).map(|end| end + 1)
-                }
+                Some(&q @ (b'\'' | b'"')) => closing_quote(bytes, value_start, q).map(|end| end + 1),
                 _ => None,
             };
             let value = match value_end {
@@ -224,11 +207,7 @@ fn assignments(text: &str) -> Vec<Assignment> {
                 }
                 None => value_start..unquoted_end(text, value_start, line_end),
             };
-            out.push(Assignment {
-                key: key.to_string(),
-                value,
-                line: start_line,
-            });
+            out.push(Assignment { key: key.to_string(), value, line: start_line });
         }
         line += text[pos..next.min(bytes.len())].matches('\n').count();
         pos = next;
@@ -249,9 +228,7 @@ fn assignment_head(text: &str, start: usize, end: usize) -> Option<(&str, usize)
         offset += rest.len() - after_ws.len();
         rest = after_ws;
     }
-    let key_len = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || "_.-".contains(c)))
-        .unwrap_or(rest.len());
+    let key_len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || "_.-".contains(c))).unwrap_or(rest.len());
     if key_len == 0 {
         return None;
     }
@@ -283,16 +260,10 @@ fn unquoted_end(text: &str, start: usize, line_end: usize) -> usize {
     let raw = raw.strip_suffix('\r').unwrap_or(raw);
     let bytes = raw.as_bytes();
     let blank_before = |i: usize| {
-        let b = if i == 0 {
-            text.as_bytes()[start - 1]
-        } else {
-            bytes[i - 1]
-        };
+        let b = if i == 0 { text.as_bytes()[start - 1] } else { bytes[i - 1] };
         b == b' ' || b == b'\t'
     };
-    let end = (0..bytes.len())
-        .find(|&i| bytes[i] == b'#' && blank_before(i))
-        .unwrap_or(bytes.len());
+    let end = (0..bytes.len()).find(|&i| bytes[i] == b'#' && blank_before(i)).unwrap_or(bytes.len());
     start + raw[..end].trim_end_matches([' ', '\t']).len()
 }
 

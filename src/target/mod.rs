@@ -34,9 +34,6 @@ pub trait Target: Send + Sync {
 /// Builds the target a policy entry describes. `root` is the project root.
 pub fn build(policy: &TargetPolicy, root: &std::path::Path) -> Box<dyn Target> {
     match &policy.spec {
-        TargetSpec::Dotenv(spec) => Box::new(dotenv::DotenvTarget::new(
-            policy.address(),
-            root.join(&spec.path),
-        )),
+        TargetSpec::Dotenv(spec) => Box::new(dotenv::DotenvTarget::new(policy.address(), root.join(&spec.path))),
     }
 }

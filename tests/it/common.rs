@@ -57,10 +57,7 @@ impl Project {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("policies")).unwrap();
         std::fs::write(dir.path().join("policies/main.toml"), policy).unwrap();
-        Project {
-            dir,
-            argv_log: Mutex::new(Vec::new()),
-        }
+        Project { dir, argv_log: Mutex::new(Vec::new()) }
     }
 
     /// A project whose registry exists, with an identity in its config dir.
@@ -84,10 +81,7 @@ impl Project {
 
     /// The binary, in the project dir, with a private HOME and no keyring.
     pub fn command(&self, args: &[&str]) -> Command {
-        self.argv_log
-            .lock()
-            .unwrap()
-            .push(args.iter().map(|s| s.to_string()).collect());
+        self.argv_log.lock().unwrap().push(args.iter().map(|s| s.to_string()).collect());
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -106,19 +100,9 @@ impl Project {
 
     pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        let mut child =
+            self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         child.wait_with_output().unwrap()
     }
 
@@ -135,11 +119,7 @@ pub fn code(out: &Output) -> i32 {
 }
 
 pub fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// Every file under `dir` with its bytes, for before/after comparisons.
@@ -162,9 +142,5 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// The value a .env file gives `key`, as dotenvy reads it.
 pub fn env_value(path: &Path, key: &str) -> Option<String> {
-    dotenvy::from_path_iter(path)
-        .unwrap()
-        .map(|r| r.unwrap())
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
+    dotenvy::from_path_iter(path).unwrap().map(|r| r.unwrap()).find(|(k, _)| k == key).map(|(_, v)| v)
 }

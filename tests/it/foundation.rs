@@ -23,30 +23,13 @@ fn init_rotate_then_get_returns_what_the_env_files_hold() {
 
     let token = p.ok(&["get", "CHITTY_ID_TOKEN"]);
     let token = token.trim_end();
-    assert!(
-        token.starts_with("mcp_auth_") && token.len() == 9 + 32,
-        "{token}"
-    );
-    assert_eq!(
-        env_value(&p.path("app/.env"), "CHITTY_ID_TOKEN").as_deref(),
-        Some(token)
-    );
-    assert_eq!(
-        env_value(&p.path("app/.env"), "CHITTY_API_KEY").as_deref(),
-        Some(token)
-    );
-    assert_eq!(
-        env_value(&p.path("worker/.dev.vars"), "CHITTY_ID_TOKEN").as_deref(),
-        Some(token)
-    );
+    assert!(token.starts_with("mcp_auth_") && token.len() == 9 + 32, "{token}");
+    assert_eq!(env_value(&p.path("app/.env"), "CHITTY_ID_TOKEN").as_deref(), Some(token));
+    assert_eq!(env_value(&p.path("app/.env"), "CHITTY_API_KEY").as_deref(), Some(token));
+    assert_eq!(env_value(&p.path("worker/.dev.vars"), "CHITTY_ID_TOKEN").as_deref(), Some(token));
     let session = p.ok(&["get", "SESSION_KEY"]);
-    assert_eq!(
-        env_value(&p.path("app/.env"), "SESSION_KEY").as_deref(),
-        Some(session.trim_end())
-    );
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(p.path("app/.env")).unwrap().permissions(),
-    );
+    assert_eq!(env_value(&p.path("app/.env"), "SESSION_KEY").as_deref(), Some(session.trim_end()));
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p.path("app/.env")).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
 }
 
@@ -74,71 +57,39 @@ fn a_second_rotate_due_right_away_changes_nothing() {
     let before = snapshot(p.dir.path());
     let out = p.ok(&["rotate", "--due", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
     assert!(out.contains("nothing to do"), "{out}");
-    assert_eq!(
-        before,
-        snapshot(p.dir.path()),
-        "rotate --due wrote something"
-    );
+    assert_eq!(before, snapshot(p.dir.path()), "rotate --due wrote something");
     // And a month on, only the token with the shorter period is due.
     let later = (chrono::Utc::now() + chrono::TimeDelta::days(31)).to_rfc3339();
-    let plan = p.ok(&[
-        "--now",
-        &later,
-        "rotate",
-        "--due",
-        "--dry-run",
-        "CHITTY_ID_TOKEN",
-        "SESSION_KEY",
-    ]);
-    assert!(
-        plan.contains("SESSION_KEY") && !plan.contains("CHITTY_ID_TOKEN"),
-        "{plan}"
-    );
+    let plan = p.ok(&["--now", &later, "rotate", "--due", "--dry-run", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
+    assert!(plan.contains("SESSION_KEY") && !plan.contains("CHITTY_ID_TOKEN"), "{plan}");
 }
 
 #[test]
 fn sync_check_finds_a_hand_edit_and_sync_repairs_it() {
     let p = Project::initialised(LOCAL_POLICY);
     p.ok(&["rotate", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
-    assert_eq!(
-        code(&p.run(&["sync", "--check", "CHITTY_ID_TOKEN", "SESSION_KEY"])),
-        0
-    );
+    assert_eq!(code(&p.run(&["sync", "--check", "CHITTY_ID_TOKEN", "SESSION_KEY"])), 0);
 
-    let env = p.read("app/.env").replace(
-        &p.ok(&["get", "CHITTY_ID_TOKEN"]).trim_end().to_string(),
-        "YOUR_TOKEN_HERE_REPLACE_ME",
-    );
+    let env = p
+        .read("app/.env")
+        .replace(&p.ok(&["get", "CHITTY_ID_TOKEN"]).trim_end().to_string(), "YOUR_TOKEN_HERE_REPLACE_ME");
     std::fs::write(p.path("app/.env"), env).unwrap();
     let out = p.run(&["sync", "--check", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
     assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(
-        text(&out).contains("CHITTY_API_KEY differs from the registry"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("CHITTY_API_KEY differs from the registry"), "{}", text(&out));
     let env_before = p.read("app/.env");
     assert_eq!(p.read("app/.env"), env_before, "sync --check wrote");
 
     p.ok(&["sync", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
-    assert_eq!(
-        code(&p.run(&["sync", "--check", "CHITTY_ID_TOKEN", "SESSION_KEY"])),
-        0
-    );
+    assert_eq!(code(&p.run(&["sync", "--check", "CHITTY_ID_TOKEN", "SESSION_KEY"])), 0);
     let token = p.ok(&["get", "CHITTY_ID_TOKEN"]);
-    assert_eq!(
-        env_value(&p.path("app/.env"), "CHITTY_API_KEY").as_deref(),
-        Some(token.trim_end())
-    );
+    assert_eq!(env_value(&p.path("app/.env"), "CHITTY_API_KEY").as_deref(), Some(token.trim_end()));
 
     // A deleted file is drift too, and sync recreates it.
     std::fs::remove_file(p.path("worker/.dev.vars")).unwrap();
     assert_eq!(code(&p.run(&["sync", "--check"])), 3);
     p.run(&["sync"]);
-    assert_eq!(
-        env_value(&p.path("worker/.dev.vars"), "CHITTY_ID_TOKEN").as_deref(),
-        Some(token.trim_end())
-    );
+    assert_eq!(env_value(&p.path("worker/.dev.vars"), "CHITTY_ID_TOKEN").as_deref(), Some(token.trim_end()));
 }
 
 #[test]
@@ -146,17 +97,11 @@ fn concurrent_rotations_never_corrupt_the_registry() {
     let p = Project::initialised(LOCAL_POLICY);
     let handles: Vec<_> = (0..4)
         .map(|_| {
-            p.command(&[
-                "--lock-timeout",
-                "60s",
-                "rotate",
-                "CHITTY_ID_TOKEN",
-                "SESSION_KEY",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+            p.command(&["--lock-timeout", "60s", "rotate", "CHITTY_ID_TOKEN", "SESSION_KEY"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
         })
         .collect();
     for h in handles {
@@ -164,39 +109,16 @@ fn concurrent_rotations_never_corrupt_the_registry() {
         assert_eq!(code(&out), 0, "{}", text(&out));
     }
     let status: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
-    let token = status["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "CHITTY_ID_TOKEN")
-        .unwrap();
+    let token = status["tokens"].as_array().unwrap().iter().find(|t| t["name"] == "CHITTY_ID_TOKEN").unwrap();
     // Four runs at once: four versions, exactly one current, none pending.
-    let stages: Vec<&str> = token["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["stage"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        stages.iter().filter(|s| **s == "current").count(),
-        1,
-        "{stages:?}"
-    );
-    assert_eq!(
-        stages.iter().filter(|s| **s == "pending").count(),
-        0,
-        "{stages:?}"
-    );
+    let stages: Vec<&str> =
+        token["versions"].as_array().unwrap().iter().map(|v| v["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages.iter().filter(|s| **s == "current").count(), 1, "{stages:?}");
+    assert_eq!(stages.iter().filter(|s| **s == "pending").count(), 0, "{stages:?}");
     assert_eq!(token["current"], 4);
     let value = p.ok(&["get", "CHITTY_ID_TOKEN"]);
-    assert_eq!(
-        env_value(&p.path("app/.env"), "CHITTY_ID_TOKEN").as_deref(),
-        Some(value.trim_end())
-    );
-    assert_eq!(
-        code(&p.run(&["sync", "--check", "CHITTY_ID_TOKEN", "SESSION_KEY"])),
-        0
-    );
+    assert_eq!(env_value(&p.path("app/.env"), "CHITTY_ID_TOKEN").as_deref(), Some(value.trim_end()));
+    assert_eq!(code(&p.run(&["sync", "--check", "CHITTY_ID_TOKEN", "SESSION_KEY"])), 0);
 }
 
 #[test]
@@ -213,43 +135,25 @@ fn a_held_lock_makes_a_writer_give_up_with_a_clear_message() {
     holder.wait().unwrap();
     assert_eq!(code(&out), 1, "{}", text(&out));
     let msg = text(&out);
-    assert!(
-        msg.contains("locked by another chitty-secrets; gave up after 1s"),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("hint: wait for the other run to finish, or raise --lock-timeout"),
-        "{msg}"
-    );
-    assert!(
-        !p.path("app/.env").exists(),
-        "nothing may be written without the lock"
-    );
+    assert!(msg.contains("locked by another chitty-secrets; gave up after 1s"), "{msg}");
+    assert!(msg.contains("hint: wait for the other run to finish, or raise --lock-timeout"), "{msg}");
+    assert!(!p.path("app/.env").exists(), "nothing may be written without the lock");
 }
 
 #[test]
 fn a_malformed_policy_is_reported_with_file_line_and_column() {
     let p = Project::new(LOCAL_POLICY);
-    std::fs::write(
-        p.path("policies/broken.toml"),
-        "[tokens.EXTRA]\nissuer = \"local\"\nrotate_evry = \"30d\"\n",
-    )
-    .unwrap();
+    std::fs::write(p.path("policies/broken.toml"), "[tokens.EXTRA]\nissuer = \"local\"\nrotate_evry = \"30d\"\n")
+        .unwrap();
     for args in [&["policy", "check"][..], &["rotate"][..], &["status"][..]] {
         let out = p.run(args);
         assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("policies/broken.toml:3:1: unknown field `rotate_evry`"),
-            "{err}"
-        );
+        assert!(err.contains("policies/broken.toml:3:1: unknown field `rotate_evry`"), "{err}");
         assert!(err.contains("did you mean `rotate_every`?"), "{err}");
     }
     std::fs::remove_file(p.path("policies/broken.toml")).unwrap();
-    assert!(
-        p.ok(&["policy", "check"])
-            .contains("3 tokens, 4 targets: ok")
-    );
+    assert!(p.ok(&["policy", "check"]).contains("3 tokens, 4 targets: ok"));
 }
 
 #[test]
@@ -257,11 +161,7 @@ fn commands_without_a_registry_or_identity_say_what_to_do() {
     let p = Project::new(LOCAL_POLICY);
     let out = p.run(&["status"]);
     assert_eq!(code(&out), 1);
-    assert!(
-        text(&out).contains("hint: run `chitty-secrets init`"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("hint: run `chitty-secrets init`"), "{}", text(&out));
     p.ok(&["init"]);
     std::fs::remove_file(p.identity_file()).unwrap();
     let out = p.run(&["rotate", "SESSION_KEY"]);
@@ -274,15 +174,7 @@ fn run_passes_values_in_the_environment_only() {
     let p = Project::initialised(LOCAL_POLICY);
     p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
     let token = p.ok(&["get", "CHITTY_ID_TOKEN"]);
-    let out = p.ok(&[
-        "run",
-        "--only",
-        "CHITTY_ID_TOKEN",
-        "--",
-        "sh",
-        "-c",
-        "echo \"$CHITTY_API_KEY\"; exit 0",
-    ]);
+    let out = p.ok(&["run", "--only", "CHITTY_ID_TOKEN", "--", "sh", "-c", "echo \"$CHITTY_API_KEY\"; exit 0"]);
     assert_eq!(out, token);
     let out = p.run(&["run", "--", "sh", "-c", "exit 7"]);
     assert_eq!(code(&out), 7);
@@ -292,11 +184,7 @@ fn run_passes_values_in_the_environment_only() {
 fn github_actions_masks_a_value_before_printing_it() {
     let p = Project::initialised(LOCAL_POLICY);
     p.ok(&["rotate", "SESSION_KEY"]);
-    let out = p
-        .command(&["get", "SESSION_KEY"])
-        .env("GITHUB_ACTIONS", "true")
-        .output()
-        .unwrap();
+    let out = p.command(&["get", "SESSION_KEY"]).env("GITHUB_ACTIONS", "true").output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");

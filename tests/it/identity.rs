@@ -9,38 +9,20 @@ fn init_adopts_an_identity_from_the_environment() {
     let p = Project::new(LOCAL_POLICY);
     let key = age::x25519::Identity::generate();
     let secret = key.to_string().expose_secret().to_string();
-    let out = p
-        .command(&["init"])
-        .env("CHITTY_SECRETS_IDENTITY", &secret)
-        .output()
-        .unwrap();
+    let out = p.command(&["init"]).env("CHITTY_SECRETS_IDENTITY", &secret).output().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("adopted the identity from $CHITTY_SECRETS_IDENTITY"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("adopted the identity from $CHITTY_SECRETS_IDENTITY"), "{stdout}");
     assert!(stdout.contains(&key.to_public().to_string()), "{stdout}");
     assert!(!text(&out).contains(&secret), "the key was printed");
     assert!(!p.identity_file().exists(), "init wrote a second identity");
-    assert!(
-        p.read(".chitty-secrets/recipients")
-            .contains(&key.to_public().to_string())
-    );
+    assert!(p.read(".chitty-secrets/recipients").contains(&key.to_public().to_string()));
 
-    let out = p
-        .command(&["rotate", "SESSION_KEY"])
-        .env("CHITTY_SECRETS_IDENTITY", &secret)
-        .output()
-        .unwrap();
+    let out = p.command(&["rotate", "SESSION_KEY"]).env("CHITTY_SECRETS_IDENTITY", &secret).output().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
     // A second init with the same key changes nothing in the recipients.
     let before = p.read(".chitty-secrets/recipients");
-    let out = p
-        .command(&["init"])
-        .env("CHITTY_SECRETS_IDENTITY", &secret)
-        .output()
-        .unwrap();
+    let out = p.command(&["init"]).env("CHITTY_SECRETS_IDENTITY", &secret).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("already a recipient"));
     assert_eq!(before, p.read(".chitty-secrets/recipients"));
 }
@@ -53,27 +35,12 @@ fn identity_flag_and_file_variable_are_honoured() {
     std::fs::rename(p.identity_file(), &moved).unwrap();
     assert_eq!(code(&p.run(&["get", "SESSION_KEY"])), 1);
     p.ok(&["--identity", moved.to_str().unwrap(), "get", "SESSION_KEY"]);
-    let out = p
-        .command(&["get", "SESSION_KEY"])
-        .env("CHITTY_SECRETS_IDENTITY_FILE", &moved)
-        .output()
-        .unwrap();
+    let out = p.command(&["get", "SESSION_KEY"]).env("CHITTY_SECRETS_IDENTITY_FILE", &moved).output().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
     // A stranger's key is not a recipient: a clear error, with what to do.
     let stranger = p.path("stranger.txt");
-    std::fs::write(
-        &stranger,
-        age::x25519::Identity::generate()
-            .to_string()
-            .expose_secret(),
-    )
-    .unwrap();
-    let out = p.run(&[
-        "--identity",
-        stranger.to_str().unwrap(),
-        "get",
-        "SESSION_KEY",
-    ]);
+    std::fs::write(&stranger, age::x25519::Identity::generate().to_string().expose_secret()).unwrap();
+    let out = p.run(&["--identity", stranger.to_str().unwrap(), "get", "SESSION_KEY"]);
     assert_eq!(code(&out), 1);
     assert!(text(&out).contains("keys add"), "{}", text(&out));
 }
@@ -84,10 +51,7 @@ fn identity_flag_and_file_variable_are_honoured() {
 fn init_stores_the_identity_in_the_kernel_keyring_when_there_is_one() {
     let p = Project::new(LOCAL_POLICY);
     let service = format!("chitty-secrets-test-{}", std::process::id());
-    let script = format!(
-        "{bin} init && {bin} rotate SESSION_KEY && {bin} get SESSION_KEY",
-        bin = BIN
-    );
+    let script = format!("{bin} init && {bin} rotate SESSION_KEY && {bin} get SESSION_KEY", bin = BIN);
     let out = Command::new("keyctl")
         .args(["session", "-", "sh", "-c", &script])
         .current_dir(p.dir.path())
@@ -100,21 +64,10 @@ fn init_stores_the_identity_in_the_kernel_keyring_when_there_is_one() {
         .expect("keyctl (Debian keyutils) is installed");
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains(&format!(
-            "stored it in the OS keyring (service `{service}`)"
-        )),
-        "{stdout}"
-    );
-    assert!(
-        !p.identity_file().exists(),
-        "with a keyring, no identity file is written"
-    );
+    assert!(stdout.contains(&format!("stored it in the OS keyring (service `{service}`)")), "{stdout}");
+    assert!(!p.identity_file().exists(), "with a keyring, no identity file is written");
     let value = stdout.lines().last().unwrap();
-    assert_eq!(
-        env_value(&p.path("app/.env"), "SESSION_KEY").as_deref(),
-        Some(value)
-    );
+    assert_eq!(env_value(&p.path("app/.env"), "SESSION_KEY").as_deref(), Some(value));
 
     // Outside that session there is no keyring entry: headless is the
     // normal case, and init falls back to the file.

@@ -12,19 +12,13 @@ fn member(p: &Project, name: &str) -> (String, String) {
     let key = age::x25519::Identity::generate();
     let path = p.path(&format!("{name}.key"));
     std::fs::write(&path, key.to_string().expose_secret()).unwrap();
-    (
-        path.to_str().unwrap().to_string(),
-        key.to_public().to_string(),
-    )
+    (path.to_str().unwrap().to_string(), key.to_public().to_string())
 }
 
 const TOKENS: [&str; 2] = ["CHITTY_ID_TOKEN", "SESSION_KEY"];
 
 fn can_read_all(p: &Project, identity: &str) -> Vec<bool> {
-    TOKENS
-        .iter()
-        .map(|t| code(&p.run(&["--identity", identity, "get", t])) == 0)
-        .collect()
+    TOKENS.iter().map(|t| code(&p.run(&["--identity", identity, "get", t])) == 0).collect()
 }
 
 #[test]
@@ -36,20 +30,11 @@ fn keys_add_lets_a_member_read_and_keys_remove_locks_them_out() {
     assert_eq!(can_read_all(&p, &bob), [false, false]);
 
     let out = p.ok(&["keys", "add", &bob_pub, "--name", "bob"]);
-    assert!(
-        out.contains("1 recipient added") && out.contains("re-encrypted 2 value files"),
-        "{out}"
-    );
+    assert!(out.contains("1 recipient added") && out.contains("re-encrypted 2 value files"), "{out}");
     assert_eq!(can_read_all(&p, &bob), [true, true]);
-    assert_eq!(
-        p.ok(&["--identity", &bob, "get", "SESSION_KEY"]),
-        p.ok(&["get", "SESSION_KEY"])
-    );
+    assert_eq!(p.ok(&["--identity", &bob, "get", "SESSION_KEY"]), p.ok(&["get", "SESSION_KEY"]));
     let list = p.ok(&["keys", "list"]);
-    assert!(
-        list.contains(&format!("{bob_pub}  bob")) && list.contains("(you)"),
-        "{list}"
-    );
+    assert!(list.contains(&format!("{bob_pub}  bob")) && list.contains("(you)"), "{list}");
 
     p.ok(&["keys", "remove", &bob_pub]);
     assert_eq!(can_read_all(&p, &bob), [false, false]);
@@ -64,50 +49,22 @@ fn keys_refuses_bad_keys_the_last_key_and_self_lockout() {
     p.ok(&["rotate", "SESSION_KEY"]);
     let out = p.run(&["keys", "add", "age1notakey"]);
     assert_eq!(code(&out), 1);
-    assert!(
-        text(&out).contains("is not an age X25519 public key (age1…)"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("is not an age X25519 public key (age1…)"), "{}", text(&out));
 
-    let secret = age::x25519::Identity::generate()
-        .to_string()
-        .expose_secret()
-        .to_string();
+    let secret = age::x25519::Identity::generate().to_string().expose_secret().to_string();
     let out = p.run(&["keys", "add", &secret]);
     assert_eq!(code(&out), 1);
-    assert!(
-        text(&out).contains("that is a secret key") && !text(&out).contains(&secret[15..]),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("that is a secret key") && !text(&out).contains(&secret[15..]), "{}", text(&out));
 
-    let mine = p
-        .read(".chitty-secrets/recipients")
-        .lines()
-        .find(|l| l.starts_with("age1"))
-        .unwrap()
-        .to_string();
+    let mine = p.read(".chitty-secrets/recipients").lines().find(|l| l.starts_with("age1")).unwrap().to_string();
     let out = p.run(&["keys", "remove", &mine]);
-    assert!(
-        text(&out).contains("refusing to remove the last recipient"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("refusing to remove the last recipient"), "{}", text(&out));
     let (_, bob_pub) = member(&p, "bob");
     p.ok(&["keys", "add", &bob_pub]);
     let out = p.run(&["keys", "remove", &mine]);
-    assert!(
-        text(&out).contains("refusing to remove your own key"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("refusing to remove your own key"), "{}", text(&out));
     p.ok(&["keys", "remove", &mine, "--force"]);
-    assert_eq!(
-        code(&p.run(&["get", "SESSION_KEY"])),
-        1,
-        "the owner should now be locked out"
-    );
+    assert_eq!(code(&p.run(&["get", "SESSION_KEY"])), 1, "the owner should now be locked out");
 }
 
 #[test]
@@ -128,11 +85,7 @@ fn a_kill_during_re_encryption_leaves_every_value_readable_and_a_rerun_finishes(
     let bob_reads = can_read_all(&p, &bob);
     assert_eq!(bob_reads.iter().filter(|r| **r).count(), 1, "{bob_reads:?}");
     let check = p.run(&["check", "--json"]);
-    assert!(
-        String::from_utf8_lossy(&check.stdout).contains("rekey-pending"),
-        "{}",
-        text(&check)
-    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("rekey-pending"), "{}", text(&check));
     p.ok(&["keys", "add", &bob_pub]);
     assert_eq!(can_read_all(&p, &bob), [true, true]);
     assert!(!p.path(".chitty-secrets/rekey-pending").exists());
@@ -155,19 +108,13 @@ fn a_kill_during_re_encryption_leaves_every_value_readable_and_a_rerun_finishes(
 fn ci_init_writes_a_workflow_whose_commands_exist() {
     let p = Project::initialised(LOCAL_POLICY);
     let out = p.ok(&["ci", "init"]);
-    assert!(
-        out.contains("wrote .github/workflows/chitty-secrets.yml"),
-        "{out}"
-    );
+    assert!(out.contains("wrote .github/workflows/chitty-secrets.yml"), "{out}");
     let text = p.read(".github/workflows/chitty-secrets.yml");
     let docs = yaml_rust2::YamlLoader::load_from_str(&text).expect("valid YAML");
     let doc = &docs[0];
     let jobs = doc["jobs"].as_hash().expect("jobs");
     assert_eq!(jobs.len(), 3);
-    assert_eq!(
-        doc["on"]["schedule"][0]["cron"].as_str(),
-        Some("23 5 * * *")
-    );
+    assert_eq!(doc["on"]["schedule"][0]["cron"].as_str(), Some("23 5 * * *"));
     let mut commands = Vec::new();
     for (_, job) in jobs {
         for step in job["steps"].as_vec().unwrap() {
@@ -181,17 +128,12 @@ fn ci_init_writes_a_workflow_whose_commands_exist() {
     assert_eq!(commands.len(), 3, "{commands:?}");
     for cmd in &commands {
         let argv: Vec<&str> = cmd.split_whitespace().collect();
-        chitty_secrets::cli::Cli::try_parse_from(&argv)
-            .unwrap_or_else(|e| panic!("`{cmd}` does not parse: {e}"));
+        chitty_secrets::cli::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("`{cmd}` does not parse: {e}"));
     }
     assert!(commands.iter().any(|c| c.ends_with(" check")));
     assert!(commands.iter().any(|c| c.ends_with(" sync --check")));
     assert!(commands.iter().any(|c| c.ends_with(" rotate --due")));
-    assert_eq!(
-        code(&p.run(&["ci", "init"])),
-        1,
-        "overwrote without --force"
-    );
+    assert_eq!(code(&p.run(&["ci", "init"])), 1, "overwrote without --force");
 }
 
 #[test]
@@ -206,27 +148,14 @@ fn github_actions_gets_a_summary_and_policy_annotations() {
         .unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
     let md = std::fs::read_to_string(&summary).unwrap();
-    assert!(
-        md.contains("### chitty-secrets rotate") && md.contains("| SESSION_KEY | done |"),
-        "{md}"
-    );
+    assert!(md.contains("### chitty-secrets rotate") && md.contains("| SESSION_KEY | done |"), "{md}");
 
-    std::fs::write(
-        p.path("policies/bad.toml"),
-        "[tokens.X]\nissuer = \"random\"\nttl = \"soon\"\n",
-    )
-    .unwrap();
-    let out = p
-        .command(&["policy", "check"])
-        .env("GITHUB_ACTIONS", "true")
-        .output()
-        .unwrap();
+    std::fs::write(p.path("policies/bad.toml"), "[tokens.X]\nissuer = \"random\"\nttl = \"soon\"\n").unwrap();
+    let out = p.command(&["policy", "check"]).env("GITHUB_ACTIONS", "true").output().unwrap();
     assert_eq!(code(&out), 2);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains(
-            "::error title=policy,file=policies/bad.toml,line=3,col=7::invalid duration `soon`"
-        ),
+        stdout.contains("::error title=policy,file=policies/bad.toml,line=3,col=7::invalid duration `soon`"),
         "{stdout}"
     );
 }
@@ -235,16 +164,9 @@ fn github_actions_gets_a_summary_and_policy_annotations() {
 fn completions_and_man_page_are_generated() {
     let p = Project::new(LOCAL_POLICY);
     assert!(p.ok(&["completions", "bash"]).contains("chitty-secrets"));
-    assert!(
-        p.ok(&["completions", "zsh"])
-            .contains("#compdef chitty-secrets")
-    );
+    assert!(p.ok(&["completions", "zsh"]).contains("#compdef chitty-secrets"));
     let man = p.ok(&["man"]);
-    assert!(
-        man.contains(".TH chitty-secrets") && man.contains("rotate"),
-        "{}",
-        &man[..200.min(man.len())]
-    );
+    assert!(man.contains(".TH chitty-secrets") && man.contains("rotate"), "{}", &man[..200.min(man.len())]);
 }
 
 /// Two members rotate different tokens on two branches; git merges them
@@ -254,14 +176,7 @@ fn two_branches_rotating_different_tokens_merge_cleanly() {
     let p = Project::initialised(LOCAL_POLICY);
     let git = |args: &[&str]| {
         let out = Command::new("git")
-            .args([
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@example.com",
-                "-c",
-                "init.defaultBranch=main",
-            ])
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
             .args(args)
             .current_dir(p.dir.path())
             .output()
@@ -287,12 +202,7 @@ fn two_branches_rotating_different_tokens_merge_cleanly() {
     assert!(git(&["status", "--porcelain"]).is_empty());
 
     let status: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
-    for t in status["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| TOKENS.contains(&t["name"].as_str().unwrap()))
-    {
+    for t in status["tokens"].as_array().unwrap().iter().filter(|t| TOKENS.contains(&t["name"].as_str().unwrap())) {
         assert_eq!(t["current"], 2, "{t}");
     }
     for t in TOKENS {

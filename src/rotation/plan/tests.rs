@@ -44,10 +44,7 @@ fn version(id: u32, stage: Stage, created: DateTime<Utc>) -> Version {
 
 fn delivered(meta: &mut TokenMeta, version: u32) {
     for name in ["A", "A_ALIAS"] {
-        meta.deliveries.insert(
-            TokenMeta::delivery_key("dotenv:app/.env", name),
-            Delivery { version, at: now() },
-        );
+        meta.deliveries.insert(TokenMeta::delivery_key("dotenv:app/.env", name), Delivery { version, at: now() });
     }
 }
 
@@ -58,22 +55,11 @@ fn metas(meta: TokenMeta) -> BTreeMap<String, TokenMeta> {
 #[test]
 fn a_new_token_is_minted_delivered_verified_promoted() {
     let p = policy(POLICY);
-    let plans = plan(
-        &p,
-        &BTreeMap::new(),
-        &Observations::new(),
-        now(),
-        Mode::Rotate {
-            only: &[],
-            due_only: true,
-        },
-    );
+    let plans = plan(&p, &BTreeMap::new(), &Observations::new(), now(), Mode::Rotate { only: &[], due_only: true });
     assert_eq!(plans.len(), 1);
     let steps = &plans[0].steps;
     assert!(matches!(&steps[0], Step::Mint { reason } if reason == "has no value yet"));
-    assert!(
-        matches!(&steps[1], Step::Deliver { names, version: None, .. } if names == &["A", "A_ALIAS"])
-    );
+    assert!(matches!(&steps[1], Step::Deliver { names, version: None, .. } if names == &["A", "A_ALIAS"]));
     assert_eq!(&steps[2..], &[Step::Verify, Step::Promote]);
 }
 
@@ -81,27 +67,11 @@ fn a_new_token_is_minted_delivered_verified_promoted() {
 fn nothing_is_due_right_after_a_rotation() {
     let p = policy(POLICY);
     let mut meta = TokenMeta::new("A");
-    meta.versions
-        .push(version(1, Stage::Current, now() - TimeDelta::days(1)));
+    meta.versions.push(version(1, Stage::Current, now() - TimeDelta::days(1)));
     delivered(&mut meta, 1);
-    let plans = plan(
-        &p,
-        &metas(meta.clone()),
-        &Observations::new(),
-        now(),
-        Mode::Rotate {
-            only: &[],
-            due_only: true,
-        },
-    );
+    let plans = plan(&p, &metas(meta.clone()), &Observations::new(), now(), Mode::Rotate { only: &[], due_only: true });
     assert!(plans.is_empty(), "{plans:?}");
-    let plans = plan(
-        &p,
-        &metas(meta),
-        &Observations::new(),
-        now(),
-        Mode::Sync { only: &[] },
-    );
+    let plans = plan(&p, &metas(meta), &Observations::new(), now(), Mode::Sync { only: &[] });
     assert!(plans.is_empty(), "{plans:?}");
 }
 
@@ -110,18 +80,11 @@ fn due_by_age_and_by_expiry() {
     let p = policy(POLICY);
     let token = p.token("A").unwrap();
     let mut meta = TokenMeta::new("A");
-    meta.versions
-        .push(version(1, Stage::Current, now() - TimeDelta::days(91)));
-    assert_eq!(
-        due_reason(token, &meta, now()).unwrap(),
-        "v1 is 91d old (rotate_every 90d)"
-    );
+    meta.versions.push(version(1, Stage::Current, now() - TimeDelta::days(91)));
+    assert_eq!(due_reason(token, &meta, now()).unwrap(), "v1 is 91d old (rotate_every 90d)");
     meta.versions[0].created_at = now() - TimeDelta::days(10);
     meta.versions[0].expires_at = Some(now() + TimeDelta::days(20));
-    assert_eq!(
-        due_reason(token, &meta, now()).unwrap(),
-        "v1 expires in 20d"
-    );
+    assert_eq!(due_reason(token, &meta, now()).unwrap(), "v1 expires in 20d");
     meta.versions[0].expires_at = Some(now() + TimeDelta::days(200));
     assert_eq!(due_reason(token, &meta, now()), None);
 }
@@ -130,32 +93,14 @@ fn due_by_age_and_by_expiry() {
 fn a_pending_version_is_resumed_only_where_not_delivered() {
     let p = policy(POLICY);
     let mut meta = TokenMeta::new("A");
-    meta.versions
-        .push(version(1, Stage::Current, now() - TimeDelta::days(100)));
+    meta.versions.push(version(1, Stage::Current, now() - TimeDelta::days(100)));
     meta.versions.push(version(2, Stage::Pending, now()));
     delivered(&mut meta, 1);
-    meta.deliveries.insert(
-        TokenMeta::delivery_key("dotenv:app/.env", "A"),
-        Delivery {
-            version: 2,
-            at: now(),
-        },
-    );
-    let plans = plan(
-        &p,
-        &metas(meta),
-        &Observations::new(),
-        now(),
-        Mode::Rotate {
-            only: &[],
-            due_only: true,
-        },
-    );
+    meta.deliveries.insert(TokenMeta::delivery_key("dotenv:app/.env", "A"), Delivery { version: 2, at: now() });
+    let plans = plan(&p, &metas(meta), &Observations::new(), now(), Mode::Rotate { only: &[], due_only: true });
     let steps = &plans[0].steps;
     assert!(matches!(&steps[0], Step::Resume { version: 2, .. }));
-    assert!(
-        matches!(&steps[1], Step::Deliver { names, version: Some(2), .. } if names == &["A_ALIAS"])
-    );
+    assert!(matches!(&steps[1], Step::Deliver { names, version: Some(2), .. } if names == &["A_ALIAS"]));
 }
 
 #[test]
@@ -165,22 +110,9 @@ fn previous_retires_after_the_overlap() {
     let mut old = version(1, Stage::Previous, now() - TimeDelta::days(2));
     old.retire_after = Some(now() - TimeDelta::hours(1));
     meta.versions.push(old);
-    meta.versions
-        .push(version(2, Stage::Current, now() - TimeDelta::days(1)));
-    let plans = plan(
-        &p,
-        &metas(meta),
-        &Observations::new(),
-        now(),
-        Mode::Rotate {
-            only: &[],
-            due_only: true,
-        },
-    );
-    assert!(
-        matches!(&plans[0].steps[..], [Step::Retire { version: 1, .. }]),
-        "{plans:?}"
-    );
+    meta.versions.push(version(2, Stage::Current, now() - TimeDelta::days(1)));
+    let plans = plan(&p, &metas(meta), &Observations::new(), now(), Mode::Rotate { only: &[], due_only: true });
+    assert!(matches!(&plans[0].steps[..], [Step::Retire { version: 1, .. }]), "{plans:?}");
 }
 
 #[test]
@@ -191,10 +123,7 @@ fn sync_uses_observations_over_records() {
     delivered(&mut meta, 1);
     let mut seen = Observations::new();
     seen.insert(("A".into(), "dotenv:app/.env#A".into()), Observed::Differs);
-    seen.insert(
-        ("A".into(), "dotenv:app/.env#A_ALIAS".into()),
-        Observed::Holds,
-    );
+    seen.insert(("A".into(), "dotenv:app/.env#A_ALIAS".into()), Observed::Holds);
     let plans = plan(&p, &metas(meta), &seen, now(), Mode::Sync { only: &[] });
     assert!(
         matches!(&plans[0].steps[..], [Step::Deliver { names, reason, .. }] if names == &["A"] && reason.contains("edited by hand")),
@@ -209,35 +138,10 @@ fn a_previous_version_a_target_still_holds_is_not_retired() {
     let mut old = version(1, Stage::Previous, now() - TimeDelta::days(2));
     old.retire_after = Some(now() - TimeDelta::hours(1));
     meta.versions.push(old);
-    meta.versions
-        .push(version(2, Stage::Current, now() - TimeDelta::days(1)));
+    meta.versions.push(version(2, Stage::Current, now() - TimeDelta::days(1)));
     delivered(&mut meta, 1);
-    let plans = plan(
-        &p,
-        &metas(meta.clone()),
-        &Observations::new(),
-        now(),
-        Mode::Rotate {
-            only: &[],
-            due_only: true,
-        },
-    );
+    let plans = plan(&p, &metas(meta.clone()), &Observations::new(), now(), Mode::Rotate { only: &[], due_only: true });
     assert!(plans.is_empty(), "{plans:?}");
-    let plans = plan(
-        &p,
-        &metas(meta),
-        &Observations::new(),
-        now(),
-        Mode::Sync { only: &[] },
-    );
-    assert!(
-        matches!(
-            &plans[0].steps[..],
-            [Step::Deliver {
-                version: Some(2),
-                ..
-            }]
-        ),
-        "{plans:?}"
-    );
+    let plans = plan(&p, &metas(meta), &Observations::new(), now(), Mode::Sync { only: &[] });
+    assert!(matches!(&plans[0].steps[..], [Step::Deliver { version: Some(2), .. }]), "{plans:?}");
 }

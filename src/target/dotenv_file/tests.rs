@@ -10,19 +10,14 @@ fn set(text: &str, key: &str, value: &str) -> String {
 
 /// What dotenvy (the Rust parser) reads from the text.
 fn dotenvy_reads(text: &str) -> Vec<(String, String)> {
-    dotenvy::from_read_iter(text.as_bytes())
-        .map(|r| r.expect("dotenvy parses the file"))
-        .collect()
+    dotenvy::from_read_iter(text.as_bytes()).map(|r| r.expect("dotenvy parses the file")).collect()
 }
 
 #[test]
 fn replaces_in_place_keeping_everything_else() {
     let before = "# top\r\nexport A=old # trailing\r\n\r\nB='keep me'\r\nA=\"dup\"\r\n";
     let after = set(before, "A", "n3w");
-    assert_eq!(
-        after,
-        "# top\r\nexport A=n3w # trailing\r\n\r\nB='keep me'\r\nA=n3w\r\n"
-    );
+    assert_eq!(after, "# top\r\nexport A=n3w # trailing\r\n\r\nB='keep me'\r\nA=n3w\r\n");
 }
 
 #[test]
@@ -41,14 +36,8 @@ fn keeps_a_bom() {
 #[test]
 fn quoting_follows_the_portable_rules() {
     assert_eq!(set("", "K", "abc_./:@+-9"), "K=abc_./:@+-9\n");
-    assert_eq!(
-        set("", "K", "has space # and hash"),
-        "K='has space # and hash'\n"
-    );
-    assert_eq!(
-        set("", "K", "it's\nmulti \"q\" \\"),
-        "K=\"it's\\nmulti \\\"q\\\" \\\\\"\n"
-    );
+    assert_eq!(set("", "K", "has space # and hash"), "K='has space # and hash'\n");
+    assert_eq!(set("", "K", "it's\nmulti \"q\" \\"), "K=\"it's\\nmulti \\\"q\\\" \\\\\"\n");
     let mut file = DotenvFile::empty();
     let err = file.set("K", &Secret::new("it's $HOME")).unwrap_err();
     assert_eq!(err, ValueError::NotCarriable { key: "K".into() });
@@ -73,20 +62,12 @@ fn multiline_values_are_replaced_whole() {
 
 #[test]
 fn reads_values_and_lines() {
-    let file =
-        DotenvFile::parse(b"# c\nA=plain # note\nexport B='single'\nC=\"d\\\"q\"\n").unwrap();
-    let got: Vec<(String, String, usize)> = file
-        .entries()
-        .into_iter()
-        .map(|(k, v, l)| (k, v.expose().to_string(), l))
-        .collect();
+    let file = DotenvFile::parse(b"# c\nA=plain # note\nexport B='single'\nC=\"d\\\"q\"\n").unwrap();
+    let got: Vec<(String, String, usize)> =
+        file.entries().into_iter().map(|(k, v, l)| (k, v.expose().to_string(), l)).collect();
     assert_eq!(
         got,
-        [
-            ("A".into(), "plain".into(), 2),
-            ("B".into(), "single".into(), 3),
-            ("C".into(), "d\"q".into(), 4)
-        ]
+        [("A".into(), "plain".into(), 2), ("B".into(), "single".into(), 3), ("C".into(), "d\"q".into(), 4)]
     );
 }
 
@@ -96,20 +77,14 @@ fn line() -> impl Strategy<Value = String> {
         "# [ -~]{0,20}".prop_map(|s| s),
         Just(String::new()),
         ("[A-Z][A-Z0-9_]{0,6}", "[A-Za-z0-9_./:@+-]{0,12}").prop_map(|(k, v)| format!("{k}={v}")),
-        ("[A-Z][A-Z0-9_]{0,6}", "[A-Za-z0-9 #]{0,12}")
-            .prop_map(|(k, v)| format!("export {k}='{v}'")),
+        ("[A-Z][A-Z0-9_]{0,6}", "[A-Za-z0-9 #]{0,12}").prop_map(|(k, v)| format!("export {k}='{v}'")),
         ("[A-Z][A-Z0-9_]{0,6}", "[A-Za-z0-9 ]{0,12}").prop_map(|(k, v)| format!("{k}=\"{v}\"")),
         ("[A-Z][A-Z0-9_]{0,6}", "[A-Za-z0-9]{1,8}").prop_map(|(k, v)| format!("{k}={v} # note")),
     ]
 }
 
 fn value() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[0-9a-f]{32}",
-        "[A-Za-z0-9_-]{43}",
-        "[ -~]{0,24}",
-        "[ -~\n]{0,24}",
-    ]
+    prop_oneof!["[0-9a-f]{32}", "[A-Za-z0-9_-]{43}", "[ -~]{0,24}", "[ -~\n]{0,24}",]
 }
 
 proptest! {
