@@ -108,12 +108,35 @@ pub fn is_explicit(flag: Option<&Path>) -> bool {
         || std::env::var_os(env_vars::IDENTITY_FILE).is_some()
 }
 
-/// Makes a new identity and stores it: in the OS keyring when that works
-/// (written, then read back to be sure), otherwise in the config-dir file.
-pub fn create_and_store() -> Result<Identity, IdentityError> {
+/// Where `init` may keep a new identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// The OS keyring when it keeps entries until they are deleted (macOS
+    /// Keychain, Windows Credential Manager); the config-dir file otherwise.
+    Durable,
+    /// The OS keyring even if it is cleared at reboot (Linux's kernel
+    /// keyring): asked for explicitly with `init --keyring`.
+    Keyring,
+}
+
+/// Whether the OS keyring keeps entries until they are deleted. The Linux
+/// kernel keyring is cleared at reboot: the only copy of the registry's key
+/// must not live there unasked.
+pub fn keyring_is_durable() -> bool {
+    matches!(
+        keyring::default::default_credential_builder().persistence(),
+        keyring::credential::CredentialPersistence::UntilDelete
+    )
+}
+
+/// Makes a new identity and stores it: in the OS keyring when `store`
+/// allows and it works (written, then read back to be sure), otherwise in
+/// the config-dir file.
+pub fn create_and_store(store: Store) -> Result<Identity, IdentityError> {
     let key = age::x25519::Identity::generate();
     let text = Zeroizing::new(key.to_string().expose_secret().to_string());
-    if keyring_set(&text) {
+    let use_keyring = store == Store::Keyring || keyring_is_durable();
+    if use_keyring && keyring_set(&text) {
         return Ok(Identity { key, source: Source::Keyring { service: keyring_service() } });
     }
     let path = config_file();

@@ -5,7 +5,15 @@ use crate::identity;
 use crate::registry::Registry;
 use crate::registry::audit::Event;
 
-pub fn run(g: &Globals<'_>) -> anyhow::Result<u8> {
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Keep a new identity in the OS keyring even where it is cleared at
+    /// reboot (Linux's kernel keyring); keep a backup of the key elsewhere.
+    #[arg(long)]
+    pub keyring: bool,
+}
+
+pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let existed = g.cli.registry.join("recipients").is_file();
     let registry = Registry::create(&g.cli.registry)?;
     let _lock = g.lock(&registry)?;
@@ -21,14 +29,19 @@ pub fn run(g: &Globals<'_>) -> anyhow::Result<u8> {
             (id, how)
         }
         None => {
-            let id = identity::create_and_store()?;
+            let store = if args.keyring { identity::Store::Keyring } else { identity::Store::Durable };
+            let id = identity::create_and_store(store)?;
             let how = match &id.source {
-                identity::Source::Keyring { .. } => {
-                    format!("created an identity and stored it in {}", id.source)
+                identity::Source::Keyring { .. } if !identity::keyring_is_durable() => format!(
+                    "created an identity and stored it in {}; this keyring is cleared at reboot: back the key up (`chitty-secrets keys add` a second key you keep safe)",
+                    id.source
+                ),
+                identity::Source::Keyring { .. } => format!("created an identity and stored it in {}", id.source),
+                other if args.keyring => {
+                    format!("created an identity in {other} (mode 0600): no OS keyring works here")
                 }
                 other => format!(
-                    "created an identity in {} (mode 0600; no OS keyring here, which is normal on servers and CI)",
-                    other
+                    "created an identity in {other} (mode 0600; no durable OS keyring here, which is normal on Linux servers and CI)"
                 ),
             };
             (id, how)

@@ -67,7 +67,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create the registry and an identity (or adopt the configured one).
-    Init,
+    Init(init::Args),
     /// Validate policies without touching anything.
     Policy {
         #[command(subcommand)]
@@ -134,7 +134,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let ctx = Globals { cli: &cli };
     match &cli.command {
-        Command::Init => init::run(&ctx),
+        Command::Init(args) => init::run(&ctx, args),
         Command::Policy { command: PolicyCommand::Check } => policy_check::run(&ctx),
         Command::Status(args) => status::run(&ctx, args),
         Command::Get(args) => get::run(&ctx, args),

@@ -51,7 +51,7 @@ fn identity_flag_and_file_variable_are_honoured() {
 fn init_stores_the_identity_in_the_kernel_keyring_when_there_is_one() {
     let p = Project::new(LOCAL_POLICY);
     let service = format!("chitty-secrets-test-{}", std::process::id());
-    let script = format!("{bin} init && {bin} rotate SESSION_KEY && {bin} get SESSION_KEY", bin = BIN);
+    let script = format!("{bin} init --keyring && {bin} rotate SESSION_KEY && {bin} get SESSION_KEY", bin = BIN);
     let out = Command::new("keyctl")
         .args(["session", "-", "sh", "-c", &script])
         .current_dir(p.dir.path())
@@ -64,18 +64,33 @@ fn init_stores_the_identity_in_the_kernel_keyring_when_there_is_one() {
         .expect("keyctl (Debian keyutils) is installed");
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("stored it in the OS keyring (service `{service}`)")), "{stdout}");
+    assert!(
+        stdout
+            .contains(&format!("stored it in the OS keyring (service `{service}`); this keyring is cleared at reboot")),
+        "{stdout}"
+    );
     assert!(!p.identity_file().exists(), "with a keyring, no identity file is written");
     let value = stdout.lines().last().unwrap();
     assert_eq!(env_value(&p.path("app/.env"), "SESSION_KEY").as_deref(), Some(value));
 
-    // Outside that session there is no keyring entry: headless is the
-    // normal case, and init falls back to the file.
-    let out = p
-        .command(&["init"])
-        .env_remove("CHITTY_SECRETS_NO_KEYRING")
+    // The entry is linked to the user's persistent keyring too: remove it.
+    let purge = format!("keyctl get_persistent @s >/dev/null; keyctl purge -s user keyring-rs:age-identity@{service}");
+    let out = Command::new("keyctl").args(["session", "-", "sh", "-c", &purge]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("purged 1 keys"), "{}", text(&out));
+
+    // Without --keyring, a keyring that is cleared at reboot is not trusted
+    // with the only copy of the key: init writes the file.
+    let q = Project::new(LOCAL_POLICY);
+    let out = Command::new("keyctl")
+        .args(["session", "-", BIN, "init"])
+        .current_dir(q.dir.path())
+        .env("HOME", q.path("home"))
+        .env("XDG_CONFIG_HOME", q.path("config"))
         .env("CHITTY_SECRETS_KEYRING_SERVICE", &service)
+        .env_remove("CHITTY_SECRETS_NO_KEYRING")
         .output()
         .unwrap();
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no durable OS keyring here"), "{}", text(&out));
+    assert!(q.identity_file().exists());
 }
