@@ -6,6 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod env_vars;
 pub mod fsutil;
+pub mod http;
 pub mod identity;
 pub mod issuer;
 pub mod placeholder;

@@ -100,8 +100,10 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
             let path = target.dotenv_path(&policy.root).and_then(|p| p.canonicalize().ok());
             if path.is_some() && path == canonical_file {
                 for n in target.names.iter().filter(|n| found.iter().any(|(k, _, _)| k == *n)) {
-                    meta.deliveries
-                        .insert(TokenMeta::delivery_key(&target.address(), n), Delivery { version: id, at: now });
+                    meta.deliveries.insert(
+                        TokenMeta::delivery_key(&target.address(), n),
+                        Delivery { version: id, at: now, remote_updated_at: None },
+                    );
                     recorded = true;
                 }
             }

@@ -28,6 +28,7 @@ use crate::identity::{self, Identity};
 use crate::policy::{self, Dur, Policy};
 use crate::registry::{Registry, TokenMeta};
 use crate::rotation::{Observations, Observed};
+use crate::target::Remote;
 
 /// Exit codes, as the README documents them.
 pub mod exit {
@@ -142,7 +143,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Import(args) => import::run(&ctx, args),
         Command::Rotate(args) => rotate::rotate(&ctx, args).await,
         Command::Sync(args) => rotate::sync(&ctx, args).await,
-        Command::Plan(args) => rotate::plan(&ctx, args),
+        Command::Plan(args) => rotate::plan(&ctx, args).await,
         Command::Run(args) => run::run(&ctx, args),
         Command::Check(args) => check::run(&ctx, args).await,
         Command::Scan(args) => scan::run(&ctx, args),
@@ -191,7 +192,7 @@ pub fn load_metas(policy: &Policy, registry: &Registry) -> anyhow::Result<BTreeM
 }
 
 /// Reads every readable target (.env files) and compares it with the
-/// current value. Needs the identity; reads nothing remote.
+/// current value (needs the identity).
 pub async fn observe(
     policy: &Policy,
     registry: &Registry,
@@ -203,13 +204,16 @@ pub async fn observe(
         let (Some(token), Some(current)) = (policy.token(name), meta.current()) else {
             continue;
         };
+        if token.targets.iter().all(|t| t.is_remote()) {
+            continue;
+        }
         let values = registry.load_values(name, &identity.key)?;
         let Some(value) = values.get(current.id) else {
             continue;
         };
-        for target_policy in &token.targets {
-            let target = crate::target::build(target_policy, &policy.root);
-            let Some(read) = target.read(&target_policy.names).await.map_err(|e| anyhow::anyhow!("{e}"))? else {
+        for target_policy in token.targets.iter().filter(|t| !t.is_remote()) {
+            let target = crate::target::build(target_policy, &policy.root, None)?;
+            let Some(read) = target.read(&target_policy.names).await? else {
                 continue;
             };
             for (n, got) in target_policy.names.iter().zip(read) {
@@ -223,6 +227,79 @@ pub async fn observe(
         }
     }
     Ok(seen)
+}
+
+/// A name on a remote that no policy declares there: reported, never touched.
+pub struct Unmanaged {
+    pub address: String,
+    pub name: String,
+}
+
+/// Lists every remote target once (names and `updated_at`, never values):
+/// a declared name that is gone is `Missing`, one changed since our write
+/// (GitHub's `updated_at`) is `Differs`; everything else there is unmanaged.
+pub async fn observe_remote(
+    policy: &Policy,
+    metas: &BTreeMap<String, TokenMeta>,
+    remote: &Remote,
+    seen: &mut Observations,
+) -> anyhow::Result<Vec<Unmanaged>> {
+    let mut targets: BTreeMap<String, &crate::policy::TargetPolicy> = BTreeMap::new();
+    for token in policy.tokens.values() {
+        for t in token.targets.iter().filter(|t| t.is_remote()) {
+            targets.entry(t.address()).or_insert(t);
+        }
+    }
+    let lists = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
+        let target = crate::target::build(t, &policy.root, Some(remote))?;
+        Ok::<_, crate::target::TargetError>((address.clone(), target.list().await?.unwrap_or_default()))
+    }))
+    .await;
+    let mut unmanaged = Vec::new();
+    for listed in lists {
+        let (address, listed) = listed?;
+        let mut declared = Vec::new();
+        for (name, token) in &policy.tokens {
+            let Some(meta) = metas.get(name) else { continue };
+            for t in token.targets.iter().filter(|t| t.address() == address) {
+                for n in &t.names {
+                    declared.push(n.to_ascii_uppercase());
+                    let key = TokenMeta::delivery_key(&address, n);
+                    let observed =
+                        match (listed.iter().find(|s| s.name.eq_ignore_ascii_case(n)), meta.delivered(&address, n)) {
+                            (None, _) => Some(Observed::Missing),
+                            (Some(s), Some(d))
+                                if s.updated_at.is_some()
+                                    && d.remote_updated_at.is_some()
+                                    && s.updated_at != d.remote_updated_at =>
+                            {
+                                Some(Observed::Differs)
+                            }
+                            // Present and untouched: the delivery records decide.
+                            _ => None,
+                        };
+                    if let Some(o) = observed {
+                        seen.insert((name.clone(), key), o);
+                    }
+                }
+            }
+        }
+        for s in listed {
+            if !declared.contains(&s.name.to_ascii_uppercase()) {
+                unmanaged.push(Unmanaged { address: address.clone(), name: s.name });
+            }
+        }
+    }
+    Ok(unmanaged)
+}
+
+/// Whether any selected token delivers to a remote target.
+pub fn needs_remote(policy: &Policy, only: &[String]) -> bool {
+    policy
+        .tokens
+        .values()
+        .filter(|t| only.is_empty() || only.contains(&t.name))
+        .any(|t| t.targets.iter().any(|x| x.is_remote()))
 }
 
 /// Reads a whole value from stdin; strips one trailing newline (what `echo`

@@ -2,9 +2,12 @@
 
 use serde::Serialize;
 
-use super::{Globals, actions, exit, known_token, load_metas, observe};
+use std::sync::atomic::Ordering;
+
+use super::{Globals, actions, exit, known_token, load_metas, needs_remote, observe, observe_remote};
 use crate::rotation::apply::{self, Context, Outcome};
 use crate::rotation::{Mode, Observations, Step, TokenPlan, plan as make_plan};
+use crate::target::Remote;
 
 #[derive(clap::Args, Debug)]
 pub struct RotateArgs {
@@ -28,6 +31,15 @@ pub struct SyncArgs {
     /// Write nothing; exit 3 if any target lacks its current value.
     #[arg(long)]
     pub check: bool,
+    /// Also list every remote target (names only) and repair secrets that
+    /// were deleted or changed by hand; without it, remote targets are
+    /// judged by the delivery records alone (zero requests when in sync).
+    #[arg(long)]
+    pub verify: bool,
+    /// Delete remote secrets this tool wrote earlier (per its own records)
+    /// under names the policy no longer declares. Nothing else is ever deleted.
+    #[arg(long)]
+    pub prune: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -40,25 +52,54 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
+/// How a run was asked for.
+struct Run<'a> {
+    only: &'a [String],
+    mode: Mode<'a>,
+    dry_run: bool,
+    json: bool,
+    verify: bool,
+    prune: bool,
+}
+
 pub async fn rotate(g: &Globals<'_>, args: &RotateArgs) -> anyhow::Result<u8> {
     let mode = Mode::Rotate { only: &args.tokens, due_only: args.due };
-    execute(g, &args.tokens, mode, args.dry_run, args.json).await
+    let run = Run { only: &args.tokens, mode, dry_run: args.dry_run, json: args.json, verify: false, prune: false };
+    execute(g, run).await
 }
 
 pub async fn sync(g: &Globals<'_>, args: &SyncArgs) -> anyhow::Result<u8> {
     let mode = Mode::Sync { only: &args.tokens };
-    execute(g, &args.tokens, mode, args.check, args.json).await
+    let run =
+        Run { only: &args.tokens, mode, dry_run: args.check, json: args.json, verify: args.verify, prune: args.prune };
+    execute(g, run).await
 }
 
-pub fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
+pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
     let policy = g.policy()?;
     let registry = g.registry()?;
     let metas = load_metas(&policy, &registry)?;
     let identity = g.optional_identity()?;
-    let observed = match &identity {
-        Some(id) => futures_block_on(observe(&policy, &registry, id, &metas))?,
+    let mut observed = match &identity {
+        Some(id) => observe(&policy, &registry, id, &metas).await?,
         None => Observations::new(),
     };
+    // Remote names are read (never values) to report drift and unmanaged
+    // secrets; without credentials, plan says so and goes on.
+    let mut unmanaged = Vec::new();
+    let mut remote_note = None;
+    if needs_remote(&policy, &[]) {
+        let listed = match Remote::from_env() {
+            Ok(remote) => observe_remote(&policy, &metas, &remote, &mut observed).await,
+            Err(e) => Err(e.into()),
+        };
+        match listed {
+            Ok(u) => unmanaged = u,
+            Err(e) => {
+                remote_note = Some(format!("remote targets were not listed ({e:#}); judged by delivery records only"))
+            }
+        }
+    }
     let now = g.now();
     let rotate = make_plan(&policy, &metas, &observed, now, Mode::Rotate { only: &[], due_only: true });
     let sync = make_plan(&policy, &metas, &observed, now, Mode::Sync { only: &[] });
@@ -82,6 +123,12 @@ pub fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
         print_plans(&rotate, "  nothing is due");
         println!("sync:");
         print_plans(&sync, "  every target is up to date");
+        for u in &unmanaged {
+            println!("{}: {} is not managed by chitty-secrets (left alone)", u.address, u.name);
+        }
+        if let Some(note) = &remote_note {
+            println!("note: {note}");
+        }
         if identity.is_none() {
             println!("note: no identity, so .env files were not compared with the registry (delivery records only)");
         }
@@ -89,12 +136,8 @@ pub fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-/// `plan` is sync code calling the async observer; block on it in place.
-fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
-}
-
-async fn execute(g: &Globals<'_>, only: &[String], mode: Mode<'_>, dry_run: bool, json: bool) -> anyhow::Result<u8> {
+async fn execute(g: &Globals<'_>, run: Run<'_>) -> anyhow::Result<u8> {
+    let Run { only, mode, dry_run, json, verify, prune } = run;
     let policy = g.policy()?;
     for name in only {
         known_token(&policy, name)?;
@@ -108,10 +151,15 @@ async fn execute(g: &Globals<'_>, only: &[String], mode: Mode<'_>, dry_run: bool
     // the state it is executed against. A dry run writes nothing: no lock.
     let _lock = if dry_run { None } else { Some(g.lock(&registry)?) };
     let metas = load_metas(&policy, &registry)?;
-    let observed = match &identity {
+    let mut observed = match &identity {
         Some(id) if is_sync => observe(&policy, &registry, id, &metas).await?,
         _ => Observations::new(),
     };
+    // One HTTP client for the run, only when a remote target is involved.
+    let remote = if needs_remote(&policy, only) && (!dry_run || verify) { Some(Remote::from_env()?) } else { None };
+    if let (true, Some(remote)) = (verify, &remote) {
+        observe_remote(&policy, &metas, remote, &mut observed).await?;
+    }
     let now = g.now();
     let plans = make_plan(&policy, &metas, &observed, now, mode);
 
@@ -129,14 +177,43 @@ async fn execute(g: &Globals<'_>, only: &[String], mode: Mode<'_>, dry_run: bool
     }
 
     let identity = identity.expect("required above for a real run");
-    let ctx = Context { policy: &policy, registry: &registry, identity: &identity, now };
+    let ctx = Context { policy: &policy, registry: &registry, identity: &identity, now, remote: remote.clone() };
     let mut results = Vec::new();
-    for plan in &plans {
-        let outcome = apply::run(&ctx, plan).await;
-        if !json {
-            print_outcome(&plan.token, &outcome);
+    if is_sync {
+        let (outcomes, summaries) = apply::sync_all(&ctx, &plans).await;
+        for (token, outcome) in outcomes {
+            if !json {
+                print_outcome(&token, &outcome);
+            }
+            results.push((token, outcome));
         }
-        results.push((plan.token.clone(), outcome));
+        if !json {
+            for line in summaries {
+                println!("{line}");
+            }
+        }
+    } else {
+        for plan in &plans {
+            let outcome = apply::run(&ctx, plan).await;
+            if !json {
+                print_outcome(&plan.token, &outcome);
+            }
+            results.push((plan.token.clone(), outcome));
+        }
+    }
+    if prune && let Some(remote) = &remote {
+        for line in apply::prune(&ctx, remote).await? {
+            println!("{line}");
+        }
+    }
+    if let Some(remote) = &remote
+        && !json
+    {
+        let stats = &remote.http.stats;
+        let (requests, retries) = (stats.requests.load(Ordering::Relaxed), stats.retries.load(Ordering::Relaxed));
+        if requests > 0 {
+            println!("{requests} requests to remote services, {retries} retried");
+        }
     }
     write_summary(if is_sync { "sync" } else { "rotate" }, &results);
     let partial = results.iter().filter(|(_, o)| matches!(o, Outcome::Partial { .. })).count();

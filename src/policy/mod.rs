@@ -82,9 +82,6 @@ fn plain(file: &Path, message: String, hint: &str) -> Diagnostic {
     Diagnostic { file: file.to_path_buf(), line: 1, col: 1, message, snippet: None, hint: Some(hint.into()) }
 }
 
-/// A target key written by two tokens, or a token declared twice.
-type Claims = BTreeMap<(PathBuf, String), (String, Origin)>;
-
 #[derive(Default)]
 struct Builder {
     issuers: BTreeMap<String, IssuerPolicy>,
@@ -280,6 +277,8 @@ impl Builder {
             };
             let spec = match kind.as_str() {
                 "dotenv" => decode::<DotenvSpec>(item).map(TargetSpec::Dotenv),
+                "github" => decode::<GithubSpec>(item).map(TargetSpec::Github),
+                "wrangler" => decode::<WranglerSpec>(item).map(TargetSpec::Wrangler),
                 _ => unreachable!("kind_of accepts only known kinds"),
             };
             let spec = match spec {
@@ -289,31 +288,16 @@ impl Builder {
                     continue;
                 }
             };
-            let TargetSpec::Dotenv(dotenv) = &spec;
-            let names = dotenv.names.clone().unwrap_or_else(|| vec![token.to_string()]);
+            let names = spec.names().cloned().unwrap_or_else(|| vec![token.to_string()]);
             let at = |msg: String| Diagnostic::at(file, source, Some(item_span.clone()), msg);
-            if !is_relative_inside(&dotenv.path) {
-                self.problems.push(
-                    at(format!(
-                        "token `{token}`: dotenv path `{}` must be relative and stay inside the project",
-                        dotenv.path.display()
-                    ))
-                    .with_hint("paths are relative to the folder that holds policies/, e.g. `app/.env`"),
-                );
-            }
             if names.is_empty() {
                 self.problems.push(
                     at(format!("token `{token}`: `names` is empty"))
                         .with_hint("list at least one name, or leave `names` out to use the token's name"),
                 );
             }
-            for n in &names {
-                if !is_secret_name(n) {
-                    self.problems.push(
-                        at(format!("token `{token}`: `{n}` is not a valid .env key"))
-                            .with_hint("use letters, digits and `_`, not starting with a digit"),
-                    );
-                }
+            for problem in target_problems(&spec, token, &names) {
+                self.problems.push(at(problem.0).with_hint(problem.1));
             }
             out.push(TargetPolicy { spec, names, origin: origin(file, source, item_span) });
         }
@@ -403,34 +387,34 @@ impl Builder {
         Ok(Policy { root, files, issuers: self.issuers, tokens: self.tokens, placeholders: self.placeholders })
     }
 
-    /// Two tokens writing the same key of the same .env file would overwrite
+    /// Two tokens writing the same name at the same target would overwrite
     /// each other on every run.
     fn check_claims(&mut self) {
-        let mut claims = Claims::new();
+        let mut claims: BTreeMap<(String, String), (String, Origin)> = BTreeMap::new();
         for token in self.tokens.values() {
             for target in &token.targets {
-                let TargetSpec::Dotenv(d) = &target.spec;
+                let address = target.address();
                 for name in &target.names {
-                    let key = (d.path.clone(), name.clone());
-                    if let Some((other, first)) = claims.get(&key) {
-                        if other != &token.name {
-                            self.problems.push(Diagnostic {
-                                file: target.origin.file.clone(),
-                                line: target.origin.line,
-                                col: target.origin.col,
-                                message: format!(
-                                    "`{name}` in {} is written by both `{other}` and `{}`",
-                                    d.path.display(),
-                                    token.name
-                                ),
-                                snippet: None,
-                                hint: Some(format!(
-                                    "the other target is at {first}; give one of them different `names`"
-                                )),
-                            });
-                        }
+                    // GitHub names are case-insensitive.
+                    let key_name = if matches!(target.spec, TargetSpec::Github(_)) {
+                        name.to_ascii_uppercase()
                     } else {
-                        claims.insert(key, (token.name.clone(), target.origin.clone()));
+                        name.clone()
+                    };
+                    let key = (address.clone(), key_name);
+                    match claims.get(&key) {
+                        Some((other, first)) if other != &token.name => self.problems.push(Diagnostic {
+                            file: target.origin.file.clone(),
+                            line: target.origin.line,
+                            col: target.origin.col,
+                            message: format!("`{name}` at {address} is written by both `{other}` and `{}`", token.name),
+                            snippet: None,
+                            hint: Some(format!("the other target is at {first}; give one of them different `names`")),
+                        }),
+                        Some(_) => {}
+                        None => {
+                            claims.insert(key, (token.name.clone(), target.origin.clone()));
+                        }
                     }
                 }
             }
@@ -450,6 +434,95 @@ fn toml_problem(file: &Path, source: &str, e: toml::de::Error, fallback: Range<u
 fn origin(file: &Path, source: &str, span: Range<usize>) -> Origin {
     let d = Diagnostic::at(file, source, Some(span), "");
     Origin { file: d.file, line: d.line, col: d.col }
+}
+
+/// What is wrong with a target entry, before any request is made.
+fn target_problems(spec: &TargetSpec, token: &str, names: &[String]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let name_rule = match spec {
+        TargetSpec::Dotenv(d) => {
+            if !is_relative_inside(&d.path) {
+                out.push((
+                    format!(
+                        "token `{token}`: dotenv path `{}` must be relative and stay inside the project",
+                        d.path.display()
+                    ),
+                    "paths are relative to the folder that holds policies/, e.g. `app/.env`".into(),
+                ));
+            }
+            None
+        }
+        TargetSpec::Github(g) => {
+            match (&g.repo, &g.org) {
+                (Some(_), Some(_)) | (None, None) => out.push((
+                    format!("token `{token}`: a github target needs exactly one of `repo` or `org`"),
+                    "e.g. repo = \"owner/name\" (optionally with environment = \"production\"), or org = \"name\""
+                        .into(),
+                )),
+                (Some(repo), None) if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) => out.push((
+                    format!("token `{token}`: repo `{repo}` is not `owner/name`"),
+                    "write the repository as owner/name".into(),
+                )),
+                (None, Some(_)) if g.environment.is_some() => out.push((
+                    format!("token `{token}`: `environment` goes with `repo`, not `org`"),
+                    "environments belong to a repository".into(),
+                )),
+                _ => {}
+            }
+            if g.org.is_none() && (g.visibility.is_some() || g.selected_repository_ids.is_some()) {
+                out.push((
+                    format!("token `{token}`: `visibility` and `selected_repository_ids` are for organization secrets"),
+                    "remove them, or use org = \"name\"".into(),
+                ));
+            }
+            if g.visibility == Some(Visibility::Selected)
+                && g.selected_repository_ids.as_ref().is_none_or(Vec::is_empty)
+            {
+                out.push((
+                    format!("token `{token}`: visibility = \"selected\" needs selected_repository_ids"),
+                    "list the ids of the repositories that may use the secret".into(),
+                ));
+            }
+            Some(github_name_problem as fn(&str) -> Option<&'static str>)
+        }
+        TargetSpec::Wrangler(w) => {
+            let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid(&w.worker) || w.env.as_deref().is_some_and(|e| !valid(e)) {
+                out.push((
+                    format!("token `{token}`: worker `{}` is not a valid Worker script name", w.script()),
+                    "use letters, digits, `-` and `_`".into(),
+                ));
+            }
+            None
+        }
+    };
+    for n in names {
+        if let Some(why) = name_rule.and_then(|rule| rule(n)) {
+            out.push((
+                format!("token `{token}`: `{n}` is not a valid GitHub secret name: {why}"),
+                "GitHub allows [A-Za-z0-9_], not starting with a digit or GITHUB_".into(),
+            ));
+        } else if !is_secret_name(n) {
+            out.push((
+                format!("token `{token}`: `{n}` is not a valid secret name"),
+                "use letters, digits and `_`, not starting with a digit".into(),
+            ));
+        }
+    }
+    out
+}
+
+/// GitHub's rules for secret names, checked before any request.
+fn github_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Some("only letters, digits and `_` are allowed")
+    } else if name.starts_with(|c: char| c.is_ascii_digit()) {
+        Some("it starts with a digit")
+    } else if name.to_ascii_uppercase().starts_with("GITHUB_") {
+        Some("names starting with GITHUB_ are reserved")
+    } else {
+        None
+    }
 }
 
 /// A name every .env parser and every secret store accepts.

@@ -135,10 +135,96 @@ pub struct TargetPolicy {
 #[derive(Debug, Clone)]
 pub enum TargetSpec {
     Dotenv(DotenvSpec),
+    Github(GithubSpec),
+    Wrangler(WranglerSpec),
 }
 
 impl TargetSpec {
-    pub const KINDS: &'static [&'static str] = &["dotenv"];
+    pub const KINDS: &'static [&'static str] = &["dotenv", "github", "wrangler"];
+
+    pub fn names(&self) -> Option<&Vec<String>> {
+        match self {
+            TargetSpec::Dotenv(d) => d.names.as_ref(),
+            TargetSpec::Github(g) => g.names.as_ref(),
+            TargetSpec::Wrangler(w) => w.names.as_ref(),
+        }
+    }
+}
+
+/// GitHub Actions secrets of a repository, one of its environments, or an
+/// organization.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubSpec {
+    #[serde(rename = "kind")]
+    pub _kind: String,
+    /// `owner/name`.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// An environment of `repo`.
+    #[serde(default)]
+    pub environment: Option<String>,
+    #[serde(default)]
+    pub org: Option<String>,
+    /// Organization secrets only: which repositories can use them.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+    #[serde(default)]
+    pub selected_repository_ids: Option<Vec<u64>>,
+    #[serde(default)]
+    pub names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    All,
+    Private,
+    Selected,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::All => "all",
+            Visibility::Private => "private",
+            Visibility::Selected => "selected",
+        }
+    }
+}
+
+/// Cloudflare Workers secrets of one script.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WranglerSpec {
+    #[serde(rename = "kind")]
+    pub _kind: String,
+    pub worker: String,
+    /// A wrangler environment: the script is `<worker>-<env>`.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// `api` (REST, default) or `cli` (`wrangler secret put`, value on stdin).
+    #[serde(default)]
+    pub via: Via,
+    #[serde(default)]
+    pub names: Option<Vec<String>>,
+}
+
+impl WranglerSpec {
+    pub fn script(&self) -> String {
+        match &self.env {
+            Some(env) => format!("{}-{env}", self.worker),
+            None => self.worker.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    #[default]
+    Api,
+    Cli,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,13 +244,26 @@ impl TargetPolicy {
     pub fn address(&self) -> String {
         match &self.spec {
             TargetSpec::Dotenv(d) => format!("dotenv:{}", d.path.display()),
+            TargetSpec::Github(g) => match (&g.repo, &g.environment, &g.org) {
+                (Some(repo), Some(env), _) => format!("github:{repo}@env:{env}"),
+                (Some(repo), None, _) => format!("github:{repo}"),
+                (None, _, Some(org)) => format!("github:org:{org}"),
+                (None, _, None) => "github:?".into(),
+            },
+            TargetSpec::Wrangler(w) => format!("wrangler:{}", w.script()),
         }
     }
 
     pub fn dotenv_path(&self, root: &Path) -> Option<PathBuf> {
         match &self.spec {
             TargetSpec::Dotenv(d) => Some(root.join(&d.path)),
+            _ => None,
         }
+    }
+
+    /// Whether the target lives on a remote service (needs credentials and HTTP).
+    pub fn is_remote(&self) -> bool {
+        !matches!(self.spec, TargetSpec::Dotenv(_))
     }
 }
 

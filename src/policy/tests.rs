@@ -85,8 +85,8 @@ names = ["SHARED", "9BAD"]
 "#,
     )]);
     assert!(text.contains("must be relative and stay inside the project"), "{text}");
-    assert!(text.contains("`SHARED` in app/.env is written by both `B` and `C`"), "{text}");
-    assert!(text.contains("`9BAD` is not a valid .env key"), "{text}");
+    assert!(text.contains("`SHARED` at dotenv:app/.env is written by both `B` and `C`"), "{text}");
+    assert!(text.contains("`9BAD` is not a valid secret name"), "{text}");
 }
 
 #[test]
@@ -101,4 +101,42 @@ fn builtin_issuers_exist_and_rotate_every_must_fit_ttl() {
 fn empty_directory_says_what_to_do() {
     let text = problems(&[]);
     assert!(text.contains("no *.toml policy files"), "{text}");
+}
+
+#[test]
+fn remote_targets_are_validated_before_any_request() {
+    let text = problems(&[(
+        "a.toml",
+        r#"
+[tokens.A]
+issuer = "random"
+[[tokens.A.targets]]
+kind = "github"
+repo = "owner/name"
+names = ["GITHUB_TOKEN_COPY", "OK_NAME"]
+[[tokens.A.targets]]
+kind = "github"
+repo = "just-a-name"
+[[tokens.A.targets]]
+kind = "github"
+org = "acme"
+visibility = "selected"
+[[tokens.A.targets]]
+kind = "wrangler"
+worker = "api"
+env = "prod"
+via = "carrier-pigeon"
+"#,
+    )]);
+    assert!(text.contains("a.toml:4:1: token `A`: `GITHUB_TOKEN_COPY` is not a valid GitHub secret name: names starting with GITHUB_ are reserved"), "{text}");
+    assert!(text.contains("repo `just-a-name` is not `owner/name`"), "{text}");
+    assert!(text.contains("visibility = \"selected\" needs selected_repository_ids"), "{text}");
+    assert!(text.contains("unknown variant `carrier-pigeon`"), "{text}");
+    let ok = load_str(&[(
+        "a.toml",
+        "[tokens.A]\nissuer = \"random\"\n[[tokens.A.targets]]\nkind = \"wrangler\"\nworker = \"api\"\nenv = \"production\"\n[[tokens.A.targets]]\nkind = \"github\"\nrepo = \"o/r\"\nenvironment = \"prod\"\n",
+    )])
+    .unwrap();
+    let addresses: Vec<String> = ok.tokens["A"].targets.iter().map(|t| t.address()).collect();
+    assert_eq!(addresses, ["wrangler:api-production", "github:o/r@env:prod"]);
 }

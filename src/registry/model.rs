@@ -71,6 +71,10 @@ pub struct Version {
 pub struct Delivery {
     pub version: u32,
     pub at: DateTime<Utc>,
+    /// The remote's own `updated_at` after the write (GitHub), so a later
+    /// change by hand is seen without reading any value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_updated_at: Option<DateTime<Utc>>,
 }
 
 /// The pending-rotation journal: written before the issuer is called, so a

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
+use super::deliver::{Batch, Item, ItemResult, TargetReport, deliver_all};
 use super::plan::{Step, TokenPlan};
 use crate::identity::Identity;
 use crate::issuer::{self, IssueRequest, Revoked, Verdict};
@@ -17,12 +18,14 @@ use crate::policy::{Policy, TokenPolicy};
 use crate::registry::audit::Event;
 use crate::registry::{Delivery, Journal, JournalStep, Registry, Stage, TokenMeta, Values, Version};
 use crate::secret::Secret;
-use crate::target;
+use crate::target::Remote;
 
 pub struct Context<'a> {
     pub policy: &'a Policy,
     pub registry: &'a Registry,
     pub identity: &'a Identity,
+    /// The HTTP client and credentials, when any remote target is involved.
+    pub remote: Option<Remote>,
     pub now: DateTime<Utc>,
 }
 
@@ -70,6 +73,7 @@ impl<'a> Runner<'a> {
 
     async fn run(&mut self, steps: &[Step]) -> Outcome {
         let mut failed_targets = Vec::new();
+        let mut delivered = false;
         for step in steps {
             let result = match step {
                 Step::Mint { .. } => self.mint().await,
@@ -83,15 +87,18 @@ impl<'a> Runner<'a> {
                         hint: Some(hint.clone()),
                     };
                 }
-                Step::Deliver { target, names, version, .. } => {
-                    let version = version.or(self.incoming);
-                    match self.deliver(target, names, version).await {
-                        Ok(()) => Ok(()),
-                        Err(e) => {
-                            // Keep going: other targets can still be brought up to date.
-                            failed_targets.push(format!("{e:#}"));
+                // Every target of the token at once: the first Deliver step
+                // runs them all.
+                Step::Deliver { .. } if delivered => continue,
+                Step::Deliver { .. } => {
+                    delivered = true;
+                    let deliveries: Vec<&Step> = steps.iter().filter(|s| matches!(s, Step::Deliver { .. })).collect();
+                    match self.deliver(&deliveries).await {
+                        Ok(failures) => {
+                            failed_targets.extend(failures);
                             continue;
                         }
+                        Err(e) => Err(e),
                     }
                 }
                 Step::Verify | Step::Promote if !failed_targets.is_empty() => break,
@@ -196,36 +203,44 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    async fn deliver(&mut self, address: &str, names: &[String], version: Option<u32>) -> anyhow::Result<()> {
-        let version = version.ok_or_else(|| anyhow::anyhow!("no version to deliver to {address}"))?;
-        let value = self.value(version)?;
-        let target_policy = self
-            .token
-            .targets
-            .iter()
-            .find(|t| t.address() == address)
-            .ok_or_else(|| anyhow::anyhow!("{address} is no longer in the policy"))?;
-        let target = target::build(target_policy, &self.ctx.policy.root);
-        let items: Vec<(String, Secret)> = names.iter().map(|n| (n.clone(), value.clone())).collect();
-        target.put_many(&items).await.map_err(|e| anyhow::anyhow!("{e}{}", hint_suffix(e.hint.as_deref())))?;
-        crash_point("after-put");
-        // Where the target can be read back, trust only what reads back.
-        if let Some(read) = target.read(names).await? {
-            for (name, got) in names.iter().zip(read) {
-                if !got.is_some_and(|g| g.same_as(&value)) {
-                    anyhow::bail!("{address}: {name} was written but reads back differently");
-                }
+    /// Delivers to every target of the plan at once; records each target's
+    /// successes as one save; returns the failures (other targets still land).
+    async fn deliver(&mut self, steps: &[&Step]) -> anyhow::Result<Vec<String>> {
+        let mut batches = Vec::new();
+        for step in steps {
+            let Step::Deliver { target: address, names, version, .. } = step else { continue };
+            let version =
+                version.or(self.incoming).ok_or_else(|| anyhow::anyhow!("no version to deliver to {address}"))?;
+            let value = self.value(version)?;
+            let target = self
+                .token
+                .targets
+                .iter()
+                .find(|t| &t.address() == address)
+                .ok_or_else(|| anyhow::anyhow!("{address} is no longer in the policy"))?;
+            let items = names
+                .iter()
+                .map(|n| Item { token: self.token.name.clone(), name: n.clone(), version, value: value.clone() })
+                .collect();
+            batches.push(Batch { target: target.clone(), items });
+        }
+        let reports = deliver_all(&self.ctx.policy.root, self.ctx.remote.as_ref(), batches).await;
+        let mut failures = Vec::new();
+        for report in reports {
+            let (ok, failed): (Vec<_>, Vec<_>) = report.items.iter().partition(|i| i.result.is_ok());
+            failures.extend(failed.iter().filter_map(|i| i.failure()));
+            if ok.is_empty() {
+                continue;
             }
+            record(&mut self.meta, &report.address, &ok, self.ctx.now);
+            self.save()?;
+            let version = ok[0].version;
+            let names: Vec<&str> = ok.iter().map(|i| i.name.as_str()).collect();
+            self.audit("deliver", version, Some(format!("{} ({})", report.address, names.join(", "))))?;
+            crash_point("after-deliver");
+            self.done.push(format!("delivered v{version} to {} ({})", report.address, names.join(", ")));
         }
-        let at = self.ctx.now;
-        for name in names {
-            self.meta.deliveries.insert(TokenMeta::delivery_key(address, name), Delivery { version, at });
-        }
-        self.save()?;
-        self.audit("deliver", version, Some(format!("{address} ({})", names.join(", "))))?;
-        crash_point("after-deliver");
-        self.done.push(format!("delivered v{version} to {address} ({})", names.join(", ")));
-        Ok(())
+        Ok(failures)
     }
 
     fn value(&self, version: u32) -> anyhow::Result<Secret> {
@@ -326,6 +341,162 @@ pub fn crash_point(point: &str) {
     }
 }
 
-fn hint_suffix(hint: Option<&str>) -> String {
-    hint.map(|h| format!(" ({h})")).unwrap_or_default()
+/// Notes successful deliveries in the token's records.
+fn record(meta: &mut TokenMeta, address: &str, ok: &[&ItemResult], at: DateTime<Utc>) {
+    for item in ok {
+        let remote_updated_at = item.result.as_ref().ok().and_then(|(_, updated)| *updated);
+        meta.deliveries.insert(
+            TokenMeta::delivery_key(address, &item.name),
+            Delivery { version: item.version, at, remote_updated_at },
+        );
+    }
+}
+
+/// `sync`: every planned delivery, grouped by target across tokens (one
+/// .env rewrite, one GitHub key fetch, one Cloudflare bulk request per
+/// target), all targets at once; each token's records saved as its
+/// targets report. Returns each token's outcome and each target's summary.
+pub async fn sync_all(ctx: &Context<'_>, plans: &[TokenPlan]) -> (Vec<(String, Outcome)>, Vec<String>) {
+    let mut outcomes = Vec::new();
+    let mut batches: Vec<Batch> = Vec::new();
+    for plan in plans {
+        let Some(token) = ctx.policy.token(&plan.token) else { continue };
+        if let Some(Step::Remind { reason, hint }) = plan.steps.iter().find(|s| matches!(s, Step::Remind { .. })) {
+            outcomes.push((
+                plan.token.clone(),
+                Outcome::Failed { problem: format!("{} {reason}", plan.token), hint: Some(hint.clone()) },
+            ));
+            continue;
+        }
+        let values = match ctx.registry.load_values(&plan.token, &ctx.identity.key) {
+            Ok(v) => v,
+            Err(e) => {
+                outcomes.push((plan.token.clone(), Outcome::Failed { problem: e.to_string(), hint: e.hint() }));
+                continue;
+            }
+        };
+        for step in &plan.steps {
+            let Step::Deliver { target: address, names, version: Some(version), .. } = step else { continue };
+            let Some(value) = values.get(*version) else {
+                let problem = format!("the value of {} v{version} is missing from its value file", plan.token);
+                outcomes.push((
+                    plan.token.clone(),
+                    Outcome::Failed {
+                        problem,
+                        hint: Some("restore tokens/*.age from git, or rotate the token".into()),
+                    },
+                ));
+                break;
+            };
+            let Some(target) = token.targets.iter().find(|t| &t.address() == address) else { continue };
+            let items = names.iter().map(|n| Item {
+                token: plan.token.clone(),
+                name: n.clone(),
+                version: *version,
+                value: value.clone(),
+            });
+            match batches.iter_mut().find(|b| &b.target.address() == address) {
+                Some(batch) => batch.items.extend(items),
+                None => batches.push(Batch { target: target.clone(), items: items.collect() }),
+            }
+        }
+    }
+    let reports = deliver_all(&ctx.policy.root, ctx.remote.as_ref(), batches).await;
+    let summaries = reports.iter().map(TargetReport::summary).collect();
+
+    // Record per token, from every target's report.
+    let mut tokens: Vec<&str> = plans.iter().map(|p| p.token.as_str()).collect();
+    tokens.retain(|t| !outcomes.iter().any(|(o, _)| o == t));
+    for token in tokens {
+        let mut done = Vec::new();
+        let mut failures = Vec::new();
+        let mut meta = match ctx.registry.load(token) {
+            Ok(m) => m,
+            Err(e) => {
+                outcomes.push((token.to_string(), Outcome::Failed { problem: e.to_string(), hint: e.hint() }));
+                continue;
+            }
+        };
+        let mut audits = Vec::new();
+        for report in &reports {
+            let mine: Vec<&ItemResult> = report.items.iter().filter(|i| i.token == token).collect();
+            let (ok, failed): (Vec<&ItemResult>, Vec<&ItemResult>) = mine.into_iter().partition(|i| i.result.is_ok());
+            failures.extend(failed.iter().filter_map(|i| i.failure()));
+            if ok.is_empty() {
+                continue;
+            }
+            record(&mut meta, &report.address, &ok, ctx.now);
+            let names: Vec<&str> = ok.iter().map(|i| i.name.as_str()).collect();
+            done.push(format!("delivered v{} to {} ({})", ok[0].version, report.address, names.join(", ")));
+            audits.push((ok[0].version, format!("{} ({})", report.address, names.join(", "))));
+        }
+        let saved = ctx.registry.save(&mut meta).map_err(anyhow::Error::from).and_then(|()| {
+            for (version, detail) in audits {
+                ctx.registry.audit(
+                    Event { event: "deliver", token: Some(token), version: Some(version), detail: Some(detail) },
+                    ctx.now,
+                )?;
+            }
+            Ok(())
+        });
+        let outcome = match (saved, failures.is_empty()) {
+            (Err(e), _) => Outcome::Failed { problem: format!("{e:#}"), hint: registry_hint(&e) },
+            (Ok(()), true) => Outcome::Done(done),
+            (Ok(()), false) => Outcome::Partial {
+                done,
+                problem: failures.join("\n  "),
+                hint: format!("fix the problem and run `chitty-secrets sync {token}`; what was delivered is recorded"),
+            },
+        };
+        outcomes.push((token.to_string(), outcome));
+    }
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    (outcomes, summaries)
+}
+
+/// `sync --prune`: deletes remote secrets that this tool's own records say
+/// it wrote, under names no policy declares at that target any more.
+/// Nothing the records do not name is ever deleted.
+pub async fn prune(ctx: &Context<'_>, remote: &Remote) -> anyhow::Result<Vec<String>> {
+    let mut declared: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut targets = std::collections::BTreeMap::new();
+    for token in ctx.policy.tokens.values() {
+        for t in token.targets.iter().filter(|t| t.is_remote()) {
+            targets.entry(t.address()).or_insert(t);
+            declared.extend(t.names.iter().map(|n| (t.address(), n.to_ascii_uppercase())));
+        }
+    }
+    let mut lines = Vec::new();
+    for name in ctx.registry.token_names()? {
+        let mut meta = ctx.registry.load(&name)?;
+        let stale: Vec<(String, String, String)> = meta
+            .deliveries
+            .keys()
+            .filter_map(|key| {
+                let (address, secret) = key.rsplit_once('#')?;
+                let known_target = targets.contains_key(address);
+                let still_declared = declared.contains(&(address.to_string(), secret.to_ascii_uppercase()));
+                (known_target && !still_declared).then(|| (key.clone(), address.to_string(), secret.to_string()))
+            })
+            .collect();
+        for (key, address, secret) in stale {
+            let target = crate::target::build(targets[&address], &ctx.policy.root, Some(remote))?;
+            target.delete(&secret).await?;
+            meta.deliveries.remove(&key);
+            ctx.registry.save(&mut meta)?;
+            ctx.registry.audit(
+                Event {
+                    event: "prune",
+                    token: Some(&name),
+                    version: None,
+                    detail: Some(format!("{address} ({secret})")),
+                },
+                ctx.now,
+            )?;
+            lines.push(format!(
+                "pruned {secret} from {address} (written earlier for {name}; no policy declares it now)"
+            ));
+        }
+    }
+    Ok(lines)
 }

@@ -3,6 +3,7 @@
 //! stops anywhere is finished by the next one.
 
 pub mod apply;
+pub mod deliver;
 pub mod plan;
 
 pub use plan::{Mode, Observations, Observed, Step, TokenPlan, due_reason, plan};

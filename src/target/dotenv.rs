@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 use super::dotenv_file::DotenvFile;
-use super::{Target, TargetError};
+use super::{PutResults, Target, TargetError, Written, all_failed};
 use crate::fsutil;
 use crate::secret::Secret;
 
@@ -22,6 +22,27 @@ impl DotenvTarget {
 
     fn error(&self, message: String, hint: Option<&str>) -> TargetError {
         TargetError { address: self.address.clone(), message, hint: hint.map(str::to_string) }
+    }
+
+    fn write_all(&self, items: &[(String, Secret)]) -> Result<(), TargetError> {
+        let mut file = self.load()?;
+        for (name, value) in items {
+            file.set(name, value).map_err(|e| {
+                self.error(
+                    e.to_string(),
+                    Some("store a value without a quote-and-`$` mix, or deliver it to a non-.env target"),
+                )
+            })?;
+        }
+        if let Some(dir) = self.path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| self.error(format!("cannot create {}: {e}", dir.display()), None))?;
+        }
+        fsutil::write_atomic(&self.path, &file.render()).map_err(|e| {
+            self.error(format!("cannot write {}: {e}", self.path.display()), Some("check the folder's permissions"))
+        })
     }
 
     /// The file as it is now; an absent file is an empty one.
@@ -51,25 +72,21 @@ impl Target for DotenvTarget {
         &self.address
     }
 
-    async fn put_many(&self, items: &[(String, Secret)]) -> Result<(), TargetError> {
-        let mut file = self.load()?;
-        for (name, value) in items {
-            file.set(name, value).map_err(|e| {
-                self.error(
-                    e.to_string(),
-                    Some("store a value without a quote-and-`$` mix, or deliver it to a non-.env target"),
-                )
-            })?;
+    async fn put_many(&self, items: &[(String, Secret)]) -> PutResults {
+        // One rewrite for all names: all of them land, or none.
+        match self.write_all(items) {
+            Ok(()) => items.iter().map(|(n, _)| (n.clone(), Ok(Written::Written))).collect(),
+            Err(e) => all_failed(items, || TargetError {
+                address: e.address.clone(),
+                message: e.message.clone(),
+                hint: e.hint.clone(),
+            }),
         }
-        if let Some(dir) = self.path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| self.error(format!("cannot create {}: {e}", dir.display()), None))?;
-        }
-        fsutil::write_atomic(&self.path, &file.render()).map_err(|e| {
-            self.error(format!("cannot write {}: {e}", self.path.display()), Some("check the folder's permissions"))
-        })
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), TargetError> {
+        Err(self
+            .error(format!("{name}: deleting keys from .env files is not supported"), Some("remove the line by hand")))
     }
 
     async fn read(&self, names: &[String]) -> Result<Option<Vec<Option<Secret>>>, TargetError> {

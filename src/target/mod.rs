@@ -1,13 +1,20 @@
 //! Targets: where token values are delivered. Each target writes a batch of
-//! names in one go (`put_many`), so a .env file is rewritten once per run and
-//! remote targets can batch and pace their requests.
+//! names in one go (`put_many`): a .env file is rewritten once per run, a
+//! GitHub scope fetches its public key once, Cloudflare uses its bulk
+//! endpoint. Remote targets share one HTTP client and one GitHub pacer.
 
+pub mod cloudflare;
 pub mod dotenv;
 pub mod dotenv_file;
+pub mod github;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
-use crate::policy::{TargetPolicy, TargetSpec};
+use crate::http::Http;
+use crate::policy::{TargetPolicy, TargetSpec, Via};
 use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,22 +25,92 @@ pub struct TargetError {
     pub hint: Option<String>,
 }
 
-#[async_trait]
-pub trait Target: Send + Sync {
-    /// A stable name for the target, e.g. `dotenv:app/.env`.
-    fn address(&self) -> &str;
-
-    /// Writes every `(name, value)` pair, all or nothing where the target allows.
-    async fn put_many(&self, items: &[(String, Secret)]) -> Result<(), TargetError>;
-
-    /// The values the target holds for `names`, where it can be read back
-    /// (local files); `None` for write-only targets.
-    async fn read(&self, names: &[String]) -> Result<Option<Vec<Option<Secret>>>, TargetError>;
+impl TargetError {
+    pub fn new(address: &str, message: impl Into<String>, hint: Option<&str>) -> Self {
+        TargetError { address: address.to_string(), message: message.into(), hint: hint.map(str::to_string) }
+    }
 }
 
-/// Builds the target a policy entry describes. `root` is the project root.
-pub fn build(policy: &TargetPolicy, root: &std::path::Path) -> Box<dyn Target> {
-    match &policy.spec {
-        TargetSpec::Dotenv(spec) => Box::new(dotenv::DotenvTarget::new(policy.address(), root.join(&spec.path))),
+/// What a write did, for the per-target summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Created,
+    Updated,
+    /// The service does not say which.
+    Written,
+}
+
+/// A secret as a remote lists it: a name and, where the service says, when
+/// it last changed. Never a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSecret {
+    pub name: String,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+pub type PutResults = Vec<(String, Result<Written, TargetError>)>;
+
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// A stable name for the target, e.g. `dotenv:app/.env`, `github:o/r`.
+    fn address(&self) -> &str;
+
+    /// Writes every `(name, value)` pair; one result per name.
+    async fn put_many(&self, items: &[(String, Secret)]) -> PutResults;
+
+    /// The values held for `names` where they can be read back (local
+    /// files); `None` for write-only targets.
+    async fn read(&self, _names: &[String]) -> Result<Option<Vec<Option<Secret>>>, TargetError> {
+        Ok(None)
     }
+
+    /// The names the remote holds (never values); `None` for local targets.
+    async fn list(&self) -> Result<Option<Vec<RemoteSecret>>, TargetError> {
+        Ok(None)
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), TargetError>;
+}
+
+/// What remote targets share for one run: the HTTP client, credentials
+/// from the environment, GitHub's pacing and public-key cache.
+#[derive(Clone)]
+pub struct Remote {
+    pub http: Http,
+    pub github: Arc<github::Shared>,
+}
+
+impl Remote {
+    pub fn from_env() -> Result<Self, TargetError> {
+        let http = Http::new().map_err(|e| TargetError::new("http", e.to_string(), None))?;
+        Ok(Remote { http, github: Arc::new(github::Shared::default()) })
+    }
+}
+
+/// Builds the target a policy entry describes. `root` is the project root;
+/// `remote` is needed for remote targets only.
+pub fn build(
+    policy: &TargetPolicy,
+    root: &std::path::Path,
+    remote: Option<&Remote>,
+) -> Result<Box<dyn Target>, TargetError> {
+    let address = policy.address();
+    let need_remote = || {
+        remote.cloned().ok_or_else(|| TargetError::new(&address, "no HTTP client was set up for a remote target", None))
+    };
+    Ok(match &policy.spec {
+        TargetSpec::Dotenv(spec) => Box::new(dotenv::DotenvTarget::new(address.clone(), root.join(&spec.path))),
+        TargetSpec::Github(spec) => Box::new(github::GithubTarget::new(address.clone(), spec, need_remote()?)?),
+        TargetSpec::Wrangler(spec) if spec.via == Via::Cli => {
+            Box::new(cloudflare::WranglerCli::new(address.clone(), spec.script()))
+        }
+        TargetSpec::Wrangler(spec) => {
+            Box::new(cloudflare::CloudflareTarget::new(address.clone(), spec.script(), need_remote()?)?)
+        }
+    })
+}
+
+/// Every name gets the same error (a failure before any per-name write).
+pub fn all_failed(items: &[(String, Secret)], error: impl Fn() -> TargetError) -> PutResults {
+    items.iter().map(|(n, _)| (n.clone(), Err(error()))).collect()
 }

@@ -44,7 +44,10 @@ fn version(id: u32, stage: Stage, created: DateTime<Utc>) -> Version {
 
 fn delivered(meta: &mut TokenMeta, version: u32) {
     for name in ["A", "A_ALIAS"] {
-        meta.deliveries.insert(TokenMeta::delivery_key("dotenv:app/.env", name), Delivery { version, at: now() });
+        meta.deliveries.insert(
+            TokenMeta::delivery_key("dotenv:app/.env", name),
+            Delivery { version, at: now(), remote_updated_at: None },
+        );
     }
 }
 
@@ -96,7 +99,10 @@ fn a_pending_version_is_resumed_only_where_not_delivered() {
     meta.versions.push(version(1, Stage::Current, now() - TimeDelta::days(100)));
     meta.versions.push(version(2, Stage::Pending, now()));
     delivered(&mut meta, 1);
-    meta.deliveries.insert(TokenMeta::delivery_key("dotenv:app/.env", "A"), Delivery { version: 2, at: now() });
+    meta.deliveries.insert(
+        TokenMeta::delivery_key("dotenv:app/.env", "A"),
+        Delivery { version: 2, at: now(), remote_updated_at: None },
+    );
     let plans = plan(&p, &metas(meta), &Observations::new(), now(), Mode::Rotate { only: &[], due_only: true });
     let steps = &plans[0].steps;
     assert!(matches!(&steps[0], Step::Resume { version: 2, .. }));

@@ -1,0 +1,199 @@
+//! One HTTP client for every remote target: rustls with the system's CA
+//! store (and `SSL_CERT_FILE`), connection reuse, timeouts, bounded retries
+//! with exponential backoff and jitter for 5xx, 429, rate-limited 403s and
+//! dropped connections, honouring `Retry-After` and `x-ratelimit-*`. HTTPS
+//! only, except to loopback. Request bodies are never part of an error.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{0}")]
+    Insecure(String),
+    #[error("{method} {url}: {error}")]
+    Transport { method: Method, url: String, error: String },
+    #[error("{method} {url}: rate limited; run again after {wait}s")]
+    RateLimited { method: Method, url: String, wait: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryConfig {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub max_backoff: Duration,
+    /// A `Retry-After` longer than this is not waited out: the run stops,
+    /// resumable, and says when to come back.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 6,
+            base: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+            max_wait: Duration::from_secs(90),
+        }
+    }
+}
+
+/// Counters for the run summary ("took N retries").
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    /// Answers that said "rate limited" (429, or 403 with rate-limit headers).
+    pub rate_limited: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    retry: RetryConfig,
+    pub stats: Arc<Stats>,
+}
+
+impl Http {
+    pub fn new() -> Result<Self, HttpError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("chitty-secrets/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| HttpError::Insecure(format!("cannot build the HTTP client: {e}")))?;
+        let mut retry = RetryConfig::default();
+        // Tests and benchmarks shrink the backoff; never the attempt count.
+        if let Some(ms) = std::env::var("CHITTY_SECRETS_RETRY_BASE_MS").ok().and_then(|v| v.parse().ok()) {
+            retry.base = Duration::from_millis(ms);
+        }
+        Ok(Http { client, retry, stats: Arc::new(Stats::default()) })
+    }
+
+    /// Refuses plain HTTP except to loopback (tests, local fakes).
+    pub fn check_base(url: &str) -> Result<reqwest::Url, HttpError> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| HttpError::Insecure(format!("`{url}` is not a URL: {e}")))?;
+        let host = parsed.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        match parsed.scheme() {
+            "https" => Ok(parsed),
+            "http" if loopback => Ok(parsed),
+            _ => Err(HttpError::Insecure(format!(
+                "refusing `{url}`: secrets only travel over HTTPS (plain http is allowed to loopback only)"
+            ))),
+        }
+    }
+
+    /// The spacing between writes once a service has said "slow down":
+    /// GitHub asks for about a second (scaled with the retry base in tests).
+    pub fn spacing(&self) -> Duration {
+        self.retry.base.saturating_mul(5)
+    }
+
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        self.client.request(method, url)
+    }
+
+    /// Sends with retries. `build` makes a fresh request for each attempt.
+    /// Returns the final response whatever its status (the caller reads the
+    /// service's own error), or a transport/rate-limit error.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, HttpError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let last = attempt >= self.retry.max_attempts;
+            let wait = match build().send().await {
+                Ok(response) => match self.retry_wait(&response, attempt) {
+                    Some(_) if last => return Ok(response),
+                    Some(Wait::After(wait)) => wait,
+                    Some(Wait::TooLong(secs)) => {
+                        return Err(HttpError::RateLimited { method, url: url.to_string(), wait: secs });
+                    }
+                    None => return Ok(response),
+                },
+                Err(error) if last || !(error.is_connect() || error.is_timeout() || error.is_request()) => {
+                    return Err(HttpError::Transport { method, url: url.to_string(), error: describe(&error) });
+                }
+                Err(_) => self.backoff(attempt),
+            };
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.retry.base.saturating_mul(1 << attempt.min(16));
+        let capped = exp.min(self.retry.max_backoff);
+        // Full jitter: anywhere from half to all of the backoff.
+        let mut byte = [0u8; 1];
+        let _ = getrandom::getrandom(&mut byte);
+        capped / 2 + capped.mul_f64(f64::from(byte[0]) / 510.0)
+    }
+
+    fn retry_wait(&self, response: &Response, attempt: u32) -> Option<Wait> {
+        let status = response.status();
+        let headers = response.headers();
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let retry_after = header("retry-after").and_then(|v| v.parse::<u64>().ok());
+        let exhausted = header("x-ratelimit-remaining") == Some("0");
+        let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
+            || (status == StatusCode::FORBIDDEN && (retry_after.is_some() || exhausted));
+        if rate_limited {
+            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let secs = match (retry_after, header("x-ratelimit-reset").and_then(|v| v.parse::<i64>().ok())) {
+                (Some(secs), _) => secs,
+                (None, Some(reset)) if exhausted => (reset - chrono::Utc::now().timestamp()).max(1) as u64,
+                // GitHub: a secondary limit without headers means wait at least a minute.
+                _ if status == StatusCode::FORBIDDEN => 60,
+                _ => self.backoff(attempt).as_secs().max(1),
+            };
+            let wait = Duration::from_secs(secs);
+            return Some(if wait > self.retry.max_wait { Wait::TooLong(secs) } else { Wait::After(wait) });
+        }
+        if status.is_server_error() {
+            return Some(Wait::After(self.backoff(attempt)));
+        }
+        None
+    }
+}
+
+enum Wait {
+    After(Duration),
+    TooLong(u64),
+}
+
+/// reqwest's error, with its chain, minus anything but the URL it already names.
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_or_loopback() {
+        assert!(Http::check_base("https://api.github.com").is_ok());
+        assert!(Http::check_base("http://127.0.0.1:8080/api").is_ok());
+        assert!(Http::check_base("http://localhost:1").is_ok());
+        assert!(Http::check_base("http://[::1]:1").is_ok());
+        let err = Http::check_base("http://api.example.com").unwrap_err().to_string();
+        assert!(err.contains("only travel over HTTPS"), "{err}");
+    }
+}

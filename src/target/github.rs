@@ -1,0 +1,327 @@
+//! The `github` target: GitHub Actions secrets of a repository, a
+//! repository environment, or an organization, over the REST API.
+//!
+//! Values are sealed (libsodium `crypto_box_seal`, via the pure-Rust
+//! `crypto_box` crate) to the scope's public key, which is fetched once per
+//! scope per run. Writes are paced to GitHub's published budget: at most 8
+//! in flight and 80 a minute across every GitHub target, and one at a time,
+//! spaced out, once GitHub has said "slow down".
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use reqwest::{Method, Response, StatusCode};
+use serde::Deserialize;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::{PutResults, Remote, RemoteSecret, Target, TargetError, Written, all_failed};
+use crate::http::Http;
+use crate::policy::{GithubSpec, Visibility};
+use crate::secret::Secret;
+
+const MAX_IN_FLIGHT: usize = 8;
+const WRITES_PER_MINUTE: usize = 80;
+
+/// Shared by every GitHub target of a run.
+pub struct Shared {
+    in_flight: Semaphore,
+    recent_writes: Mutex<VecDeque<Instant>>,
+    serial: Mutex<()>,
+    keys: Mutex<HashMap<String, PublicKey>>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            in_flight: Semaphore::new(MAX_IN_FLIGHT),
+            recent_writes: Mutex::new(VecDeque::new()),
+            serial: Mutex::new(()),
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
+struct PublicKey {
+    key_id: String,
+    key: String,
+}
+
+#[derive(Deserialize)]
+struct ListPage {
+    secrets: Vec<ListedSecret>,
+}
+
+#[derive(Deserialize)]
+struct ListedSecret {
+    name: String,
+    updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct ApiError {
+    message: Option<String>,
+    #[serde(default)]
+    errors: Vec<serde_json::Value>,
+}
+
+pub struct GithubTarget {
+    address: String,
+    /// `repos/o/r`, `repos/o/r/environments/e` or `orgs/o`, as path segments.
+    scope: Vec<String>,
+    visibility: Option<Visibility>,
+    selected_repository_ids: Option<Vec<u64>>,
+    remote: Remote,
+}
+
+impl GithubTarget {
+    pub fn new(address: String, spec: &GithubSpec, remote: Remote) -> Result<Self, TargetError> {
+        let mut scope = Vec::new();
+        match (&spec.repo, &spec.org) {
+            (Some(repo), _) => {
+                scope.push("repos".to_string());
+                scope.extend(repo.split('/').map(str::to_string));
+                if let Some(env) = &spec.environment {
+                    scope.push("environments".into());
+                    scope.push(env.clone());
+                }
+            }
+            (None, Some(org)) => {
+                scope.push("orgs".into());
+                scope.push(org.clone());
+            }
+            (None, None) => return Err(TargetError::new(&address, "needs `repo` or `org`", None)),
+        }
+        let is_org = spec.org.is_some();
+        Ok(GithubTarget {
+            address,
+            scope,
+            visibility: spec.visibility.or(is_org.then_some(Visibility::Private)),
+            selected_repository_ids: spec.selected_repository_ids.clone(),
+            remote,
+        })
+    }
+
+    fn err(&self, message: impl Into<String>, hint: Option<&str>) -> TargetError {
+        TargetError::new(&self.address, message, hint)
+    }
+
+    fn token(&self) -> Result<Secret, TargetError> {
+        ["GITHUB_TOKEN", "GH_TOKEN"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|t| !t.is_empty()))
+            .map(Secret::new)
+            .ok_or_else(|| {
+                self.err(
+                    "no GitHub token: GITHUB_TOKEN (or GH_TOKEN) is not set",
+                    Some("export a token that may write Actions secrets (fine-grained: `secrets: write`; classic: `repo`, plus `admin:org` for organization secrets)"),
+                )
+            })
+    }
+
+    /// `…/actions/secrets[/tail…]` (environments have no `actions/`).
+    fn url(&self, tail: &[&str]) -> Result<String, TargetError> {
+        let base = std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".into());
+        let mut url = Http::check_base(&base).map_err(|e| self.err(format!("GITHUB_API_URL: {e}"), None))?;
+        {
+            let mut segments = url
+                .path_segments_mut()
+                .map_err(|()| self.err(format!("GITHUB_API_URL `{base}` cannot be a base"), None))?;
+            segments.pop_if_empty();
+            segments.extend(&self.scope);
+            if self.scope.len() != 5 {
+                segments.push("actions");
+            }
+            segments.push("secrets");
+            segments.extend(tail);
+        }
+        Ok(url.to_string())
+    }
+
+    async fn call(&self, method: Method, url: &str, body: Option<&serde_json::Value>) -> Result<Response, TargetError> {
+        let token = self.token()?;
+        let http = &self.remote.http;
+        let build = || {
+            let r = http
+                .request(method.clone(), url)
+                .bearer_auth(token.expose())
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28");
+            match body {
+                Some(b) => r.json(b),
+                None => r,
+            }
+        };
+        http.send(method.clone(), url, build)
+            .await
+            .map_err(|e| self.err(e.to_string(), Some("check the network and GITHUB_API_URL, then run again")))
+    }
+
+    /// GitHub's own error text, with a hint for the usual causes.
+    async fn api_error(&self, method: &Method, url: &str, response: Response) -> TargetError {
+        let status = response.status();
+        let body: Option<ApiError> = response.json().await.ok();
+        let mut message = format!("{method} {url} → {status}");
+        if let Some(b) = &body {
+            if let Some(m) = &b.message {
+                message.push_str(&format!(": {m}"));
+            }
+            if !b.errors.is_empty() {
+                message.push_str(&format!(" {}", serde_json::Value::Array(b.errors.clone())));
+            }
+        }
+        let hint = match status {
+            StatusCode::UNAUTHORIZED => Some("the GitHub token is invalid or expired: make a new one"),
+            StatusCode::FORBIDDEN => Some(
+                "the token may not write Actions secrets here (fine-grained: `secrets: write`; classic: `repo` / `admin:org`)",
+            ),
+            StatusCode::NOT_FOUND => {
+                Some("no such repository, environment or organization, or the token cannot see it")
+            }
+            _ => None,
+        };
+        self.err(message, hint)
+    }
+
+    /// The scope's public key, once per run (shared across targets).
+    async fn public_key(&self, refresh: bool) -> Result<PublicKey, TargetError> {
+        let url = self.url(&["public-key"])?;
+        let mut keys = self.remote.github.keys.lock().await;
+        if !refresh && let Some(k) = keys.get(&url) {
+            return Ok(k.clone());
+        }
+        let response = self.call(Method::GET, &url, None).await?;
+        if !response.status().is_success() {
+            return Err(self.api_error(&Method::GET, &url, response).await);
+        }
+        let key: PublicKey =
+            response.json().await.map_err(|e| self.err(format!("GET {url}: not a public key: {e}"), None))?;
+        keys.insert(url, key.clone());
+        Ok(key)
+    }
+
+    fn seal(&self, key: &PublicKey, value: &Secret) -> Result<String, TargetError> {
+        let bytes = STANDARD.decode(&key.key).map_err(|_| self.err("GitHub's public key is not base64", None))?;
+        let public = crypto_box::PublicKey::from_slice(&bytes)
+            .map_err(|_| self.err("GitHub's public key is not 32 bytes", None))?;
+        let sealed = public
+            .seal(&mut crypto_box::aead::OsRng, value.expose().as_bytes())
+            .map_err(|_| self.err("sealing the value failed", None))?;
+        Ok(STANDARD.encode(sealed))
+    }
+
+    /// Waits for a slot inside GitHub's write budget.
+    async fn paced<T>(&self, write: impl std::future::Future<Output = T>) -> T {
+        let shared = &self.remote.github;
+        let _slot = shared.in_flight.acquire().await.expect("the semaphore is never closed");
+        loop {
+            let mut recent = shared.recent_writes.lock().await;
+            let now = Instant::now();
+            while recent.front().is_some_and(|t| now.duration_since(*t).as_secs() >= 60) {
+                recent.pop_front();
+            }
+            if recent.len() < WRITES_PER_MINUTE {
+                recent.push_back(now);
+                break;
+            }
+            let wait = std::time::Duration::from_secs(60).saturating_sub(now.duration_since(recent[0]));
+            drop(recent);
+            tokio::time::sleep(wait).await;
+        }
+        // After a "slow down", writes go one at a time, spaced out.
+        if self.remote.http.stats.rate_limited.load(Ordering::Relaxed) > 0 {
+            let _serial = shared.serial.lock().await;
+            tokio::time::sleep(self.remote.http.spacing()).await;
+            return write.await;
+        }
+        write.await
+    }
+
+    async fn put_one(&self, name: &str, value: &Secret) -> Result<Written, TargetError> {
+        let mut key = self.public_key(false).await?;
+        let url = self.url(&[name])?;
+        for attempt in 0..2 {
+            let mut body = serde_json::json!({ "encrypted_value": self.seal(&key, value)?, "key_id": key.key_id });
+            if let Some(visibility) = self.visibility {
+                body["visibility"] = visibility.as_str().into();
+                if visibility == Visibility::Selected {
+                    body["selected_repository_ids"] = self.selected_repository_ids.clone().unwrap_or_default().into();
+                }
+            }
+            let response = self.paced(self.call(Method::PUT, &url, Some(&body))).await?;
+            match response.status() {
+                StatusCode::CREATED => return Ok(Written::Created),
+                StatusCode::NO_CONTENT | StatusCode::OK => return Ok(Written::Updated),
+                // The key may have rotated since it was fetched: fetch it again once.
+                StatusCode::UNPROCESSABLE_ENTITY if attempt == 0 => key = self.public_key(true).await?,
+                _ => return Err(self.api_error(&Method::PUT, &url, response).await),
+            }
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+}
+
+#[async_trait]
+impl Target for GithubTarget {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn put_many(&self, items: &[(String, Secret)]) -> PutResults {
+        // A failure to get the key fails every name, with one clear message.
+        if let Err(e) = self.public_key(false).await {
+            return all_failed(items, || TargetError {
+                address: e.address.clone(),
+                message: e.message.clone(),
+                hint: e.hint.clone(),
+            });
+        }
+        let writes = items.iter().map(|(name, value)| async move { (name.clone(), self.put_one(name, value).await) });
+        futures_util::future::join_all(writes).await
+    }
+
+    async fn list(&self) -> Result<Option<Vec<RemoteSecret>>, TargetError> {
+        let mut url = format!("{}?per_page=100", self.url(&[])?);
+        let mut out = Vec::new();
+        loop {
+            let response = self.call(Method::GET, &url, None).await?;
+            if !response.status().is_success() {
+                return Err(self.api_error(&Method::GET, &url, response).await);
+            }
+            let next = next_link(&response);
+            let page: ListPage =
+                response.json().await.map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
+            out.extend(page.secrets.into_iter().map(|s| RemoteSecret { name: s.name, updated_at: s.updated_at }));
+            match next {
+                Some(n) => {
+                    Http::check_base(&n).map_err(|e| self.err(e.to_string(), None))?;
+                    url = n;
+                }
+                None => return Ok(Some(out)),
+            }
+        }
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), TargetError> {
+        let url = self.url(&[name])?;
+        let response = self.paced(self.call(Method::DELETE, &url, None)).await?;
+        match response.status() {
+            StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(self.api_error(&Method::DELETE, &url, response).await),
+        }
+    }
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(response: &Response) -> Option<String> {
+    let link = response.headers().get("link")?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (url, rel) = part.split_once(';')?;
+        rel.contains("rel=\"next\"").then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+    })
+}
