@@ -3,7 +3,10 @@
 mod checks;
 mod common;
 mod crash;
+#[path = "../fakes/mod.rs"]
+mod fakes;
 mod foundation;
 mod identity;
+mod remote;
 mod teams;
 mod values;

@@ -1,0 +1,360 @@
+//! The fake GitHub Actions secrets API: repository, environment and
+//! organization scopes, each with a real Curve25519 key pair.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Control, faults_layer, serve};
+
+pub const TOKEN: &str = "test-github-token";
+
+pub struct Stored {
+    pub value: Vec<u8>,
+    /// The sealed box as received, for opening with real libsodium.
+    pub sealed: Vec<u8>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub visibility: Option<String>,
+    pub selected_repository_ids: Option<Vec<u64>>,
+}
+
+pub struct Scope {
+    pub secret_key: crypto_box::SecretKey,
+    pub key_id: String,
+    pub secrets: BTreeMap<String, Stored>,
+    pub is_org: bool,
+}
+
+#[derive(Default)]
+pub struct State_ {
+    pub scopes: Mutex<HashMap<String, Scope>>,
+}
+
+pub struct FakeGithub {
+    pub addr: SocketAddr,
+    pub state: Arc<State_>,
+    pub control: Arc<Control>,
+}
+
+#[derive(Clone)]
+struct App {
+    state: Arc<State_>,
+}
+
+impl FakeGithub {
+    pub fn start() -> Self {
+        let state = Arc::new(State_::default());
+        let control = Arc::new(Control::default());
+        let app = App { state: state.clone() };
+        let router = Router::new()
+            .route("/repos/{owner}/{repo}/actions/secrets/public-key", get(repo_key))
+            .route("/repos/{owner}/{repo}/actions/secrets", get(repo_list))
+            .route("/repos/{owner}/{repo}/actions/secrets/{name}", axum::routing::put(repo_put).delete(repo_delete))
+            .route("/repos/{owner}/{repo}/environments/{env}/secrets/public-key", get(env_key))
+            .route("/repos/{owner}/{repo}/environments/{env}/secrets", get(env_list))
+            .route(
+                "/repos/{owner}/{repo}/environments/{env}/secrets/{name}",
+                axum::routing::put(env_put).delete(env_delete),
+            )
+            .route("/orgs/{org}/actions/secrets/public-key", get(org_key))
+            .route("/orgs/{org}/actions/secrets", get(org_list))
+            .route("/orgs/{org}/actions/secrets/{name}", axum::routing::put(org_put).delete(org_delete))
+            .layer(axum::middleware::from_fn_with_state(control.clone(), faults_layer))
+            .with_state(app);
+        FakeGithub { addr: serve(router), state, control }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn add(&self, scope: String, is_org: bool) {
+        let secret_key = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
+        let key_id = format!("{}", 568250167242549743u64.wrapping_add(self.state.scopes.lock().unwrap().len() as u64));
+        self.state.scopes.lock().unwrap().insert(scope, Scope { secret_key, key_id, secrets: BTreeMap::new(), is_org });
+    }
+
+    pub fn add_repo(&self, repo: &str) {
+        self.add(format!("repo:{repo}"), false);
+    }
+
+    pub fn add_env(&self, repo: &str, env: &str) {
+        self.add(format!("env:{repo}:{env}"), false);
+    }
+
+    pub fn add_org(&self, org: &str) {
+        self.add(format!("org:{org}"), true);
+    }
+
+    /// The plaintext GitHub holds for a secret (what a workflow would see).
+    pub fn value(&self, scope: &str, name: &str) -> Option<String> {
+        let scopes = self.state.scopes.lock().unwrap();
+        scopes.get(scope)?.secrets.get(name).map(|s| String::from_utf8(s.value.clone()).unwrap())
+    }
+
+    pub fn names(&self, scope: &str) -> Vec<String> {
+        self.state.scopes.lock().unwrap()[scope].secrets.keys().cloned().collect()
+    }
+
+    /// What a person does in the web UI.
+    pub fn set_by_hand(&self, scope: &str, name: &str, value: &str) {
+        let mut scopes = self.state.scopes.lock().unwrap();
+        let now = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+        let s = scopes.get_mut(scope).unwrap();
+        let created_at = s.secrets.get(name).map_or(now, |old| old.created_at);
+        s.secrets.insert(
+            name.into(),
+            Stored {
+                value: value.as_bytes().to_vec(),
+                sealed: vec![],
+                created_at,
+                updated_at: now,
+                visibility: None,
+                selected_repository_ids: None,
+            },
+        );
+    }
+
+    pub fn delete_by_hand(&self, scope: &str, name: &str) {
+        self.state.scopes.lock().unwrap().get_mut(scope).unwrap().secrets.remove(name);
+    }
+
+    pub fn stored<T>(&self, scope: &str, name: &str, f: impl FnOnce(&Stored, &crypto_box::SecretKey) -> T) -> T {
+        let scopes = self.state.scopes.lock().unwrap();
+        let s = &scopes[scope];
+        f(&s.secrets[name], &s.secret_key)
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"message": message, "documentation_url": "https://docs.github.com/rest/actions/secrets", "status": status.as_u16().to_string()}))).into_response()
+}
+
+fn authorized(headers: &HeaderMap) -> Result<(), Response> {
+    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        Some(v) if v == format!("Bearer {TOKEN}") => Ok(()),
+        _ => Err(error(StatusCode::UNAUTHORIZED, "Bad credentials")),
+    }
+}
+
+fn with_scope<T>(app: &App, scope: &str, f: impl FnOnce(&mut Scope) -> T) -> Result<T, Response> {
+    let mut scopes = app.state.scopes.lock().unwrap();
+    scopes.get_mut(scope).map(f).ok_or_else(|| error(StatusCode::NOT_FOUND, "Not Found"))
+}
+
+fn public_key(app: &App, headers: &HeaderMap, scope: String) -> Response {
+    if let Err(r) = authorized(headers) {
+        return r;
+    }
+    with_scope(app, &scope, |s| {
+        Json(json!({"key_id": s.key_id, "key": STANDARD.encode(s.secret_key.public_key().as_bytes())})).into_response()
+    })
+    .unwrap_or_else(|r| r)
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    per_page: Option<usize>,
+    page: Option<usize>,
+}
+
+fn list(app: &App, headers: &HeaderMap, scope: String, paging: Paging, path: String) -> Response {
+    if let Err(r) = authorized(headers) {
+        return r;
+    }
+    let per_page = paging.per_page.unwrap_or(30).clamp(1, 100);
+    let page = paging.page.unwrap_or(1).max(1);
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string();
+    with_scope(app, &scope, |s| {
+        let total = s.secrets.len();
+        let items: Vec<_> = s
+            .secrets
+            .iter()
+            .skip((page - 1) * per_page)
+            .take(per_page)
+            .map(|(name, v)| json!({"name": name, "created_at": v.created_at, "updated_at": v.updated_at}))
+            .collect();
+        let mut response = Json(json!({"total_count": total, "secrets": items})).into_response();
+        if page * per_page < total {
+            let next = format!("<http://{host}{path}?per_page={per_page}&page={}>; rel=\"next\"", page + 1);
+            response.headers_mut().insert("link", next.parse().unwrap());
+        }
+        response
+    })
+    .unwrap_or_else(|r| r)
+}
+
+#[derive(Deserialize)]
+struct PutBody {
+    encrypted_value: String,
+    key_id: String,
+    visibility: Option<String>,
+    selected_repository_ids: Option<Vec<u64>>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !name.to_ascii_uppercase().starts_with("GITHUB_")
+}
+
+fn put(app: &App, headers: &HeaderMap, scope: String, name: String, body: axum::body::Bytes) -> Response {
+    if let Err(r) = authorized(headers) {
+        return r;
+    }
+    if !valid_name(&name) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Secret names can only contain alphanumeric characters ([a-z], [A-Z], [0-9]) or underscores (_).",
+        );
+    }
+    let Ok(body) = serde_json::from_slice::<PutBody>(&body) else {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid request body");
+    };
+    with_scope(app, &scope, |s| {
+        if body.key_id != s.key_id {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, "Bad key_id");
+        }
+        let Ok(sealed) = STANDARD.decode(&body.encrypted_value) else {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, "encrypted_value is not base64");
+        };
+        let Ok(value) = s.secret_key.unseal(&sealed) else {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, "Could not decrypt the secret with the repository's key");
+        };
+        if s.is_org {
+            match body.visibility.as_deref() {
+                Some("all" | "private") => {}
+                Some("selected") if body.selected_repository_ids.is_some() => {}
+                _ => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "visibility must be all, private or selected (with selected_repository_ids)",
+                    );
+                }
+            }
+        }
+        let name = name.to_ascii_uppercase();
+        let now = chrono::Utc::now();
+        let created = !s.secrets.contains_key(&name);
+        let created_at = s.secrets.get(&name).map_or(now, |old| old.created_at);
+        s.secrets.insert(
+            name,
+            Stored {
+                value,
+                sealed,
+                created_at,
+                updated_at: now,
+                visibility: body.visibility,
+                selected_repository_ids: body.selected_repository_ids,
+            },
+        );
+        if created {
+            (StatusCode::CREATED, Json(json!({}))).into_response()
+        } else {
+            StatusCode::NO_CONTENT.into_response()
+        }
+    })
+    .unwrap_or_else(|r| r)
+}
+
+fn delete(app: &App, headers: &HeaderMap, scope: String, name: String) -> Response {
+    if let Err(r) = authorized(headers) {
+        return r;
+    }
+    with_scope(app, &scope, |s| match s.secrets.remove(&name.to_ascii_uppercase()) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    })
+    .unwrap_or_else(|r| r)
+}
+
+async fn repo_key(State(app): State<App>, headers: HeaderMap, Path((o, r)): Path<(String, String)>) -> Response {
+    public_key(&app, &headers, format!("repo:{o}/{r}"))
+}
+async fn repo_list(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((o, r)): Path<(String, String)>,
+    Query(p): Query<Paging>,
+) -> Response {
+    list(&app, &headers, format!("repo:{o}/{r}"), p, format!("/repos/{o}/{r}/actions/secrets"))
+}
+async fn repo_put(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((o, r, n)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    put(&app, &headers, format!("repo:{o}/{r}"), n, body)
+}
+async fn repo_delete(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((o, r, n)): Path<(String, String, String)>,
+) -> Response {
+    delete(&app, &headers, format!("repo:{o}/{r}"), n)
+}
+async fn env_key(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((o, r, e)): Path<(String, String, String)>,
+) -> Response {
+    public_key(&app, &headers, format!("env:{o}/{r}:{e}"))
+}
+async fn env_list(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((o, r, e)): Path<(String, String, String)>,
+    Query(p): Query<Paging>,
+) -> Response {
+    list(&app, &headers, format!("env:{o}/{r}:{e}"), p, format!("/repos/{o}/{r}/environments/{e}/secrets"))
+}
+async fn env_put(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((o, r, e, n)): Path<(String, String, String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    put(&app, &headers, format!("env:{o}/{r}:{e}"), n, body)
+}
+async fn env_delete(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((o, r, e, n)): Path<(String, String, String, String)>,
+) -> Response {
+    delete(&app, &headers, format!("env:{o}/{r}:{e}"), n)
+}
+async fn org_key(State(app): State<App>, headers: HeaderMap, Path(org): Path<String>) -> Response {
+    public_key(&app, &headers, format!("org:{org}"))
+}
+async fn org_list(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(org): Path<String>,
+    Query(p): Query<Paging>,
+) -> Response {
+    list(&app, &headers, format!("org:{org}"), p, format!("/orgs/{org}/actions/secrets"))
+}
+async fn org_put(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((org, n)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    put(&app, &headers, format!("org:{org}"), n, body)
+}
+async fn org_delete(State(app): State<App>, headers: HeaderMap, Path((org, n)): Path<(String, String)>) -> Response {
+    delete(&app, &headers, format!("org:{org}"), n)
+}

@@ -1,0 +1,153 @@
+//! Fake GitHub and Cloudflare servers, in-process on loopback, that follow
+//! the APIs' semantics (see shared/APIS.md), not canned replies: the fake
+//! GitHub holds real Curve25519 key pairs and opens what it is sent; the
+//! fake Cloudflare keeps secrets per script and speaks the envelope and the
+//! bulk endpoint. Both inject latency, 5xx, 429 + Retry-After and dropped
+//! connections, and count requests per route and the most in flight.
+
+// Each test uses a part of the fakes; handlers short-circuit with a whole
+// `Response` as their error, as axum handlers do.
+#![allow(dead_code, clippy::result_large_err)]
+
+pub mod cloudflare;
+pub mod github;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    pub latency: Duration,
+    /// Percent of requests answered 500/502/503 or 429 (with Retry-After: 0).
+    pub fail_percent: u32,
+    /// Percent of requests whose connection is dropped without an answer.
+    pub drop_percent: u32,
+}
+
+/// Fault injection and counters, shared by both fakes.
+#[derive(Default)]
+pub struct Control {
+    faults: Mutex<Faults>,
+    counts: Mutex<BTreeMap<String, u64>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    faults_injected: AtomicUsize,
+    rng: Mutex<u64>,
+}
+
+impl Control {
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.lock().unwrap() = faults;
+    }
+
+    /// Requests per `METHOD /route/{param}` since the last reset.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.counts.lock().unwrap().clone()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.lock().unwrap().values().sum()
+    }
+
+    /// PUT, PATCH, POST and DELETE requests.
+    pub fn writes(&self) -> u64 {
+        self.counts.lock().unwrap().iter().filter(|(route, _)| !route.starts_with("GET ")).map(|(_, n)| n).sum()
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    pub fn faults_injected(&self) -> usize {
+        self.faults_injected.load(Ordering::SeqCst)
+    }
+
+    pub fn reset_counts(&self) {
+        self.counts.lock().unwrap().clear();
+        self.max_in_flight.store(0, Ordering::SeqCst);
+        self.faults_injected.store(0, Ordering::SeqCst);
+    }
+
+    fn roll(&self) -> u32 {
+        // xorshift: deterministic per run, no extra crate.
+        let mut s = self.rng.lock().unwrap();
+        if *s == 0 {
+            *s = 0x9E37_79B9_7F4A_7C15;
+        }
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        (*s % 100) as u32
+    }
+}
+
+struct InFlight<'a>(&'a Control);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts, delays and maybe fails every request before its handler.
+pub async fn faults_layer(State(control): State<std::sync::Arc<Control>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| request.uri().path().to_string(), |m| m.as_str().to_string());
+    let method: Method = request.method().clone();
+    *control.counts.lock().unwrap().entry(format!("{method} {route}")).or_default() += 1;
+    let now = control.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    control.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let _guard = InFlight(&control);
+    let faults = *control.faults.lock().unwrap();
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    let roll = control.roll();
+    if roll < faults.drop_percent {
+        control.faults_injected.fetch_add(1, Ordering::SeqCst);
+        // Dropping the connection: the server aborts this connection's task.
+        panic!("fake: dropping the connection on purpose");
+    }
+    if roll < faults.drop_percent + faults.fail_percent {
+        control.faults_injected.fetch_add(1, Ordering::SeqCst);
+        return match roll % 4 {
+            0 => (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0")], "slow down").into_response(),
+            1 => (StatusCode::BAD_GATEWAY, "bad gateway").into_response(),
+            2 => (StatusCode::SERVICE_UNAVAILABLE, "unavailable").into_response(),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
+        };
+    }
+    next.run(request).await
+}
+
+/// Serves `router` on a loopback port, on a thread of its own, for the rest
+/// of the test process.
+pub fn serve(router: axum::Router) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, router).await.unwrap();
+        });
+    });
+    // Keep the fakes' deliberate panics out of the test output.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.to_string().contains("fake: dropping the connection") {
+            default_hook(info);
+        }
+    }));
+    rx.recv().unwrap()
+}

@@ -1,0 +1,403 @@
+//! GitHub and Cloudflare delivery against the fakes.
+
+use std::process::Output;
+
+use crate::common::*;
+use crate::fakes::Faults;
+use crate::fakes::cloudflare::{self, FakeCloudflare};
+use crate::fakes::github::{self, FakeGithub};
+
+const POLICY: &str = r#"
+[tokens.API_TOKEN]
+issuer = "random"
+
+[[tokens.API_TOKEN.targets]]
+kind = "github"
+repo = "acme/app"
+names = ["API_TOKEN", "API_TOKEN_ALIAS"]
+
+[[tokens.API_TOKEN.targets]]
+kind = "github"
+repo = "acme/app"
+environment = "production"
+
+[[tokens.API_TOKEN.targets]]
+kind = "github"
+org = "acme"
+visibility = "selected"
+selected_repository_ids = [11, 12]
+
+[[tokens.API_TOKEN.targets]]
+kind = "wrangler"
+worker = "api"
+
+[[tokens.API_TOKEN.targets]]
+kind = "wrangler"
+worker = "api"
+env = "production"
+
+[[tokens.API_TOKEN.targets]]
+kind = "dotenv"
+path = "app/.env"
+
+[tokens.DB_PASSWORD]
+issuer = "random"
+
+[[tokens.DB_PASSWORD.targets]]
+kind = "github"
+repo = "acme/app"
+
+[[tokens.DB_PASSWORD.targets]]
+kind = "wrangler"
+worker = "api"
+"#;
+
+struct Remote {
+    gh: FakeGithub,
+    cf: FakeCloudflare,
+}
+
+impl Remote {
+    fn start() -> Self {
+        let gh = FakeGithub::start();
+        gh.add_repo("acme/app");
+        gh.add_env("acme/app", "production");
+        gh.add_org("acme");
+        let cf = FakeCloudflare::start();
+        cf.add_script("api");
+        cf.add_script("api-production");
+        Remote { gh, cf }
+    }
+
+    fn run(&self, p: &Project, args: &[&str]) -> Output {
+        p.command(args)
+            .env("GITHUB_API_URL", self.gh.url())
+            .env("GITHUB_TOKEN", github::TOKEN)
+            .env("CLOUDFLARE_API_BASE_URL", self.cf.url())
+            .env("CLOUDFLARE_API_TOKEN", cloudflare::TOKEN)
+            .env("CLOUDFLARE_ACCOUNT_ID", cloudflare::ACCOUNT)
+            .env("CHITTY_SECRETS_RETRY_BASE_MS", "1")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, p: &Project, args: &[&str]) -> String {
+        let out = self.run(p, args);
+        assert_eq!(code(&out), 0, "{args:?}:\n{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn reset(&self) {
+        self.gh.control.reset_counts();
+        self.cf.control.reset_counts();
+    }
+
+    fn writes(&self) -> u64 {
+        self.gh.control.writes() + self.cf.control.writes()
+    }
+
+    fn requests(&self) -> u64 {
+        self.gh.control.total() + self.cf.control.total()
+    }
+
+    /// Every place API_TOKEN and DB_PASSWORD go holds the registry's value.
+    fn assert_everywhere(&self, p: &Project) {
+        let api = p.ok(&["get", "API_TOKEN"]).trim_end().to_string();
+        let db = p.ok(&["get", "DB_PASSWORD"]).trim_end().to_string();
+        for (scope, name, want) in [
+            ("repo:acme/app", "API_TOKEN", &api),
+            ("repo:acme/app", "API_TOKEN_ALIAS", &api),
+            ("env:acme/app:production", "API_TOKEN", &api),
+            ("org:acme", "API_TOKEN", &api),
+            ("repo:acme/app", "DB_PASSWORD", &db),
+        ] {
+            assert_eq!(self.gh.value(scope, name).as_ref(), Some(want), "{scope} {name}");
+        }
+        for (script, name, want) in
+            [("api", "API_TOKEN", &api), ("api-production", "API_TOKEN", &api), ("api", "DB_PASSWORD", &db)]
+        {
+            assert_eq!(self.cf.value(script, name).as_ref(), Some(want), "{script} {name}");
+        }
+        assert_eq!(env_value(&p.path("app/.env"), "API_TOKEN").as_ref(), Some(&api));
+    }
+}
+
+#[test]
+fn delivers_everywhere_and_a_second_sync_makes_no_request() {
+    let r = Remote::start();
+    let p = Project::initialised(POLICY);
+    let out = r.ok(&p, &["rotate"]);
+    r.assert_everywhere(&p);
+    assert!(out.contains("delivered v1 to github:org:acme (API_TOKEN)"), "{out}");
+    // Organization secrets carry their visibility and repositories.
+    r.gh.stored("org:acme", "API_TOKEN", |s, _| {
+        assert_eq!(s.visibility.as_deref(), Some("selected"));
+        assert_eq!(s.selected_repository_ids.as_deref(), Some(&[11, 12][..]));
+    });
+    // One public-key fetch per scope for the whole run.
+    let counts = r.gh.control.counts();
+    assert_eq!(counts["GET /repos/{owner}/{repo}/actions/secrets/public-key"], 1, "{counts:?}");
+    assert_eq!(counts["GET /orgs/{org}/actions/secrets/public-key"], 1, "{counts:?}");
+
+    r.reset();
+    let out = r.ok(&p, &["sync"]);
+    assert!(out.contains("every target is up to date"), "{out}");
+    assert_eq!(r.requests(), 0, "a no-op sync made requests: {:?} {:?}", r.gh.control.counts(), r.cf.control.counts());
+    assert_eq!(code(&r.run(&p, &["sync", "--check"])), 0);
+    assert_eq!(r.requests(), 0);
+
+    // A sync batches across tokens: one bulk request per Worker, one key
+    // fetch per GitHub scope, for every token at once.
+    for (script, name) in [("api", "API_TOKEN"), ("api", "DB_PASSWORD")] {
+        r.cf.state.scripts.lock().unwrap().get_mut(script).unwrap().remove(name);
+    }
+    r.gh.delete_by_hand("repo:acme/app", "API_TOKEN");
+    r.gh.delete_by_hand("repo:acme/app", "DB_PASSWORD");
+    r.reset();
+    let out = r.ok(&p, &["sync", "--verify"]);
+    r.assert_everywhere(&p);
+    let cf = r.cf.control.counts();
+    assert_eq!(cf["PATCH /client/v4/accounts/{account}/workers/scripts/{script}/secrets-bulk"], 1, "{cf:?}");
+    let gh = r.gh.control.counts();
+    assert_eq!(gh["PUT /repos/{owner}/{repo}/actions/secrets/{name}"], 2, "{gh:?}");
+    assert_eq!(gh["GET /repos/{owner}/{repo}/actions/secrets/public-key"], 1, "{gh:?}");
+    assert!(out.contains("github:acme/app: 2 created, 0 failed"), "{out}");
+}
+
+#[test]
+fn sealed_values_open_with_real_libsodium() {
+    let r = Remote::start();
+    let p = Project::initialised(POLICY);
+    r.ok(&p, &["rotate", "DB_PASSWORD"]);
+    let want = p.ok(&["get", "DB_PASSWORD"]).trim_end().to_string();
+    let (sealed, secret_key) =
+        r.gh.stored("repo:acme/app", "DB_PASSWORD", |s, k| (s.sealed.clone(), k.to_bytes().to_vec()));
+    assert_eq!(sealed.len(), want.len() + 48, "a sealed box is the plaintext plus 48 bytes");
+    // PyNaCl wraps libsodium's crypto_box_seal_open; inputs go on stdin.
+    let script = "import sys, nacl.public\nsk, ct = bytes.fromhex(sys.stdin.readline().strip()), bytes.fromhex(sys.stdin.readline().strip())\nsys.stdout.write(nacl.public.SealedBox(nacl.public.PrivateKey(sk)).decrypt(ct).decode())\n";
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(format!("{}\n{}\n", hex(&secret_key), hex(&sealed)).as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "PyNaCl (pip install pynacl) failed: {}", text(&out));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), want);
+}
+
+#[test]
+fn secrets_added_by_hand_survive_every_command_and_plan_reports_them() {
+    let r = Remote::start();
+    let p = Project::initialised(POLICY);
+    r.gh.set_by_hand("repo:acme/app", "MANUAL_SECRET", "keep-me");
+    r.cf.set_by_hand("api", "MANUAL_SECRET", "keep-me-too");
+    r.ok(&p, &["rotate"]);
+    r.ok(&p, &["sync"]);
+    r.ok(&p, &["sync", "--verify"]);
+    r.ok(&p, &["sync", "--prune"]);
+    r.ok(&p, &["rotate", "--due"]);
+    let plan = r.ok(&p, &["plan"]);
+    assert!(plan.contains("github:acme/app: MANUAL_SECRET is not managed by chitty-secrets (left alone)"), "{plan}");
+    assert!(plan.contains("wrangler:api: MANUAL_SECRET is not managed"), "{plan}");
+    assert_eq!(r.gh.value("repo:acme/app", "MANUAL_SECRET").as_deref(), Some("keep-me"));
+    assert_eq!(r.cf.value("api", "MANUAL_SECRET").as_deref(), Some("keep-me-too"));
+}
+
+#[test]
+fn verify_repairs_remote_deletions_and_hand_edits() {
+    let r = Remote::start();
+    let p = Project::initialised(POLICY);
+    r.ok(&p, &["rotate"]);
+    r.gh.delete_by_hand("repo:acme/app", "API_TOKEN_ALIAS");
+    r.gh.set_by_hand("env:acme/app:production", "API_TOKEN", "edited-in-the-web-ui");
+    r.cf.state.scripts.lock().unwrap().get_mut("api-production").unwrap().remove("API_TOKEN");
+    // Records alone see nothing: zero requests.
+    r.reset();
+    r.ok(&p, &["sync"]);
+    assert_eq!(r.requests(), 0);
+    // --verify lists (names and updated_at only) and repairs.
+    let check = r.run(&p, &["sync", "--check", "--verify"]);
+    assert_eq!(code(&check), 3, "{}", text(&check));
+    assert!(text(&check).contains("API_TOKEN_ALIAS is missing"), "{}", text(&check));
+    assert!(text(&check).contains("API_TOKEN differs from the registry"), "{}", text(&check));
+    assert_eq!(r.writes(), 0, "sync --check wrote");
+    r.ok(&p, &["sync", "--verify"]);
+    r.assert_everywhere(&p);
+    assert_eq!(code(&r.run(&p, &["sync", "--check", "--verify"])), 0);
+}
+
+#[test]
+fn twenty_percent_faults_still_end_correct_and_retries_are_reported() {
+    let r = Remote::start();
+    let p = Project::initialised(POLICY);
+    let faults = Faults { fail_percent: 15, drop_percent: 5, ..Faults::default() };
+    r.gh.control.set_faults(faults);
+    r.cf.control.set_faults(faults);
+    let mut retried = 0;
+    for _ in 0..3 {
+        let out = r.run(&p, &["rotate"]);
+        // A run may stop pending when one request fails every retry; the next resumes it.
+        assert!(matches!(code(&out), 0 | 4), "{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        if let Some(line) = stdout.lines().find(|l| l.contains("requests to remote services")) {
+            retried += line
+                .split(", ")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    r.gh.control.set_faults(Faults::default());
+    r.cf.control.set_faults(Faults::default());
+    let out = r.ok(&p, &["rotate", "--due"]);
+    let _ = out;
+    r.assert_everywhere(&p);
+    assert!(r.gh.control.faults_injected() + r.cf.control.faults_injected() > 0);
+    assert!(retried > 0, "no retries were reported");
+    assert_eq!(code(&r.run(&p, &["sync", "--check", "--verify"])), 0);
+}
+
+#[test]
+fn invalid_names_fail_before_any_request() {
+    let r = Remote::start();
+    let p = Project::initialised(
+        &POLICY
+            .replace("names = [\"API_TOKEN\", \"API_TOKEN_ALIAS\"]", "names = [\"API_TOKEN\", \"GITHUB_API_TOKEN\"]"),
+    );
+    let out = r.run(&p, &["rotate"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "policies/main.toml:5:1: token `API_TOKEN`: `GITHUB_API_TOKEN` is not a valid GitHub secret name"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(r.requests(), 0);
+}
+
+#[test]
+fn github_writes_stay_within_eight_in_flight() {
+    let r = Remote::start();
+    let names: Vec<String> = (0..30).map(|i| format!("\"N{i:02}\"")).collect();
+    let policy = format!(
+        "[tokens.T]\nissuer = \"random\"\n[[tokens.T.targets]]\nkind = \"github\"\nrepo = \"acme/app\"\nnames = [{}]\n",
+        names.join(", ")
+    );
+    let p = Project::initialised(&policy);
+    r.gh.control.set_faults(Faults { latency: std::time::Duration::from_millis(30), ..Faults::default() });
+    r.ok(&p, &["rotate"]);
+    let max = r.gh.control.max_in_flight();
+    assert!((2..=8).contains(&max), "max in flight {max}");
+    assert_eq!(r.gh.names("repo:acme/app").len(), 30);
+    assert_eq!(r.gh.control.counts()["PUT /repos/{owner}/{repo}/actions/secrets/{name}"], 30);
+}
+
+#[test]
+fn cloudflare_falls_back_to_put_and_explains_its_error_codes() {
+    let r = Remote::start();
+    let p = Project::initialised(POLICY);
+    r.cf.state.bulk_disabled.store(true, std::sync::atomic::Ordering::SeqCst);
+    r.ok(&p, &["rotate"]);
+    r.assert_everywhere(&p);
+    let counts = r.cf.control.counts();
+    assert!(counts["PUT /client/v4/accounts/{account}/workers/scripts/{script}/secrets"] >= 3, "{counts:?}");
+
+    r.cf.state.bulk_disabled.store(false, std::sync::atomic::Ordering::SeqCst);
+    r.cf.state.not_deployed.lock().unwrap().insert("api".into());
+    let out = r.run(&p, &["rotate", "DB_PASSWORD"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(text(&out).contains("(10215)") && text(&out).contains("deploy it (`wrangler deploy`)"), "{}", text(&out));
+    assert!(text(&out).contains("rotate DB_PASSWORD` to resume"), "{}", text(&out));
+    r.cf.state.not_deployed.lock().unwrap().clear();
+    r.ok(&p, &["rotate", "DB_PASSWORD"]);
+    r.assert_everywhere(&p);
+
+    r.cf.state.scripts.lock().unwrap().remove("api-production");
+    let out = r.run(&p, &["rotate", "API_TOKEN"]);
+    assert_eq!(code(&out), 4);
+    assert!(text(&out).contains("(10007)") && text(&out).contains("no Worker script by that name"), "{}", text(&out));
+}
+
+#[test]
+fn wrangler_cli_mode_passes_the_value_on_stdin_only() {
+    let p = Project::initialised(
+        "[tokens.T]\nissuer = \"random\"\n[[tokens.T.targets]]\nkind = \"wrangler\"\nworker = \"api\"\nenv = \"staging\"\nvia = \"cli\"\n",
+    );
+    let fake = p.path("fake-wrangler.sh");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {0}/argv.log\ncat >> {0}/stdin.log\necho >> {0}/stdin.log\n",
+            p.dir.path().display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&fake).unwrap().permissions(), 0o755);
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = p.command(&["rotate"]).env("CHITTY_SECRETS_WRANGLER", &fake).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let value = p.ok(&["get", "T"]).trim_end().to_string();
+    let argv = p.read("argv.log");
+    assert_eq!(argv.trim(), "secret put T --name api-staging");
+    assert!(!argv.contains(&value));
+    assert_eq!(p.read("stdin.log").trim(), value);
+}
+
+#[test]
+fn prune_deletes_only_names_this_tool_wrote() {
+    let r = Remote::start();
+    let p = Project::initialised(POLICY);
+    r.gh.set_by_hand("repo:acme/app", "MANUAL_SECRET", "keep-me");
+    r.ok(&p, &["rotate"]);
+    // The alias is dropped from the policy.
+    std::fs::write(
+        p.path("policies/main.toml"),
+        POLICY.replace("names = [\"API_TOKEN\", \"API_TOKEN_ALIAS\"]", "names = [\"API_TOKEN\"]"),
+    )
+    .unwrap();
+    r.ok(&p, &["sync"]);
+    assert!(r.gh.value("repo:acme/app", "API_TOKEN_ALIAS").is_some(), "sync without --prune deleted");
+    let out = r.ok(&p, &["sync", "--prune"]);
+    assert!(out.contains("pruned API_TOKEN_ALIAS from github:acme/app"), "{out}");
+    assert_eq!(r.gh.value("repo:acme/app", "API_TOKEN_ALIAS"), None);
+    assert_eq!(r.gh.value("repo:acme/app", "MANUAL_SECRET").as_deref(), Some("keep-me"));
+}
+
+#[test]
+fn missing_credentials_and_bad_tokens_are_explained() {
+    let r = Remote::start();
+    let p = Project::initialised(POLICY);
+    let out = p.command(&["rotate", "DB_PASSWORD"]).env("GITHUB_API_URL", r.gh.url()).output().unwrap();
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(text(&out).contains("GITHUB_TOKEN (or GH_TOKEN) is not set"), "{}", text(&out));
+    assert!(
+        text(&out).contains("CLOUDFLARE_ACCOUNT_ID is not set")
+            || text(&out).contains("CLOUDFLARE_API_TOKEN is not set"),
+        "{}",
+        text(&out)
+    );
+    let out = p
+        .command(&["rotate", "DB_PASSWORD"])
+        .env("GITHUB_API_URL", r.gh.url())
+        .env("GITHUB_TOKEN", "wrong")
+        .env("CLOUDFLARE_API_BASE_URL", "http://api.cloudflare.example")
+        .env("CLOUDFLARE_API_TOKEN", "x")
+        .env("CLOUDFLARE_ACCOUNT_ID", "y")
+        .output()
+        .unwrap();
+    assert!(text(&out).contains("401 Unauthorized: Bad credentials"), "{}", text(&out));
+    assert!(text(&out).contains("the GitHub token is invalid or expired"), "{}", text(&out));
+    assert!(text(&out).contains("only travel over HTTPS"), "{}", text(&out));
+    // Pending is resumed once the environment is right.
+    r.ok(&p, &["rotate", "DB_PASSWORD"]);
+    let status: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+    let db = status["tokens"].as_array().unwrap().iter().find(|t| t["name"] == "DB_PASSWORD").unwrap().clone();
+    assert_eq!(db["current"], 1, "{db}");
+}
