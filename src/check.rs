@@ -250,6 +250,31 @@ fn check_targets(
     for target in &token.targets {
         let address = target.address();
         let Some(path) = target.dotenv_path(&c.inputs.policy.root) else {
+            // Remote targets: offline, only the delivery records can speak.
+            if let Some(cur) = current {
+                for key in &target.names {
+                    let at = Some((address.clone(), None));
+                    match meta.delivered(&address, key) {
+                        None => c.add(
+                            Severity::Warning,
+                            "never-delivered",
+                            Some(name),
+                            at,
+                            format!("{key} was never delivered to {address}"),
+                            Some("run `chitty-secrets sync`"),
+                        ),
+                        Some(d) if d.version != cur.id => c.add(
+                            Severity::Warning,
+                            "stale-delivery",
+                            Some(name),
+                            at,
+                            format!("{key} at {address} was last delivered v{}, current is v{}", d.version, cur.id),
+                            Some("run `chitty-secrets sync`"),
+                        ),
+                        Some(_) => {}
+                    }
+                }
+            }
             continue;
         };
         let shown = c.rel(&path);

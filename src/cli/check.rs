@@ -16,7 +16,8 @@ pub struct Args {
     /// A token expiring within this window is reported.
     #[arg(long, default_value = "30d", value_parser = parse_duration)]
     pub window: std::time::Duration,
-    /// Also verify each current value with its issuer (at most one call per token; never a mint).
+    /// Also verify each current value with its issuer (at most one call per
+    /// token; never a mint) and list each remote target once (names only).
     #[arg(long)]
     pub online: bool,
     /// Machine-readable output.
@@ -75,6 +76,33 @@ pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
                     line: None,
                     message: format!("issuer `{}` says {name} v{} is not valid: it {why}", token.issuer, current.id),
                     hint: Some("run `chitty-secrets rotate`".into()),
+                });
+            }
+        }
+        // One list call per remote target: names and `updated_at`, never values.
+        if super::needs_remote(&policy, &[]) {
+            let remote = crate::target::Remote::from_env()?;
+            let metas = super::load_metas(&policy, &registry)?;
+            let mut seen = crate::rotation::Observations::new();
+            super::observe_remote(&policy, &metas, &remote, &mut seen).await?;
+            service_calls += remote.http.stats.requests.load(std::sync::atomic::Ordering::Relaxed) as usize;
+            for ((token, key), observed) in seen {
+                let (code, what) = match observed {
+                    crate::rotation::Observed::Missing => ("remote-missing", "is missing"),
+                    crate::rotation::Observed::Differs => {
+                        ("remote-changed", "was changed by someone else since it was delivered")
+                    }
+                    crate::rotation::Observed::Holds => continue,
+                };
+                let (address, name) = key.rsplit_once('#').unwrap_or((&key, ""));
+                findings.push(Finding {
+                    severity: Severity::Error,
+                    code,
+                    token: Some(token.clone()),
+                    file: Some(address.to_string()),
+                    line: None,
+                    message: format!("{name} at {address} {what}"),
+                    hint: Some("run `chitty-secrets sync --verify`".into()),
                 });
             }
         }

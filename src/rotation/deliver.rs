@@ -69,7 +69,20 @@ impl TargetReport {
 /// Delivers every batch, all targets concurrently (GitHub's own pacing
 /// still applies across its targets).
 pub async fn deliver_all(root: &Path, remote: Option<&Remote>, batches: Vec<Batch>) -> Vec<TargetReport> {
-    futures_util::future::join_all(batches.into_iter().map(|b| deliver_one(root, remote, b))).await
+    use std::io::IsTerminal;
+    // Progress on a terminal only: a line as each target finishes.
+    let tty = std::io::stderr().is_terminal() && batches.len() > 1;
+    if tty {
+        eprintln!("delivering to {} targets…", batches.len());
+    }
+    futures_util::future::join_all(batches.into_iter().map(|b| async move {
+        let report = deliver_one(root, remote, b).await;
+        if tty {
+            eprintln!("  done: {}", report.summary());
+        }
+        report
+    }))
+    .await
 }
 
 async fn deliver_one(root: &Path, remote: Option<&Remote>, batch: Batch) -> TargetReport {

@@ -401,3 +401,26 @@ fn missing_credentials_and_bad_tokens_are_explained() {
     let db = status["tokens"].as_array().unwrap().iter().find(|t| t["name"] == "DB_PASSWORD").unwrap().clone();
     assert_eq!(db["current"], 1, "{db}");
 }
+
+#[test]
+fn check_is_offline_and_check_online_lists_each_remote_once() {
+    let r = Remote::start();
+    let p = Project::initialised(POLICY);
+    r.ok(&p, &["rotate"]);
+    r.gh.delete_by_hand("repo:acme/app", "DB_PASSWORD");
+    r.reset();
+    let out = r.run(&p, &["check"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(r.requests(), 0, "offline check made requests");
+    let out = r.run(&p, &["check", "--online", "--json"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let missing: Vec<&serde_json::Value> =
+        report["findings"].as_array().unwrap().iter().filter(|f| f["code"] == "remote-missing").collect();
+    assert_eq!(missing.len(), 1, "{report}");
+    assert_eq!(missing[0]["message"], "DB_PASSWORD at github:acme/app is missing");
+    // Five remote targets: five list calls, and no writes.
+    assert_eq!(r.requests(), 5, "{:?} {:?}", r.gh.control.counts(), r.cf.control.counts());
+    assert_eq!(r.writes(), 0);
+    assert_eq!(report["service_calls"], 5 + 2, "five lists and one verify per token");
+}
