@@ -402,7 +402,22 @@ pub async fn sync_all(ctx: &Context<'_>, plans: &[TokenPlan]) -> (Vec<(String, O
         }
     }
     let reports = deliver_all(&ctx.policy.root, ctx.remote.as_ref(), batches).await;
-    let summaries = reports.iter().map(TargetReport::summary).collect();
+    // Per target: what was written, and how many declared names were
+    // already in sync (unchanged) — every target of the synced tokens.
+    let mut declared: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for plan_token in ctx.policy.tokens.values().filter(|t| plans.iter().any(|p| p.token == t.name) || plans.is_empty())
+    {
+        for t in &plan_token.targets {
+            *declared.entry(t.address()).or_default() += t.names.len();
+        }
+    }
+    let summaries = declared
+        .iter()
+        .map(|(address, n)| match reports.iter().find(|r| &r.address == address) {
+            Some(r) => format!("{}, {} unchanged", r.summary(), n.saturating_sub(r.items.len())),
+            None => format!("{address}: {n} unchanged"),
+        })
+        .collect();
 
     // Record per token, from every target's report.
     let mut tokens: Vec<&str> = plans.iter().map(|p| p.token.as_str()).collect();

@@ -161,7 +161,8 @@ fn delivers_everywhere_and_a_second_sync_makes_no_request() {
     let gh = r.gh.control.counts();
     assert_eq!(gh["PUT /repos/{owner}/{repo}/actions/secrets/{name}"], 2, "{gh:?}");
     assert_eq!(gh["GET /repos/{owner}/{repo}/actions/secrets/public-key"], 1, "{gh:?}");
-    assert!(out.contains("github:acme/app: 2 created, 0 failed"), "{out}");
+    assert!(out.contains("github:acme/app: 2 created, 0 failed, 1 unchanged"), "{out}");
+    assert!(out.contains("github:org:acme: 1 unchanged"), "{out}");
 }
 
 #[test]
@@ -253,10 +254,34 @@ fn twenty_percent_faults_still_end_correct_and_retries_are_reported() {
                 .unwrap_or(0);
         }
     }
+    // Then a sync under the same faults repairs what was lost by hand.
+    for scope in ["repo:acme/app", "env:acme/app:production"] {
+        r.gh.delete_by_hand(scope, "API_TOKEN");
+    }
+    r.cf.state.scripts.lock().unwrap().get_mut("api").unwrap().clear();
+    let mut sync_retries = 0;
+    r.reset();
+    for _ in 0..3 {
+        let out = r.run(&p, &["sync", "--verify"]);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        if let Some(line) = stdout.lines().find(|l| l.contains("requests to remote services")) {
+            sync_retries += line
+                .split(", ")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        if code(&out) == 0 {
+            break;
+        }
+    }
+    // Every fault the fakes injected was retried, and the output said so.
+    let injected = (r.gh.control.faults_injected() + r.cf.control.faults_injected()) as u64;
+    assert_eq!(sync_retries, injected, "sync's reported retries");
     r.gh.control.set_faults(Faults::default());
     r.cf.control.set_faults(Faults::default());
-    let out = r.ok(&p, &["rotate", "--due"]);
-    let _ = out;
+    r.ok(&p, &["rotate", "--due"]);
     r.assert_everywhere(&p);
     assert!(r.gh.control.faults_injected() + r.cf.control.faults_injected() > 0);
     assert!(retried > 0, "no retries were reported");
