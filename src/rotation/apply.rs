@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use super::deliver::{Batch, Item, ItemResult, TargetReport, deliver_all};
+use super::deliver::{Batch, Item, ItemResult, deliver_all};
 use super::plan::{Step, TokenPlan};
 use crate::identity::Identity;
 use crate::issuer::{self, IssueRequest, Revoked, Verdict};
