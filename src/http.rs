@@ -131,6 +131,32 @@ impl Http {
         }
     }
 
+    /// Sends a request that must not be repeated once it may have reached
+    /// the server (a mint): retried only when the connection was never made.
+    /// 5xx and 429 come back to the caller as they are.
+    pub async fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, HttpError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            match build().send().await {
+                Ok(response) => return Ok(response),
+                Err(error) if error.is_connect() && attempt < self.retry.max_attempts => {
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+                Err(error) => {
+                    return Err(HttpError::Transport { method, url: url.to_string(), error: describe(&error) });
+                }
+            }
+        }
+    }
+
     fn backoff(&self, attempt: u32) -> Duration {
         let exp = self.retry.base.saturating_mul(1 << attempt.min(16));
         let capped = exp.min(self.retry.max_backoff);

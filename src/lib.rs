@@ -15,4 +15,5 @@ pub mod registry;
 pub mod rotation;
 pub mod scan;
 pub mod secret;
+pub mod secret_source;
 pub mod target;

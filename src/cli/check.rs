@@ -67,7 +67,8 @@ pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
                 continue;
             };
             service_calls += 1;
-            if let Verdict::Invalid(why) = issuer::build(policy.issuer_of(token)).verify(value).await? {
+            let env = issuer::IssuerEnv { registry: Some(&registry), identity: Some(identity) };
+            if let Verdict::Invalid(why) = issuer::build(policy.issuer_of(token), env)?.verify(value).await? {
                 findings.push(Finding {
                     severity: Severity::Error,
                     code: "issuer-rejects",

@@ -19,6 +19,14 @@ pub struct RotateArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// A leaked token: rotate now with no overlap, and revoke the old token
+    /// as soon as no target holds it. Name the tokens.
+    #[arg(long, conflicts_with_all = ["due", "abort"], requires = "tokens")]
+    pub emergency: bool,
+    /// Undo a pending rotation: put `current` back on every target that got
+    /// `pending`, then revoke `pending`.
+    #[arg(long, conflicts_with = "due")]
+    pub abort: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -63,7 +71,11 @@ struct Run<'a> {
 }
 
 pub async fn rotate(g: &Globals<'_>, args: &RotateArgs) -> anyhow::Result<u8> {
-    let mode = Mode::Rotate { only: &args.tokens, due_only: args.due };
+    let mode = if args.abort {
+        Mode::Abort { only: &args.tokens }
+    } else {
+        Mode::Rotate { only: &args.tokens, due_only: args.due, emergency: args.emergency }
+    };
     let run = Run { only: &args.tokens, mode, dry_run: args.dry_run, json: args.json, verify: false, prune: false };
     execute(g, run).await
 }
@@ -101,7 +113,8 @@ pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
         }
     }
     let now = g.now();
-    let rotate = make_plan(&policy, &metas, &observed, now, Mode::Rotate { only: &[], due_only: true });
+    let rotate =
+        make_plan(&policy, &metas, &observed, now, Mode::Rotate { only: &[], due_only: true, emergency: false });
     let sync = make_plan(&policy, &metas, &observed, now, Mode::Sync { only: &[] });
     if args.json {
         #[derive(Serialize)]
@@ -177,7 +190,9 @@ async fn execute(g: &Globals<'_>, run: Run<'_>) -> anyhow::Result<u8> {
     }
 
     let identity = identity.expect("required above for a real run");
-    let ctx = Context { policy: &policy, registry: &registry, identity: &identity, now, remote: remote.clone() };
+    let emergency = matches!(mode, Mode::Rotate { emergency: true, .. });
+    let ctx =
+        Context { policy: &policy, registry: &registry, identity: &identity, now, remote: remote.clone(), emergency };
     let mut results = Vec::new();
     if is_sync {
         let (outcomes, summaries) = apply::sync_all(&ctx, &plans).await;
@@ -258,6 +273,10 @@ fn describe(step: &Step) -> String {
         Step::Verify => "verify with the issuer".into(),
         Step::Promote => "promote to current".into(),
         Step::Retire { version, reason } => format!("retire v{version} ({reason})"),
+        Step::Abort { version: Some(v) } => {
+            format!("abort: put the current version back where v{v} went, then revoke v{v}")
+        }
+        Step::Abort { version: None } => "abort: close a rotation that never saved a new value".into(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Issuers: where token values come from. `random` mints locally; `manual`
 //! never invents a value (a person supplies it with `set`).
 
+mod chitty;
+mod command;
 mod manual;
 mod random;
 
@@ -19,6 +21,10 @@ pub struct IssueRequest<'a> {
     pub ttl: Option<TimeDelta>,
     pub description: Option<&'a str>,
     pub now: DateTime<Utc>,
+    /// A tag that is also in the rotation journal, sent where the service
+    /// keeps a description, so a token minted but never recorded (the
+    /// process died in between) can be found and revoked.
+    pub tag: Option<&'a str>,
 }
 
 #[derive(Debug)]
@@ -47,6 +53,12 @@ pub enum IssuerError {
     ManualOnly { token: String, instructions: Option<String> },
     #[error("issuer `{issuer}`: {message}")]
     Failed { issuer: String, message: String },
+    /// The mint may have reached the service, but no answer came back.
+    #[error("issuer `{issuer}`: no answer to the mint ({message}); a token may have been issued")]
+    Uncertain { issuer: String, message: String },
+    /// The service's quota or rate limit: stop, resumable; never retry in a loop.
+    #[error("issuer `{issuer}`: quota or rate limit reached: {message}")]
+    Quota { issuer: String, message: String },
 }
 
 impl IssuerError {
@@ -57,6 +69,12 @@ impl IssuerError {
                 instructions.as_deref().map(|i| format!("{i}; then ")).unwrap_or_default()
             )),
             IssuerError::Failed { .. } => None,
+            IssuerError::Uncertain { .. } => Some(
+                "run `chitty-secrets rotate` again: it records the possibly issued token (see `check`) and mints anew".into(),
+            ),
+            IssuerError::Quota { .. } => Some(
+                "the ID service's quota (1,000 key-value operations a day on the free tier) or the token's rate limit is used up; the rotation is saved as it is: run `chitty-secrets rotate` again later to resume".into(),
+            ),
         }
     }
 }
@@ -74,9 +92,32 @@ pub trait Issuer: Send + Sync {
     async fn revoke(&self, token_id: Option<&str>) -> Result<Revoked, IssuerError>;
 }
 
-pub fn build(policy: &IssuerPolicy) -> Box<dyn Issuer> {
-    match &policy.spec {
+/// What issuers may need: the registry and identity (for `registry:`
+/// credentials). Remote issuers get their own HTTP client.
+#[derive(Clone, Copy, Default)]
+pub struct IssuerEnv<'a> {
+    pub registry: Option<&'a crate::registry::Registry>,
+    pub identity: Option<&'a crate::identity::Identity>,
+}
+
+pub fn build(policy: &IssuerPolicy, env: IssuerEnv<'_>) -> Result<Box<dyn Issuer>, IssuerError> {
+    let credential = || match policy.spec.credential_from().and_then(crate::secret_source::SecretSource::parse) {
+        Some(source) => source.resolve(env.registry, env.identity),
+        None => Err("no credential source".into()),
+    };
+    let http = || {
+        crate::http::Http::new()
+            .map_err(|e| IssuerError::Failed { issuer: policy.name.clone(), message: e.to_string() })
+    };
+    Ok(match &policy.spec {
         IssuerSpec::Random(spec) => Box::new(RandomIssuer::new(&policy.name, spec.clone())),
         IssuerSpec::Manual(spec) => Box::new(ManualIssuer::new(&policy.name, spec.instructions.clone())),
-    }
+        IssuerSpec::Chittyid(spec) => {
+            Box::new(chitty::ChittyidIssuer::new(&policy.name, spec.clone(), http()?, credential()))
+        }
+        IssuerSpec::Chittyauth(spec) => {
+            Box::new(chitty::ChittyauthIssuer::new(&policy.name, spec.clone(), http()?, credential()))
+        }
+        IssuerSpec::Command(spec) => Box::new(command::CommandIssuer::new(&policy.name, spec.clone())),
+    })
 }

@@ -137,8 +137,16 @@ impl Builder {
             let spec = match kind.as_str() {
                 "random" => decode::<RandomSpec>(entry).map(IssuerSpec::Random),
                 "manual" => decode::<ManualSpec>(entry).map(IssuerSpec::Manual),
+                "chittyid" => decode::<ChittyidSpec>(entry).map(IssuerSpec::Chittyid),
+                "chittyauth" => decode::<ChittyauthSpec>(entry).map(IssuerSpec::Chittyauth),
+                "command" => decode::<CommandSpec>(entry).map(IssuerSpec::Command),
                 _ => unreachable!("kind_of accepts only known kinds"),
             };
+            if let Ok(spec) = &spec {
+                for (message, hint) in issuer_problems(&name, spec) {
+                    self.problems.push(Diagnostic::at(file, source, Some(key.span()), message).with_hint(hint));
+                }
+            }
             match spec {
                 Ok(IssuerSpec::Random(r)) if r.bytes == 0 || r.bytes > 1024 => self.problems.push(
                     Diagnostic::at(
@@ -220,6 +228,17 @@ impl Builder {
                     format!("token `{name}` names issuer `{issuer}`, which no policy declares"),
                 ),
             ));
+            if token.renew_fraction.is_some_and(|f| !(0.0..1.0).contains(&f)) {
+                self.problems.push(
+                    Diagnostic::at(
+                        file,
+                        source,
+                        Some(key_span.clone()),
+                        format!("token `{name}`: renew_fraction must be at least 0 and below 1"),
+                    )
+                    .with_hint("e.g. 0.1 renews in the last tenth of the token's lifetime"),
+                );
+            }
             if let (Some(every), Some(ttl)) = (token.rotate_every, token.ttl)
                 && every > ttl
             {
@@ -240,6 +259,7 @@ impl Builder {
                 ttl: token.ttl,
                 rotate_every: token.rotate_every,
                 overlap: token.overlap.unwrap_or(Dur(chrono::TimeDelta::zero())),
+                renew_fraction: token.renew_fraction.unwrap_or(0.1),
                 description: token.description,
                 targets,
                 origin: origin(file, source, key_span.clone()),
@@ -434,6 +454,40 @@ fn toml_problem(file: &Path, source: &str, e: toml::de::Error, fallback: Range<u
 fn origin(file: &Path, source: &str, span: Range<usize>) -> Origin {
     let d = Diagnostic::at(file, source, Some(span), "");
     Origin { file: d.file, line: d.line, col: d.col }
+}
+
+/// What is wrong with an issuer entry, before any request is made.
+fn issuer_problems(name: &str, spec: &IssuerSpec) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let url = match spec {
+        IssuerSpec::Chittyid(c) => Some(&c.url),
+        IssuerSpec::Chittyauth(c) => Some(&c.url),
+        _ => None,
+    };
+    if let Some(url) = url
+        && let Err(e) = crate::http::Http::check_base(url)
+    {
+        out.push((format!("issuer `{name}`: {e}"), "use an https:// URL (http is allowed to loopback only)".into()));
+    }
+    if let Some(from) = spec.credential_from()
+        && crate::secret_source::SecretSource::parse(from).is_none()
+    {
+        out.push((
+            format!("issuer `{name}`: `{from}` does not say where the credential comes from"),
+            "write env:NAME (an environment variable) or registry:TOKEN (a token in this registry); never the secret itself".into(),
+        ));
+    }
+    match spec {
+        IssuerSpec::Chittyauth(c) if c.preset == Preset::Live && c.chitty_id.is_none() => out.push((
+            format!("issuer `{name}`: the live preset needs `chitty_id`, the identity tokens are issued to"),
+            "e.g. chitty_id = \"03-1-USA-1234-P-2601-3-NN\"".into(),
+        )),
+        IssuerSpec::Command(c) if c.command.is_empty() => {
+            out.push((format!("issuer `{name}`: `command` is empty"), "give the program and its arguments".into()))
+        }
+        _ => {}
+    }
+    out
 }
 
 /// What is wrong with a target entry, before any request is made.

@@ -56,10 +56,110 @@ pub struct IssuerPolicy {
 pub enum IssuerSpec {
     Random(RandomSpec),
     Manual(ManualSpec),
+    Chittyid(ChittyidSpec),
+    Chittyauth(ChittyauthSpec),
+    Command(CommandSpec),
 }
 
 impl IssuerSpec {
-    pub const KINDS: &'static [&'static str] = &["random", "manual"];
+    pub const KINDS: &'static [&'static str] = &["random", "manual", "chittyid", "chittyauth", "command"];
+
+    /// Where the issuer's own credential comes from, if it has one.
+    pub fn credential_from(&self) -> Option<&str> {
+        match self {
+            IssuerSpec::Chittyid(c) => Some(&c.admin_password_from),
+            IssuerSpec::Chittyauth(c) => Some(&c.bearer_from),
+            _ => None,
+        }
+    }
+}
+
+/// The ChittyID admin API of the outage runbook: `POST /admin/tokens/generate`
+/// with HTTP basic auth.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChittyidSpec {
+    #[serde(rename = "kind")]
+    pub _kind: String,
+    pub url: String,
+    #[serde(default = "default_admin_user")]
+    pub admin_user: String,
+    /// `env:NAME` or `registry:TOKEN`: never the password itself.
+    pub admin_password_from: String,
+    #[serde(default = "default_generate_path")]
+    pub generate_path: String,
+    /// A cheap check with the new token as bearer; never a mint.
+    #[serde(default = "default_health_path")]
+    pub verify_path: String,
+    /// e.g. `/admin/tokens/{token_id}/revoke`; absent: old tokens retire by expiry.
+    #[serde(default)]
+    pub revoke_path: Option<String>,
+}
+
+fn default_admin_user() -> String {
+    "admin".into()
+}
+fn default_generate_path() -> String {
+    "/admin/tokens/generate".into()
+}
+fn default_health_path() -> String {
+    "/health".into()
+}
+
+/// ChittyAuth: `live` (its public source: provision / validate / revoke) or
+/// `runbook` (`POST /api/tokens/generate` with an existing token).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChittyauthSpec {
+    #[serde(rename = "kind")]
+    pub _kind: String,
+    #[serde(default)]
+    pub preset: Preset,
+    pub url: String,
+    /// The identity tokens are issued to (live preset).
+    #[serde(default)]
+    pub chitty_id: Option<String>,
+    #[serde(default = "default_service")]
+    pub service: String,
+    /// `env:NAME` or `registry:TOKEN`: the admin/service bearer token.
+    pub bearer_from: String,
+    #[serde(default)]
+    pub provision_path: Option<String>,
+    #[serde(default)]
+    pub validate_path: Option<String>,
+    #[serde(default)]
+    pub revoke_path: Option<String>,
+}
+
+fn default_service() -> String {
+    "chittyid".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    #[default]
+    Live,
+    Runbook,
+}
+
+/// Any other service: a program that prints `{"token": …, "token_id": …,
+/// "expires_at": …}` on stdout.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSpec {
+    #[serde(rename = "kind")]
+    pub _kind: String,
+    /// The program and its arguments (the token's name, scopes and ttl
+    /// arrive in the environment: CHITTY_TOKEN_NAME, CHITTY_TOKEN_SCOPES,
+    /// CHITTY_TOKEN_TTL_SECONDS).
+    pub command: Vec<String>,
+    /// Verifies a value given on stdin; exit 0 = valid.
+    #[serde(default)]
+    pub verify: Option<Vec<String>>,
+    /// Revokes the token whose id is in CHITTY_TOKEN_ID.
+    #[serde(default)]
+    pub revoke: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,6 +205,8 @@ pub struct TokenPolicy {
     pub ttl: Option<Dur>,
     pub rotate_every: Option<Dur>,
     pub overlap: Dur,
+    /// `rotate --due` renews when less than this fraction of the lifetime is left.
+    pub renew_fraction: f64,
     pub description: Option<String>,
     pub targets: Vec<TargetPolicy>,
     pub origin: Origin,
@@ -120,6 +222,7 @@ pub(super) struct TokenFields {
     pub ttl: Option<Dur>,
     pub rotate_every: Option<Dur>,
     pub overlap: Option<Dur>,
+    pub renew_fraction: Option<f64>,
     pub description: Option<String>,
 }
 

@@ -87,6 +87,21 @@ pub struct Journal {
     /// The version being rotated in, once minted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
+    /// Set while a mint call may have reached the issuer and its answer is
+    /// not saved yet; the same tag is in the token's description there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mint_tag: Option<String>,
+}
+
+/// A token that may have been minted but was never recorded (the process
+/// died, or the connection broke, between the mint and the save).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Orphan {
+    pub issuer: String,
+    /// Find it at the issuer by this tag in its description.
+    pub tag: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +126,10 @@ pub struct TokenMeta {
     /// Keyed by `ADDRESS#NAME`, e.g. `dotenv:app/.env#API_TOKEN`.
     #[serde(default)]
     pub deliveries: BTreeMap<String, Delivery>,
+    /// Mints that may have happened but were never recorded: `check`
+    /// reports them until someone revokes them and deletes the entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphans: Vec<Orphan>,
 }
 
 impl TokenMeta {
@@ -122,6 +141,7 @@ impl TokenMeta {
             rotation: None,
             versions: Vec::new(),
             deliveries: BTreeMap::new(),
+            orphans: Vec::new(),
         }
     }
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::deliver::{Batch, Item, ItemResult, deliver_all};
 use super::plan::{Step, TokenPlan};
 use crate::identity::Identity;
-use crate::issuer::{self, IssueRequest, Revoked, Verdict};
+use crate::issuer::{self, IssueRequest, IssuerEnv, Revoked, Verdict};
 use crate::policy::{Policy, TokenPolicy};
 use crate::registry::audit::Event;
 use crate::registry::{Delivery, Journal, JournalStep, Registry, Stage, TokenMeta, Values, Version};
@@ -26,6 +26,9 @@ pub struct Context<'a> {
     pub identity: &'a Identity,
     /// The HTTP client and credentials, when any remote target is involved.
     pub remote: Option<Remote>,
+    /// `rotate --emergency`: no overlap; the old token is revoked as soon
+    /// as no target holds it.
+    pub emergency: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -60,6 +63,8 @@ struct Runner<'a> {
     done: Vec<String>,
     /// The version being rotated in, once known.
     incoming: Option<u32>,
+    /// Stopped for a reason a rerun fixes (quota, no answer): exit 4.
+    resumable: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -68,7 +73,7 @@ impl<'a> Runner<'a> {
         let meta = ctx.registry.load(&token.name)?;
         let values = ctx.registry.load_values(&token.name, &ctx.identity.key)?;
         let incoming = meta.pending().map(|v| v.id);
-        Ok(Runner { ctx, token, meta, values, done: Vec::new(), incoming })
+        Ok(Runner { ctx, token, meta, values, done: Vec::new(), incoming, resumable: false })
     }
 
     async fn run(&mut self, steps: &[Step]) -> Outcome {
@@ -105,6 +110,7 @@ impl<'a> Runner<'a> {
                 Step::Verify => self.verify().await,
                 Step::Promote => self.promote(),
                 Step::Retire { version, .. } => self.retire(*version).await,
+                Step::Abort { version } => self.abort(*version).await,
             };
             if let Err(e) = result {
                 return self.stopped(format!("{e:#}"));
@@ -127,10 +133,17 @@ impl<'a> Runner<'a> {
                     p.id
                 ),
             },
+            None if self.resumable || self.meta.rotation.is_some() => Outcome::Partial {
+                done: std::mem::take(&mut self.done),
+                problem,
+                hint: format!("the rotation is saved as it is; run `chitty-secrets rotate {name}` again to resume"),
+            },
             None if !self.done.is_empty() => Outcome::Partial {
                 done: std::mem::take(&mut self.done),
                 problem,
-                hint: format!("fix the problem and run `chitty-secrets sync {name}`; what was delivered is recorded"),
+                hint: format!(
+                    "fix the problem and run `chitty-secrets rotate {name}` again; what was done is recorded"
+                ),
             },
             None => Outcome::Failed { problem, hint: None },
         }
@@ -148,12 +161,64 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// The issuer, with the registry and identity for `registry:` credentials.
+    fn issuer(&self, policy: &crate::policy::IssuerPolicy) -> anyhow::Result<Box<dyn issuer::Issuer>> {
+        let env = IssuerEnv { registry: Some(self.ctx.registry), identity: Some(self.ctx.identity) };
+        Ok(issuer::build(policy, env)?)
+    }
+
+    /// Notes an issuer error; a quota answer makes the run "partial" (exit 4).
+    fn issuer_error(&mut self, e: issuer::IssuerError) -> anyhow::Error {
+        if matches!(e, issuer::IssuerError::Quota { .. } | issuer::IssuerError::Uncertain { .. }) {
+            self.resumable = true;
+        }
+        let hint = e.hint();
+        match hint {
+            Some(h) => anyhow::Error::new(e).context(h),
+            None => anyhow::Error::new(e),
+        }
+    }
+
+    /// An earlier mint that may have reached the issuer and was never saved
+    /// is recorded as a suspected orphan (`check` reports it).
+    fn record_orphan(&mut self) -> anyhow::Result<()> {
+        let Some(Journal { mint_tag: Some(tag), started_at, .. }) = self.meta.rotation.clone() else {
+            return Ok(());
+        };
+        let issuer = self.token.issuer.clone();
+        self.meta.orphans.push(crate::registry::Orphan { issuer: issuer.clone(), tag: tag.clone(), at: started_at });
+        self.meta.rotation = None;
+        self.save()?;
+        let detail = format!(
+            "a token may have been issued by `{issuer}` at {started_at} and never recorded; its description carries [chitty-secrets {tag}]"
+        );
+        self.ctx.registry.audit(
+            Event {
+                event: "rotate.orphan-suspected",
+                token: Some(&self.token.name),
+                version: None,
+                detail: Some(detail),
+            },
+            self.ctx.now,
+        )?;
+        self.done.push(format!("recorded a possibly issued, unrecorded token (tag {tag}): revoke it at `{issuer}`, see `chitty-secrets check`"));
+        Ok(())
+    }
+
     async fn mint(&mut self) -> anyhow::Result<()> {
         let policy = self.ctx.policy;
         let issuer_policy = policy.issuer_of(self.token);
-        let issuer = issuer::build(issuer_policy);
-        // The journal goes to disk before the issuer is called.
-        self.meta.rotation = Some(Journal { started_at: self.ctx.now, step: JournalStep::Minting, version: None });
+        let issuer = self.issuer(issuer_policy)?;
+        self.record_orphan()?;
+        // The journal, with the tag the issuer will see, goes to disk before
+        // the issuer is called.
+        let tag = random_tag();
+        self.meta.rotation = Some(Journal {
+            started_at: self.ctx.now,
+            step: JournalStep::Minting,
+            version: None,
+            mint_tag: Some(tag.clone()),
+        });
         self.save()?;
         crash_point("before-issue");
         let request = IssueRequest {
@@ -162,15 +227,30 @@ impl<'a> Runner<'a> {
             ttl: self.token.ttl.map(|t| t.0),
             description: self.token.description.as_deref(),
             now: self.ctx.now,
+            tag: Some(&tag),
         };
         let issued = match issuer.issue(&request).await {
             Ok(issued) => issued,
+            // No answer: a token may exist. The journal keeps the tag, and the
+            // next run records it as a suspected orphan before minting again.
+            Err(e @ issuer::IssuerError::Uncertain { .. }) => return Err(self.issuer_error(e)),
             Err(e) => {
-                // Nothing was minted: clear the journal so the state is as before.
-                self.meta.rotation = None;
+                // The service answered "no": nothing was minted. A quota
+                // answer leaves the rotation open (resumable); anything else
+                // puts the state back as it was.
+                let quota = matches!(e, issuer::IssuerError::Quota { .. });
+                self.meta.rotation = if quota {
+                    Some(Journal {
+                        started_at: self.ctx.now,
+                        step: JournalStep::Minting,
+                        version: None,
+                        mint_tag: None,
+                    })
+                } else {
+                    None
+                };
                 self.save()?;
-                let hint = e.hint();
-                return Err(anyhow::Error::new(e).context(hint.unwrap_or_default()));
+                return Err(self.issuer_error(e));
             }
         };
         let id = self.meta.next_version_id();
@@ -194,8 +274,12 @@ impl<'a> Runner<'a> {
             origin: "issued".into(),
             placeholder: false,
         });
-        self.meta.rotation =
-            Some(Journal { started_at: self.ctx.now, step: JournalStep::Delivering, version: Some(id) });
+        self.meta.rotation = Some(Journal {
+            started_at: self.ctx.now,
+            step: JournalStep::Delivering,
+            version: Some(id),
+            mint_tag: None,
+        });
         self.save()?;
         self.incoming = Some(id);
         self.audit("rotate.mint", id, Some(format!("issuer {}", issuer_policy.name)))?;
@@ -256,8 +340,12 @@ impl<'a> Runner<'a> {
     async fn verify(&mut self) -> anyhow::Result<()> {
         let version = self.incoming.ok_or_else(|| anyhow::anyhow!("nothing to verify"))?;
         let value = self.value(version)?;
-        let issuer = issuer::build(self.ctx.policy.issuer_of(self.token));
-        match issuer.verify(&value).await? {
+        let issuer = self.issuer(self.ctx.policy.issuer_of(self.token))?;
+        let verdict = match issuer.verify(&value).await {
+            Ok(v) => v,
+            Err(e) => return Err(self.issuer_error(e)),
+        };
+        match verdict {
             Verdict::Valid => {
                 self.done.push(format!("verified v{version} with issuer `{}`", issuer.name()));
                 Ok(())
@@ -269,7 +357,9 @@ impl<'a> Runner<'a> {
     fn promote(&mut self) -> anyhow::Result<()> {
         let version = self.incoming.ok_or_else(|| anyhow::anyhow!("nothing to promote"))?;
         crash_point("before-promote");
-        let retire_after = self.ctx.now + self.token.overlap.0;
+        // An emergency (a leaked token) keeps no overlap.
+        let overlap = if self.ctx.emergency { chrono::TimeDelta::zero() } else { self.token.overlap.0 };
+        let retire_after = self.ctx.now + overlap;
         for v in &mut self.meta.versions {
             if v.stage == Stage::Current {
                 v.stage = Stage::Previous;
@@ -282,6 +372,80 @@ impl<'a> Runner<'a> {
         self.save()?;
         self.audit("rotate.promote", version, None)?;
         self.done.push(format!("promoted v{version} to current"));
+        Ok(())
+    }
+
+    /// `rotate --abort`: `current` goes back wherever `pending` went (each
+    /// target recorded as it lands), then `pending` is revoked. Without a
+    /// current version to put back, targets holding `pending` would be left
+    /// with a revoked token: refused.
+    async fn abort(&mut self, version: Option<u32>) -> anyhow::Result<()> {
+        let Some(pending) = version else {
+            self.record_orphan()?;
+            self.meta.rotation = None;
+            self.save()?;
+            self.done.push("closed a rotation that never saved a new value".into());
+            return Ok(());
+        };
+        let held: Vec<(String, String)> = self
+            .meta
+            .deliveries
+            .iter()
+            .filter(|(_, d)| d.version == pending)
+            .filter_map(|(k, _)| k.rsplit_once('#').map(|(a, n)| (a.to_string(), n.to_string())))
+            .collect();
+        let current = self.meta.current().map(|v| v.id);
+        if !held.is_empty() {
+            let Some(current) = current else {
+                anyhow::bail!(
+                    "v{pending} is the only value {} targets hold, and there is no current version to put back; finish the rotation instead (`chitty-secrets rotate {}`)",
+                    held.len(),
+                    self.token.name
+                );
+            };
+            let mut by_target: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+            for (address, name) in held {
+                by_target.entry(address).or_default().push(name);
+            }
+            let steps: Vec<Step> = by_target
+                .into_iter()
+                .map(|(target, names)| Step::Deliver { target, names, version: Some(current), reason: "abort".into() })
+                .collect();
+            let failures = self.deliver(&steps.iter().collect::<Vec<_>>()).await?;
+            if !failures.is_empty() {
+                anyhow::bail!(
+                    "could not put v{current} back everywhere ({}); v{pending} is not revoked: run `rotate --abort` again",
+                    failures.join("; ")
+                );
+            }
+        }
+        let issuer_name = self.meta.versions.iter().find(|v| v.id == pending).map(|v| v.issuer.clone());
+        let token_id = self.meta.versions.iter().find(|v| v.id == pending).and_then(|v| v.token_id.clone());
+        let revoked = match issuer_name.as_ref().and_then(|n| self.ctx.policy.issuers.get(n)) {
+            Some(p) => match self.issuer(p)?.revoke(token_id.as_deref()).await {
+                Ok(r) => r,
+                Err(e) => return Err(self.issuer_error(e)),
+            },
+            None => Revoked::NotSupported,
+        };
+        let now = self.ctx.now;
+        let v = self.meta.version_mut(pending).ok_or_else(|| anyhow::anyhow!("v{pending} is not in the registry"))?;
+        match revoked {
+            Revoked::Revoked => {
+                v.stage = Stage::Revoked;
+                v.revoked_at = Some(now);
+            }
+            Revoked::NotSupported => {
+                v.stage = Stage::Retired;
+                v.retired_at = Some(now);
+            }
+        }
+        let stage = v.stage;
+        self.meta.rotation = None;
+        self.incoming = None;
+        self.save()?;
+        self.audit("rotate.abort", pending, Some(format!("v{pending} {}", stage.as_str())))?;
+        self.done.push(format!("aborted: v{pending} {}", stage.as_str()));
         Ok(())
     }
 
@@ -303,10 +467,15 @@ impl<'a> Runner<'a> {
             .map(|v| v.issuer.clone())
             .ok_or_else(|| anyhow::anyhow!("v{version} is not in the registry"))?;
         let token_id = self.meta.versions.iter().find(|v| v.id == version).and_then(|v| v.token_id.clone());
+        crash_point("before-revoke");
         let revoked = match self.ctx.policy.issuers.get(&issuer_name) {
-            Some(p) => issuer::build(p).revoke(token_id.as_deref()).await?,
+            Some(p) => match self.issuer(p)?.revoke(token_id.as_deref()).await {
+                Ok(r) => r,
+                Err(e) => return Err(self.issuer_error(e)),
+            },
             None => Revoked::NotSupported,
         };
+        crash_point("after-revoke");
         let now = self.ctx.now;
         let v = self.meta.version_mut(version).expect("found above");
         match revoked {
@@ -331,6 +500,13 @@ impl<'a> Runner<'a> {
         self.done.push(format!("{} v{version}", stage.as_str()));
         Ok(())
     }
+}
+
+/// Eight random hex digits, to find a token at its issuer by description.
+fn random_tag() -> String {
+    let mut b = [0u8; 4];
+    let _ = getrandom::getrandom(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Dies at once, as `kill -9` would, when the crash hook names this point.

@@ -27,8 +27,11 @@ pub enum Observed {
 
 #[derive(Debug, Clone, Copy)]
 pub enum Mode<'a> {
-    /// `rotate`: `only` empty means every token; `due_only` is `--due`.
-    Rotate { only: &'a [String], due_only: bool },
+    /// `rotate`: `only` empty means every token; `due_only` is `--due`;
+    /// `emergency` (a leaked token) keeps no overlap.
+    Rotate { only: &'a [String], due_only: bool, emergency: bool },
+    /// `rotate --abort`: put `current` back where `pending` went, revoke `pending`.
+    Abort { only: &'a [String] },
     /// `sync`: deliver `current` where a target lacks it.
     Sync { only: &'a [String] },
 }
@@ -63,6 +66,10 @@ pub enum Step {
         version: u32,
         reason: String,
     },
+    /// Undo a pending rotation (None: only a journal, nothing minted yet).
+    Abort {
+        version: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -85,7 +92,14 @@ pub fn plan(
         let empty = TokenMeta::new(name);
         let meta = metas.get(name).unwrap_or(&empty);
         let steps = match mode {
-            Mode::Rotate { only, due_only } if selected(name, only) => rotate_steps(policy, token, meta, now, due_only),
+            Mode::Rotate { only, due_only, emergency } if selected(name, only) => {
+                rotate_steps(policy, token, meta, now, due_only, emergency)
+            }
+            Mode::Abort { only } if selected(name, only) => match (meta.pending(), &meta.rotation) {
+                (Some(p), _) => vec![Step::Abort { version: Some(p.id) }],
+                (None, Some(_)) => vec![Step::Abort { version: None }],
+                (None, None) => Vec::new(),
+            },
             Mode::Sync { only } if selected(name, only) => sync_steps(token, meta, observed),
             _ => continue,
         };
@@ -102,6 +116,7 @@ fn rotate_steps(
     meta: &TokenMeta,
     now: DateTime<Utc>,
     due_only: bool,
+    emergency: bool,
 ) -> Vec<Step> {
     let mut steps = Vec::new();
     let manual = matches!(policy.issuer_of(token).spec, IssuerSpec::Manual(_));
@@ -116,6 +131,7 @@ fn rotate_steps(
             (Some(j), _) if j.step == JournalStep::Minting => {
                 Some("an earlier rotation stopped before its new value was saved".to_string())
             }
+            _ if emergency => Some("emergency: the current token is treated as leaked".to_string()),
             (_, Some(due)) => Some(due),
             (_, None) if !due_only => Some("requested".to_string()),
             _ => None,
@@ -153,10 +169,15 @@ fn rotate_steps(
         }
         steps.push(Step::Verify);
         steps.push(Step::Promote);
-        if token.overlap.0 <= TimeDelta::zero()
+        if (emergency || token.overlap.0 <= TimeDelta::zero())
             && let Some(current) = meta.current()
         {
-            steps.push(Step::Retire { version: current.id, reason: "replaced, and the policy sets no overlap".into() });
+            let reason = if emergency {
+                "emergency: revoked as soon as no target holds it"
+            } else {
+                "replaced, and the policy sets no overlap"
+            };
+            steps.push(Step::Retire { version: current.id, reason: reason.into() });
         }
     }
     for previous in meta.versions.iter().filter(|v| v.stage == Stage::Previous) {
@@ -224,8 +245,10 @@ pub fn due_reason(token: &TokenPolicy, meta: &TokenMeta, now: DateTime<Utc>) -> 
         ));
     }
     if let Some(expires) = current.expires_at {
-        // Renew in the last tenth of the lifetime (a week without a ttl).
-        let window = token.ttl.map_or(TimeDelta::days(7), |ttl| ttl.0 / 10);
+        // Renew in the last `renew_fraction` of the lifetime (default a
+        // tenth; the lifetime is the ttl, or what this version was given).
+        let lifetime = token.ttl.map_or(expires - current.created_at, |ttl| ttl.0);
+        let window = TimeDelta::milliseconds((lifetime.num_milliseconds() as f64 * token.renew_fraction) as i64);
         if expires - now <= window {
             return Some(if expires <= now {
                 format!("v{} expired {} ago", current.id, ago(now, expires))

@@ -58,7 +58,13 @@ fn metas(meta: TokenMeta) -> BTreeMap<String, TokenMeta> {
 #[test]
 fn a_new_token_is_minted_delivered_verified_promoted() {
     let p = policy(POLICY);
-    let plans = plan(&p, &BTreeMap::new(), &Observations::new(), now(), Mode::Rotate { only: &[], due_only: true });
+    let plans = plan(
+        &p,
+        &BTreeMap::new(),
+        &Observations::new(),
+        now(),
+        Mode::Rotate { only: &[], due_only: true, emergency: false },
+    );
     assert_eq!(plans.len(), 1);
     let steps = &plans[0].steps;
     assert!(matches!(&steps[0], Step::Mint { reason } if reason == "has no value yet"));
@@ -72,7 +78,13 @@ fn nothing_is_due_right_after_a_rotation() {
     let mut meta = TokenMeta::new("A");
     meta.versions.push(version(1, Stage::Current, now() - TimeDelta::days(1)));
     delivered(&mut meta, 1);
-    let plans = plan(&p, &metas(meta.clone()), &Observations::new(), now(), Mode::Rotate { only: &[], due_only: true });
+    let plans = plan(
+        &p,
+        &metas(meta.clone()),
+        &Observations::new(),
+        now(),
+        Mode::Rotate { only: &[], due_only: true, emergency: false },
+    );
     assert!(plans.is_empty(), "{plans:?}");
     let plans = plan(&p, &metas(meta), &Observations::new(), now(), Mode::Sync { only: &[] });
     assert!(plans.is_empty(), "{plans:?}");
@@ -103,7 +115,13 @@ fn a_pending_version_is_resumed_only_where_not_delivered() {
         TokenMeta::delivery_key("dotenv:app/.env", "A"),
         Delivery { version: 2, at: now(), remote_updated_at: None },
     );
-    let plans = plan(&p, &metas(meta), &Observations::new(), now(), Mode::Rotate { only: &[], due_only: true });
+    let plans = plan(
+        &p,
+        &metas(meta),
+        &Observations::new(),
+        now(),
+        Mode::Rotate { only: &[], due_only: true, emergency: false },
+    );
     let steps = &plans[0].steps;
     assert!(matches!(&steps[0], Step::Resume { version: 2, .. }));
     assert!(matches!(&steps[1], Step::Deliver { names, version: Some(2), .. } if names == &["A_ALIAS"]));
@@ -117,7 +135,13 @@ fn previous_retires_after_the_overlap() {
     old.retire_after = Some(now() - TimeDelta::hours(1));
     meta.versions.push(old);
     meta.versions.push(version(2, Stage::Current, now() - TimeDelta::days(1)));
-    let plans = plan(&p, &metas(meta), &Observations::new(), now(), Mode::Rotate { only: &[], due_only: true });
+    let plans = plan(
+        &p,
+        &metas(meta),
+        &Observations::new(),
+        now(),
+        Mode::Rotate { only: &[], due_only: true, emergency: false },
+    );
     assert!(matches!(&plans[0].steps[..], [Step::Retire { version: 1, .. }]), "{plans:?}");
 }
 
@@ -146,7 +170,13 @@ fn a_previous_version_a_target_still_holds_is_not_retired() {
     meta.versions.push(old);
     meta.versions.push(version(2, Stage::Current, now() - TimeDelta::days(1)));
     delivered(&mut meta, 1);
-    let plans = plan(&p, &metas(meta.clone()), &Observations::new(), now(), Mode::Rotate { only: &[], due_only: true });
+    let plans = plan(
+        &p,
+        &metas(meta.clone()),
+        &Observations::new(),
+        now(),
+        Mode::Rotate { only: &[], due_only: true, emergency: false },
+    );
     assert!(plans.is_empty(), "{plans:?}");
     let plans = plan(&p, &metas(meta), &Observations::new(), now(), Mode::Sync { only: &[] });
     assert!(matches!(&plans[0].steps[..], [Step::Deliver { version: Some(2), .. }]), "{plans:?}");
