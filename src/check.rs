@@ -165,6 +165,16 @@ fn check_token(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta, cur
             Some("add a [[tokens.NAME.targets]] entry, or remove the token"),
         );
     }
+    for orphan in &meta.orphans {
+        c.add(
+            Severity::Error,
+            "orphan-suspected",
+            Some(name),
+            meta_at.clone(),
+            format!("a token may have been issued by `{}` at {} and never recorded (a run stopped between the mint and the save)", orphan.issuer, orphan.at.format("%Y-%m-%d %H:%M UTC")),
+            Some("find it at the issuer by `[chitty-secrets TAG]` in its description (TAG is in the token's registry file under orphans), revoke it, then delete that orphans entry"),
+        );
+    }
     if meta.pending().is_some() || meta.rotation.is_some() {
         c.add(
             Severity::Warning,

@@ -54,6 +54,9 @@ pub struct Stats {
 pub struct Http {
     client: reqwest::Client,
     retry: RetryConfig,
+    /// Whether "rate limited" answers are waited out and retried. Not for
+    /// the ID service: its quota answer must stop the run, not loop.
+    retry_rate_limited: bool,
     pub stats: Arc<Stats>,
 }
 
@@ -71,7 +74,14 @@ impl Http {
         if let Some(ms) = std::env::var("CHITTY_SECRETS_RETRY_BASE_MS").ok().and_then(|v| v.parse().ok()) {
             retry.base = Duration::from_millis(ms);
         }
-        Ok(Http { client, retry, stats: Arc::new(Stats::default()) })
+        Ok(Http { client, retry, retry_rate_limited: true, stats: Arc::new(Stats::default()) })
+    }
+
+    /// The same client, handing 429 and other rate-limit answers straight
+    /// back instead of waiting and retrying.
+    pub fn without_rate_limit_retries(mut self) -> Self {
+        self.retry_rate_limited = false;
+        self
     }
 
     /// Refuses plain HTTP except to loopback (tests, local fakes).
@@ -176,6 +186,9 @@ impl Http {
             || (status == StatusCode::FORBIDDEN && (retry_after.is_some() || exhausted));
         if rate_limited {
             self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            if !self.retry_rate_limited {
+                return None;
+            }
             let secs = match (retry_after, header("x-ratelimit-reset").and_then(|v| v.parse::<i64>().ok())) {
                 (Some(secs), _) => secs,
                 (None, Some(reset)) if exhausted => (reset - chrono::Utc::now().timestamp()).max(1) as u64,

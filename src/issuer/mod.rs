@@ -107,6 +107,7 @@ pub fn build(policy: &IssuerPolicy, env: IssuerEnv<'_>) -> Result<Box<dyn Issuer
     };
     let http = || {
         crate::http::Http::new()
+            .map(crate::http::Http::without_rate_limit_retries)
             .map_err(|e| IssuerError::Failed { issuer: policy.name.clone(), message: e.to_string() })
     };
     Ok(match &policy.spec {

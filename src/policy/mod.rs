@@ -469,11 +469,10 @@ fn issuer_problems(name: &str, spec: &IssuerSpec) -> Vec<(String, String)> {
     {
         out.push((format!("issuer `{name}`: {e}"), "use an https:// URL (http is allowed to loopback only)".into()));
     }
-    if let Some(from) = spec.credential_from()
-        && crate::secret_source::SecretSource::parse(from).is_none()
-    {
+    if spec.credential_from().is_some_and(|from| crate::secret_source::SecretSource::parse(from).is_none()) {
         out.push((
-            format!("issuer `{name}`: `{from}` does not say where the credential comes from"),
+            // Not echoed: someone may have pasted the secret itself here.
+            format!("issuer `{name}`: the credential source is not env:NAME or registry:TOKEN (its text is not shown, in case it is a secret)"),
             "write env:NAME (an environment variable) or registry:TOKEN (a token in this registry); never the secret itself".into(),
         ));
     }

@@ -27,6 +27,39 @@ fn bundled_policies_load() {
 }
 
 #[test]
+fn the_chittyos_example_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/chittyos/policies");
+    let policy = load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let token = policy.token("CHITTY_ID_TOKEN").unwrap();
+    assert!(matches!(policy.issuer_of(token).spec, IssuerSpec::Chittyid(_)));
+    let addresses: Vec<String> = token.targets.iter().map(TargetPolicy::address).collect();
+    assert_eq!(
+        addresses,
+        [
+            "dotenv:chittychat/.env",
+            "wrangler:chittyos-unified-platform-production",
+            "github:chittyos/chittyos-services"
+        ]
+    );
+    assert!(matches!(
+        policy.issuer_of(policy.token("CHITTYAUTH_ISSUED_CHAT_TOKEN").unwrap()).spec,
+        IssuerSpec::Chittyauth(_)
+    ));
+}
+
+#[test]
+fn issuer_credentials_must_come_from_env_or_registry() {
+    let text = problems(&[(
+        "a.toml",
+        "[issuers.id]\nkind = \"chittyid\"\nurl = \"http://id.example\"\nadmin_password_from = \"hunter2\"\n[issuers.auth]\nkind = \"chittyauth\"\nurl = \"https://auth.example\"\nbearer_from = \"env:TOKEN\"\n",
+    )]);
+    assert!(text.contains("the credential source is not env:NAME or registry:TOKEN"), "{text}");
+    assert!(!text.contains("hunter2"), "a pasted secret was echoed: {text}");
+    assert!(text.contains("secrets only travel over HTTPS"), "{text}");
+    assert!(text.contains("the live preset needs `chitty_id`"), "{text}");
+}
+
+#[test]
 fn unknown_field_has_line_col_caret_and_suggestion() {
     let text = problems(&[("a.toml", "[tokens.A]\nissuer = \"random\"\nrotate_evry = \"9d\"\n")]);
     assert!(text.contains("a.toml:3:1: unknown field `rotate_evry`"), "{text}");

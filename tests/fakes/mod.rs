@@ -9,6 +9,7 @@
 // `Response` as their error, as axum handlers do.
 #![allow(dead_code, clippy::result_large_err)]
 
+pub mod chitty;
 pub mod cloudflare;
 pub mod github;
 

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, real files, temp dirs.
 
 mod checks;
+mod chitty;
 mod common;
 mod crash;
 #[path = "../fakes/mod.rs"]
