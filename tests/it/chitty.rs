@@ -397,3 +397,24 @@ fn injected_http_failures_leave_the_rotation_pending_and_the_old_token_valid() {
     }
     assert_eq!(s.id.count("POST /admin/tokens/generate"), 4, "a pending rotation never mints again");
 }
+
+#[test]
+fn chittyauth_runbook_preset_generates_with_an_existing_token() {
+    let s = Services::start();
+    let policy = format!(
+        "[issuers.auth]\nkind = \"chittyauth\"\npreset = \"runbook\"\nurl = \"{}\"\nbearer_from = \"env:CHITTY_EXISTING_TOKEN\"\n[tokens.CHITTY_CHAT_TOKEN]\nissuer = \"auth\"\n[[tokens.CHITTY_CHAT_TOKEN.targets]]\nkind = \"dotenv\"\npath = \"chat/.env\"\n",
+        s.id.url()
+    );
+    let p = Project::initialised(&policy);
+    let out = p.command(&["rotate"]).env("CHITTY_EXISTING_TOKEN", chitty::SERVICE_TOKEN).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let value = p.ok(&["get", "CHITTY_CHAT_TOKEN"]).trim_end().to_string();
+    assert!(s.id.is_valid(&value));
+    assert_eq!(s.id.count("POST /api/tokens/generate"), 1);
+    assert_eq!(s.id.count("GET /health"), 1, "verified with GET /health, never a mint");
+    // Without the credential: a clear error naming the variable, nothing minted.
+    let out = p.run(&["rotate"]);
+    assert_eq!(code(&out), 1);
+    assert!(text(&out).contains("the environment variable CHITTY_EXISTING_TOKEN is not set"), "{}", text(&out));
+    assert_eq!(s.id.count("POST /api/tokens/generate"), 1);
+}

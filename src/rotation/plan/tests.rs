@@ -181,3 +181,15 @@ fn a_previous_version_a_target_still_holds_is_not_retired() {
     let plans = plan(&p, &metas(meta), &Observations::new(), now(), Mode::Sync { only: &[] });
     assert!(matches!(&plans[0].steps[..], [Step::Deliver { version: Some(2), .. }]), "{plans:?}");
 }
+
+#[test]
+fn renew_fraction_sets_how_early_expiry_makes_a_token_due() {
+    let p = policy(&POLICY.replace("overlap = \"24h\"", "overlap = \"24h\"\nrenew_fraction = 0.25"));
+    let token = p.token("A").unwrap();
+    let mut meta = TokenMeta::new("A");
+    meta.versions.push(version(1, Stage::Current, now() - TimeDelta::days(10)));
+    meta.versions[0].expires_at = Some(now() + TimeDelta::days(80));
+    assert_eq!(due_reason(token, &meta, now()).unwrap(), "v1 expires in 80d");
+    meta.versions[0].expires_at = Some(now() + TimeDelta::days(100));
+    assert_eq!(due_reason(token, &meta, now()), None);
+}
