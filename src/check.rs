@@ -256,34 +256,12 @@ fn check_targets(
     checked_files: &mut BTreeSet<PathBuf>,
 ) {
     let name = token.name.as_str();
-    let current = meta.current();
     for target in &token.targets {
         let address = target.address();
         let Some(path) = target.dotenv_path(&c.inputs.policy.root) else {
             // Remote targets: offline, only the delivery records can speak.
-            if let Some(cur) = current {
-                for key in &target.names {
-                    let at = Some((address.clone(), None));
-                    match meta.delivered(&address, key) {
-                        None => c.add(
-                            Severity::Warning,
-                            "never-delivered",
-                            Some(name),
-                            at,
-                            format!("{key} was never delivered to {address}"),
-                            Some("run `chitty-secrets sync`"),
-                        ),
-                        Some(d) if d.version != cur.id => c.add(
-                            Severity::Warning,
-                            "stale-delivery",
-                            Some(name),
-                            at,
-                            format!("{key} at {address} was last delivered v{}, current is v{}", d.version, cur.id),
-                            Some("run `chitty-secrets sync`"),
-                        ),
-                        Some(_) => {}
-                    }
-                }
+            for key in &target.names {
+                check_record(c, name, meta, &address, key, (address.clone(), None));
             }
             continue;
         };
@@ -359,28 +337,39 @@ fn check_targets(
                     Some("run `chitty-secrets sync`"),
                 );
             }
-            if let Some(cur) = current {
-                match meta.delivered(&address, key) {
-                    None => c.add(
-                        Severity::Warning,
-                        "never-delivered",
-                        Some(name),
-                        at,
-                        format!("no record that {key} in {shown} was delivered by chitty-secrets"),
-                        Some("run `chitty-secrets sync`"),
-                    ),
-                    Some(d) if d.version != cur.id => c.add(
-                        Severity::Warning,
-                        "stale-delivery",
-                        Some(name),
-                        at,
-                        format!("{key} in {shown} was last delivered v{}, current is v{}", d.version, cur.id),
-                        Some("run `chitty-secrets sync`"),
-                    ),
-                    Some(_) => {}
-                }
-            }
+            check_record(c, name, meta, &address, key, (shown.clone(), Some(*line)));
         }
+    }
+}
+
+/// The delivery record of one name at one target against the current version.
+fn check_record(
+    c: &mut Collector<'_>,
+    token: &str,
+    meta: &TokenMeta,
+    address: &str,
+    key: &str,
+    at: (String, Option<usize>),
+) {
+    let Some(current) = meta.current() else { return };
+    match meta.delivered(address, key) {
+        None => c.add(
+            Severity::Warning,
+            "never-delivered",
+            Some(token),
+            Some(at),
+            format!("no record that {key} at {address} was delivered by chitty-secrets"),
+            Some("run `chitty-secrets sync`"),
+        ),
+        Some(d) if d.version != current.id => c.add(
+            Severity::Warning,
+            "stale-delivery",
+            Some(token),
+            Some(at),
+            format!("{key} at {address} was last delivered v{}, current is v{}", d.version, current.id),
+            Some("run `chitty-secrets sync`"),
+        ),
+        Some(_) => {}
     }
 }
 

@@ -419,28 +419,7 @@ impl<'a> Runner<'a> {
                 );
             }
         }
-        let issuer_name = self.meta.versions.iter().find(|v| v.id == pending).map(|v| v.issuer.clone());
-        let token_id = self.meta.versions.iter().find(|v| v.id == pending).and_then(|v| v.token_id.clone());
-        let revoked = match issuer_name.as_ref().and_then(|n| self.ctx.policy.issuers.get(n)) {
-            Some(p) => match self.issuer(p)?.revoke(token_id.as_deref()).await {
-                Ok(r) => r,
-                Err(e) => return Err(self.issuer_error(e)),
-            },
-            None => Revoked::NotSupported,
-        };
-        let now = self.ctx.now;
-        let v = self.meta.version_mut(pending).ok_or_else(|| anyhow::anyhow!("v{pending} is not in the registry"))?;
-        match revoked {
-            Revoked::Revoked => {
-                v.stage = Stage::Revoked;
-                v.revoked_at = Some(now);
-            }
-            Revoked::NotSupported => {
-                v.stage = Stage::Retired;
-                v.retired_at = Some(now);
-            }
-        }
-        let stage = v.stage;
+        let stage = self.revoke_version(pending).await?;
         self.meta.rotation = None;
         self.incoming = None;
         self.save()?;
@@ -449,24 +428,13 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    async fn retire(&mut self, version: u32) -> anyhow::Result<()> {
-        // Never retire a value a target still holds.
-        let holders: BTreeSet<&str> =
-            self.meta.deliveries.iter().filter(|(_, d)| d.version == version).map(|(k, _)| k.as_str()).collect();
-        if !holders.is_empty() {
-            anyhow::bail!(
-                "v{version} is still held by {}; not retiring it",
-                holders.into_iter().collect::<Vec<_>>().join(", ")
-            );
-        }
-        let issuer_name = self
-            .meta
-            .versions
-            .iter()
-            .find(|v| v.id == version)
-            .map(|v| v.issuer.clone())
+    /// Revokes a version at its issuer (or retires it, where the issuer
+    /// cannot revoke) and marks it so in memory; the caller saves.
+    async fn revoke_version(&mut self, version: u32) -> anyhow::Result<Stage> {
+        let found = self.meta.versions.iter().find(|v| v.id == version);
+        let (issuer_name, token_id) = found
+            .map(|v| (v.issuer.clone(), v.token_id.clone()))
             .ok_or_else(|| anyhow::anyhow!("v{version} is not in the registry"))?;
-        let token_id = self.meta.versions.iter().find(|v| v.id == version).and_then(|v| v.token_id.clone());
         crash_point("before-revoke");
         let revoked = match self.ctx.policy.issuers.get(&issuer_name) {
             Some(p) => match self.issuer(p)?.revoke(token_id.as_deref()).await {
@@ -488,7 +456,20 @@ impl<'a> Runner<'a> {
                 v.retired_at = Some(now);
             }
         }
-        let stage = v.stage;
+        Ok(v.stage)
+    }
+
+    async fn retire(&mut self, version: u32) -> anyhow::Result<()> {
+        // Never retire a value a target still holds.
+        let holders: BTreeSet<&str> =
+            self.meta.deliveries.iter().filter(|(_, d)| d.version == version).map(|(k, _)| k.as_str()).collect();
+        if !holders.is_empty() {
+            anyhow::bail!(
+                "v{version} is still held by {}; not retiring it",
+                holders.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+        let stage = self.revoke_version(version).await?;
         let dropped = self.meta.prune_history();
         self.save()?;
         self.audit(&format!("rotate.{}", stage.as_str()), version, None)?;

@@ -1,13 +1,14 @@
 //! ChittyID / ChittyAuth issuers and crash-safe staged rotation, against
 //! the fake ID service and the fake GitHub and Cloudflare.
 
-use std::process::Output;
+use std::process::{Command, Output};
 
 use crate::common::*;
 use crate::fakes::Faults;
 use crate::fakes::chitty::{self, FakeChitty};
-use crate::fakes::cloudflare::{self, FakeCloudflare};
-use crate::fakes::github::{self, FakeGithub};
+use crate::fakes::cloudflare::FakeCloudflare;
+use crate::fakes::github::FakeGithub;
+use crate::remote::with_fakes;
 
 struct Services {
     id: FakeChitty,
@@ -57,17 +58,14 @@ worker = "platform"
         )
     }
 
+    fn command(&self, p: &Project, args: &[&str]) -> Command {
+        let mut cmd = p.command(args);
+        with_fakes(&mut cmd, &self.gh, &self.cf).env("CHITTY_ADMIN_PASSWORD", chitty::ADMIN_PASSWORD);
+        cmd
+    }
+
     fn run(&self, p: &Project, args: &[&str]) -> Output {
-        p.command(args)
-            .env("CHITTY_ADMIN_PASSWORD", chitty::ADMIN_PASSWORD)
-            .env("GITHUB_API_URL", self.gh.url())
-            .env("GITHUB_TOKEN", github::TOKEN)
-            .env("CLOUDFLARE_API_BASE_URL", self.cf.url())
-            .env("CLOUDFLARE_API_TOKEN", cloudflare::TOKEN)
-            .env("CLOUDFLARE_ACCOUNT_ID", cloudflare::ACCOUNT)
-            .env("CHITTY_SECRETS_RETRY_BASE_MS", "1")
-            .output()
-            .unwrap()
+        self.command(p, args).output().unwrap()
     }
 
     fn ok(&self, p: &Project, args: &[&str]) -> String {
@@ -321,17 +319,7 @@ fn killed_at_any_step_the_rotation_is_finished_by_the_next_run() {
         s.ok(&p, &["rotate"]);
         let v1 = p.ok(&["get", "CHITTY_ID_TOKEN"]).trim_end().to_string();
 
-        let out = p
-            .command(&["rotate"])
-            .env("CHITTY_ADMIN_PASSWORD", chitty::ADMIN_PASSWORD)
-            .env("GITHUB_API_URL", s.gh.url())
-            .env("GITHUB_TOKEN", github::TOKEN)
-            .env("CLOUDFLARE_API_BASE_URL", s.cf.url())
-            .env("CLOUDFLARE_API_TOKEN", cloudflare::TOKEN)
-            .env("CLOUDFLARE_ACCOUNT_ID", cloudflare::ACCOUNT)
-            .env("CHITTY_SECRETS_CRASH_AT", point)
-            .output()
-            .unwrap();
+        let out = s.command(&p, &["rotate"]).env("CHITTY_SECRETS_CRASH_AT", point).output().unwrap();
         assert_eq!(out.status.code(), None, "{point}: expected SIGKILL: {}", text(&out));
         for (place, held) in s.held(&p) {
             let held = held.unwrap_or_else(|| panic!("{point}: {place} holds nothing"));

@@ -1,6 +1,6 @@
 //! GitHub and Cloudflare delivery against the fakes.
 
-use std::process::Output;
+use std::process::{Command, Output};
 
 use crate::common::*;
 use crate::fakes::Faults;
@@ -52,6 +52,17 @@ kind = "wrangler"
 worker = "api"
 "#;
 
+/// Points a command at the fake GitHub and Cloudflare, with their
+/// credentials, and shortens retry backoff.
+pub fn with_fakes<'c>(cmd: &'c mut Command, gh: &FakeGithub, cf: &FakeCloudflare) -> &'c mut Command {
+    cmd.env("GITHUB_API_URL", gh.url())
+        .env("GITHUB_TOKEN", github::TOKEN)
+        .env("CLOUDFLARE_API_BASE_URL", cf.url())
+        .env("CLOUDFLARE_API_TOKEN", cloudflare::TOKEN)
+        .env("CLOUDFLARE_ACCOUNT_ID", cloudflare::ACCOUNT)
+        .env("CHITTY_SECRETS_RETRY_BASE_MS", "1")
+}
+
 struct Remote {
     gh: FakeGithub,
     cf: FakeCloudflare,
@@ -70,15 +81,7 @@ impl Remote {
     }
 
     fn run(&self, p: &Project, args: &[&str]) -> Output {
-        p.command(args)
-            .env("GITHUB_API_URL", self.gh.url())
-            .env("GITHUB_TOKEN", github::TOKEN)
-            .env("CLOUDFLARE_API_BASE_URL", self.cf.url())
-            .env("CLOUDFLARE_API_TOKEN", cloudflare::TOKEN)
-            .env("CLOUDFLARE_ACCOUNT_ID", cloudflare::ACCOUNT)
-            .env("CHITTY_SECRETS_RETRY_BASE_MS", "1")
-            .output()
-            .unwrap()
+        with_fakes(&mut p.command(args), &self.gh, &self.cf).output().unwrap()
     }
 
     fn ok(&self, p: &Project, args: &[&str]) -> String {
