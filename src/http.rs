@@ -117,28 +117,7 @@ impl Http {
         url: &str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, HttpError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let last = attempt >= self.retry.max_attempts;
-            let wait = match build().send().await {
-                Ok(response) => match self.retry_wait(&response, attempt) {
-                    Some(_) if last => return Ok(response),
-                    Some(Wait::After(wait)) => wait,
-                    Some(Wait::TooLong(secs)) => {
-                        return Err(HttpError::RateLimited { method, url: url.to_string(), wait: secs });
-                    }
-                    None => return Ok(response),
-                },
-                Err(error) if last || !(error.is_connect() || error.is_timeout() || error.is_request()) => {
-                    return Err(HttpError::Transport { method, url: url.to_string(), error: describe(&error) });
-                }
-                Err(_) => self.backoff(attempt),
-            };
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(wait).await;
-        }
+        self.send_as(true, method, url, build).await
     }
 
     /// Sends a request that must not be repeated once it may have reached
@@ -150,20 +129,41 @@ impl Http {
         url: &str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, HttpError> {
+        self.send_as(false, method, url, build).await
+    }
+
+    async fn send_as(
+        &self,
+        repeatable: bool,
+        method: Method,
+        url: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, HttpError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            match build().send().await {
-                Ok(response) => return Ok(response),
-                Err(error) if error.is_connect() && attempt < self.retry.max_attempts => {
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                }
-                Err(error) => {
+            let last = attempt >= self.retry.max_attempts;
+            let wait = match build().send().await {
+                Ok(response) if !repeatable => return Ok(response),
+                Ok(response) => match self.retry_wait(&response, attempt) {
+                    Some(_) if last => return Ok(response),
+                    Some(Wait::After(wait)) => wait,
+                    Some(Wait::TooLong(secs)) => {
+                        return Err(HttpError::RateLimited { method, url: url.to_string(), wait: secs });
+                    }
+                    None => return Ok(response),
+                },
+                // A request that may have been sent is repeated only when repeatable.
+                Err(error)
+                    if last || !(error.is_connect() || (repeatable && (error.is_timeout() || error.is_request()))) =>
+                {
                     return Err(HttpError::Transport { method, url: url.to_string(), error: describe(&error) });
                 }
-            }
+                Err(_) => self.backoff(attempt),
+            };
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
         }
     }
 
