@@ -406,3 +406,34 @@ fn chittyauth_runbook_preset_generates_with_an_existing_token() {
     assert!(text(&out).contains("the environment variable CHITTY_EXISTING_TOKEN is not set"), "{}", text(&out));
     assert_eq!(s.id.count("POST /api/tokens/generate"), 1);
 }
+
+/// No token value shows up in any output of the remote paths, failures
+/// included (only `get` hands values out).
+#[test]
+fn token_values_never_appear_in_output_of_remote_commands() {
+    let s = Services::start();
+    let p = Project::initialised(&s.policy("0s"));
+    let mut outputs = vec![s.run(&p, &["rotate"])];
+    s.gh.control.set_faults(Faults { fail_percent: 100, ..Faults::default() });
+    s.cf.state.not_deployed.lock().unwrap().insert("platform".into());
+    for args in [
+        &["rotate"][..],
+        &["sync", "--verify"],
+        &["plan"],
+        &["check", "--online"],
+        &["status", "--json"],
+        &["rotate", "--abort"],
+    ] {
+        outputs.push(s.run(&p, args));
+    }
+    s.gh.control.set_faults(Faults::default());
+    s.cf.state.not_deployed.lock().unwrap().clear();
+    outputs.push(s.run(&p, &["rotate", "--emergency", "CHITTY_ID_TOKEN"]));
+    let values: Vec<String> = s.id.tokens().into_iter().map(|t| t.token).collect();
+    assert!(values.len() >= 2, "{values:?}");
+    for out in &outputs {
+        for v in &values {
+            assert!(!text(out).contains(v.as_str()), "a token value leaked: {}", text(out));
+        }
+    }
+}

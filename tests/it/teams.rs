@@ -39,6 +39,15 @@ fn keys_add_lets_a_member_read_and_keys_remove_locks_them_out() {
     p.ok(&["keys", "remove", &bob_pub]);
     assert_eq!(can_read_all(&p, &bob), [false, false]);
     assert_eq!(can_read_all(&p, &owner), [true, true]);
+
+    // A recipients file adds every key in it.
+    let (carol, carol_pub) = member(&p, "carol");
+    let (dave, dave_pub) = member(&p, "dave");
+    std::fs::write(p.path("team.txt"), format!("# the team\n{carol_pub}\n{dave_pub}\n")).unwrap();
+    let out = p.ok(&["keys", "add", p.path("team.txt").to_str().unwrap()]);
+    assert!(out.contains("2 recipients added"), "{out}");
+    assert_eq!(can_read_all(&p, &carol), [true, true]);
+    assert_eq!(can_read_all(&p, &dave), [true, true]);
     let log = p.read(".chitty-secrets/audit.log");
     assert!(log.contains("\"event\":\"keys.remove\""), "{log}");
 }
