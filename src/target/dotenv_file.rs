@@ -126,6 +126,11 @@ pub fn can_carry(value: &Secret) -> bool {
 /// The value as the writer will put it in the file, or `None` if no form is
 /// read back identically by every common parser.
 fn encode(value: &str) -> Option<Zeroizing<String>> {
+    // An empty value is written `''`: bare, `KEY= # note` would leave the
+    // comment where the value starts, which parsers read differently.
+    if value.is_empty() {
+        return Some(Zeroizing::new("''".to_string()));
+    }
     let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@+-".contains(c);
     if value.chars().all(plain) {
         return Some(Zeroizing::new(value.to_string()));

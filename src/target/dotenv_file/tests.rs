@@ -45,6 +45,13 @@ fn quoting_follows_the_portable_rules() {
 }
 
 #[test]
+fn an_empty_value_is_written_quoted() {
+    let after = set("K=a # note\n", "K", "");
+    assert_eq!(after, "K='' # note\n");
+    assert_eq!(dotenvy_reads(&after), [("K".to_string(), String::new())]);
+}
+
+#[test]
 fn an_empty_value_before_a_comment_stays_separate() {
     let after = set("K= # fill me\n", "K", "v");
     assert_eq!(after, "K= v # fill me\n");
