@@ -34,10 +34,6 @@ impl Values {
     pub fn retain(&mut self, keep: impl Fn(u32) -> bool) {
         self.versions.retain(|id, _| keep(*id));
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &Secret)> {
-        self.versions.iter().map(|(id, s)| (*id, s))
-    }
 }
 
 #[derive(Serialize)]

@@ -51,6 +51,16 @@ fn delivered(meta: &mut TokenMeta, version: u32) {
     }
 }
 
+/// What `rotate --due` would do now.
+fn rotate_due(p: &Policy, metas: &BTreeMap<String, TokenMeta>) -> Vec<TokenPlan> {
+    plan(p, metas, &Observations::new(), now(), Mode::Rotate { only: &[], due_only: true, emergency: false })
+}
+
+/// What `sync` would do now, given what the .env files were seen to hold.
+fn sync(p: &Policy, metas: &BTreeMap<String, TokenMeta>, seen: &Observations) -> Vec<TokenPlan> {
+    plan(p, metas, seen, now(), Mode::Sync { only: &[] })
+}
+
 fn metas(meta: TokenMeta) -> BTreeMap<String, TokenMeta> {
     BTreeMap::from([(meta.name.clone(), meta)])
 }
@@ -58,13 +68,7 @@ fn metas(meta: TokenMeta) -> BTreeMap<String, TokenMeta> {
 #[test]
 fn a_new_token_is_minted_delivered_verified_promoted() {
     let p = policy(POLICY);
-    let plans = plan(
-        &p,
-        &BTreeMap::new(),
-        &Observations::new(),
-        now(),
-        Mode::Rotate { only: &[], due_only: true, emergency: false },
-    );
+    let plans = rotate_due(&p, &BTreeMap::new());
     assert_eq!(plans.len(), 1);
     let steps = &plans[0].steps;
     assert!(matches!(&steps[0], Step::Mint { reason } if reason == "has no value yet"));
@@ -78,15 +82,9 @@ fn nothing_is_due_right_after_a_rotation() {
     let mut meta = TokenMeta::new("A");
     meta.versions.push(version(1, Stage::Current, now() - TimeDelta::days(1)));
     delivered(&mut meta, 1);
-    let plans = plan(
-        &p,
-        &metas(meta.clone()),
-        &Observations::new(),
-        now(),
-        Mode::Rotate { only: &[], due_only: true, emergency: false },
-    );
+    let plans = rotate_due(&p, &metas(meta.clone()));
     assert!(plans.is_empty(), "{plans:?}");
-    let plans = plan(&p, &metas(meta), &Observations::new(), now(), Mode::Sync { only: &[] });
+    let plans = sync(&p, &metas(meta), &Observations::new());
     assert!(plans.is_empty(), "{plans:?}");
 }
 
@@ -115,13 +113,7 @@ fn a_pending_version_is_resumed_only_where_not_delivered() {
         TokenMeta::delivery_key("dotenv:app/.env", "A"),
         Delivery { version: 2, at: now(), remote_updated_at: None },
     );
-    let plans = plan(
-        &p,
-        &metas(meta),
-        &Observations::new(),
-        now(),
-        Mode::Rotate { only: &[], due_only: true, emergency: false },
-    );
+    let plans = rotate_due(&p, &metas(meta));
     let steps = &plans[0].steps;
     assert!(matches!(&steps[0], Step::Resume { version: 2, .. }));
     assert!(matches!(&steps[1], Step::Deliver { names, version: Some(2), .. } if names == &["A_ALIAS"]));
@@ -135,13 +127,7 @@ fn previous_retires_after_the_overlap() {
     old.retire_after = Some(now() - TimeDelta::hours(1));
     meta.versions.push(old);
     meta.versions.push(version(2, Stage::Current, now() - TimeDelta::days(1)));
-    let plans = plan(
-        &p,
-        &metas(meta),
-        &Observations::new(),
-        now(),
-        Mode::Rotate { only: &[], due_only: true, emergency: false },
-    );
+    let plans = rotate_due(&p, &metas(meta));
     assert!(matches!(&plans[0].steps[..], [Step::Retire { version: 1, .. }]), "{plans:?}");
 }
 
@@ -154,7 +140,7 @@ fn sync_uses_observations_over_records() {
     let mut seen = Observations::new();
     seen.insert(("A".into(), "dotenv:app/.env#A".into()), Observed::Differs);
     seen.insert(("A".into(), "dotenv:app/.env#A_ALIAS".into()), Observed::Holds);
-    let plans = plan(&p, &metas(meta), &seen, now(), Mode::Sync { only: &[] });
+    let plans = sync(&p, &metas(meta), &seen);
     assert!(
         matches!(&plans[0].steps[..], [Step::Deliver { names, reason, .. }] if names == &["A"] && reason.contains("edited by hand")),
         "{plans:?}"
@@ -170,15 +156,9 @@ fn a_previous_version_a_target_still_holds_is_not_retired() {
     meta.versions.push(old);
     meta.versions.push(version(2, Stage::Current, now() - TimeDelta::days(1)));
     delivered(&mut meta, 1);
-    let plans = plan(
-        &p,
-        &metas(meta.clone()),
-        &Observations::new(),
-        now(),
-        Mode::Rotate { only: &[], due_only: true, emergency: false },
-    );
+    let plans = rotate_due(&p, &metas(meta.clone()));
     assert!(plans.is_empty(), "{plans:?}");
-    let plans = plan(&p, &metas(meta), &Observations::new(), now(), Mode::Sync { only: &[] });
+    let plans = sync(&p, &metas(meta), &Observations::new());
     assert!(matches!(&plans[0].steps[..], [Step::Deliver { version: Some(2), .. }]), "{plans:?}");
 }
 
