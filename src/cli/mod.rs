@@ -244,12 +244,7 @@ pub async fn observe_remote(
     remote: &Remote,
     seen: &mut Observations,
 ) -> anyhow::Result<Vec<Unmanaged>> {
-    let mut targets: BTreeMap<String, &crate::policy::TargetPolicy> = BTreeMap::new();
-    for token in policy.tokens.values() {
-        for t in token.targets.iter().filter(|t| t.is_remote()) {
-            targets.entry(t.address()).or_insert(t);
-        }
-    }
+    let targets = policy.remote_targets();
     let lists = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
         let target = crate::target::build(t, &policy.root, Some(remote))?;
         Ok::<_, crate::target::TargetError>((address.clone(), target.list().await?.unwrap_or_default()))

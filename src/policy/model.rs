@@ -39,6 +39,15 @@ impl Policy {
         self.tokens.get(name)
     }
 
+    /// Every remote target once, by address (several tokens may share one).
+    pub fn remote_targets(&self) -> BTreeMap<String, &TargetPolicy> {
+        let mut out = BTreeMap::new();
+        for t in self.tokens.values().flat_map(|t| &t.targets).filter(|t| t.is_remote()) {
+            out.entry(t.address()).or_insert(t);
+        }
+        out
+    }
+
     pub fn issuer_of(&self, token: &TokenPolicy) -> &IssuerPolicy {
         // Validation guarantees every token's issuer exists.
         &self.issuers[&token.issuer]

@@ -630,14 +630,15 @@ pub async fn sync_all(ctx: &Context<'_>, plans: &[TokenPlan]) -> (Vec<(String, O
 /// it wrote, under names no policy declares at that target any more.
 /// Nothing the records do not name is ever deleted.
 pub async fn prune(ctx: &Context<'_>, remote: &Remote) -> anyhow::Result<Vec<String>> {
-    let mut declared: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut targets = std::collections::BTreeMap::new();
-    for token in ctx.policy.tokens.values() {
-        for t in token.targets.iter().filter(|t| t.is_remote()) {
-            targets.entry(t.address()).or_insert(t);
-            declared.extend(t.names.iter().map(|n| (t.address(), n.to_ascii_uppercase())));
-        }
-    }
+    let targets = ctx.policy.remote_targets();
+    let declared: BTreeSet<(String, String)> = ctx
+        .policy
+        .tokens
+        .values()
+        .flat_map(|t| &t.targets)
+        .filter(|t| t.is_remote())
+        .flat_map(|t| t.names.iter().map(|n| (t.address(), n.to_ascii_uppercase())))
+        .collect();
     let mut lines = Vec::new();
     for name in ctx.registry.token_names()? {
         let mut meta = ctx.registry.load(&name)?;
