@@ -13,8 +13,9 @@ use crate::identity::Identity;
 use crate::placeholder::placeholder_reason;
 use crate::policy::{Dur, Policy, TokenPolicy};
 use crate::registry::{Registry, TokenMeta};
+use crate::rotation::due::{Due, due};
 use crate::secret::Secret;
-use crate::target::dotenv_file::DotenvFile;
+use crate::targets::dotenv_file::DotenvFile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -229,22 +230,26 @@ fn check_token(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta, cur
             );
         }
     }
-    if let Some(every) = token.rotate_every
-        && now - current.created_at >= every.0
-    {
-        c.add(
+    // The planner's own due rule, so `check` and `rotate --due` agree.
+    let already_expiring = current.expires_at.is_some_and(|e| e - now <= c.inputs.window);
+    match due(token, meta, now) {
+        Some(d @ Due::Age { .. }) => c.add(
             Severity::Warning,
             "rotation-due",
             Some(name),
             policy_at,
-            format!(
-                "{name} v{} is {} old (rotate_every {})",
-                current.id,
-                Dur::human(now - current.created_at),
-                Dur::human(every.0)
-            ),
+            format!("{name} {d}"),
             Some("run `chitty-secrets rotate --due`"),
-        );
+        ),
+        Some(d @ Due::Expiring { .. }) if !already_expiring => c.add(
+            Severity::Warning,
+            "rotation-due",
+            Some(name),
+            policy_at,
+            format!("{name} {d}: inside its renewal window (renew_fraction)"),
+            Some("run `chitty-secrets rotate --due`"),
+        ),
+        _ => {}
     }
 }
 

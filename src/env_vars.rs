@@ -10,7 +10,3 @@ pub const KEYRING_SERVICE: &str = "CHITTY_SECRETS_KEYRING_SERVICE";
 pub const NO_KEYRING: &str = "CHITTY_SECRETS_NO_KEYRING";
 /// `true` inside GitHub Actions: printed values are masked first.
 pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
-/// Testing hook: the executor kills its own process (SIGKILL) on reaching
-/// the named point, e.g. `after-mint`, `after-deliver`, `before-promote`.
-/// Lets the tests prove that a run killed anywhere is resumed by the next.
-pub const CRASH_AT: &str = "CHITTY_SECRETS_CRASH_AT";

@@ -77,6 +77,12 @@ impl Http {
         Ok(Http { client, retry, retry_rate_limited: true, stats: Arc::new(Stats::default()) })
     }
 
+    /// The same client (and connection pool) with counters of its own, so
+    /// one service's "slow down" does not pace another's writes.
+    pub fn with_own_stats(&self) -> Self {
+        Http { stats: Arc::new(Stats::default()), ..self.clone() }
+    }
+
     /// The same client, handing 429 and other rate-limit answers straight
     /// back instead of waiting and retrying.
     pub fn without_rate_limit_retries(mut self) -> Self {
@@ -86,16 +92,7 @@ impl Http {
 
     /// Refuses plain HTTP except to loopback (tests, local fakes).
     pub fn check_base(url: &str) -> Result<reqwest::Url, HttpError> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| HttpError::Insecure(format!("`{url}` is not a URL: {e}")))?;
-        let host = parsed.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
-        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        match parsed.scheme() {
-            "https" => Ok(parsed),
-            "http" if loopback => Ok(parsed),
-            _ => Err(HttpError::Insecure(format!(
-                "refusing `{url}`: secrets only travel over HTTPS (plain http is allowed to loopback only)"
-            ))),
-        }
+        crate::endpoint::check_base(url).map_err(HttpError::Insecure)
     }
 
     /// The spacing between writes once a service has said "slow down":

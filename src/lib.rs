@@ -4,7 +4,11 @@
 
 pub mod check;
 pub mod cli;
+pub mod crash;
+pub mod endpoint;
+pub mod engine;
 pub mod env_vars;
+pub mod error;
 pub mod fsutil;
 pub mod http;
 pub mod identity;
@@ -15,5 +19,4 @@ pub mod registry;
 pub mod rotation;
 pub mod scan;
 pub mod secret;
-pub mod secret_source;
-pub mod target;
+pub mod targets;

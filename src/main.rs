@@ -2,10 +2,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use chitty_secrets::cli::{self, Cli, Hinted, actions, exit};
-use chitty_secrets::identity::IdentityError;
+use chitty_secrets::cli::{self, Cli, actions};
+use chitty_secrets::error::{self, exit};
 use chitty_secrets::policy::PolicyError;
-use chitty_secrets::registry::RegistryError;
 
 fn main() -> ExitCode {
     let args = Cli::parse();
@@ -47,19 +46,8 @@ fn report(error: &anyhow::Error) -> u8 {
     for cause in error.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }
-    let mut code = exit::FAILURE;
-    let hint = error.chain().find_map(|cause| {
-        if let Some(h) = cause.downcast_ref::<Hinted>() {
-            code = h.code;
-            Some(h.hint.clone())
-        } else if let Some(r) = cause.downcast_ref::<RegistryError>() {
-            r.hint()
-        } else {
-            cause.downcast_ref::<IdentityError>().map(|i| i.hint().to_string())
-        }
-    });
-    if let Some(hint) = hint {
+    for hint in error::hints(error) {
         eprintln!("hint: {hint}");
     }
-    code
+    error::exit_code(error)
 }

@@ -26,11 +26,8 @@ impl Secret {
     /// Constant-time comparison, so comparing a .env value with the registry
     /// does not leak how many leading bytes matched.
     pub fn same_as(&self, other: &Secret) -> bool {
-        let (a, b) = (self.expose().as_bytes(), other.expose().as_bytes());
-        if a.len() != b.len() {
-            return false;
-        }
-        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        use subtle::ConstantTimeEq;
+        self.expose().as_bytes().ct_eq(other.expose().as_bytes()).into()
     }
 }
 

@@ -3,10 +3,9 @@
 
 use serde::Serialize;
 
-use super::{Globals, actions, exit, parse_duration};
+use super::{Globals, Need, actions, exit, parse_duration};
 use crate::check::{self, Finding, Inputs, Severity};
 use crate::env_vars;
-use crate::issuer::{self, Verdict};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -37,90 +36,35 @@ struct Report<'a> {
 }
 
 pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
-    let policy = g.policy()?;
-    let registry = g.registry()?;
     // No identity is needed; one that is there (and readable) is used.
-    let identity = if args.online { Some(g.identity()?) } else { g.optional_identity().ok().flatten() };
+    let ws = g.workspace(if args.online { Need::Required } else { Need::IfReadable })?;
     let mut identity_files = vec![crate::identity::config_file()];
     identity_files.extend(g.cli.identity.clone());
     identity_files.extend(std::env::var_os(env_vars::IDENTITY_FILE).map(Into::into));
     let inputs = Inputs {
-        policy: &policy,
-        registry: &registry,
-        identity: identity.as_ref(),
+        policy: &ws.policy,
+        registry: &ws.registry,
+        identity: ws.identity.as_ref(),
         identity_files,
-        now: g.now(),
+        now: ws.now,
         window: chrono::TimeDelta::from_std(args.window).unwrap_or(chrono::TimeDelta::MAX),
     };
     let mut findings = check::run(&inputs)?;
     let mut service_calls = 0;
-    if let Some(identity) = &identity
-        && args.online
-    {
-        for (name, token) in &policy.tokens {
-            let meta = registry.load(name)?;
-            let Some(current) = meta.current() else {
-                continue;
-            };
-            let values = registry.load_values(name, &identity.key)?;
-            let Some(value) = values.get(current.id) else {
-                continue;
-            };
-            service_calls += 1;
-            let env = issuer::IssuerEnv { registry: Some(&registry), identity: Some(identity) };
-            if let Verdict::Invalid(why) = issuer::build(policy.issuer_of(token), env)?.verify(value).await? {
-                findings.push(Finding {
-                    severity: Severity::Error,
-                    code: "issuer-rejects",
-                    token: Some(name.clone()),
-                    file: None,
-                    line: None,
-                    message: format!("issuer `{}` says {name} v{} is not valid: it {why}", token.issuer, current.id),
-                    hint: Some("run `chitty-secrets rotate`".into()),
-                });
-            }
-        }
-        // One list call per remote target: names and `updated_at`, never values.
-        if super::needs_remote(&policy, &[]) {
-            let remote = crate::target::Remote::from_env()?;
-            let metas = super::load_metas(&policy, &registry)?;
-            let mut seen = crate::rotation::Observations::new();
-            super::observe_remote(&policy, &metas, &remote, &mut seen).await?;
-            service_calls += remote.http.stats.requests.load(std::sync::atomic::Ordering::Relaxed) as usize;
-            for ((token, key), observed) in seen {
-                let (code, what) = match observed {
-                    crate::rotation::Observed::Missing => ("remote-missing", "is missing"),
-                    crate::rotation::Observed::Differs => {
-                        ("remote-changed", "was changed by someone else since it was delivered")
-                    }
-                    crate::rotation::Observed::Holds => continue,
-                };
-                let (address, name) = key.rsplit_once('#').unwrap_or((&key, ""));
-                findings.push(Finding {
-                    severity: Severity::Error,
-                    code,
-                    token: Some(token.clone()),
-                    file: Some(address.to_string()),
-                    line: None,
-                    message: format!("{name} at {address} {what}"),
-                    hint: Some("run `chitty-secrets sync --verify`".into()),
-                });
-            }
-        }
+    if args.online {
+        let (online, calls) = ws.check_online().await?;
+        findings.extend(online);
+        service_calls = calls;
         findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     }
+    let compared = ws.identity.is_some();
     let failed = findings.iter().any(|f| f.severity >= args.fail_on);
     if args.json {
-        let report = Report {
-            findings: &findings,
-            service_calls,
-            values_compared: identity.is_some(),
-            fail_on: args.fail_on,
-            failed,
-        };
+        let report =
+            Report { findings: &findings, service_calls, values_compared: compared, fail_on: args.fail_on, failed };
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_human(&findings, service_calls, identity.is_some());
+        print_human(&findings, service_calls, compared);
     }
     annotate_for_actions(&findings);
     Ok(if failed { exit::FINDINGS } else { exit::OK })

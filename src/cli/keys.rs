@@ -203,7 +203,7 @@ fn rekey(registry: &Registry, key: &age::x25519::Identity) -> anyhow::Result<usi
     let mut first = true;
     Ok(registry.rekey_all(key, |_| {
         if first {
-            crate::rotation::apply::crash_point("rekey-after-first-file");
+            crate::crash::point("rekey-after-first-file");
             first = false;
         }
     })?)

@@ -16,7 +16,6 @@ mod scan;
 mod set;
 mod status;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,20 +23,12 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
+use crate::engine::{Live, Workspace};
 use crate::identity::{self, Identity};
 use crate::policy::{self, Dur, Policy};
-use crate::registry::{Registry, TokenMeta};
-use crate::rotation::{Observations, Observed};
-use crate::target::Remote;
+use crate::registry::Registry;
 
-/// Exit codes, as the README documents them.
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const FAILURE: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const FINDINGS: u8 = 3;
-    pub const PARTIAL: u8 = 4;
-}
+pub use crate::error::{Hinted, exit};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -184,117 +175,33 @@ impl Globals<'_> {
     pub fn lock(&self, registry: &Registry) -> anyhow::Result<crate::registry::RegistryLock> {
         Ok(registry.lock(self.cli.lock_timeout)?)
     }
-}
 
-/// Metadata of every token the policy declares (fresh records for new ones).
-pub fn load_metas(policy: &Policy, registry: &Registry) -> anyhow::Result<BTreeMap<String, TokenMeta>> {
-    policy.tokens.keys().map(|name| Ok((name.clone(), registry.load(name)?))).collect()
-}
-
-/// Reads every readable target (.env files) and compares it with the
-/// current value (needs the identity).
-pub async fn observe(
-    policy: &Policy,
-    registry: &Registry,
-    identity: &Identity,
-    metas: &BTreeMap<String, TokenMeta>,
-) -> anyhow::Result<Observations> {
-    let mut seen = Observations::new();
-    for (name, meta) in metas {
-        let (Some(token), Some(current)) = (policy.token(name), meta.current()) else {
-            continue;
+    /// The engine's view of the project, with the real backends. The
+    /// policy is read first (its errors come first), then the registry,
+    /// then the identity as the command needs it.
+    pub fn workspace(&self, need: Need) -> anyhow::Result<Workspace> {
+        let policy = self.policy()?;
+        let registry = self.registry()?;
+        let identity = match need {
+            Need::Nothing => None,
+            Need::Optional => self.optional_identity()?,
+            Need::IfReadable => self.optional_identity().ok().flatten(),
+            Need::Required => Some(self.identity()?),
         };
-        if token.targets.iter().all(|t| t.is_remote()) {
-            continue;
-        }
-        let values = registry.load_values(name, &identity.key)?;
-        let Some(value) = values.get(current.id) else {
-            continue;
-        };
-        for target_policy in token.targets.iter().filter(|t| !t.is_remote()) {
-            let target = crate::target::build(target_policy, &policy.root, None)?;
-            let Some(read) = target.read(&target_policy.names).await? else {
-                continue;
-            };
-            for (n, got) in target_policy.names.iter().zip(read) {
-                let observed = match got {
-                    Some(v) if v.same_as(value) => Observed::Holds,
-                    Some(_) => Observed::Differs,
-                    None => Observed::Missing,
-                };
-                seen.insert((name.clone(), TokenMeta::delivery_key(target.address(), n)), observed);
-            }
-        }
+        let backends = Box::new(Live::new(policy.root.clone()));
+        Ok(Workspace { policy, registry, identity, now: self.now(), lock_timeout: self.cli.lock_timeout, backends })
     }
-    Ok(seen)
 }
 
-/// A name on a remote that no policy declares there: reported, never touched.
-pub struct Unmanaged {
-    pub address: String,
-    pub name: String,
-}
-
-/// Lists every remote target once (names and `updated_at`, never values):
-/// a declared name that is gone is `Missing`, one changed since our write
-/// (GitHub's `updated_at`) is `Differs`; everything else there is unmanaged.
-pub async fn observe_remote(
-    policy: &Policy,
-    metas: &BTreeMap<String, TokenMeta>,
-    remote: &Remote,
-    seen: &mut Observations,
-) -> anyhow::Result<Vec<Unmanaged>> {
-    let targets = policy.remote_targets();
-    let lists = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
-        let target = crate::target::build(t, &policy.root, Some(remote))?;
-        Ok::<_, crate::target::TargetError>((address.clone(), target.list().await?.unwrap_or_default()))
-    }))
-    .await;
-    let mut unmanaged = Vec::new();
-    for listed in lists {
-        let (address, listed) = listed?;
-        let mut declared = Vec::new();
-        for (name, token) in &policy.tokens {
-            let Some(meta) = metas.get(name) else { continue };
-            for t in token.targets.iter().filter(|t| t.address() == address) {
-                for n in &t.names {
-                    declared.push(n.to_ascii_uppercase());
-                    let key = TokenMeta::delivery_key(&address, n);
-                    let observed =
-                        match (listed.iter().find(|s| s.name.eq_ignore_ascii_case(n)), meta.delivered(&address, n)) {
-                            (None, _) => Some(Observed::Missing),
-                            (Some(s), Some(d))
-                                if s.updated_at.is_some()
-                                    && d.remote_updated_at.is_some()
-                                    && s.updated_at != d.remote_updated_at =>
-                            {
-                                Some(Observed::Differs)
-                            }
-                            // Present and untouched: the delivery records decide.
-                            _ => None,
-                        };
-                    if let Some(o) = observed {
-                        seen.insert((name.clone(), key), o);
-                    }
-                }
-            }
-        }
-        for s in listed {
-            if !declared.contains(&s.name.to_ascii_uppercase()) {
-                unmanaged.push(Unmanaged { address: address.clone(), name: s.name });
-            }
-        }
-    }
-    Ok(unmanaged)
-}
-
-/// Whether any selected token delivers to a remote target.
-pub fn needs_remote(policy: &Policy, only: &[String]) -> bool {
-    policy
-        .tokens
-        .values()
-        .filter(|t| only.is_empty() || only.contains(&t.name))
-        .any(|t| t.targets.iter().any(|x| x.is_remote()))
+/// What a command needs of the identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Nothing,
+    /// Used when configured; a configured one that cannot be read is an error.
+    Optional,
+    /// Used when configured and readable.
+    IfReadable,
+    Required,
 }
 
 /// Reads a whole value from stdin; strips one trailing newline (what `echo`
@@ -317,32 +224,6 @@ pub fn read_stdin_value() -> anyhow::Result<crate::secret::Secret> {
         }
     }
     Ok(crate::secret::Secret::new(text.as_str()))
-}
-
-/// A token name the policy must declare, with a suggestion when it does not.
-pub fn known_token<'p>(policy: &'p Policy, name: &str) -> anyhow::Result<&'p crate::policy::TokenPolicy> {
-    policy.token(name).ok_or_else(|| {
-        let hint = match policy::closest(name, policy.tokens.keys().map(String::as_str)) {
-            Some(c) => format!("did you mean `{c}`?"),
-            None => format!("declare it as [tokens.{name}] in a policy file"),
-        };
-        Hinted::new(format!("no policy declares the token `{name}`"), hint).into()
-    })
-}
-
-/// An error with what to do next.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Hinted {
-    pub message: String,
-    pub hint: String,
-    pub code: u8,
-}
-
-impl Hinted {
-    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Hinted { message: message.into(), hint: hint.into(), code: exit::FAILURE }
-    }
 }
 
 /// `path` relative to the current directory when it is inside it, for messages.

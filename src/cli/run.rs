@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use super::{Globals, Hinted, exit, known_token};
+use super::{Globals, Hinted, Need, exit};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -16,11 +16,11 @@ pub struct Args {
 }
 
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
-    let policy = g.policy()?;
+    let ws = g.workspace(Need::Nothing)?;
     for name in &args.only {
-        known_token(&policy, name)?;
+        ws.token(name)?;
     }
-    let registry = g.registry()?;
+    let (policy, registry) = (&ws.policy, &ws.registry);
     let identity = g.identity()?;
     let mut command = Command::new(&args.command[0]);
     command.args(&args.command[1..]);

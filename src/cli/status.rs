@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::{Globals, exit, load_metas, parse_duration};
+use super::{Globals, Need, exit, parse_duration};
 use crate::policy::Dur;
 use crate::registry::{Stage, TokenMeta};
 use crate::rotation::due_reason;
@@ -49,10 +49,10 @@ struct DeliveryStatus {
 }
 
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
-    let policy = g.policy()?;
-    let registry = g.registry()?;
-    let metas = load_metas(&policy, &registry)?;
-    let now = g.now();
+    let ws = g.workspace(Need::Nothing)?;
+    let (policy, registry) = (&ws.policy, &ws.registry);
+    let metas = ws.metas()?;
+    let now = ws.now;
     let window = args.expiring.map(|w| TimeDelta::from_std(w).unwrap_or(TimeDelta::MAX));
 
     let mut rows = Vec::new();

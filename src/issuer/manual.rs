@@ -23,10 +23,6 @@ impl Issuer for ManualIssuer {
         &self.name
     }
 
-    fn can_issue(&self) -> bool {
-        false
-    }
-
     async fn issue(&self, request: &IssueRequest<'_>) -> Result<Issued, IssuerError> {
         Err(IssuerError::ManualOnly { token: request.token.to_string(), instructions: self.instructions.clone() })
     }

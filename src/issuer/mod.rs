@@ -3,7 +3,9 @@
 
 mod chitty;
 mod command;
+mod credential;
 mod manual;
+pub mod memory;
 mod random;
 
 use async_trait::async_trait;
@@ -82,10 +84,6 @@ impl IssuerError {
 #[async_trait]
 pub trait Issuer: Send + Sync {
     fn name(&self) -> &str;
-    /// Whether the issuer can mint on its own (false for `manual`).
-    fn can_issue(&self) -> bool {
-        true
-    }
     async fn issue(&self, request: &IssueRequest<'_>) -> Result<Issued, IssuerError>;
     /// A cheap check of a value; never mints.
     async fn verify(&self, value: &Secret) -> Result<Verdict, IssuerError>;
@@ -100,15 +98,16 @@ pub struct IssuerEnv<'a> {
     pub identity: Option<&'a crate::identity::Identity>,
 }
 
-pub fn build(policy: &IssuerPolicy, env: IssuerEnv<'_>) -> Result<Box<dyn Issuer>, IssuerError> {
-    let credential = || match policy.spec.credential_from().and_then(crate::secret_source::SecretSource::parse) {
-        Some(source) => source.resolve(env.registry, env.identity),
+/// Builds the issuer a policy entry describes; `http` gives the run's one
+/// client for issuers that call a service.
+pub fn build(
+    policy: &IssuerPolicy,
+    env: IssuerEnv<'_>,
+    http: impl FnOnce() -> Result<crate::http::Http, IssuerError>,
+) -> Result<Box<dyn Issuer>, IssuerError> {
+    let credential = || match policy.spec.credential_from() {
+        Some(source) => credential::resolve(source, env.registry, env.identity),
         None => Err("no credential source".into()),
-    };
-    let http = || {
-        crate::http::Http::new()
-            .map(crate::http::Http::without_rate_limit_retries)
-            .map_err(|e| IssuerError::Failed { issuer: policy.name.clone(), message: e.to_string() })
     };
     Ok(match &policy.spec {
         IssuerSpec::Random(spec) => Box::new(RandomIssuer::new(&policy.name, spec.clone())),

@@ -83,7 +83,7 @@ mod tests {
     use super::*;
 
     fn issuer(prefix: &str, bytes: usize, encoding: Encoding) -> RandomIssuer {
-        RandomIssuer::new("t", RandomSpec { _kind: "random".into(), prefix: prefix.into(), bytes, encoding })
+        RandomIssuer::new("t", RandomSpec { prefix: prefix.into(), bytes, encoding })
     }
 
     #[tokio::test]

@@ -135,11 +135,11 @@ impl Builder {
                 continue;
             };
             let spec = match kind.as_str() {
-                "random" => decode::<RandomSpec>(entry).map(IssuerSpec::Random),
-                "manual" => decode::<ManualSpec>(entry).map(IssuerSpec::Manual),
-                "chittyid" => decode::<ChittyidSpec>(entry).map(IssuerSpec::Chittyid),
-                "chittyauth" => decode::<ChittyauthSpec>(entry).map(IssuerSpec::Chittyauth),
-                "command" => decode::<CommandSpec>(entry).map(IssuerSpec::Command),
+                "random" => decode_kind::<RandomSpec>(entry).map(IssuerSpec::Random),
+                "manual" => decode_kind::<ManualSpec>(entry).map(IssuerSpec::Manual),
+                "chittyid" => decode_kind::<ChittyidSpec>(entry).map(IssuerSpec::Chittyid),
+                "chittyauth" => decode_kind::<ChittyauthSpec>(entry).map(IssuerSpec::Chittyauth),
+                "command" => decode_kind::<CommandSpec>(entry).map(IssuerSpec::Command),
                 _ => unreachable!("kind_of accepts only known kinds"),
             };
             if let Ok(spec) = &spec {
@@ -296,9 +296,22 @@ impl Builder {
                 continue;
             };
             let spec = match kind.as_str() {
-                "dotenv" => decode::<DotenvSpec>(item).map(TargetSpec::Dotenv),
-                "github" => decode::<GithubSpec>(item).map(TargetSpec::Github),
-                "wrangler" => decode::<WranglerSpec>(item).map(TargetSpec::Wrangler),
+                "dotenv" => decode_kind::<DotenvSpec>(item).map(TargetSpec::Dotenv),
+                "github" => match decode_kind::<GithubFields>(item) {
+                    Ok(fields) => match github_spec(fields, token) {
+                        Ok(spec) => Ok(TargetSpec::Github(spec)),
+                        Err(problems) => {
+                            for (message, hint) in problems {
+                                self.problems.push(
+                                    Diagnostic::at(file, source, Some(item_span.clone()), message).with_hint(hint),
+                                );
+                            }
+                            continue;
+                        }
+                    },
+                    Err(e) => Err(e),
+                },
+                "wrangler" => decode_kind::<WranglerSpec>(item).map(TargetSpec::Wrangler),
                 _ => unreachable!("kind_of accepts only known kinds"),
             };
             let spec = match spec {
@@ -380,13 +393,10 @@ impl Builder {
             self.issuers.entry(builtin.into()).or_insert_with(|| IssuerPolicy {
                 name: builtin.into(),
                 spec: match builtin {
-                    "random" => IssuerSpec::Random(RandomSpec {
-                        _kind: "random".into(),
-                        prefix: String::new(),
-                        bytes: 32,
-                        encoding: Encoding::Hex,
-                    }),
-                    _ => IssuerSpec::Manual(ManualSpec { _kind: "manual".into(), instructions: None }),
+                    "random" => {
+                        IssuerSpec::Random(RandomSpec { prefix: String::new(), bytes: 32, encoding: Encoding::Hex })
+                    }
+                    _ => IssuerSpec::Manual(ManualSpec { instructions: None }),
                 },
                 origin: None,
             });
@@ -446,6 +456,19 @@ fn decode<T: DeserializeOwned>(value: Spanned<DeValue<'_>>) -> Result<T, toml::d
     T::deserialize(ValueDeserializer::from(value))
 }
 
+/// Decodes an entry whose `kind` was already read by [`Builder::kind_of`]:
+/// the kind picks the type, so it is not a field of it.
+fn decode_kind<T: DeserializeOwned>(value: Spanned<DeValue<'_>>) -> Result<T, toml::de::Error> {
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Table(mut table) => {
+            table.remove("kind");
+            decode(Spanned::new(span, DeValue::Table(table)))
+        }
+        other => decode(Spanned::new(span, other)),
+    }
+}
+
 fn toml_problem(file: &Path, source: &str, e: toml::de::Error, fallback: Range<usize>) -> Diagnostic {
     let span = e.span().filter(|s| !s.is_empty() || s.start > 0).unwrap_or(fallback);
     Diagnostic::at(file, source, Some(span), e.message().trim().to_string())
@@ -459,17 +482,12 @@ fn origin(file: &Path, source: &str, span: Range<usize>) -> Origin {
 /// What is wrong with an issuer entry, before any request is made.
 fn issuer_problems(name: &str, spec: &IssuerSpec) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let url = match spec {
-        IssuerSpec::Chittyid(c) => Some(&c.url),
-        IssuerSpec::Chittyauth(c) => Some(&c.url),
-        _ => None,
-    };
-    if let Some(url) = url
-        && let Err(e) = crate::http::Http::check_base(url)
+    if let Some(url) = spec.url()
+        && let Err(e) = crate::endpoint::check_base(url)
     {
         out.push((format!("issuer `{name}`: {e}"), "use an https:// URL (http is allowed to loopback only)".into()));
     }
-    if spec.credential_from().is_some_and(|from| crate::secret_source::SecretSource::parse(from).is_none()) {
+    if spec.credential_from() == Some(&CredentialSource::Invalid) {
         out.push((
             // Not echoed: someone may have pasted the secret itself here.
             format!("issuer `{name}`: the credential source is not env:NAME or registry:TOKEN (its text is not shown, in case it is a secret)"),
@@ -505,39 +523,7 @@ fn target_problems(spec: &TargetSpec, token: &str, names: &[String]) -> Vec<(Str
             }
             None
         }
-        TargetSpec::Github(g) => {
-            match (&g.repo, &g.org) {
-                (Some(_), Some(_)) | (None, None) => out.push((
-                    format!("token `{token}`: a github target needs exactly one of `repo` or `org`"),
-                    "e.g. repo = \"owner/name\" (optionally with environment = \"production\"), or org = \"name\""
-                        .into(),
-                )),
-                (Some(repo), None) if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) => out.push((
-                    format!("token `{token}`: repo `{repo}` is not `owner/name`"),
-                    "write the repository as owner/name".into(),
-                )),
-                (None, Some(_)) if g.environment.is_some() => out.push((
-                    format!("token `{token}`: `environment` goes with `repo`, not `org`"),
-                    "environments belong to a repository".into(),
-                )),
-                _ => {}
-            }
-            if g.org.is_none() && (g.visibility.is_some() || g.selected_repository_ids.is_some()) {
-                out.push((
-                    format!("token `{token}`: `visibility` and `selected_repository_ids` are for organization secrets"),
-                    "remove them, or use org = \"name\"".into(),
-                ));
-            }
-            if g.visibility == Some(Visibility::Selected)
-                && g.selected_repository_ids.as_ref().is_none_or(Vec::is_empty)
-            {
-                out.push((
-                    format!("token `{token}`: visibility = \"selected\" needs selected_repository_ids"),
-                    "list the ids of the repositories that may use the secret".into(),
-                ));
-            }
-            Some(github_name_problem as fn(&str) -> Option<&'static str>)
-        }
+        TargetSpec::Github(_) => Some(github_name_problem as fn(&str) -> Option<&'static str>),
         TargetSpec::Wrangler(w) => {
             let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !valid(&w.worker) || w.env.as_deref().is_some_and(|e| !valid(e)) {
@@ -563,6 +549,61 @@ fn target_problems(spec: &TargetSpec, token: &str, names: &[String]) -> Vec<(Str
         }
     }
     out
+}
+
+/// The validated scope of a github target, or what is wrong with it.
+fn github_spec(g: GithubFields, token: &str) -> Result<GithubSpec, Vec<(String, String)>> {
+    let mut out = Vec::new();
+    if g.org.is_none() && (g.visibility.is_some() || g.selected_repository_ids.is_some()) {
+        out.push((
+            format!("token `{token}`: `visibility` and `selected_repository_ids` are for organization secrets"),
+            "remove them, or use org = \"name\"".into(),
+        ));
+    }
+    if g.visibility == Some(Visibility::Selected) && g.selected_repository_ids.as_ref().is_none_or(Vec::is_empty) {
+        out.push((
+            format!("token `{token}`: visibility = \"selected\" needs selected_repository_ids"),
+            "list the ids of the repositories that may use the secret".into(),
+        ));
+    }
+    let scope = match (g.repo, g.org) {
+        (Some(_), Some(_)) | (None, None) => {
+            out.push((
+                format!("token `{token}`: a github target needs exactly one of `repo` or `org`"),
+                "e.g. repo = \"owner/name\" (optionally with environment = \"production\"), or org = \"name\"".into(),
+            ));
+            None
+        }
+        (Some(repo), None) => match repo.split_once('/') {
+            Some((owner, name)) if !owner.is_empty() && !name.is_empty() && !name.contains('/') => {
+                let (owner, repo) = (owner.to_string(), name.to_string());
+                Some(match g.environment {
+                    Some(environment) => GithubScope::Environment { owner, repo, environment },
+                    None => GithubScope::Repo { owner, repo },
+                })
+            }
+            _ => {
+                out.push((
+                    format!("token `{token}`: repo `{repo}` is not `owner/name`"),
+                    "write the repository as owner/name".into(),
+                ));
+                None
+            }
+        },
+        (None, Some(org)) => {
+            if g.environment.is_some() {
+                out.push((
+                    format!("token `{token}`: `environment` goes with `repo`, not `org`"),
+                    "environments belong to a repository".into(),
+                ));
+            }
+            Some(GithubScope::Org { org, visibility: g.visibility, selected_repository_ids: g.selected_repository_ids })
+        }
+    };
+    match scope {
+        Some(scope) if out.is_empty() => Ok(GithubSpec { scope, names: g.names }),
+        _ => Err(out),
+    }
 }
 
 /// GitHub's rules for secret names, checked before any request.

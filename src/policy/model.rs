@@ -74,10 +74,19 @@ impl IssuerSpec {
     pub const KINDS: &'static [&'static str] = &["random", "manual", "chittyid", "chittyauth", "command"];
 
     /// Where the issuer's own credential comes from, if it has one.
-    pub fn credential_from(&self) -> Option<&str> {
+    pub fn credential_from(&self) -> Option<&CredentialSource> {
         match self {
             IssuerSpec::Chittyid(c) => Some(&c.admin_password_from),
             IssuerSpec::Chittyauth(c) => Some(&c.bearer_from),
+            _ => None,
+        }
+    }
+
+    /// The service URL of an issuer that calls one.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            IssuerSpec::Chittyid(c) => Some(&c.url),
+            IssuerSpec::Chittyauth(c) => Some(&c.url),
             _ => None,
         }
     }
@@ -88,13 +97,11 @@ impl IssuerSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChittyidSpec {
-    #[serde(rename = "kind")]
-    pub _kind: String,
     pub url: String,
     #[serde(default = "default_admin_user")]
     pub admin_user: String,
     /// `env:NAME` or `registry:TOKEN`: never the password itself.
-    pub admin_password_from: String,
+    pub admin_password_from: CredentialSource,
     #[serde(default = "default_generate_path")]
     pub generate_path: String,
     /// A cheap check with the new token as bearer; never a mint.
@@ -120,8 +127,6 @@ fn default_health_path() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChittyauthSpec {
-    #[serde(rename = "kind")]
-    pub _kind: String,
     #[serde(default)]
     pub preset: Preset,
     pub url: String,
@@ -131,7 +136,7 @@ pub struct ChittyauthSpec {
     #[serde(default = "default_service")]
     pub service: String,
     /// `env:NAME` or `registry:TOKEN`: the admin/service bearer token.
-    pub bearer_from: String,
+    pub bearer_from: CredentialSource,
     #[serde(default)]
     pub provision_path: Option<String>,
     #[serde(default)]
@@ -157,8 +162,6 @@ pub enum Preset {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandSpec {
-    #[serde(rename = "kind")]
-    pub _kind: String,
     /// The program and its arguments (the token's name, scopes and ttl
     /// arrive in the environment: CHITTY_TOKEN_NAME, CHITTY_TOKEN_SCOPES,
     /// CHITTY_TOKEN_TTL_SECONDS).
@@ -174,8 +177,6 @@ pub struct CommandSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RandomSpec {
-    #[serde(rename = "kind")]
-    pub _kind: String,
     #[serde(default)]
     pub prefix: String,
     #[serde(default = "default_random_bytes")]
@@ -199,8 +200,6 @@ pub enum Encoding {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManualSpec {
-    #[serde(rename = "kind")]
-    pub _kind: String,
     /// Where a person gets a new value, printed in reminders.
     #[serde(default)]
     pub instructions: Option<String>,
@@ -264,12 +263,25 @@ impl TargetSpec {
 }
 
 /// GitHub Actions secrets of a repository, one of its environments, or an
-/// organization.
+/// organization (validated from [`GithubFields`]).
+#[derive(Debug, Clone)]
+pub struct GithubSpec {
+    pub scope: GithubScope,
+    pub names: Option<Vec<String>>,
+}
+
+/// Where GitHub keeps the secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GithubScope {
+    Repo { owner: String, repo: String },
+    Environment { owner: String, repo: String, environment: String },
+    Org { org: String, visibility: Option<Visibility>, selected_repository_ids: Option<Vec<u64>> },
+}
+
+/// A `kind = "github"` target as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GithubSpec {
-    #[serde(rename = "kind")]
-    pub _kind: String,
+pub(super) struct GithubFields {
     /// `owner/name`.
     #[serde(default)]
     pub repo: Option<String>,
@@ -309,8 +321,6 @@ impl Visibility {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WranglerSpec {
-    #[serde(rename = "kind")]
-    pub _kind: String,
     pub worker: String,
     /// A wrangler environment: the script is `<worker>-<env>`.
     #[serde(default)]
@@ -342,8 +352,6 @@ pub enum Via {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DotenvSpec {
-    #[serde(rename = "kind")]
-    pub _kind: String,
     /// Relative to the project root.
     pub path: PathBuf,
     #[serde(default)]
@@ -356,11 +364,12 @@ impl TargetPolicy {
     pub fn address(&self) -> String {
         match &self.spec {
             TargetSpec::Dotenv(d) => format!("dotenv:{}", d.path.display()),
-            TargetSpec::Github(g) => match (&g.repo, &g.environment, &g.org) {
-                (Some(repo), Some(env), _) => format!("github:{repo}@env:{env}"),
-                (Some(repo), None, _) => format!("github:{repo}"),
-                (None, _, Some(org)) => format!("github:org:{org}"),
-                (None, _, None) => "github:?".into(),
+            TargetSpec::Github(g) => match &g.scope {
+                GithubScope::Repo { owner, repo } => format!("github:{owner}/{repo}"),
+                GithubScope::Environment { owner, repo, environment } => {
+                    format!("github:{owner}/{repo}@env:{environment}")
+                }
+                GithubScope::Org { org, .. } => format!("github:org:{org}"),
             },
             TargetSpec::Wrangler(w) => format!("wrangler:{}", w.script()),
         }
@@ -376,6 +385,48 @@ impl TargetPolicy {
     /// Whether the target lives on a remote service (needs credentials and HTTP).
     pub fn is_remote(&self) -> bool {
         !matches!(self.spec, TargetSpec::Dotenv(_))
+    }
+}
+
+/// Where an issuer's own credential comes from: `env:NAME` or
+/// `registry:TOKEN`, parsed once at load. Never the credential itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    Env(String),
+    Registry(String),
+    /// Neither; refused by validation.
+    Invalid,
+}
+
+impl CredentialSource {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (kind, name) = text.split_once(':')?;
+        let valid = super::is_secret_name(name);
+        match kind {
+            "env" if valid => Some(CredentialSource::Env(name.into())),
+            "registry" if valid => Some(CredentialSource::Registry(name.into())),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CredentialSource::Env(name) => write!(f, "env:{name}"),
+            CredentialSource::Registry(name) => write!(f, "registry:{name}"),
+            CredentialSource::Invalid => write!(f, "(invalid)"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CredentialSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = zeroize::Zeroizing::new(String::deserialize(deserializer)?);
+        // Anything else is kept as `Invalid` (never its text: it may be a
+        // pasted secret) so that validation reports it beside every other
+        // problem of the entry; no loaded policy holds one.
+        Ok(CredentialSource::parse(&text).unwrap_or(CredentialSource::Invalid))
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod audit;
 mod crypto;
+mod lifecycle;
 mod lock;
 mod model;
 
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crypto::{Values, decrypt, encrypt, parse_recipients};
+pub use lifecycle::{LifecycleError, NewVersion};
 pub use lock::RegistryLock;
 pub use model::*;
 
@@ -323,7 +325,7 @@ mod tests {
             retire_after: None,
             retired_at: None,
             revoked_at: None,
-            origin: "issued".into(),
+            origin: ValueOrigin::Issued,
             placeholder: false,
         });
         reg.save(&mut meta).unwrap();

@@ -57,12 +57,73 @@ pub struct Version {
     pub retired_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<DateTime<Utc>>,
-    /// How the value got here: "issued", "set", "import".
-    pub origin: String,
+    /// How the value got here.
+    pub origin: ValueOrigin,
     /// Stored knowingly as a placeholder (`--allow-placeholder`), so that
     /// `check` can flag it without decrypting anything.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub placeholder: bool,
+}
+
+/// How a version's value got into the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueOrigin {
+    /// Minted by the token's issuer during a rotation.
+    Issued,
+    /// Given by a person with `set`.
+    Set,
+    /// Read from a .env file by `import`.
+    Import,
+}
+
+impl ValueOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueOrigin::Issued => "issued",
+            ValueOrigin::Set => "set",
+            ValueOrigin::Import => "import",
+        }
+    }
+}
+
+/// One secret name at one target: the key of a delivery record, written
+/// `ADDRESS#NAME` in the registry file (e.g. `dotenv:app/.env#API_TOKEN`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeliveryKey {
+    /// The target's address, e.g. `github:o/r`.
+    pub target: String,
+    /// The secret's name there.
+    pub name: String,
+}
+
+impl DeliveryKey {
+    pub fn new(target: impl Into<String>, name: impl Into<String>) -> Self {
+        DeliveryKey { target: target.into(), name: name.into() }
+    }
+}
+
+impl std::fmt::Display for DeliveryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.target, self.name)
+    }
+}
+
+impl Serialize for DeliveryKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeliveryKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        // Secret names never hold `#`; an address may, so split at the last.
+        let (target, name) = text
+            .rsplit_once('#')
+            .ok_or_else(|| serde::de::Error::custom(format!("delivery key `{text}` is not ADDRESS#NAME")))?;
+        Ok(DeliveryKey::new(target, name))
+    }
 }
 
 /// One secret name at one target holds one version.
@@ -125,7 +186,7 @@ pub struct TokenMeta {
     pub versions: Vec<Version>,
     /// Keyed by `ADDRESS#NAME`, e.g. `dotenv:app/.env#API_TOKEN`.
     #[serde(default)]
-    pub deliveries: BTreeMap<String, Delivery>,
+    pub deliveries: BTreeMap<DeliveryKey, Delivery>,
     /// Mints that may have happened but were never recorded: `check`
     /// reports them until someone revokes them and deletes the entry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -165,12 +226,8 @@ impl TokenMeta {
         self.versions.iter().map(|v| v.id).max().unwrap_or(0) + 1
     }
 
-    pub fn delivery_key(address: &str, name: &str) -> String {
-        format!("{address}#{name}")
-    }
-
     pub fn delivered(&self, address: &str, name: &str) -> Option<&Delivery> {
-        self.deliveries.get(&Self::delivery_key(address, name))
+        self.deliveries.get(&DeliveryKey::new(address, name))
     }
 
     /// Drops the oldest retired/revoked versions beyond [`KEEP_VERSIONS`];

@@ -8,11 +8,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::policy::{Dur, IssuerSpec, Policy, TokenPolicy};
-use crate::registry::{JournalStep, Stage, TokenMeta};
+use crate::registry::{DeliveryKey, JournalStep, Stage, TokenMeta};
 
 /// What a readable target (a .env file) was seen to hold, keyed by
 /// `(token, ADDRESS#NAME)`. Absent entries were not looked at.
-pub type Observations = BTreeMap<(String, String), Observed>;
+pub type Observations = BTreeMap<(String, DeliveryKey), Observed>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -206,7 +206,7 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
         let mut names = Vec::new();
         let mut reasons = Vec::new();
         for name in &target.names {
-            let key = TokenMeta::delivery_key(&address, name);
+            let key = DeliveryKey::new(address.as_str(), name.as_str());
             let reason = match (observed.get(&(token.name.clone(), key)), meta.delivered(&address, name)) {
                 (Some(Observed::Holds), _) => None,
                 (Some(Observed::Differs), _) => Some(format!("{name} differs from the registry (edited by hand?)")),
@@ -229,35 +229,9 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
     steps
 }
 
-/// Why a token is due for rotation now, or `None`.
+/// Why a token is due for rotation now, or `None` (the one due rule; see [`super::due`]).
 pub fn due_reason(token: &TokenPolicy, meta: &TokenMeta, now: DateTime<Utc>) -> Option<String> {
-    let Some(current) = meta.current() else {
-        return Some("has no value yet".into());
-    };
-    if let Some(every) = token.rotate_every
-        && now - current.created_at >= every.0
-    {
-        return Some(format!(
-            "v{} is {} old (rotate_every {})",
-            current.id,
-            ago(now, current.created_at),
-            Dur::human(every.0)
-        ));
-    }
-    if let Some(expires) = current.expires_at {
-        // Renew in the last `renew_fraction` of the lifetime (default a
-        // tenth; the lifetime is the ttl, or what this version was given).
-        let lifetime = token.ttl.map_or(expires - current.created_at, |ttl| ttl.0);
-        let window = TimeDelta::milliseconds((lifetime.num_milliseconds() as f64 * token.renew_fraction) as i64);
-        if expires - now <= window {
-            return Some(if expires <= now {
-                format!("v{} expired {} ago", current.id, ago(now, expires))
-            } else {
-                format!("v{} expires in {}", current.id, Dur::human(expires - now))
-            });
-        }
-    }
-    None
+    super::due::due(token, meta, now).map(|d| d.to_string())
 }
 
 fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {

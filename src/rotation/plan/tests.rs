@@ -1,5 +1,5 @@
 use super::*;
-use crate::registry::{Delivery, Version};
+use crate::registry::{Delivery, DeliveryKey, ValueOrigin, Version};
 
 fn policy(text: &str) -> Policy {
     let dir = tempfile::tempdir().unwrap();
@@ -37,7 +37,7 @@ fn version(id: u32, stage: Stage, created: DateTime<Utc>) -> Version {
         retire_after: None,
         retired_at: None,
         revoked_at: None,
-        origin: "issued".into(),
+        origin: ValueOrigin::Issued,
         placeholder: false,
     }
 }
@@ -45,7 +45,7 @@ fn version(id: u32, stage: Stage, created: DateTime<Utc>) -> Version {
 fn delivered(meta: &mut TokenMeta, version: u32) {
     for name in ["A", "A_ALIAS"] {
         meta.deliveries.insert(
-            TokenMeta::delivery_key("dotenv:app/.env", name),
+            DeliveryKey::new("dotenv:app/.env", name),
             Delivery { version, at: now(), remote_updated_at: None },
         );
     }
@@ -109,10 +109,8 @@ fn a_pending_version_is_resumed_only_where_not_delivered() {
     meta.versions.push(version(1, Stage::Current, now() - TimeDelta::days(100)));
     meta.versions.push(version(2, Stage::Pending, now()));
     delivered(&mut meta, 1);
-    meta.deliveries.insert(
-        TokenMeta::delivery_key("dotenv:app/.env", "A"),
-        Delivery { version: 2, at: now(), remote_updated_at: None },
-    );
+    meta.deliveries
+        .insert(DeliveryKey::new("dotenv:app/.env", "A"), Delivery { version: 2, at: now(), remote_updated_at: None });
     let plans = rotate_due(&p, &metas(meta));
     let steps = &plans[0].steps;
     assert!(matches!(&steps[0], Step::Resume { version: 2, .. }));
@@ -138,8 +136,8 @@ fn sync_uses_observations_over_records() {
     meta.versions.push(version(1, Stage::Current, now()));
     delivered(&mut meta, 1);
     let mut seen = Observations::new();
-    seen.insert(("A".into(), "dotenv:app/.env#A".into()), Observed::Differs);
-    seen.insert(("A".into(), "dotenv:app/.env#A_ALIAS".into()), Observed::Holds);
+    seen.insert(("A".into(), DeliveryKey::new("dotenv:app/.env", "A")), Observed::Differs);
+    seen.insert(("A".into(), DeliveryKey::new("dotenv:app/.env", "A_ALIAS")), Observed::Holds);
     let plans = sync(&p, &metas(meta), &seen);
     assert!(
         matches!(&plans[0].steps[..], [Step::Deliver { names, reason, .. }] if names == &["A"] && reason.contains("edited by hand")),

@@ -7,6 +7,7 @@ pub mod cloudflare;
 pub mod dotenv;
 pub mod dotenv_file;
 pub mod github;
+pub mod memory;
 
 use std::sync::Arc;
 
@@ -17,17 +18,36 @@ use crate::http::Http;
 use crate::policy::{TargetPolicy, TargetSpec, Via};
 use crate::secret::Secret;
 
-#[derive(Debug, thiserror::Error)]
+/// A target's failure: where, what (with the service's own message), what
+/// to do next, and the service's answer as data.
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{address}: {message}")]
 pub struct TargetError {
     pub address: String,
     pub message: String,
     pub hint: Option<String>,
+    /// The HTTP status the service answered, if it answered.
+    pub status: Option<u16>,
+    /// The service's own error codes (Cloudflare's envelope codes).
+    pub codes: Vec<u64>,
 }
 
 impl TargetError {
     pub fn new(address: &str, message: impl Into<String>, hint: Option<&str>) -> Self {
-        TargetError { address: address.to_string(), message: message.into(), hint: hint.map(str::to_string) }
+        TargetError {
+            address: address.to_string(),
+            message: message.into(),
+            hint: hint.map(str::to_string),
+            status: None,
+            codes: Vec::new(),
+        }
+    }
+
+    /// The same error, noting the service's answer.
+    pub fn answered(mut self, status: u16, codes: Vec<u64>) -> Self {
+        self.status = Some(status);
+        self.codes = codes;
+        self
     }
 }
 
@@ -76,14 +96,25 @@ pub trait Target: Send + Sync {
 /// from the environment, GitHub's pacing and public-key cache.
 #[derive(Clone)]
 pub struct Remote {
+    /// Cloudflare's client.
     pub http: Http,
+    /// GitHub's: the same connection pool, its own counters (its pacing
+    /// reacts to GitHub's "slow down" only).
+    pub github_http: Http,
     pub github: Arc<github::Shared>,
 }
 
 impl Remote {
     pub fn from_env() -> Result<Self, TargetError> {
         let http = Http::new().map_err(|e| TargetError::new("http", e.to_string(), None))?;
-        Ok(Remote { http, github: Arc::new(github::Shared::default()) })
+        Ok(Remote { github_http: http.with_own_stats(), http, github: Arc::new(github::Shared::default()) })
+    }
+
+    /// Requests sent and retried, across every service.
+    pub fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (a, b) = (&self.http.stats, &self.github_http.stats);
+        (a.requests.load(Relaxed) + b.requests.load(Relaxed), a.retries.load(Relaxed) + b.retries.load(Relaxed))
     }
 }
 
@@ -100,7 +131,7 @@ pub fn build(
     };
     Ok(match &policy.spec {
         TargetSpec::Dotenv(spec) => Box::new(dotenv::DotenvTarget::new(address.clone(), root.join(&spec.path))),
-        TargetSpec::Github(spec) => Box::new(github::GithubTarget::new(address.clone(), spec, need_remote()?)?),
+        TargetSpec::Github(spec) => Box::new(github::GithubTarget::new(address.clone(), spec, need_remote()?)),
         TargetSpec::Wrangler(spec) if spec.via == Via::Cli => {
             Box::new(cloudflare::WranglerCli::new(address.clone(), spec.script()))
         }
@@ -111,6 +142,6 @@ pub fn build(
 }
 
 /// Every name gets the same error (a failure before any per-name write).
-pub fn all_failed(items: &[(String, Secret)], error: impl Fn() -> TargetError) -> PutResults {
-    items.iter().map(|(n, _)| (n.clone(), Err(error()))).collect()
+pub fn all_failed(items: &[(String, Secret)], error: &TargetError) -> PutResults {
+    items.iter().map(|(n, _)| (n.clone(), Err(error.clone()))).collect()
 }

@@ -79,13 +79,13 @@ impl CloudflareTarget {
         Ok(url.to_string())
     }
 
-    async fn call(&self, method: Method, url: &str, body: Option<(&str, Vec<u8>)>) -> Result<Response, TargetError> {
+    async fn call(&self, method: Method, url: &str, body: Option<(&str, &[u8])>) -> Result<Response, TargetError> {
         let token = Secret::new(self.env("CLOUDFLARE_API_TOKEN")?);
         let http = &self.remote.http;
         let build = || {
             let r = http.request(method.clone(), url).bearer_auth(token.expose());
             match &body {
-                Some((content_type, bytes)) => r.header("Content-Type", *content_type).body(bytes.clone()),
+                Some((content_type, bytes)) => r.header("Content-Type", *content_type).body(bytes.to_vec()),
                 None => r,
             }
         };
@@ -123,27 +123,31 @@ impl CloudflareTarget {
                 } else {
                     None
                 };
-                Err((status, self.err(format!("{method} {url} → {status}: {text}"), hint)))
+                let error = self.err(format!("{method} {url} → {status}: {text}"), hint);
+                Err((status, error.answered(status.as_u16(), codes)))
             }
-            None => Err((status, self.err(format!("{method} {url} → {status}: not a Cloudflare API answer"), None))),
+            None => Err((
+                status,
+                self.err(format!("{method} {url} → {status}: not a Cloudflare API answer"), None)
+                    .answered(status.as_u16(), Vec::new()),
+            )),
         }
     }
 
     fn no_such_script(error: &TargetError) -> bool {
-        error.message.contains(&format!("({NO_SUCH_SCRIPT})"))
+        error.codes.contains(&NO_SUCH_SCRIPT)
     }
 
     /// One bulk request; `Ok(None)` means the account has no bulk endpoint.
     async fn bulk(&self, chunk: &[(String, Secret)]) -> Result<Option<()>, TargetError> {
         let url = self.url(&["secrets-bulk"])?;
-        let mut secrets = serde_json::Map::new();
-        for (name, value) in chunk {
-            secrets
-                .insert(name.clone(), serde_json::json!({"name": name, "type": "secret_text", "text": value.expose()}));
+        #[derive(serde::Serialize)]
+        struct Bulk<'a> {
+            secrets: std::collections::BTreeMap<&'a str, SecretText<'a>>,
         }
-        let body =
-            zeroize::Zeroizing::new(serde_json::to_vec(&serde_json::json!({ "secrets": secrets })).expect("JSON"));
-        let response = self.call(Method::PATCH, &url, Some(("application/merge-patch+json", body.to_vec()))).await?;
+        let secrets = chunk.iter().map(|(name, value)| (name.as_str(), SecretText::new(name, value))).collect();
+        let body = to_json(&Bulk { secrets });
+        let response = self.call(Method::PATCH, &url, Some(("application/merge-patch+json", &body[..]))).await?;
         match self.envelope(&Method::PATCH, &url, response).await {
             Ok(_) => Ok(Some(())),
             Err((StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED, e)) if !Self::no_such_script(&e) => Ok(None),
@@ -153,11 +157,8 @@ impl CloudflareTarget {
 
     async fn put_one(&self, name: &str, value: &Secret) -> Result<Written, TargetError> {
         let url = self.url(&["secrets"])?;
-        let body = zeroize::Zeroizing::new(
-            serde_json::to_vec(&serde_json::json!({"name": name, "text": value.expose(), "type": "secret_text"}))
-                .expect("JSON"),
-        );
-        let response = self.call(Method::PUT, &url, Some(("application/json", body.to_vec()))).await?;
+        let body = to_json(&SecretText::new(name, value));
+        let response = self.call(Method::PUT, &url, Some(("application/json", &body[..]))).await?;
         self.envelope(&Method::PUT, &url, response).await.map(|_| Written::Written).map_err(|(_, e)| e)
     }
 }
@@ -180,11 +181,7 @@ impl Target for CloudflareTarget {
                         results.push((name.clone(), self.put_one(name, value).await));
                     }
                 }
-                Err(e) => results.extend(all_failed(chunk, || TargetError {
-                    address: e.address.clone(),
-                    message: e.message.clone(),
-                    hint: e.hint.clone(),
-                })),
+                Err(e) => results.extend(all_failed(chunk, &e)),
             }
         }
         results
@@ -289,4 +286,28 @@ impl Target for WranglerCli {
     async fn delete(&self, name: &str) -> Result<(), TargetError> {
         self.run(&["secret", "delete", name, "--name", &self.script, "--force"], None).await
     }
+}
+
+/// A secret as Cloudflare's API takes it; borrowed, so the value is copied
+/// only into the (zeroized) request body.
+#[derive(serde::Serialize)]
+struct SecretText<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+}
+
+impl<'a> SecretText<'a> {
+    fn new(name: &'a str, value: &'a Secret) -> Self {
+        SecretText { name, kind: "secret_text", text: value.expose() }
+    }
+}
+
+/// A JSON body holding values, sized up front so no partial copy is left
+/// behind by a reallocation, and zeroized when dropped.
+fn to_json(body: &impl serde::Serialize) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(4096));
+    serde_json::to_writer(&mut *out, body).expect("a body of strings always serializes");
+    out
 }

@@ -21,7 +21,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::{PutResults, Remote, RemoteSecret, Target, TargetError, Written, all_failed};
 use crate::http::Http;
-use crate::policy::{GithubSpec, Visibility};
+use crate::policy::{GithubScope, GithubSpec, Visibility};
 use crate::secret::Secret;
 
 const MAX_IN_FLIGHT: usize = 8;
@@ -74,37 +74,32 @@ pub struct GithubTarget {
     address: String,
     /// `repos/o/r`, `repos/o/r/environments/e` or `orgs/o`, as path segments.
     scope: Vec<String>,
+    /// Environment secrets have no `actions/` segment in their paths.
+    environment: bool,
     visibility: Option<Visibility>,
     selected_repository_ids: Option<Vec<u64>>,
     remote: Remote,
 }
 
 impl GithubTarget {
-    pub fn new(address: String, spec: &GithubSpec, remote: Remote) -> Result<Self, TargetError> {
-        let mut scope = Vec::new();
-        match (&spec.repo, &spec.org) {
-            (Some(repo), _) => {
-                scope.push("repos".to_string());
-                scope.extend(repo.split('/').map(str::to_string));
-                if let Some(env) = &spec.environment {
-                    scope.push("environments".into());
-                    scope.push(env.clone());
-                }
+    pub fn new(address: String, spec: &GithubSpec, remote: Remote) -> Self {
+        let (segments, visibility, selected) = match &spec.scope {
+            GithubScope::Repo { owner, repo } => (vec!["repos", owner, repo], None, None),
+            GithubScope::Environment { owner, repo, environment } => {
+                (vec!["repos", owner, repo, "environments", environment], None, None)
             }
-            (None, Some(org)) => {
-                scope.push("orgs".into());
-                scope.push(org.clone());
+            GithubScope::Org { org, visibility, selected_repository_ids } => {
+                (vec!["orgs", org], Some(visibility.unwrap_or(Visibility::Private)), selected_repository_ids.clone())
             }
-            (None, None) => return Err(TargetError::new(&address, "needs `repo` or `org`", None)),
-        }
-        let is_org = spec.org.is_some();
-        Ok(GithubTarget {
+        };
+        GithubTarget {
             address,
-            scope,
-            visibility: spec.visibility.or(is_org.then_some(Visibility::Private)),
-            selected_repository_ids: spec.selected_repository_ids.clone(),
+            environment: matches!(spec.scope, GithubScope::Environment { .. }),
+            scope: segments.into_iter().map(str::to_string).collect(),
+            visibility,
+            selected_repository_ids: selected,
             remote,
-        })
+        }
     }
 
     fn err(&self, message: impl Into<String>, hint: Option<&str>) -> TargetError {
@@ -134,7 +129,7 @@ impl GithubTarget {
                 .map_err(|()| self.err(format!("GITHUB_API_URL `{base}` cannot be a base"), None))?;
             segments.pop_if_empty();
             segments.extend(&self.scope);
-            if self.scope.len() != 5 {
+            if !self.environment {
                 segments.push("actions");
             }
             segments.push("secrets");
@@ -145,7 +140,7 @@ impl GithubTarget {
 
     async fn call(&self, method: Method, url: &str, body: Option<&serde_json::Value>) -> Result<Response, TargetError> {
         let token = self.token()?;
-        let http = &self.remote.http;
+        let http = &self.remote.github_http;
         let build = || {
             let r = http
                 .request(method.clone(), url)
@@ -185,7 +180,7 @@ impl GithubTarget {
             }
             _ => None,
         };
-        self.err(message, hint)
+        self.err(message, hint).answered(status.as_u16(), Vec::new())
     }
 
     /// The scope's public key, once per run (shared across targets).
@@ -234,9 +229,9 @@ impl GithubTarget {
             tokio::time::sleep(wait).await;
         }
         // After a "slow down", writes go one at a time, spaced out.
-        if self.remote.http.stats.rate_limited.load(Ordering::Relaxed) > 0 {
+        if self.remote.github_http.stats.rate_limited.load(Ordering::Relaxed) > 0 {
             let _serial = shared.serial.lock().await;
-            tokio::time::sleep(self.remote.http.spacing()).await;
+            tokio::time::sleep(self.remote.github_http.spacing()).await;
             return write.await;
         }
         write.await
@@ -275,11 +270,7 @@ impl Target for GithubTarget {
     async fn put_many(&self, items: &[(String, Secret)]) -> PutResults {
         // A failure to get the key fails every name, with one clear message.
         if let Err(e) = self.public_key(false).await {
-            return all_failed(items, || TargetError {
-                address: e.address.clone(),
-                message: e.message.clone(),
-                hint: e.hint.clone(),
-            });
+            return all_failed(items, &e);
         }
         let writes = items.iter().map(|(name, value)| async move { (name.clone(), self.put_one(name, value).await) });
         futures_util::future::join_all(writes).await

@@ -21,7 +21,7 @@ impl DotenvTarget {
     }
 
     fn error(&self, message: String, hint: Option<&str>) -> TargetError {
-        TargetError { address: self.address.clone(), message, hint: hint.map(str::to_string) }
+        TargetError::new(&self.address, message, hint)
     }
 
     fn write_all(&self, items: &[(String, Secret)]) -> Result<(), TargetError> {
@@ -76,11 +76,7 @@ impl Target for DotenvTarget {
         // One rewrite for all names: all of them land, or none.
         match self.write_all(items) {
             Ok(()) => items.iter().map(|(n, _)| (n.clone(), Ok(Written::Written))).collect(),
-            Err(e) => all_failed(items, || TargetError {
-                address: e.address.clone(),
-                message: e.message.clone(),
-                hint: e.hint.clone(),
-            }),
+            Err(e) => all_failed(items, &e),
         }
     }
 

@@ -1,0 +1,82 @@
+//! Where targets and issuers come from. The engine asks a [`Backends`] for
+//! each one, so tests inject in-memory backends (see [`super::memory`]) and
+//! the binary uses [`Live`]: real files, one HTTP client per run for every
+//! remote target, one for every issuer.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use crate::http::Http;
+use crate::identity::Identity;
+use crate::issuer::{self, Issuer, IssuerEnv, IssuerError};
+use crate::policy::{IssuerPolicy, TargetPolicy};
+use crate::registry::Registry;
+use crate::targets::{self, Remote, Target, TargetError};
+
+pub trait Backends: Send + Sync {
+    /// The target a policy entry describes.
+    fn target(&self, policy: &TargetPolicy) -> Result<Box<dyn Target>, TargetError>;
+    /// The issuer a policy entry describes; `registry:` credentials are read
+    /// with `registry` and `identity`.
+    fn issuer(
+        &self,
+        policy: &IssuerPolicy,
+        registry: &Registry,
+        identity: Option<&Identity>,
+    ) -> Result<Box<dyn Issuer>, IssuerError>;
+    /// Requests sent to remote targets so far, and how many were retries.
+    fn remote_counts(&self) -> (u64, u64) {
+        (0, 0)
+    }
+}
+
+/// The real thing. HTTP clients are made on first use, so a run that
+/// touches no service builds none.
+pub struct Live {
+    root: PathBuf,
+    remote: OnceLock<Result<Remote, String>>,
+    issuer_http: OnceLock<Result<Http, String>>,
+}
+
+impl Live {
+    /// `root` is the project root that relative .env paths resolve against.
+    pub fn new(root: PathBuf) -> Self {
+        Live { root, remote: OnceLock::new(), issuer_http: OnceLock::new() }
+    }
+
+    fn remote(&self, address: &str) -> Result<Remote, TargetError> {
+        self.remote
+            .get_or_init(|| Remote::from_env().map_err(|e| e.message))
+            .clone()
+            .map_err(|why| TargetError::new(address, why, None))
+    }
+}
+
+impl Backends for Live {
+    fn target(&self, policy: &TargetPolicy) -> Result<Box<dyn Target>, TargetError> {
+        let remote = if policy.is_remote() { Some(self.remote(&policy.address())?) } else { None };
+        targets::build(policy, &self.root, remote.as_ref())
+    }
+
+    fn issuer(
+        &self,
+        policy: &IssuerPolicy,
+        registry: &Registry,
+        identity: Option<&Identity>,
+    ) -> Result<Box<dyn Issuer>, IssuerError> {
+        let http = || {
+            self.issuer_http
+                .get_or_init(|| Http::new().map(Http::without_rate_limit_retries).map_err(|e| e.to_string()))
+                .clone()
+                .map_err(|message| IssuerError::Failed { issuer: policy.name.clone(), message })
+        };
+        issuer::build(policy, IssuerEnv { registry: Some(registry), identity }, http)
+    }
+
+    fn remote_counts(&self) -> (u64, u64) {
+        match self.remote.get() {
+            Some(Ok(remote)) => remote.counts(),
+            _ => (0, 0),
+        }
+    }
+}

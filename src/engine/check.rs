@@ -1,0 +1,64 @@
+//! `check --online`: one cheap issuer verify per token (never a mint) and
+//! one listing of each remote target (names only), as findings.
+
+use super::Workspace;
+use crate::check::{Finding, Severity};
+use crate::issuer::Verdict;
+use crate::rotation::{Observations, Observed};
+
+impl Workspace {
+    /// The online findings, and how many calls they cost.
+    pub async fn check_online(&self) -> anyhow::Result<(Vec<Finding>, usize)> {
+        let identity = self.identity()?;
+        let mut findings = Vec::new();
+        let mut service_calls = 0;
+        for (name, token) in &self.policy.tokens {
+            let meta = self.registry.load(name)?;
+            let Some(current) = meta.current() else {
+                continue;
+            };
+            let values = self.registry.load_values(name, &identity.key)?;
+            let Some(value) = values.get(current.id) else {
+                continue;
+            };
+            service_calls += 1;
+            let issuer = self.backends.issuer(self.policy.issuer_of(token), &self.registry, Some(identity))?;
+            if let Verdict::Invalid(why) = issuer.verify(value).await? {
+                findings.push(Finding {
+                    severity: Severity::Error,
+                    code: "issuer-rejects",
+                    token: Some(name.clone()),
+                    file: None,
+                    line: None,
+                    message: format!("issuer `{}` says {name} v{} is not valid: it {why}", token.issuer, current.id),
+                    hint: Some("run `chitty-secrets rotate`".into()),
+                });
+            }
+        }
+        // One list call per remote target: names and `updated_at`, never values.
+        if self.needs_remote(&[]) {
+            let before = self.backends.remote_counts().0;
+            let metas = self.metas()?;
+            let mut seen = Observations::new();
+            self.observe_remote(&metas, &mut seen).await?;
+            service_calls += (self.backends.remote_counts().0 - before) as usize;
+            for ((token, key), observed) in seen {
+                let (code, what) = match observed {
+                    Observed::Missing => ("remote-missing", "is missing"),
+                    Observed::Differs => ("remote-changed", "was changed by someone else since it was delivered"),
+                    Observed::Holds => continue,
+                };
+                findings.push(Finding {
+                    severity: Severity::Error,
+                    code,
+                    token: Some(token),
+                    file: Some(key.target.clone()),
+                    line: None,
+                    message: format!("{} at {} {what}", key.name, key.target),
+                    hint: Some("run `chitty-secrets sync --verify`".into()),
+                });
+            }
+        }
+        Ok((findings, service_calls))
+    }
+}

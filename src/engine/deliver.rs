@@ -1,0 +1,253 @@
+//! The one delivery executor: puts batches of values to their targets,
+//! every target at once, checks each write (read back where the target
+//! allows, listed where it is remote), and records what landed — one save
+//! of each token's metadata and one audit line per target — for rotation,
+//! `rotate --abort` and `sync` alike.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::Workspace;
+use super::outcome::Event;
+use crate::policy::TargetPolicy;
+use crate::registry::{DeliveryKey, RegistryError, TokenMeta};
+use crate::secret::Secret;
+use crate::targets::{TargetError, Written};
+
+/// One name of one token's version, bound for one target.
+pub struct Item {
+    pub token: String,
+    pub name: String,
+    pub version: u32,
+    pub value: Secret,
+}
+
+/// Everything bound for one target.
+pub struct Batch {
+    pub target: TargetPolicy,
+    pub items: Vec<Item>,
+}
+
+/// A write, and the remote's `updated_at` after it where it has one.
+pub type WriteResult = Result<(Written, Option<DateTime<Utc>>), TargetError>;
+
+pub struct ItemResult {
+    pub token: String,
+    pub name: String,
+    pub version: u32,
+    pub result: WriteResult,
+}
+
+pub struct TargetReport {
+    pub address: String,
+    pub items: Vec<ItemResult>,
+}
+
+/// Per target: what a run wrote there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TargetSummary {
+    pub target: String,
+    pub created: usize,
+    pub updated: usize,
+    /// Written where the service does not say created or updated.
+    pub written: usize,
+    pub failed: usize,
+    /// Declared names that were already in sync.
+    pub unchanged: usize,
+}
+
+impl TargetReport {
+    pub fn summary(&self) -> TargetSummary {
+        let count = |w: Written| self.items.iter().filter(|i| matches!(&i.result, Ok((x, _)) if *x == w)).count();
+        TargetSummary {
+            target: self.address.clone(),
+            created: count(Written::Created),
+            updated: count(Written::Updated),
+            written: count(Written::Written),
+            failed: self.items.iter().filter(|i| i.result.is_err()).count(),
+            unchanged: 0,
+        }
+    }
+}
+
+impl std::fmt::Display for TargetSummary {
+    /// `github:o/r: 2 created, 1 updated, 0 failed, 3 unchanged`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        for (n, label) in [(self.created, "created"), (self.updated, "updated"), (self.written, "written")] {
+            if n > 0 {
+                parts.push(format!("{n} {label}"));
+            }
+        }
+        if self.created + self.updated + self.written + self.failed > 0 {
+            parts.push(format!("{} failed", self.failed));
+        }
+        parts.push(format!("{} unchanged", self.unchanged));
+        write!(f, "{}: {}", self.target, parts.join(", "))
+    }
+}
+
+/// Delivers every batch, all targets concurrently (GitHub's own pacing
+/// still applies across its targets).
+pub async fn deliver_all(ws: &Workspace, batches: Vec<Batch>) -> Vec<TargetReport> {
+    use std::io::IsTerminal;
+    // Progress on a terminal only: a line as each target finishes.
+    let tty = std::io::stderr().is_terminal() && batches.len() > 1;
+    if tty {
+        eprintln!("delivering to {} targets…", batches.len());
+    }
+    futures_util::future::join_all(batches.into_iter().map(|b| async move {
+        let report = deliver_one(ws, b).await;
+        if tty {
+            eprintln!("  done: {}", report.summary());
+        }
+        report
+    }))
+    .await
+}
+
+async fn deliver_one(ws: &Workspace, batch: Batch) -> TargetReport {
+    let address = batch.target.address();
+    let fail_all = |error: TargetError| TargetReport {
+        address: address.clone(),
+        items: batch
+            .items
+            .iter()
+            .map(|i| ItemResult {
+                token: i.token.clone(),
+                name: i.name.clone(),
+                version: i.version,
+                result: Err(error.clone()),
+            })
+            .collect(),
+    };
+    let target = match ws.backends.target(&batch.target) {
+        Ok(t) => t,
+        Err(e) => return fail_all(e),
+    };
+    let pairs: Vec<(String, Secret)> = batch.items.iter().map(|i| (i.name.clone(), i.value.clone())).collect();
+    let mut results: HashMap<String, WriteResult> =
+        target.put_many(&pairs).await.into_iter().map(|(name, r)| (name, r.map(|w| (w, None)))).collect();
+    crate::crash::point("after-put");
+
+    let written: Vec<&(String, Secret)> =
+        pairs.iter().filter(|(n, _)| results.get(n).is_some_and(Result::is_ok)).collect();
+    let names: Vec<String> = written.iter().map(|(n, _)| n.clone()).collect();
+    let problem = |message: String, hint: Option<&str>| TargetError::new(&address, message, hint);
+    if !written.is_empty() {
+        // Trust only what reads back (local) or is listed (remote).
+        match target.read(&names).await {
+            Ok(Some(read)) => {
+                for ((name, value), got) in written.iter().zip(read) {
+                    if !got.is_some_and(|g| g.same_as(value)) {
+                        let e = problem(format!("{name} was written but reads back differently"), None);
+                        results.insert(name.clone(), Err(e));
+                    }
+                }
+            }
+            Ok(None) => match target.list().await {
+                Ok(Some(listed)) => {
+                    for name in &names {
+                        match listed.iter().find(|s| s.name.eq_ignore_ascii_case(name)) {
+                            Some(s) => {
+                                if let Some(Ok((_, updated))) = results.get_mut(name) {
+                                    *updated = s.updated_at;
+                                }
+                            }
+                            None => {
+                                let e = problem(format!("{name} was written but is not listed"), None);
+                                results.insert(name.clone(), Err(e));
+                            }
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    for name in &names {
+                        let mut e = e.clone();
+                        e.message = format!("{name}: written, but the list to confirm it failed: {}", e.message);
+                        results.insert(name.clone(), Err(e));
+                    }
+                }
+            },
+            Err(e) => {
+                for name in &names {
+                    let mut e = e.clone();
+                    e.message = format!("{name}: written, but reading it back failed: {}", e.message);
+                    results.insert(name.clone(), Err(e));
+                }
+            }
+        }
+    }
+    TargetReport {
+        address: address.clone(),
+        items: batch
+            .items
+            .into_iter()
+            .map(|i| {
+                let result = results
+                    .remove(&i.name)
+                    .unwrap_or_else(|| Err(TargetError::new(&address, "the target gave no result", None)));
+                ItemResult { token: i.token, name: i.name, version: i.version, result }
+            })
+            .collect(),
+    }
+}
+
+/// What a delivery did for one token, once recorded.
+#[derive(Default)]
+pub struct Recorded {
+    pub events: Vec<Event>,
+    /// One error per name that did not land.
+    pub failures: Vec<TargetError>,
+}
+
+/// Records `token`'s successful writes from `reports` in `meta`: one save,
+/// then one audit line per target. The bookkeeping every delivery shares.
+pub fn record(
+    ws: &Workspace,
+    meta: &mut TokenMeta,
+    token: &str,
+    reports: &[TargetReport],
+) -> Result<Recorded, RegistryError> {
+    let mut out = Recorded::default();
+    let mut audits = Vec::new();
+    for report in reports {
+        let mut landed: Vec<&ItemResult> = Vec::new();
+        for item in report.items.iter().filter(|i| i.token == token) {
+            match &item.result {
+                Ok((_, updated)) => {
+                    meta.record_delivery(
+                        DeliveryKey::new(report.address.as_str(), item.name.as_str()),
+                        item.version,
+                        ws.now,
+                        *updated,
+                    );
+                    landed.push(item);
+                }
+                Err(e) => {
+                    let mut e = e.clone();
+                    if !e.message.starts_with(&item.name) {
+                        e.message = format!("{}: {}", item.name, e.message);
+                    }
+                    out.failures.push(e);
+                }
+            }
+        }
+        if let Some(first) = landed.first() {
+            let names: Vec<String> = landed.iter().map(|i| i.name.clone()).collect();
+            audits.push((first.version, format!("{} ({})", report.address, names.join(", "))));
+            out.events.push(Event::Delivered { version: first.version, target: report.address.clone(), names });
+        }
+    }
+    if audits.is_empty() {
+        return Ok(out);
+    }
+    ws.registry.save(meta)?;
+    for (version, detail) in audits {
+        ws.audit("deliver", token, Some(version), Some(detail))?;
+    }
+    crate::crash::point("after-deliver");
+    Ok(out)
+}

@@ -1,0 +1,223 @@
+//! The engine: everything between the command line and the backends.
+//! A [`Workspace`] holds what every command works on (policy, registry,
+//! identity, clock, lock and the target/issuer factories); the engine
+//! observes targets, plans (with the pure planner in [`crate::rotation`]),
+//! executes, and owns every registry write and delivery record. Commands
+//! in `cli/` parse arguments, call the engine and render what it returns.
+
+pub mod backends;
+mod check;
+pub mod deliver;
+pub mod memory;
+pub mod observe;
+pub mod outcome;
+mod runner;
+pub mod store;
+mod sync;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::Hinted;
+use crate::identity::Identity;
+use crate::policy::{self, Policy, TokenPolicy};
+use crate::registry::audit;
+use crate::registry::{Registry, RegistryError, RegistryLock, TokenMeta};
+use crate::rotation::{Mode, Observations, TokenPlan};
+
+pub use backends::{Backends, Live};
+pub use deliver::TargetSummary;
+pub use observe::Unmanaged;
+pub use outcome::{Event, Outcome, TokenOutcome};
+
+pub struct Workspace {
+    pub policy: Policy,
+    pub registry: Registry,
+    /// The age identity, where one is at hand (some commands need none).
+    pub identity: Option<Identity>,
+    /// "Now" for every decision of the run (`--now` moves it).
+    pub now: DateTime<Utc>,
+    /// How long a writer waits for another one.
+    pub lock_timeout: Duration,
+    pub backends: Box<dyn Backends>,
+}
+
+impl Workspace {
+    /// The identity, or an error that says how to get one.
+    pub fn identity(&self) -> anyhow::Result<&Identity> {
+        self.identity.as_ref().ok_or_else(|| anyhow::Error::new(crate::identity::IdentityError::NotFound))
+    }
+
+    /// The writers' lock, held while planning and executing.
+    pub fn lock(&self) -> Result<RegistryLock, RegistryError> {
+        self.registry.lock(self.lock_timeout)
+    }
+
+    /// Metadata of every token the policy declares (fresh records for new ones).
+    pub fn metas(&self) -> Result<BTreeMap<String, TokenMeta>, RegistryError> {
+        self.policy.tokens.keys().map(|name| Ok((name.clone(), self.registry.load(name)?))).collect()
+    }
+
+    /// A token name the policy must declare, with a suggestion when it does not.
+    pub fn token(&self, name: &str) -> Result<&TokenPolicy, Hinted> {
+        self.policy.token(name).ok_or_else(|| {
+            let hint = match policy::closest(name, self.policy.tokens.keys().map(String::as_str)) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None => format!("declare it as [tokens.{name}] in a policy file"),
+            };
+            Hinted::new(format!("no policy declares the token `{name}`"), hint)
+        })
+    }
+
+    /// Appends to the audit log (names and versions, never values).
+    pub fn audit(
+        &self,
+        event: &str,
+        token: &str,
+        version: Option<u32>,
+        detail: Option<String>,
+    ) -> Result<(), RegistryError> {
+        self.registry.audit(audit::Event { event, token: Some(token), version, detail }, self.now)
+    }
+
+    /// Whether any selected token delivers to a remote target.
+    pub fn needs_remote(&self, only: &[String]) -> bool {
+        self.policy
+            .tokens
+            .values()
+            .filter(|t| only.is_empty() || only.contains(&t.name))
+            .any(|t| t.targets.iter().any(|x| x.is_remote()))
+    }
+
+    /// What `rotate --due` and `sync` would do, from the records, the .env
+    /// files (with the identity) and one listing of each remote target.
+    pub async fn preview(&self) -> anyhow::Result<Preview> {
+        let metas = self.metas()?;
+        let mut observed = self.observe_local(&metas).await?;
+        // Remote names are read (never values) to report drift and unmanaged
+        // secrets; without credentials, plan says so and goes on.
+        let mut unmanaged = Vec::new();
+        let mut remote_note = None;
+        if self.needs_remote(&[]) {
+            match self.observe_remote(&metas, &mut observed).await {
+                Ok(u) => unmanaged = u,
+                Err(e) => {
+                    remote_note =
+                        Some(format!("remote targets were not listed ({e:#}); judged by delivery records only"))
+                }
+            }
+        }
+        let rotate = crate::rotation::plan(
+            &self.policy,
+            &metas,
+            &observed,
+            self.now,
+            Mode::Rotate { only: &[], due_only: true, emergency: false },
+        );
+        let sync = crate::rotation::plan(&self.policy, &metas, &observed, self.now, Mode::Sync { only: &[] });
+        Ok(Preview { rotate, sync, unmanaged, remote_note, local_files_compared: self.identity.is_some() })
+    }
+
+    /// `rotate`, `rotate --abort` and `sync`: plan under the lock, then
+    /// execute (or, for a dry run, only plan).
+    pub async fn run(&self, request: RunRequest<'_>) -> anyhow::Result<RunReport> {
+        let RunRequest { mode, dry_run, verify, prune } = request;
+        let only = match mode {
+            Mode::Rotate { only, .. } | Mode::Abort { only } | Mode::Sync { only } => only,
+        };
+        for name in only {
+            self.token(name)?;
+        }
+        let is_sync = matches!(mode, Mode::Sync { .. });
+        if !dry_run {
+            self.identity()?;
+        }
+        // Hold the lock from planning to the last save, so the plan is made
+        // from the state it is executed against. A dry run writes nothing.
+        let _lock = if dry_run { None } else { Some(self.lock()?) };
+        let metas = self.metas()?;
+        let mut observed = if is_sync { self.observe_local(&metas).await? } else { Observations::new() };
+        if verify && self.needs_remote(only) {
+            self.observe_remote(&metas, &mut observed).await?;
+        }
+        let plans = crate::rotation::plan(&self.policy, &metas, &observed, self.now, mode);
+        let mut report = RunReport {
+            plans,
+            executed: !dry_run,
+            outcomes: Vec::new(),
+            targets: Vec::new(),
+            pruned: Vec::new(),
+            requests: (0, 0),
+            local_files_compared: self.identity.is_some(),
+        };
+        if dry_run {
+            return Ok(report);
+        }
+        if is_sync {
+            let (outcomes, targets) = sync::sync_all(self, &report.plans).await;
+            report.outcomes = outcomes;
+            report.targets = targets;
+        } else {
+            let emergency = matches!(mode, Mode::Rotate { emergency: true, .. });
+            for plan in &report.plans {
+                let token = self.policy.token(&plan.token).expect("plans are made from the policy");
+                let outcome = runner::run(self, token, &plan.steps, emergency).await;
+                report.outcomes.push(TokenOutcome { token: plan.token.clone(), outcome });
+            }
+        }
+        if prune {
+            report.pruned = sync::prune(self).await?;
+        }
+        report.requests = self.backends.remote_counts();
+        Ok(report)
+    }
+}
+
+/// What `plan` shows.
+#[derive(serde::Serialize)]
+pub struct Preview {
+    pub rotate: Vec<TokenPlan>,
+    pub sync: Vec<TokenPlan>,
+    #[serde(skip)]
+    pub unmanaged: Vec<Unmanaged>,
+    #[serde(skip)]
+    pub remote_note: Option<String>,
+    pub local_files_compared: bool,
+}
+
+/// How a run was asked for.
+pub struct RunRequest<'a> {
+    pub mode: Mode<'a>,
+    /// Plan only (`--dry-run`, `sync --check`).
+    pub dry_run: bool,
+    /// List every remote target first (names only), so hand edits show.
+    pub verify: bool,
+    /// `sync --prune`.
+    pub prune: bool,
+}
+
+/// What a run planned and did.
+pub struct RunReport {
+    pub plans: Vec<TokenPlan>,
+    pub executed: bool,
+    pub outcomes: Vec<TokenOutcome>,
+    /// Per target, for `sync`.
+    pub targets: Vec<TargetSummary>,
+    pub pruned: Vec<Event>,
+    /// Requests to remote services, and how many were retries.
+    pub requests: (u64, u64),
+    /// Whether .env files were compared by value (needs the identity).
+    pub local_files_compared: bool,
+}
+
+impl RunReport {
+    pub fn partial(&self) -> usize {
+        self.outcomes.iter().filter(|o| matches!(o.outcome, Outcome::Partial { .. })).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.outcomes.iter().filter(|o| matches!(o.outcome, Outcome::Failed { .. })).count()
+    }
+}

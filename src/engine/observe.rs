@@ -1,0 +1,104 @@
+//! Looking at targets: .env files by value (needs the identity), remote
+//! targets by name and `updated_at` (never a value).
+
+use std::collections::BTreeMap;
+
+use super::Workspace;
+use crate::registry::{DeliveryKey, TokenMeta};
+use crate::rotation::{Observations, Observed};
+
+/// A name on a remote that no policy declares there: reported, never touched.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unmanaged {
+    pub address: String,
+    pub name: String,
+}
+
+impl Workspace {
+    /// Reads every readable target (.env files) and compares it with the
+    /// current value; nothing without an identity.
+    pub async fn observe_local(&self, metas: &BTreeMap<String, TokenMeta>) -> anyhow::Result<Observations> {
+        let mut seen = Observations::new();
+        let Some(identity) = &self.identity else {
+            return Ok(seen);
+        };
+        for (name, meta) in metas {
+            let (Some(token), Some(current)) = (self.policy.token(name), meta.current()) else {
+                continue;
+            };
+            if token.targets.iter().all(|t| t.is_remote()) {
+                continue;
+            }
+            let values = self.registry.load_values(name, &identity.key)?;
+            let Some(value) = values.get(current.id) else {
+                continue;
+            };
+            for target_policy in token.targets.iter().filter(|t| !t.is_remote()) {
+                let target = self.backends.target(target_policy)?;
+                let Some(read) = target.read(&target_policy.names).await? else {
+                    continue;
+                };
+                for (n, got) in target_policy.names.iter().zip(read) {
+                    let observed = match got {
+                        Some(v) if v.same_as(value) => Observed::Holds,
+                        Some(_) => Observed::Differs,
+                        None => Observed::Missing,
+                    };
+                    seen.insert((name.clone(), DeliveryKey::new(target.address(), n.as_str())), observed);
+                }
+            }
+        }
+        Ok(seen)
+    }
+
+    /// Lists every remote target once (names and `updated_at`, never values):
+    /// a declared name that is gone is `Missing`, one changed since our write
+    /// (GitHub's `updated_at`) is `Differs`; everything else there is unmanaged.
+    pub async fn observe_remote(
+        &self,
+        metas: &BTreeMap<String, TokenMeta>,
+        seen: &mut Observations,
+    ) -> anyhow::Result<Vec<Unmanaged>> {
+        let targets = self.policy.remote_targets();
+        let lists = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
+            let target = self.backends.target(t)?;
+            Ok::<_, crate::targets::TargetError>((address.clone(), target.list().await?.unwrap_or_default()))
+        }))
+        .await;
+        let mut unmanaged = Vec::new();
+        for listed in lists {
+            let (address, listed) = listed?;
+            let mut declared = Vec::new();
+            for (name, token) in &self.policy.tokens {
+                let Some(meta) = metas.get(name) else { continue };
+                for t in token.targets.iter().filter(|t| t.address() == address) {
+                    for n in &t.names {
+                        declared.push(n.to_ascii_uppercase());
+                        let listed_here = listed.iter().find(|s| s.name.eq_ignore_ascii_case(n));
+                        let observed = match (listed_here, meta.delivered(&address, n)) {
+                            (None, _) => Some(Observed::Missing),
+                            (Some(s), Some(d))
+                                if s.updated_at.is_some()
+                                    && d.remote_updated_at.is_some()
+                                    && s.updated_at != d.remote_updated_at =>
+                            {
+                                Some(Observed::Differs)
+                            }
+                            // Present and untouched: the delivery records decide.
+                            _ => None,
+                        };
+                        if let Some(o) = observed {
+                            seen.insert((name.clone(), DeliveryKey::new(address.as_str(), n.as_str())), o);
+                        }
+                    }
+                }
+            }
+            for s in listed {
+                if !declared.contains(&s.name.to_ascii_uppercase()) {
+                    unmanaged.push(Unmanaged { address: address.clone(), name: s.name });
+                }
+            }
+        }
+        Ok(unmanaged)
+    }
+}

@@ -1,0 +1,109 @@
+//! What the engine did, as typed events: the human renderer, `--json` and
+//! the GitHub Actions summary all read these.
+
+use serde::Serialize;
+
+use crate::registry::Stage;
+
+/// One thing a run did to one token.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Minted {
+        version: u32,
+        issuer: String,
+    },
+    Delivered {
+        version: u32,
+        target: String,
+        names: Vec<String>,
+    },
+    Verified {
+        version: u32,
+        issuer: String,
+    },
+    Promoted {
+        version: u32,
+    },
+    /// Retired (left to expire) or revoked at the issuer.
+    Ended {
+        version: u32,
+        stage: Stage,
+    },
+    Aborted {
+        version: u32,
+        stage: Stage,
+    },
+    /// A rotation journal with no saved value was closed.
+    JournalClosed,
+    /// A mint that may have reached the issuer was never recorded.
+    OrphanRecorded {
+        tag: String,
+        issuer: String,
+    },
+    Pruned {
+        token: String,
+        target: String,
+        name: String,
+    },
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Minted { version, issuer } => write!(f, "minted v{version} (pending) with issuer `{issuer}`"),
+            Event::Delivered { version, target, names } => {
+                write!(f, "delivered v{version} to {target} ({})", names.join(", "))
+            }
+            Event::Verified { version, issuer } => write!(f, "verified v{version} with issuer `{issuer}`"),
+            Event::Promoted { version } => write!(f, "promoted v{version} to current"),
+            Event::Ended { version, stage } => write!(f, "{} v{version}", stage.as_str()),
+            Event::Aborted { version, stage } => write!(f, "aborted: v{version} {}", stage.as_str()),
+            Event::JournalClosed => write!(f, "closed a rotation that never saved a new value"),
+            Event::OrphanRecorded { tag, issuer } => write!(
+                f,
+                "recorded a possibly issued, unrecorded token (tag {tag}): revoke it at `{issuer}`, see `chitty-secrets check`"
+            ),
+            Event::Pruned { token, target, name } => {
+                write!(f, "pruned {name} from {target} (written earlier for {token}; no policy declares it now)")
+            }
+        }
+    }
+}
+
+/// How one token's run ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Everything planned was done.
+    Done { done: Vec<Event> },
+    /// Stopped with a pending version or undelivered names; a rerun resumes.
+    Partial { done: Vec<Event>, error: String, hint: String },
+    /// Could not start (nothing changed), or a person must act.
+    Failed {
+        error: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+    },
+}
+
+impl Outcome {
+    pub fn events(&self) -> &[Event] {
+        match self {
+            Outcome::Done { done } | Outcome::Partial { done, .. } => done,
+            Outcome::Failed { .. } => &[],
+        }
+    }
+
+    pub fn failed(error: impl Into<String>, hint: Option<String>) -> Self {
+        Outcome::Failed { error: error.into(), hint }
+    }
+}
+
+/// A token's outcome, as `--json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenOutcome {
+    pub token: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}

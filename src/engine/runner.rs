@@ -1,0 +1,416 @@
+//! The rotation executor: runs one token's plan, saving state to the
+//! registry after every step so that a crash at any instant leaves
+//! something the next run finishes. The caller holds the registry lock.
+//!
+//! journal → mint → save `pending` (values, then metadata) → deliver to
+//! every target (recorded at once) → verify → promote → retire.
+
+use std::collections::BTreeMap;
+
+use super::Workspace;
+use super::deliver::{Batch, Item, deliver_all, record};
+use super::outcome::{Event, Outcome};
+use crate::identity::Identity;
+use crate::issuer::{self, IssueRequest, Revoked, Verdict};
+use crate::policy::TokenPolicy;
+use crate::registry::{NewVersion, Stage, TokenMeta, ValueOrigin, Values};
+use crate::rotation::Step;
+use crate::secret::Secret;
+
+/// Runs `steps` for `token`; `emergency` keeps no overlap.
+pub async fn run(ws: &Workspace, token: &TokenPolicy, steps: &[Step], emergency: bool) -> Outcome {
+    let identity = match ws.identity() {
+        Ok(i) => i,
+        Err(e) => return Outcome::failed(format!("{e:#}"), crate::error::hints(&e).into_iter().next()),
+    };
+    match Runner::new(ws, identity, token, emergency) {
+        Ok(mut runner) => runner.run(steps).await,
+        Err(e) => Outcome::failed(e.to_string(), e.hint()),
+    }
+}
+
+struct Runner<'a> {
+    ws: &'a Workspace,
+    identity: &'a Identity,
+    token: &'a TokenPolicy,
+    emergency: bool,
+    meta: TokenMeta,
+    values: Values,
+    done: Vec<Event>,
+    /// What the errors met on the way say to do, besides resuming.
+    hints: Vec<String>,
+    /// The version being rotated in, once known.
+    incoming: Option<u32>,
+    /// Stopped for a reason a rerun fixes (quota, no answer): exit 4.
+    resumable: bool,
+}
+
+impl<'a> Runner<'a> {
+    fn new(
+        ws: &'a Workspace,
+        identity: &'a Identity,
+        token: &'a TokenPolicy,
+        emergency: bool,
+    ) -> Result<Self, crate::registry::RegistryError> {
+        // Load under the lock: the plan may have been made from an older read.
+        let meta = ws.registry.load(&token.name)?;
+        let values = ws.registry.load_values(&token.name, &identity.key)?;
+        let incoming = meta.pending().map(|v| v.id);
+        Ok(Runner {
+            ws,
+            identity,
+            token,
+            emergency,
+            meta,
+            values,
+            done: Vec::new(),
+            hints: Vec::new(),
+            incoming,
+            resumable: false,
+        })
+    }
+
+    async fn run(&mut self, steps: &[Step]) -> Outcome {
+        let mut failures = Vec::new();
+        let mut delivered = false;
+        for step in steps {
+            let result = match step {
+                Step::Mint { .. } => self.mint().await,
+                Step::Resume { version, .. } => {
+                    self.incoming = Some(*version);
+                    Ok(())
+                }
+                Step::Remind { reason, hint } => {
+                    return Outcome::failed(format!("{} {reason}", self.token.name), Some(hint.clone()));
+                }
+                // Every target of the token at once: the first Deliver step
+                // runs them all.
+                Step::Deliver { .. } if delivered => continue,
+                Step::Deliver { .. } => {
+                    delivered = true;
+                    let wanted: Vec<(String, Vec<String>, Option<u32>)> = steps
+                        .iter()
+                        .filter_map(|s| match s {
+                            Step::Deliver { target, names, version, .. } => {
+                                Some((target.clone(), names.clone(), *version))
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    match self.deliver(wanted).await {
+                        Ok(failed) => {
+                            failures.extend(failed);
+                            continue;
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                Step::Verify | Step::Promote if !failures.is_empty() => break,
+                Step::Verify => self.verify().await,
+                Step::Promote => self.promote(),
+                Step::Retire { version, .. } => self.retire(*version).await,
+                Step::Abort { version } => self.abort(*version).await,
+            };
+            if let Err(e) = result {
+                self.hints.extend(crate::error::hints(&e));
+                return self.stopped(error_text(&e));
+            }
+        }
+        if !failures.is_empty() {
+            return self.stopped(failures.join("\n  "));
+        }
+        Outcome::Done { done: std::mem::take(&mut self.done) }
+    }
+
+    fn stopped(&mut self, error: String) -> Outcome {
+        let name = &self.token.name;
+        let resume = match self.meta.pending() {
+            Some(p) => Some(format!(
+                "v{} is saved as pending; fix the problem and run `chitty-secrets rotate {name}` to resume",
+                p.id
+            )),
+            None if self.resumable || self.meta.rotation.is_some() => {
+                Some(format!("the rotation is saved as it is; run `chitty-secrets rotate {name}` again to resume"))
+            }
+            None if !self.done.is_empty() => {
+                Some(format!("fix the problem and run `chitty-secrets rotate {name}` again; what was done is recorded"))
+            }
+            None => None,
+        };
+        let mut hints = std::mem::take(&mut self.hints);
+        hints.dedup();
+        match resume {
+            Some(resume) => {
+                hints.push(resume);
+                Outcome::Partial { done: std::mem::take(&mut self.done), error, hint: hints.join("\n") }
+            }
+            None => Outcome::failed(error, (!hints.is_empty()).then(|| hints.join("\n"))),
+        }
+    }
+
+    fn save(&mut self) -> anyhow::Result<()> {
+        self.ws.registry.save(&mut self.meta)?;
+        Ok(())
+    }
+
+    /// Records a step in the audit log (names and versions, never values).
+    fn audit(&self, event: &str, version: Option<u32>, detail: Option<String>) -> anyhow::Result<()> {
+        self.ws.audit(event, &self.token.name, version, detail)?;
+        Ok(())
+    }
+
+    /// Notes an issuer error; a quota or no-answer makes the run "partial" (exit 4).
+    fn issuer_error(&mut self, e: issuer::IssuerError) -> anyhow::Error {
+        if matches!(e, issuer::IssuerError::Quota { .. } | issuer::IssuerError::Uncertain { .. }) {
+            self.resumable = true;
+        }
+        anyhow::Error::new(e)
+    }
+
+    fn issuer(&self, policy: &crate::policy::IssuerPolicy) -> anyhow::Result<Box<dyn issuer::Issuer>> {
+        Ok(self.ws.backends.issuer(policy, &self.ws.registry, Some(self.identity))?)
+    }
+
+    /// An earlier mint that may have reached the issuer and was never saved
+    /// is recorded as a suspected orphan (`check` reports it).
+    fn record_orphan(&mut self) -> anyhow::Result<()> {
+        let Some(orphan) = self.meta.take_orphan(&self.token.issuer) else {
+            return Ok(());
+        };
+        self.save()?;
+        let detail = format!(
+            "a token may have been issued by `{}` at {} and never recorded; its description carries [chitty-secrets {}]",
+            orphan.issuer, orphan.at, orphan.tag
+        );
+        self.audit("rotate.orphan-suspected", None, Some(detail))?;
+        self.done.push(Event::OrphanRecorded { tag: orphan.tag, issuer: orphan.issuer });
+        Ok(())
+    }
+
+    async fn mint(&mut self) -> anyhow::Result<()> {
+        let issuer_policy = self.ws.policy.issuer_of(self.token);
+        let issuer = self.issuer(issuer_policy)?;
+        self.record_orphan()?;
+        // The journal, with the tag the issuer will see, goes to disk before
+        // the issuer is called.
+        let tag = random_tag();
+        self.meta.begin_mint(self.ws.now, Some(tag.clone()));
+        self.save()?;
+        crate::crash::point("before-issue");
+        let request = IssueRequest {
+            token: &self.token.name,
+            scopes: &self.token.scopes,
+            ttl: self.token.ttl.map(|t| t.0),
+            description: self.token.description.as_deref(),
+            now: self.ws.now,
+            tag: Some(&tag),
+        };
+        let issued = match issuer.issue(&request).await {
+            Ok(issued) => issued,
+            // No answer: a token may exist. The journal keeps the tag, and the
+            // next run records it as a suspected orphan before minting again.
+            Err(e @ issuer::IssuerError::Uncertain { .. }) => return Err(self.issuer_error(e)),
+            Err(e) => {
+                // The service answered "no": nothing was minted. A quota
+                // answer leaves the rotation open (resumable); anything else
+                // puts the state back as it was.
+                if matches!(e, issuer::IssuerError::Quota { .. }) {
+                    self.meta.begin_mint(self.ws.now, None);
+                } else {
+                    self.meta.rotation = None;
+                }
+                self.save()?;
+                return Err(self.issuer_error(e));
+            }
+        };
+        let new = NewVersion {
+            issuer: issuer_policy.name.clone(),
+            token_id: issued.token_id,
+            scopes: self.token.scopes.clone(),
+            created_at: self.ws.now,
+            expires_at: issued.expires_at,
+            origin: ValueOrigin::Issued,
+            placeholder: false,
+        };
+        let id = self.meta.next_version_id();
+        crate::crash::point("after-mint");
+        // The value is saved (encrypted) before anything refers to it, and
+        // before it is sent anywhere.
+        self.values.insert(id, issued.value);
+        self.ws.registry.save_values(&self.token.name, &self.values)?;
+        crate::crash::point("after-save-value");
+        self.meta.add_pending(new, self.ws.now);
+        self.save()?;
+        self.incoming = Some(id);
+        self.audit("rotate.mint", Some(id), Some(format!("issuer {}", issuer_policy.name)))?;
+        self.done.push(Event::Minted { version: id, issuer: issuer_policy.name.clone() });
+        Ok(())
+    }
+
+    /// Delivers to every wanted target at once and records what landed;
+    /// returns one line per name that did not (other targets still land).
+    async fn deliver(&mut self, wanted: Vec<(String, Vec<String>, Option<u32>)>) -> anyhow::Result<Vec<String>> {
+        let mut batches = Vec::new();
+        for (address, names, version) in wanted {
+            let version =
+                version.or(self.incoming).ok_or_else(|| anyhow::anyhow!("no version to deliver to {address}"))?;
+            let value = self.value(version)?;
+            let target = self
+                .token
+                .targets
+                .iter()
+                .find(|t| t.address() == address)
+                .ok_or_else(|| anyhow::anyhow!("{address} is no longer in the policy"))?;
+            let items = names
+                .into_iter()
+                .map(|name| Item { token: self.token.name.clone(), name, version, value: value.clone() })
+                .collect();
+            batches.push(Batch { target: target.clone(), items });
+        }
+        let reports = deliver_all(self.ws, batches).await;
+        let recorded = record(self.ws, &mut self.meta, &self.token.name, &reports)?;
+        self.done.extend(recorded.events);
+        for failure in &recorded.failures {
+            if let Some(h) = &failure.hint
+                && !self.hints.contains(h)
+            {
+                self.hints.push(h.clone());
+            }
+        }
+        Ok(recorded.failures.iter().map(ToString::to_string).collect())
+    }
+
+    fn value(&self, version: u32) -> anyhow::Result<Secret> {
+        self.values.get(version).cloned().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the value of {} v{version} is not in {} (the value file is older than the metadata)",
+                self.token.name,
+                self.ws.registry.values_path(&self.token.name).display()
+            )
+        })
+    }
+
+    async fn verify(&mut self) -> anyhow::Result<()> {
+        let version = self.incoming.ok_or_else(|| anyhow::anyhow!("nothing to verify"))?;
+        let value = self.value(version)?;
+        let issuer = self.issuer(self.ws.policy.issuer_of(self.token))?;
+        let verdict = match issuer.verify(&value).await {
+            Ok(v) => v,
+            Err(e) => return Err(self.issuer_error(e)),
+        };
+        match verdict {
+            Verdict::Valid => {
+                self.done.push(Event::Verified { version, issuer: issuer.name().to_string() });
+                Ok(())
+            }
+            Verdict::Invalid(why) => anyhow::bail!("issuer `{}` says v{version} is not valid: it {why}", issuer.name()),
+        }
+    }
+
+    fn promote(&mut self) -> anyhow::Result<()> {
+        let version = self.incoming.ok_or_else(|| anyhow::anyhow!("nothing to promote"))?;
+        crate::crash::point("before-promote");
+        // An emergency (a leaked token) keeps no overlap.
+        let overlap = if self.emergency { chrono::TimeDelta::zero() } else { self.token.overlap.0 };
+        self.meta.promote(version, self.ws.now + overlap)?;
+        self.save()?;
+        self.audit("rotate.promote", Some(version), None)?;
+        self.done.push(Event::Promoted { version });
+        Ok(())
+    }
+
+    /// `rotate --abort`: `current` goes back wherever `pending` went (each
+    /// target recorded as it lands), then `pending` is revoked. Without a
+    /// current version to put back, targets holding `pending` would be left
+    /// with a revoked token: refused.
+    async fn abort(&mut self, version: Option<u32>) -> anyhow::Result<()> {
+        let Some(pending) = version else {
+            self.record_orphan()?;
+            self.meta.rotation = None;
+            self.save()?;
+            self.done.push(Event::JournalClosed);
+            return Ok(());
+        };
+        let held: Vec<_> = self.meta.holders(pending).into_iter().cloned().collect();
+        if !held.is_empty() {
+            let Some(current) = self.meta.current().map(|v| v.id) else {
+                anyhow::bail!(
+                    "v{pending} is the only value {} targets hold, and there is no current version to put back; finish the rotation instead (`chitty-secrets rotate {}`)",
+                    held.len(),
+                    self.token.name
+                );
+            };
+            let mut by_target: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for key in held {
+                by_target.entry(key.target).or_default().push(key.name);
+            }
+            let wanted = by_target.into_iter().map(|(target, names)| (target, names, Some(current))).collect();
+            let failures = self.deliver(wanted).await?;
+            if !failures.is_empty() {
+                anyhow::bail!(
+                    "could not put v{current} back everywhere ({}); v{pending} is not revoked: run `rotate --abort` again",
+                    failures.join("; ")
+                );
+            }
+        }
+        let stage = self.revoke_version(pending).await?;
+        self.meta.rotation = None;
+        self.incoming = None;
+        self.save()?;
+        self.audit("rotate.abort", Some(pending), Some(format!("v{pending} {}", stage.as_str())))?;
+        self.done.push(Event::Aborted { version: pending, stage });
+        Ok(())
+    }
+
+    /// Revokes a version at its issuer (or retires it, where the issuer
+    /// cannot revoke) and marks it so in memory; the caller saves.
+    async fn revoke_version(&mut self, version: u32) -> anyhow::Result<Stage> {
+        let (issuer_name, token_id) = self
+            .meta
+            .version(version)
+            .map(|v| (v.issuer.clone(), v.token_id.clone()))
+            .ok_or_else(|| anyhow::anyhow!("v{version} is not in the registry"))?;
+        crate::crash::point("before-revoke");
+        let revoked = match self.ws.policy.issuers.get(&issuer_name) {
+            Some(p) => match self.issuer(p)?.revoke(token_id.as_deref()).await {
+                Ok(r) => r,
+                Err(e) => return Err(self.issuer_error(e)),
+            },
+            None => Revoked::NotSupported,
+        };
+        crate::crash::point("after-revoke");
+        Ok(self.meta.end_version(version, revoked == Revoked::Revoked, self.ws.now)?)
+    }
+
+    async fn retire(&mut self, version: u32) -> anyhow::Result<()> {
+        // Never retire a value a target still holds.
+        let holders = self.meta.holders(version);
+        if !holders.is_empty() {
+            let holders: Vec<String> = holders.iter().map(ToString::to_string).collect();
+            anyhow::bail!("v{version} is still held by {}; not retiring it", holders.join(", "));
+        }
+        let stage = self.revoke_version(version).await?;
+        let dropped = self.meta.prune_history();
+        self.save()?;
+        self.audit(&format!("rotate.{}", stage.as_str()), Some(version), None)?;
+        if !dropped.is_empty() {
+            // Metadata first: it must never name a value that is gone.
+            self.values.retain(|id| !dropped.contains(&id));
+            self.ws.registry.save_values(&self.token.name, &self.values)?;
+        }
+        self.done.push(Event::Ended { version, stage });
+        Ok(())
+    }
+}
+
+/// The error's own text and its causes, without the hints (rendered apart).
+fn error_text(e: &anyhow::Error) -> String {
+    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+}
+
+/// Eight random hex digits, to find a token at its issuer by description.
+fn random_tag() -> String {
+    let mut b = [0u8; 4];
+    let _ = getrandom::getrandom(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

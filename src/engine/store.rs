@@ -1,0 +1,185 @@
+//! Values a person supplies: `set` (stdin) and `import` (an existing .env
+//! file). Both store through [`TokenMeta::store_current`]; `import` also
+//! records the file it read as holding that version, where it is a target.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::Workspace;
+use crate::error::Hinted;
+use crate::placeholder::placeholder_reason;
+use crate::registry::{DeliveryKey, NewVersion, TokenMeta, ValueOrigin};
+use crate::secret::Secret;
+use crate::targets::dotenv_file::DotenvFile;
+
+impl Workspace {
+    /// Saves `value` as the token's new current version (the old current
+    /// becomes previous for the token's overlap); values are saved before
+    /// metadata. The caller holds the lock. Returns the new version's id.
+    pub fn store_value(
+        &self,
+        meta: &mut TokenMeta,
+        value: Secret,
+        origin: ValueOrigin,
+        placeholder: bool,
+    ) -> anyhow::Result<u32> {
+        let token = self.token(&meta.name)?;
+        let identity = self.identity()?;
+        let now = self.now;
+        let new = NewVersion {
+            issuer: token.issuer.clone(),
+            token_id: None,
+            scopes: token.scopes.clone(),
+            created_at: now,
+            expires_at: token.ttl.map(|t| now + t.0),
+            origin,
+            placeholder,
+        };
+        // Refused (nothing written) while a rotation is in progress.
+        let mut next = meta.clone();
+        let id = next.store_current(new, now + token.overlap.0)?;
+        let mut values = self.registry.load_values(&token.name, &identity.key)?;
+        values.insert(id, value);
+        self.registry.save_values(&token.name, &values)?;
+        *meta = next;
+        self.registry.save(meta)?;
+        self.audit(origin.as_str(), &token.name, Some(id), None)?;
+        Ok(id)
+    }
+
+    /// `set`: checks the value against the placeholder rules and the
+    /// token's targets, then stores it.
+    pub fn set_value(&self, name: &str, value: Secret, allow_placeholder: bool) -> anyhow::Result<u32> {
+        let token = self.token(name)?;
+        let placeholder = placeholder_reason(value.expose(), &self.policy.placeholders);
+        if let Some(why) = placeholder.filter(|_| !allow_placeholder) {
+            return Err(Hinted::new(
+                format!("refusing to store the value for {name}: it {why}"),
+                "pipe the real token into `chitty-secrets set`",
+            )
+            .into());
+        }
+        if let Some(target) = token.targets.iter().find(|t| t.dotenv_path(&self.policy.root).is_some())
+            && !crate::targets::dotenv_file::can_carry(&value)
+        {
+            return Err(Hinted::new(
+                format!(
+                    "refusing to store the value for {name}: its target {} is a .env file, and no .env quoting carries this value so that every parser reads it back the same",
+                    target.address()
+                ),
+                "a value with a single quote cannot also hold `$`, a backslash or a line break in .env files",
+            )
+            .into());
+        }
+        self.identity()?;
+        let _lock = self.lock()?;
+        let mut meta = self.registry.load(name)?;
+        self.store_value(&mut meta, value, ValueOrigin::Set, placeholder.is_some())
+    }
+
+    /// `import FILE`: every key a policy declares (as a token or a target
+    /// alias) is stored as its token's current value; placeholders are
+    /// refused unless `allow_placeholders`.
+    pub fn import(&self, file: &Path, only: &[String], allow_placeholders: bool) -> anyhow::Result<ImportReport> {
+        let bytes = zeroize::Zeroizing::new(std::fs::read(file).map_err(|e| {
+            Hinted::new(format!("cannot read {}: {e}", file.display()), "give the path of an existing .env file")
+        })?);
+        let parsed = DotenvFile::parse(&bytes)
+            .map_err(|_| Hinted::new(format!("{} is not UTF-8 text", file.display()), "is it really a .env file?"))?;
+
+        // Which token each key stands for: its own name, or an alias a target uses.
+        let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+        for token in self.policy.tokens.values() {
+            owner.insert(&token.name, &token.name);
+            for target in &token.targets {
+                for n in &target.names {
+                    owner.entry(n).or_insert(&token.name);
+                }
+            }
+        }
+        let mut report = ImportReport::default();
+        let mut candidates: BTreeMap<String, Vec<(String, Secret, usize)>> = BTreeMap::new();
+        for (key, value, line) in parsed.entries() {
+            let Some(token) = owner.get(key.as_str()) else {
+                report.unknown.push(key);
+                continue;
+            };
+            if !only.is_empty() && !only.iter().any(|o| o == token) {
+                continue;
+            }
+            if let Some(why) =
+                placeholder_reason(value.expose(), &self.policy.placeholders).filter(|_| !allow_placeholders)
+            {
+                report.refused.push(Refusal::Placeholder { key, line, why });
+                continue;
+            }
+            candidates.entry(token.to_string()).or_default().push((key, value, line));
+        }
+
+        let identity = self.identity()?;
+        let _lock = self.lock()?;
+        let canonical_file = file.canonicalize().ok();
+        for (name, found) in candidates {
+            let (first_key, value, first_line) = &found[0];
+            if let Some((key, _, line)) = found.iter().find(|(_, v, _)| !v.same_as(value)) {
+                report.refused.push(Refusal::Conflict {
+                    token: name,
+                    first: (first_key.clone(), *first_line),
+                    other: (key.clone(), *line),
+                });
+                continue;
+            }
+            let token = &self.policy.tokens[&name];
+            let mut meta = self.registry.load(&name)?;
+            let values = self.registry.load_values(&name, &identity.key)?;
+            let same = meta.current().and_then(|c| values.get(c.id)).is_some_and(|c| c.same_as(value));
+            let id = if same {
+                report.stored.push(Imported { token: name.clone(), version: None, line: *first_line });
+                meta.current().map(|c| c.id).expect("checked above")
+            } else {
+                let placeholder = placeholder_reason(value.expose(), &self.policy.placeholders).is_some();
+                let id = self.store_value(&mut meta, value.clone(), ValueOrigin::Import, placeholder)?;
+                report.stored.push(Imported { token: name.clone(), version: Some(id), line: *first_line });
+                id
+            };
+            // The file we read from holds this version: record it if it is a target.
+            let mut recorded = false;
+            for target in &token.targets {
+                let path = target.dotenv_path(&self.policy.root).and_then(|p| p.canonicalize().ok());
+                if path.is_some() && path == canonical_file {
+                    for n in target.names.iter().filter(|n| found.iter().any(|(k, _, _)| k == *n)) {
+                        meta.record_delivery(DeliveryKey::new(target.address(), n.as_str()), id, self.now, None);
+                        recorded = true;
+                    }
+                }
+            }
+            if recorded {
+                self.registry.save(&mut meta)?;
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// What `import` did.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    pub stored: Vec<Imported>,
+    pub refused: Vec<Refusal>,
+    /// Keys no policy declares (skipped).
+    pub unknown: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Imported {
+    pub token: String,
+    /// The new version, or `None` when the value was already current.
+    pub version: Option<u32>,
+    pub line: usize,
+}
+
+#[derive(Debug)]
+pub enum Refusal {
+    Placeholder { key: String, line: usize, why: &'static str },
+    Conflict { token: String, first: (String, usize), other: (String, usize) },
+}

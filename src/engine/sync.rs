@@ -1,0 +1,147 @@
+//! `sync` and `sync --prune`: every planned delivery, grouped by target
+//! across tokens (one .env rewrite, one GitHub key fetch, one Cloudflare
+//! bulk request per target), all targets at once; each token's records
+//! saved once as its targets report.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Workspace;
+use super::deliver::{Batch, Item, TargetSummary, deliver_all, record};
+use super::outcome::{Event, Outcome, TokenOutcome};
+use crate::registry::DeliveryKey;
+use crate::rotation::{Step, TokenPlan};
+
+pub async fn sync_all(ws: &Workspace, plans: &[TokenPlan]) -> (Vec<TokenOutcome>, Vec<TargetSummary>) {
+    let mut outcomes: Vec<TokenOutcome> = Vec::new();
+    let fail = |token: &str, error: String, hint: Option<String>| TokenOutcome {
+        token: token.to_string(),
+        outcome: Outcome::failed(error, hint),
+    };
+    let identity = match ws.identity() {
+        Ok(i) => i,
+        Err(e) => {
+            let hint = crate::error::hints(&e).into_iter().next();
+            return (plans.iter().map(|p| fail(&p.token, format!("{e:#}"), hint.clone())).collect(), Vec::new());
+        }
+    };
+    let mut batches: Vec<Batch> = Vec::new();
+    for plan in plans {
+        let Some(token) = ws.policy.token(&plan.token) else { continue };
+        if let Some(Step::Remind { reason, hint }) = plan.steps.iter().find(|s| matches!(s, Step::Remind { .. })) {
+            outcomes.push(fail(&plan.token, format!("{} {reason}", plan.token), Some(hint.clone())));
+            continue;
+        }
+        let values = match ws.registry.load_values(&plan.token, &identity.key) {
+            Ok(v) => v,
+            Err(e) => {
+                outcomes.push(fail(&plan.token, e.to_string(), e.hint()));
+                continue;
+            }
+        };
+        for step in &plan.steps {
+            let Step::Deliver { target: address, names, version: Some(version), .. } = step else { continue };
+            let Some(value) = values.get(*version) else {
+                let error = format!("the value of {} v{version} is missing from its value file", plan.token);
+                outcomes.push(fail(
+                    &plan.token,
+                    error,
+                    Some("restore tokens/*.age from git, or rotate the token".into()),
+                ));
+                break;
+            };
+            let Some(target) = token.targets.iter().find(|t| &t.address() == address) else { continue };
+            let items = names.iter().map(|n| Item {
+                token: plan.token.clone(),
+                name: n.clone(),
+                version: *version,
+                value: value.clone(),
+            });
+            match batches.iter_mut().find(|b| &b.target.address() == address) {
+                Some(batch) => batch.items.extend(items),
+                None => batches.push(Batch { target: target.clone(), items: items.collect() }),
+            }
+        }
+    }
+    let reports = deliver_all(ws, batches).await;
+
+    // Per target: what was written, and how many declared names were
+    // already in sync (unchanged) — every target of the synced tokens.
+    let mut declared: BTreeMap<String, usize> = BTreeMap::new();
+    for token in ws.policy.tokens.values().filter(|t| plans.is_empty() || plans.iter().any(|p| p.token == t.name)) {
+        for t in &token.targets {
+            *declared.entry(t.address()).or_default() += t.names.len();
+        }
+    }
+    let summaries = declared
+        .into_iter()
+        .map(|(address, n)| match reports.iter().find(|r| r.address == address) {
+            Some(r) => TargetSummary { unchanged: n.saturating_sub(r.items.len()), ..r.summary() },
+            None => TargetSummary { target: address, unchanged: n, ..TargetSummary::default() },
+        })
+        .collect();
+
+    // Record per token, from every target's report: one save each.
+    let pending: Vec<&str> =
+        plans.iter().map(|p| p.token.as_str()).filter(|t| !outcomes.iter().any(|o| o.token == *t)).collect();
+    for token in pending {
+        let outcome = match ws.registry.load(token) {
+            Err(e) => Outcome::failed(e.to_string(), e.hint()),
+            Ok(mut meta) => match record(ws, &mut meta, token, &reports) {
+                Err(e) => Outcome::failed(e.to_string(), e.hint()),
+                Ok(recorded) if recorded.failures.is_empty() => Outcome::Done { done: recorded.events },
+                Ok(recorded) => {
+                    let mut hints: Vec<String> = Vec::new();
+                    for h in recorded.failures.iter().filter_map(|f| f.hint.clone()) {
+                        if !hints.contains(&h) {
+                            hints.push(h);
+                        }
+                    }
+                    hints.push(format!(
+                        "fix the problem and run `chitty-secrets sync {token}`; what was delivered is recorded"
+                    ));
+                    let lines: Vec<String> = recorded.failures.iter().map(ToString::to_string).collect();
+                    Outcome::Partial { done: recorded.events, error: lines.join("\n  "), hint: hints.join("\n") }
+                }
+            },
+        };
+        outcomes.push(TokenOutcome { token: token.to_string(), outcome });
+    }
+    outcomes.sort_by(|a, b| a.token.cmp(&b.token));
+    (outcomes, summaries)
+}
+
+/// `sync --prune`: deletes remote secrets that this tool's own records say
+/// it wrote, under names no policy declares at that target any more.
+/// Nothing the records do not name is ever deleted.
+pub async fn prune(ws: &Workspace) -> anyhow::Result<Vec<Event>> {
+    let targets = ws.policy.remote_targets();
+    let declared: BTreeSet<(String, String)> = ws
+        .policy
+        .tokens
+        .values()
+        .flat_map(|t| &t.targets)
+        .filter(|t| t.is_remote())
+        .flat_map(|t| t.names.iter().map(|n| (t.address(), n.to_ascii_uppercase())))
+        .collect();
+    let mut events = Vec::new();
+    for name in ws.registry.token_names()? {
+        let mut meta = ws.registry.load(&name)?;
+        let stale: Vec<DeliveryKey> = meta
+            .deliveries
+            .keys()
+            .filter(|key| {
+                targets.contains_key(&key.target)
+                    && !declared.contains(&(key.target.clone(), key.name.to_ascii_uppercase()))
+            })
+            .cloned()
+            .collect();
+        for key in stale {
+            ws.backends.target(targets[&key.target])?.delete(&key.name).await?;
+            meta.deliveries.remove(&key);
+            ws.registry.save(&mut meta)?;
+            ws.audit("prune", &name, None, Some(format!("{} ({})", key.target, key.name)))?;
+            events.push(Event::Pruned { token: name.clone(), target: key.target, name: key.name });
+        }
+    }
+    Ok(events)
+}
