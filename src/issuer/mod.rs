@@ -1,7 +1,7 @@
 //! Issuers: where token values come from. `random` mints locally; `manual`
 //! never invents a value (a person supplies it with `set`).
 
-mod chitty;
+pub mod chitty;
 mod command;
 mod credential;
 mod manual;

@@ -55,7 +55,7 @@ impl CloudflareTarget {
     }
 
     fn env(&self, name: &str) -> Result<String, TargetError> {
-        std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
+        self.remote.var(name).ok_or_else(|| {
             self.err(
                 format!("{name} is not set"),
                 Some("export CLOUDFLARE_API_TOKEN (a token with `Workers Scripts: Edit`) and CLOUDFLARE_ACCOUNT_ID, or use via = \"cli\" with a logged-in wrangler"),
@@ -66,7 +66,7 @@ impl CloudflareTarget {
     /// `…/accounts/{a}/workers/scripts/{script}/{tail…}`
     fn url(&self, tail: &[&str]) -> Result<String, TargetError> {
         let base =
-            std::env::var("CLOUDFLARE_API_BASE_URL").unwrap_or_else(|_| "https://api.cloudflare.com/client/v4".into());
+            self.remote.var("CLOUDFLARE_API_BASE_URL").unwrap_or_else(|| "https://api.cloudflare.com/client/v4".into());
         let account = self.env("CLOUDFLARE_ACCOUNT_ID")?;
         let mut url = Http::check_base(&base).map_err(|e| self.err(format!("CLOUDFLARE_API_BASE_URL: {e}"), None))?;
         {

@@ -109,7 +109,7 @@ impl GithubTarget {
     fn token(&self) -> Result<Secret, TargetError> {
         ["GITHUB_TOKEN", "GH_TOKEN"]
             .iter()
-            .find_map(|v| std::env::var(v).ok().filter(|t| !t.is_empty()))
+            .find_map(|v| self.remote.var(v))
             .map(Secret::new)
             .ok_or_else(|| {
                 self.err(
@@ -121,7 +121,7 @@ impl GithubTarget {
 
     /// `…/actions/secrets[/tail…]` (environments have no `actions/`).
     fn url(&self, tail: &[&str]) -> Result<String, TargetError> {
-        let base = std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".into());
+        let base = self.remote.var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
         let mut url = Http::check_base(&base).map_err(|e| self.err(format!("GITHUB_API_URL: {e}"), None))?;
         {
             let mut segments = url

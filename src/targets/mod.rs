@@ -102,12 +102,31 @@ pub struct Remote {
     /// reacts to GitHub's "slow down" only).
     pub github_http: Http,
     pub github: Arc<github::Shared>,
+    /// Endpoints and credentials (`GITHUB_TOKEN`, `CLOUDFLARE_API_TOKEN`, …):
+    /// the process environment, or a fixed set given by a test.
+    vars: Option<Arc<std::collections::BTreeMap<String, String>>>,
 }
 
 impl Remote {
+    /// Endpoints and credentials come from the process environment.
     pub fn from_env() -> Result<Self, TargetError> {
         let http = Http::new().map_err(|e| TargetError::new("http", e.to_string(), None))?;
-        Ok(Remote { github_http: http.with_own_stats(), http, github: Arc::new(github::Shared::default()) })
+        Ok(Remote { github_http: http.with_own_stats(), http, github: Arc::new(github::Shared::default()), vars: None })
+    }
+
+    /// Endpoints and credentials from `vars` only (tests run many fakes in
+    /// one process, where the environment cannot differ per test).
+    pub fn with_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, TargetError> {
+        Ok(Remote { vars: Some(Arc::new(vars.into_iter().collect())), ..Remote::from_env()? })
+    }
+
+    /// A non-empty setting, e.g. `GITHUB_TOKEN`.
+    pub fn var(&self, name: &str) -> Option<String> {
+        match &self.vars {
+            Some(vars) => vars.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        }
+        .filter(|v| !v.is_empty())
     }
 
     /// Requests sent and retried, across every service.

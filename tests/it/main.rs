@@ -3,6 +3,7 @@
 mod checks;
 mod chitty;
 mod common;
+mod conformance;
 mod crash;
 #[path = "../fakes/mod.rs"]
 mod fakes;

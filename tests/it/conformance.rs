@@ -1,0 +1,342 @@
+//! One contract, every backend (the object_store pattern): the same target
+//! tests run against the in-memory target (local and remote), the .env
+//! target, and the GitHub and Cloudflare fakes; the same issuer tests
+//! against the in-memory issuer and the ChittyID and ChittyAuth fakes.
+
+use std::sync::Arc;
+
+use chitty_secrets::http::Http;
+use chitty_secrets::issuer::chitty::{ChittyauthIssuer, ChittyidIssuer};
+use chitty_secrets::issuer::memory::{MemoryIssuer, MemoryIssuerState};
+use chitty_secrets::issuer::{IssueRequest, Issuer, IssuerError, Revoked, Verdict};
+use chitty_secrets::policy::{IssuerSpec, Policy, TargetPolicy};
+use chitty_secrets::secret::Secret;
+use chitty_secrets::targets::memory::{MemoryStore, MemoryTarget};
+use chitty_secrets::targets::{self, Remote, Target};
+
+use crate::fakes::chitty::{ADMIN_PASSWORD, FakeChitty, SERVICE_TOKEN};
+use crate::fakes::cloudflare::{self, FakeCloudflare};
+use crate::fakes::github::{self, FakeGithub};
+
+// ---------------------------------------------------------------- targets
+
+/// A backend under test: a working target, one that cannot work (no such
+/// place), and a way to add a secret behind the tool's back.
+struct Subject {
+    target: Box<dyn Target>,
+    broken: Box<dyn Target>,
+    by_hand: Box<dyn Fn(&str, &str)>,
+    /// Remote targets give back names, never values.
+    remote: bool,
+}
+
+fn value(n: u32) -> Secret {
+    Secret::new(format!("conformance_value_{n}_x"))
+}
+
+fn pairs(items: &[(&str, u32)]) -> Vec<(String, Secret)> {
+    items.iter().map(|(n, v)| (n.to_string(), value(*v))).collect()
+}
+
+/// What the target shows for `name`: its value (local) or its presence (remote).
+async fn holds(s: &Subject, name: &str, expected: Option<u32>) {
+    let address = s.target.address();
+    if s.remote {
+        let listed = s.target.list().await.unwrap().expect("a remote target lists its names");
+        let present = listed.iter().any(|l| l.name.eq_ignore_ascii_case(name));
+        assert_eq!(present, expected.is_some(), "{address}: {name} listed: {present}");
+        assert!(s.target.read(&[name.to_string()]).await.unwrap().is_none(), "{address}: values are write-only");
+    } else {
+        let read = s.target.read(&[name.to_string()]).await.unwrap().expect("a local target reads back");
+        let got = read[0].as_ref().map(|v| v.expose().to_string());
+        assert_eq!(got, expected.map(|v| value(v).expose().to_string()), "{address}: {name}");
+    }
+}
+
+async fn target_contract(s: Subject) {
+    let address = s.target.address().to_string();
+    // Write, then read back / list.
+    for (name, result) in s.target.put_many(&pairs(&[("CONF_A", 1), ("CONF_B", 2)])).await {
+        assert!(result.is_ok(), "{address}: {name}: {:?}", result.err());
+    }
+    holds(&s, "CONF_A", Some(1)).await;
+    holds(&s, "CONF_B", Some(2)).await;
+
+    // A name the tool did not write survives every write.
+    (s.by_hand)("HAND_MADE", "left-alone-value");
+    let results = s.target.put_many(&pairs(&[("CONF_A", 3)])).await;
+    assert_eq!(results.len(), 1, "{address}: one result per name");
+    assert!(results[0].1.is_ok(), "{address}: rewrite: {:?}", results[0].1);
+    holds(&s, "CONF_A", Some(3)).await;
+    if s.remote {
+        let listed = s.target.list().await.unwrap().unwrap();
+        assert!(listed.iter().any(|l| l.name.eq_ignore_ascii_case("HAND_MADE")), "{address}: hand-made secret gone");
+    } else {
+        let read = s.target.read(&["HAND_MADE".into()]).await.unwrap().unwrap();
+        assert_eq!(read[0].as_ref().map(|v| v.expose().to_string()).as_deref(), Some("left-alone-value"));
+    }
+
+    // An identical rewrite is harmless: still one name, same value.
+    assert!(s.target.put_many(&pairs(&[("CONF_A", 3)])).await[0].1.is_ok());
+    holds(&s, "CONF_A", Some(3)).await;
+    if s.remote {
+        let listed = s.target.list().await.unwrap().unwrap();
+        assert_eq!(listed.iter().filter(|l| l.name.eq_ignore_ascii_case("CONF_A")).count(), 1, "{address}");
+    }
+
+    // Delete removes the name, or is refused with an error naming the target.
+    match s.target.delete("CONF_B").await {
+        Ok(()) => holds(&s, "CONF_B", None).await,
+        Err(e) => {
+            assert!(!s.remote, "{address}: a remote target must support delete: {e}");
+            assert_eq!(e.address, address);
+            holds(&s, "CONF_B", Some(2)).await;
+        }
+    }
+
+    // Failure: every name gets an error that names the target and says what happened.
+    let broken = s.broken.address().to_string();
+    let results = s.broken.put_many(&pairs(&[("CONF_A", 4), ("CONF_C", 5)])).await;
+    assert_eq!(results.len(), 2);
+    for (name, result) in results {
+        let e = result.expect_err(&format!("{broken}: {name} cannot have been written"));
+        assert_eq!(e.address, broken);
+        assert!(!e.message.is_empty());
+        assert!(!e.to_string().contains("conformance_value"), "a value leaked into an error: {e}");
+    }
+}
+
+fn policy_with_targets(targets: &str) -> (tempfile::TempDir, Policy) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/p.toml"), format!("[tokens.CONF_A]\nissuer = \"random\"\n{targets}"))
+        .unwrap();
+    let policy = chitty_secrets::policy::load(&dir.path().join("policies")).unwrap();
+    (dir, policy)
+}
+
+fn targets_of(policy: &Policy) -> Vec<TargetPolicy> {
+    policy.tokens["CONF_A"].targets.clone()
+}
+
+fn memory_subject(remote: bool) -> Subject {
+    let store = Arc::new(MemoryStore::default());
+    let down = Arc::new(MemoryStore::default());
+    down.take_down("the target is down");
+    let hand = store.clone();
+    Subject {
+        target: Box::new(MemoryTarget::new("memory:a", remote, store)),
+        broken: Box::new(MemoryTarget::new("memory:down", remote, down)),
+        by_hand: Box::new(move |n, v| hand.set_by_hand(n, v)),
+        remote,
+    }
+}
+
+#[tokio::test]
+async fn target_memory_local() {
+    target_contract(memory_subject(false)).await;
+}
+
+#[tokio::test]
+async fn target_memory_remote() {
+    target_contract(memory_subject(true)).await;
+}
+
+#[tokio::test]
+async fn target_dotenv() {
+    let (dir, policy) = policy_with_targets(
+        "[[tokens.CONF_A.targets]]\nkind = \"dotenv\"\npath = \"app/.env\"\n[[tokens.CONF_A.targets]]\nkind = \"dotenv\"\npath = \"blocked/.env\"\n",
+    );
+    // `blocked` is a file, so nothing can be written beneath it.
+    std::fs::write(dir.path().join("blocked"), "not a folder").unwrap();
+    let t = targets_of(&policy);
+    let env = dir.path().join("app/.env");
+    let subject = Subject {
+        target: targets::build(&t[0], &policy.root, None).unwrap(),
+        broken: targets::build(&t[1], &policy.root, None).unwrap(),
+        by_hand: Box::new(move |n, v| {
+            let mut text = std::fs::read_to_string(&env).unwrap_or_default();
+            text.push_str(&format!("{n}={v}\n"));
+            std::fs::write(&env, text).unwrap();
+        }),
+        remote: false,
+    };
+    target_contract(subject).await;
+}
+
+#[tokio::test]
+async fn target_github_fake() {
+    let fake = FakeGithub::start();
+    fake.add_repo("conf/repo");
+    let (_dir, policy) = policy_with_targets(
+        "[[tokens.CONF_A.targets]]\nkind = \"github\"\nrepo = \"conf/repo\"\n[[tokens.CONF_A.targets]]\nkind = \"github\"\nrepo = \"conf/missing\"\n",
+    );
+    let remote = Remote::with_vars([
+        ("GITHUB_API_URL".to_string(), fake.url()),
+        ("GITHUB_TOKEN".to_string(), github::TOKEN.to_string()),
+    ])
+    .unwrap();
+    let t = targets_of(&policy);
+    let fake = Arc::new(fake);
+    let hand = fake.clone();
+    let subject = Subject {
+        target: targets::build(&t[0], &policy.root, Some(&remote)).unwrap(),
+        broken: targets::build(&t[1], &policy.root, Some(&remote)).unwrap(),
+        by_hand: Box::new(move |n, v| hand.set_by_hand("repo:conf/repo", n, v)),
+        remote: true,
+    };
+    target_contract(subject).await;
+    // The fake opened every seal with its own key: the value is really there.
+    assert_eq!(fake.value("repo:conf/repo", "CONF_A").as_deref(), Some(value(3).expose()));
+}
+
+#[tokio::test]
+async fn target_cloudflare_fake() {
+    let fake = FakeCloudflare::start();
+    fake.add_script("conf-worker");
+    let (_dir, policy) = policy_with_targets(
+        "[[tokens.CONF_A.targets]]\nkind = \"wrangler\"\nworker = \"conf-worker\"\n[[tokens.CONF_A.targets]]\nkind = \"wrangler\"\nworker = \"missing-worker\"\n",
+    );
+    let remote = Remote::with_vars([
+        ("CLOUDFLARE_API_BASE_URL".to_string(), fake.url()),
+        ("CLOUDFLARE_API_TOKEN".to_string(), cloudflare::TOKEN.to_string()),
+        ("CLOUDFLARE_ACCOUNT_ID".to_string(), cloudflare::ACCOUNT.to_string()),
+    ])
+    .unwrap();
+    let t = targets_of(&policy);
+    let fake = Arc::new(fake);
+    let hand = fake.clone();
+    let broken = targets::build(&t[1], &policy.root, Some(&remote)).unwrap();
+    let subject = Subject {
+        target: targets::build(&t[0], &policy.root, Some(&remote)).unwrap(),
+        broken,
+        by_hand: Box::new(move |n, v| hand.set_by_hand("conf-worker", n, v)),
+        remote: true,
+    };
+    target_contract(subject).await;
+    assert_eq!(fake.value("conf-worker", "CONF_A").as_deref(), Some(value(3).expose()));
+}
+
+// ---------------------------------------------------------------- issuers
+
+/// A backend under test and a view of what it really holds.
+struct IssuerSubject {
+    issuer: Box<dyn Issuer>,
+    /// Whether the service itself holds `value` as a live token.
+    live: Box<dyn Fn(&str) -> bool>,
+    /// How many tokens the service has minted so far.
+    minted: Box<dyn Fn() -> usize>,
+    /// Makes the service answer every call with "quota exhausted".
+    exhaust: Box<dyn Fn()>,
+}
+
+fn request(tag: &str) -> IssueRequest<'_> {
+    IssueRequest {
+        token: "CONF_TOKEN",
+        scopes: &[],
+        ttl: Some(chrono::TimeDelta::days(30)),
+        description: Some("conformance"),
+        now: chrono::Utc::now(),
+        tag: Some(tag),
+    }
+}
+
+async fn issuer_contract(s: IssuerSubject) {
+    let name = s.issuer.name().to_string();
+    let before = (s.minted)();
+    let issued = s.issuer.issue(&request("c0ffee01")).await.unwrap();
+    assert!(!issued.value.is_empty(), "{name}: an empty token");
+    assert_eq!((s.minted)(), before + 1, "{name}: one mint, one token");
+    assert!((s.live)(issued.value.expose()), "{name}: the service does not hold what it issued");
+    assert!(issued.expires_at.is_some_and(|e| e > chrono::Utc::now()), "{name}: ttl not honoured");
+
+    // Verify is cheap: it never mints.
+    assert_eq!(s.issuer.verify(&issued.value).await.unwrap(), Verdict::Valid, "{name}");
+    assert!(matches!(s.issuer.verify(&Secret::new("YOUR_TOKEN_HERE_REPLACE_ME")).await.unwrap(), Verdict::Invalid(_)));
+    assert_eq!((s.minted)(), before + 1, "{name}: verify minted");
+
+    // Revoke: the service no longer holds it, and verify says so.
+    match s.issuer.revoke(issued.token_id.as_deref()).await.unwrap() {
+        Revoked::Revoked => {
+            assert!(!(s.live)(issued.value.expose()), "{name}: revoked but still live");
+            assert!(matches!(s.issuer.verify(&issued.value).await.unwrap(), Verdict::Invalid(_)), "{name}");
+        }
+        Revoked::NotSupported => panic!("{name}: these issuers can revoke"),
+    }
+
+    // Quota: a clear, resumable answer; nothing minted.
+    (s.exhaust)();
+    let before = (s.minted)();
+    match s.issuer.issue(&request("c0ffee02")).await {
+        Err(IssuerError::Quota { issuer, .. }) => assert_eq!(issuer, name),
+        other => panic!("{name}: expected a quota answer, got {other:?}"),
+    }
+    assert_eq!((s.minted)(), before, "{name}: minted past its quota");
+}
+
+#[tokio::test]
+async fn issuer_memory() {
+    let state = Arc::new(MemoryIssuerState::default());
+    let (live, minted, exhaust) = (state.clone(), state.clone(), state.clone());
+    issuer_contract(IssuerSubject {
+        issuer: Box::new(MemoryIssuer::new("memory", state.clone())),
+        live: Box::new(move |v| live.is_valid(v)),
+        minted: Box::new(move || minted.minted.lock().unwrap().len()),
+        exhaust: Box::new(move || *exhaust.quota.lock().unwrap() = Some(0)),
+    })
+    .await;
+    // "May have issued": the token exists, the caller hears nothing.
+    *state.quota.lock().unwrap() = None;
+    *state.lose_next_answer.lock().unwrap() = true;
+    let issuer = MemoryIssuer::new("memory", state.clone());
+    assert!(matches!(issuer.issue(&request("c0ffee03")).await, Err(IssuerError::Uncertain { .. })));
+    let last = state.minted.lock().unwrap().last().cloned().unwrap();
+    assert!(last.description.unwrap().contains("[chitty-secrets c0ffee03]"), "the tag finds the orphan");
+}
+
+fn issuer_spec(kind_fields: &str) -> IssuerSpec {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/p.toml"), format!("[issuers.conf]\n{kind_fields}")).unwrap();
+    chitty_secrets::policy::load(&dir.path().join("policies")).unwrap().issuers["conf"].spec.clone()
+}
+
+fn chitty_subject(fake: Arc<FakeChitty>, issuer: Box<dyn Issuer>) -> IssuerSubject {
+    let (live, minted, exhaust) = (fake.clone(), fake.clone(), fake);
+    IssuerSubject {
+        issuer,
+        live: Box::new(move |v| live.is_valid(v)),
+        minted: Box::new(move || minted.tokens().len()),
+        exhaust: Box::new(move || exhaust.state.quota.store(0, std::sync::atomic::Ordering::SeqCst)),
+    }
+}
+
+fn http() -> Http {
+    Http::new().unwrap().without_rate_limit_retries()
+}
+
+#[tokio::test]
+async fn issuer_chittyid_fake() {
+    let fake = Arc::new(FakeChitty::start());
+    let IssuerSpec::Chittyid(spec) = issuer_spec(&format!(
+        "kind = \"chittyid\"\nurl = \"{}\"\nadmin_password_from = \"env:UNUSED\"\nrevoke_path = \"/admin/tokens/{{token_id}}/revoke\"\n",
+        fake.url()
+    )) else {
+        unreachable!()
+    };
+    let issuer = ChittyidIssuer::new("conf", spec, http(), Ok(Secret::new(ADMIN_PASSWORD)));
+    issuer_contract(chitty_subject(fake, Box::new(issuer))).await;
+}
+
+#[tokio::test]
+async fn issuer_chittyauth_fake() {
+    let fake = Arc::new(FakeChitty::start());
+    let IssuerSpec::Chittyauth(spec) = issuer_spec(&format!(
+        "kind = \"chittyauth\"\nurl = \"{}\"\nchitty_id = \"03-1-USA-1234-P-2601-3-NN\"\nbearer_from = \"env:UNUSED\"\n",
+        fake.url()
+    )) else {
+        unreachable!()
+    };
+    let issuer = ChittyauthIssuer::new("conf", spec, http(), Ok(Secret::new(SERVICE_TOKEN)));
+    issuer_contract(chitty_subject(fake, Box::new(issuer))).await;
+}
