@@ -221,3 +221,6 @@ impl RunReport {
         self.outcomes.iter().filter(|o| matches!(o.outcome, Outcome::Failed { .. })).count()
     }
 }
+
+#[cfg(test)]
+mod tests;
