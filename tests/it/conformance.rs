@@ -20,12 +20,15 @@ use crate::fakes::github::{self, FakeGithub};
 
 // ---------------------------------------------------------------- targets
 
+/// Adds a secret behind the tool's back: `(name, value)`.
+type ByHand = Box<dyn Fn(&str, &str)>;
+
 /// A backend under test: a working target, one that cannot work (no such
 /// place), and a way to add a secret behind the tool's back.
 struct Subject {
     target: Box<dyn Target>,
     broken: Box<dyn Target>,
-    by_hand: Box<dyn Fn(&str, &str)>,
+    by_hand: ByHand,
     /// Remote targets give back names, never values.
     remote: bool,
 }
