@@ -8,23 +8,24 @@ use std::path::Path;
 use super::Workspace;
 use crate::error::Hinted;
 use crate::placeholder::placeholder_reason;
-use crate::registry::{DeliveryKey, NewVersion, TokenMeta, ValueOrigin};
+use crate::registry::{DeliveryKey, NewVersion, TokenMeta, ValueOrigin, Values};
 use crate::secret::Secret;
 use crate::targets::dotenv_file::DotenvFile;
 
 impl Workspace {
     /// Saves `value` as the token's new current version (the old current
     /// becomes previous for the token's overlap); values are saved before
-    /// metadata. The caller holds the lock. Returns the new version's id.
+    /// metadata. The caller holds the lock and has decrypted the token's
+    /// `values`. Returns the new version's id.
     pub fn store_value(
         &self,
         meta: &mut TokenMeta,
+        values: &mut Values,
         value: Secret,
         origin: ValueOrigin,
         placeholder: bool,
     ) -> anyhow::Result<u32> {
         let token = self.token(&meta.name)?;
-        let identity = self.identity()?;
         let now = self.now;
         let new = NewVersion {
             issuer: token.issuer.clone(),
@@ -38,9 +39,8 @@ impl Workspace {
         // Refused (nothing written) while a rotation is in progress.
         let mut next = meta.clone();
         let id = next.store_current(new, now + token.overlap.0)?;
-        let mut values = self.registry.load_values(&token.name, &identity.key)?;
         values.insert(id, value);
-        self.registry.save_values(&token.name, &values)?;
+        self.registry.save_values(&token.name, values)?;
         *meta = next;
         self.registry.save(meta)?;
         self.audit(origin.as_str(), &token.name, Some(id), None)?;
@@ -71,10 +71,11 @@ impl Workspace {
             )
             .into());
         }
-        self.identity()?;
+        let identity = self.identity()?;
         let _lock = self.lock()?;
         let mut meta = self.registry.load(name)?;
-        self.store_value(&mut meta, value, ValueOrigin::Set, placeholder.is_some())
+        let mut values = self.registry.load_values(name, &identity.key)?;
+        self.store_value(&mut meta, &mut values, value, ValueOrigin::Set, placeholder.is_some())
     }
 
     /// `import FILE`: every key a policy declares (as a token or a target
@@ -131,14 +132,14 @@ impl Workspace {
             }
             let token = &self.policy.tokens[&name];
             let mut meta = self.registry.load(&name)?;
-            let values = self.registry.load_values(&name, &identity.key)?;
+            let mut values = self.registry.load_values(&name, &identity.key)?;
             let same = meta.current().and_then(|c| values.get(c.id)).is_some_and(|c| c.same_as(value));
             let id = if same {
                 report.stored.push(Imported { token: name.clone(), version: None, line: *first_line });
                 meta.current().map(|c| c.id).expect("checked above")
             } else {
                 let placeholder = placeholder_reason(value.expose(), &self.policy.placeholders).is_some();
-                let id = self.store_value(&mut meta, value.clone(), ValueOrigin::Import, placeholder)?;
+                let id = self.store_value(&mut meta, &mut values, value.clone(), ValueOrigin::Import, placeholder)?;
                 report.stored.push(Imported { token: name.clone(), version: Some(id), line: *first_line });
                 id
             };
