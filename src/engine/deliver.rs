@@ -203,6 +203,24 @@ pub struct Recorded {
     pub failures: Vec<TargetError>,
 }
 
+impl Recorded {
+    /// What the failed targets say to do, each once.
+    pub fn hints(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for h in self.failures.iter().filter_map(|f| f.hint.clone()) {
+            push_unique(&mut out, h);
+        }
+        out
+    }
+}
+
+/// Adds `hint` unless it is there already (hints from many names repeat).
+pub fn push_unique(hints: &mut Vec<String>, hint: String) {
+    if !hints.contains(&hint) {
+        hints.push(hint);
+    }
+}
+
 /// Records `token`'s successful writes from `reports` in `meta`: one save,
 /// then one audit line per target. The bookkeeping every delivery shares.
 pub fn record(

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::Workspace;
-use super::deliver::{Batch, Item, deliver_all, record};
+use super::deliver::{Batch, Item, deliver_all, push_unique, record};
 use super::outcome::{Event, Outcome};
 use crate::identity::Identity;
 use crate::issuer::{self, IssueRequest, Revoked, Verdict};
@@ -112,7 +112,9 @@ impl<'a> Runner<'a> {
                 Step::Abort { version } => self.abort(*version).await,
             };
             if let Err(e) = result {
-                self.hints.extend(crate::error::hints(&e));
+                for h in crate::error::hints(&e) {
+                    push_unique(&mut self.hints, h);
+                }
                 return self.stopped(error_text(&e));
             }
         }
@@ -138,7 +140,6 @@ impl<'a> Runner<'a> {
             None => None,
         };
         let mut hints = std::mem::take(&mut self.hints);
-        hints.dedup();
         match resume {
             Some(resume) => {
                 hints.push(resume);
@@ -269,14 +270,10 @@ impl<'a> Runner<'a> {
         }
         let reports = deliver_all(self.ws, batches).await;
         let recorded = record(self.ws, &mut self.meta, &self.token.name, &reports)?;
-        self.done.extend(recorded.events);
-        for failure in &recorded.failures {
-            if let Some(h) = &failure.hint
-                && !self.hints.contains(h)
-            {
-                self.hints.push(h.clone());
-            }
+        for h in recorded.hints() {
+            push_unique(&mut self.hints, h);
         }
+        self.done.extend(recorded.events);
         Ok(recorded.failures.iter().map(ToString::to_string).collect())
     }
 

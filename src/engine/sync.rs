@@ -90,12 +90,7 @@ pub async fn sync_all(ws: &Workspace, plans: &[TokenPlan]) -> (Vec<TokenOutcome>
                 Err(e) => Outcome::failed(e.to_string(), e.hint()),
                 Ok(recorded) if recorded.failures.is_empty() => Outcome::Done { done: recorded.events },
                 Ok(recorded) => {
-                    let mut hints: Vec<String> = Vec::new();
-                    for h in recorded.failures.iter().filter_map(|f| f.hint.clone()) {
-                        if !hints.contains(&h) {
-                            hints.push(h);
-                        }
-                    }
+                    let mut hints = recorded.hints();
                     hints.push(format!(
                         "fix the problem and run `chitty-secrets sync {token}`; what was delivered is recorded"
                     ));
