@@ -1,9 +1,8 @@
 //! `init`: create the registry and an identity, or adopt the configured one.
 
 use super::{Globals, exit, shown};
+use crate::engine::keys;
 use crate::identity;
-use crate::registry::Registry;
-use crate::registry::audit::Event;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -14,10 +13,6 @@ pub struct Args {
 }
 
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
-    let existed = g.cli.registry.join("recipients").is_file();
-    let registry = Registry::create(&g.cli.registry)?;
-    let _lock = g.lock(&registry)?;
-
     let flag = g.cli.identity.as_deref();
     let (identity, how) = match identity::resolve(flag)? {
         Some(id) if identity::is_explicit(flag) => {
@@ -49,22 +44,18 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     };
     let recipient = identity.recipient();
     let user = std::env::var("USER").unwrap_or_else(|_| "someone".into());
-    let added = registry.add_recipient(&recipient, &format!("{user}, added by chitty-secrets init"))?;
+    let label = format!("{user}, added by chitty-secrets init");
+    let done = keys::init(&g.cli.registry, &recipient, &label, g.now(), g.cli.lock_timeout)?;
 
-    if added {
-        let event =
-            Event { event: "keys.add", token: None, version: None, detail: Some(format!("{recipient} (init)")) };
-        registry.audit(event, chrono::Utc::now())?;
-    }
-    let dir = shown(registry.dir());
-    println!("{} registry at {dir}", if existed { "using the" } else { "created a" });
+    let dir = shown(done.registry.dir());
+    println!("{} registry at {dir}", if done.existed { "using the" } else { "created a" });
     println!("{how}");
     println!("public key (recipient): {recipient}");
-    if added && existed && !registry.token_names()?.is_empty() {
+    if done.added && done.existed && !done.registry.token_names()?.is_empty() {
         println!(
             "note: values already in the registry were encrypted before this key was added; a member who can read them must run `chitty-secrets keys add {recipient}`"
         );
-    } else if !added {
+    } else if !done.added {
         println!("the key was already a recipient");
     }
     println!("next: `chitty-secrets rotate` mints and delivers every token in {}", shown(&g.cli.policies));
