@@ -177,6 +177,16 @@ fn parse(text: &str, source: Source) -> Result<Identity, IdentityError> {
     Ok(Identity { key, source })
 }
 
+/// Every file that may hold an identity (the config file, `--identity`,
+/// the environment variable): `check` makes sure none is inside a target
+/// or the registry.
+pub fn possible_files(flag: Option<&Path>) -> Vec<PathBuf> {
+    let mut files = vec![config_file()];
+    files.extend(flag.map(Path::to_path_buf));
+    files.extend(std::env::var_os(crate::env_vars::IDENTITY_FILE).map(PathBuf::from));
+    files
+}
+
 pub fn config_file() -> PathBuf {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)

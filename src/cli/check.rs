@@ -4,8 +4,9 @@
 use serde::Serialize;
 
 use super::{Globals, Need, actions, exit, parse_duration};
-use crate::check::{self, Finding, Inputs, Severity};
-use crate::env_vars;
+use crate::check::{Finding, Severity};
+use crate::engine::check::CheckReport;
+use crate::identity;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -26,11 +27,8 @@ pub struct Args {
 
 #[derive(Serialize)]
 struct Report<'a> {
-    findings: &'a [Finding],
-    /// Calls made to any service: zero unless --online.
-    service_calls: usize,
-    /// Whether values were decrypted to compare .env files and look inside values.
-    values_compared: bool,
+    #[serde(flatten)]
+    check: &'a CheckReport,
     fail_on: Severity,
     failed: bool,
 }
@@ -38,35 +36,16 @@ struct Report<'a> {
 pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     // No identity is needed; one that is there (and readable) is used.
     let ws = g.workspace(if args.online { Need::Required } else { Need::IfReadable })?;
-    let mut identity_files = vec![crate::identity::config_file()];
-    identity_files.extend(g.cli.identity.clone());
-    identity_files.extend(std::env::var_os(env_vars::IDENTITY_FILE).map(Into::into));
-    let inputs = Inputs {
-        policy: &ws.policy,
-        registry: &ws.registry,
-        identity: ws.identity.as_ref(),
-        identity_files,
-        now: ws.now,
-        window: chrono::TimeDelta::from_std(args.window).unwrap_or(chrono::TimeDelta::MAX),
-    };
-    let mut findings = check::run(&inputs)?;
-    let mut service_calls = 0;
-    if args.online {
-        let (online, calls) = ws.check_online().await?;
-        findings.extend(online);
-        service_calls = calls;
-        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    }
-    let compared = ws.identity.is_some();
-    let failed = findings.iter().any(|f| f.severity >= args.fail_on);
+    let window = chrono::TimeDelta::from_std(args.window).unwrap_or(chrono::TimeDelta::MAX);
+    let report = ws.check(window, args.online, identity::possible_files(g.cli.identity.as_deref())).await?;
+    let failed = report.findings.iter().any(|f| f.severity >= args.fail_on);
     if args.json {
-        let report =
-            Report { findings: &findings, service_calls, values_compared: compared, fail_on: args.fail_on, failed };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let out = Report { check: &report, fail_on: args.fail_on, failed };
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_human(&findings, service_calls, compared);
+        print_human(&report.findings, report.service_calls, report.values_compared);
     }
-    annotate_for_actions(&findings);
+    annotate_for_actions(&report.findings);
     Ok(if failed { exit::FINDINGS } else { exit::OK })
 }
 

@@ -16,31 +16,16 @@ pub struct Args {
 }
 
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
-    let ws = g.workspace(Need::Nothing)?;
-    for name in &args.only {
-        ws.token(name)?;
+    // The identity is asked for after the --only names are checked.
+    let ws = g.workspace(Need::Optional)?;
+    let env = ws.environment(&args.only)?;
+    for name in &env.without_value {
+        eprintln!("warning: {name} has no value yet; not set");
     }
-    let (policy, registry) = (&ws.policy, &ws.registry);
-    let identity = g.identity()?;
     let mut command = Command::new(&args.command[0]);
     command.args(&args.command[1..]);
-    for (name, token) in &policy.tokens {
-        if !args.only.is_empty() && !args.only.contains(name) {
-            continue;
-        }
-        let meta = registry.load(name)?;
-        let Some(current) = meta.current() else {
-            eprintln!("warning: {name} has no value yet; not set");
-            continue;
-        };
-        let values = registry.load_values(name, &identity.key)?;
-        let Some(value) = values.get(current.id) else {
-            continue;
-        };
+    for (name, value) in &env.vars {
         command.env(name, value.expose());
-        for n in token.targets.iter().flat_map(|t| &t.names) {
-            command.env(n, value.expose());
-        }
     }
     let status = command.status().map_err(|e| {
         Hinted::new(format!("cannot run `{}`: {e}", args.command[0]), "check that the command exists and is on PATH")

@@ -6,8 +6,8 @@ use std::process::Command;
 use serde::Serialize;
 
 use super::{Globals, Hinted, exit};
-use crate::registry::Registry;
-use crate::scan::{Hit, Known, Scanner, Totals, is_binary};
+use crate::engine::reads::known_values;
+use crate::scan::{Hit, Scanner, Totals, is_binary};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -88,21 +88,6 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         );
     }
     Ok(if hits.is_empty() { exit::OK } else { exit::FINDINGS })
-}
-
-/// Every version's value of every token in the registry.
-fn known_values(registry: &Registry, key: &age::x25519::Identity) -> anyhow::Result<Vec<Known>> {
-    let mut known = Vec::new();
-    for name in registry.token_names()? {
-        let meta = registry.load(&name)?;
-        let values = registry.load_values(&name, key)?;
-        for v in &meta.versions {
-            if let Some(value) = values.get(v.id) {
-                known.push(Known { token: name.clone(), version: v.id, stage: v.stage, value: value.clone() });
-            }
-        }
-    }
-    Ok(known)
 }
 
 /// What `git commit` would record: the staged blobs, not the work tree.

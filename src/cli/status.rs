@@ -1,13 +1,13 @@
 //! `status`: versions, stages, ages, expiries and delivery state. Reads only
-//! metadata: no identity, no network.
+//! metadata: no identity, no network. The report is the engine's; this
+//! module renders it.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::Serialize;
 
 use super::{Globals, Need, exit, parse_duration};
+use crate::engine::status::{StatusReport, TokenStatus};
 use crate::policy::Dur;
-use crate::registry::{Stage, TokenMeta};
-use crate::rotation::due_reason;
+use crate::registry::Stage;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -19,117 +19,39 @@ pub struct Args {
     pub expiring: Option<std::time::Duration>,
 }
 
-#[derive(Serialize)]
-struct TokenStatus {
-    name: String,
-    issuer: String,
-    current: Option<u32>,
-    pending: Option<u32>,
-    versions: Vec<VersionStatus>,
-    due: Option<String>,
-    expires_at: Option<DateTime<Utc>>,
-    rotation_in_progress: bool,
-    deliveries: Vec<DeliveryStatus>,
-}
-
-#[derive(Serialize)]
-struct VersionStatus {
-    id: u32,
-    stage: Stage,
-    created_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Serialize)]
-struct DeliveryStatus {
-    target: String,
-    name: String,
-    version: Option<u32>,
-    up_to_date: bool,
-}
-
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let ws = g.workspace(Need::Nothing)?;
-    let (policy, registry) = (&ws.policy, &ws.registry);
-    let metas = ws.metas()?;
-    let now = ws.now;
     let window = args.expiring.map(|w| TimeDelta::from_std(w).unwrap_or(TimeDelta::MAX));
-
-    let mut rows = Vec::new();
-    for (name, token) in &policy.tokens {
-        let meta = &metas[name];
-        rows.push(TokenStatus {
-            name: name.clone(),
-            issuer: token.issuer.clone(),
-            current: meta.current().map(|v| v.id),
-            pending: meta.pending().map(|v| v.id),
-            versions: meta
-                .versions
-                .iter()
-                .map(|v| VersionStatus { id: v.id, stage: v.stage, created_at: v.created_at, expires_at: v.expires_at })
-                .collect(),
-            due: due_reason(token, meta, now),
-            expires_at: meta.current().and_then(|v| v.expires_at),
-            rotation_in_progress: meta.rotation.is_some(),
-            deliveries: token
-                .targets
-                .iter()
-                .flat_map(|t| t.names.iter().map(move |n| (t.address(), n)))
-                .map(|(address, n)| {
-                    let version = meta.delivered(&address, n).map(|d| d.version);
-                    DeliveryStatus {
-                        up_to_date: version.is_some() && version == meta.current().map(|v| v.id),
-                        target: address,
-                        name: n.clone(),
-                        version,
-                    }
-                })
-                .collect(),
-        });
-    }
-    let orphans: Vec<String> = registry.token_names()?.into_iter().filter(|n| !policy.tokens.contains_key(n)).collect();
-    let expiring: Vec<&TokenStatus> = match window {
-        Some(w) => rows.iter().filter(|r| r.expires_at.is_some_and(|e| e - now <= w)).collect(),
-        None => Vec::new(),
-    };
-
+    let report = ws.status(window)?;
     if args.json {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            now: DateTime<Utc>,
-            tokens: &'a [TokenStatus],
-            not_in_policy: &'a [String],
-            expiring: Vec<&'a str>,
-        }
-        let out = Out {
-            now,
-            tokens: &rows,
-            not_in_policy: &orphans,
-            expiring: expiring.iter().map(|r| r.name.as_str()).collect(),
-        };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        for row in &rows {
-            print_row(row, &metas[&row.name], now);
-        }
-        for name in &orphans {
-            println!("{name}: in the registry but in no policy (left alone)");
-        }
-        if let Some(w) = window {
-            if expiring.is_empty() {
-                println!("nothing expires within {}", Dur::human(w));
-            }
-            for r in &expiring {
-                let e = r.expires_at.expect("filtered on it");
-                println!("expiring within {}: {} ({})", Dur::human(w), r.name, when(now, e));
-            }
-        }
+        print_report(&report, window);
     }
-    Ok(if expiring.is_empty() { exit::OK } else { exit::FINDINGS })
+    Ok(if report.expiring.is_empty() { exit::OK } else { exit::FINDINGS })
 }
 
-fn print_row(row: &TokenStatus, meta: &TokenMeta, now: DateTime<Utc>) {
-    let current = match meta.current() {
+fn print_report(report: &StatusReport, window: Option<TimeDelta>) {
+    let now = report.now;
+    for row in &report.tokens {
+        print_row(row, now);
+    }
+    for name in &report.not_in_policy {
+        println!("{name}: in the registry but in no policy (left alone)");
+    }
+    if let Some(w) = window {
+        if report.expiring.is_empty() {
+            println!("nothing expires within {}", Dur::human(w));
+        }
+        for row in report.tokens.iter().filter(|r| report.expiring.contains(&r.name)) {
+            let e = row.expires_at.expect("expiring tokens have an expiry");
+            println!("expiring within {}: {} ({})", Dur::human(w), row.name, when(now, e));
+        }
+    }
+}
+
+fn print_row(row: &TokenStatus, now: DateTime<Utc>) {
+    let current = match row.current_version() {
         Some(v) => format!("v{} current, {} old", v.id, Dur::human(now - v.created_at)),
         None => "no value yet".into(),
     };
@@ -137,10 +59,10 @@ fn print_row(row: &TokenStatus, meta: &TokenMeta, now: DateTime<Utc>) {
     if let Some(e) = row.expires_at {
         println!("  expires: {}", when(now, e));
     }
-    if let Some(p) = meta.pending() {
-        println!("  pending: v{} (rotation in progress; `chitty-secrets rotate {}` resumes it)", p.id, row.name);
+    if let Some(p) = row.pending {
+        println!("  pending: v{p} (rotation in progress; `chitty-secrets rotate {}` resumes it)", row.name);
     }
-    for v in meta.versions.iter().filter(|v| v.stage == Stage::Previous) {
+    for v in row.versions.iter().filter(|v| v.stage == Stage::Previous) {
         let until = v.retire_after.map(|r| format!(", valid until {}", when(now, r))).unwrap_or_default();
         println!("  previous: v{}{until}", v.id);
     }

@@ -1,14 +1,55 @@
-//! `check --online`: one cheap issuer verify per token (never a mint) and
-//! one listing of each remote target (names only), as findings.
+//! `check`: the offline findings (see [`crate::check`]) and, with
+//! `--online`, one cheap issuer verify per token (never a mint) and one
+//! listing of each remote target (names only).
+
+use std::path::PathBuf;
 
 use super::Workspace;
-use crate::check::{Finding, Severity};
+use crate::check::{Finding, Inputs, Severity};
 use crate::issuer::Verdict;
 use crate::rotation::{Observations, Observed};
 
+/// What `check` found.
+#[derive(serde::Serialize)]
+pub struct CheckReport {
+    /// Most severe first.
+    pub findings: Vec<Finding>,
+    /// Calls made to any service: zero unless online.
+    pub service_calls: usize,
+    /// Whether values were decrypted to compare .env files and look inside values.
+    pub values_compared: bool,
+}
+
 impl Workspace {
+    /// Every finding: offline ones always, online ones when asked.
+    /// `identity_files` are the files that may hold an identity.
+    pub async fn check(
+        &self,
+        window: chrono::TimeDelta,
+        online: bool,
+        identity_files: Vec<PathBuf>,
+    ) -> anyhow::Result<CheckReport> {
+        let inputs = Inputs {
+            policy: &self.policy,
+            registry: &self.registry,
+            identity: self.identity.as_ref(),
+            identity_files,
+            now: self.now,
+            window,
+        };
+        let mut findings = crate::check::run(&inputs)?;
+        let mut service_calls = 0;
+        if online {
+            let (more, calls) = self.check_online().await?;
+            findings.extend(more);
+            service_calls = calls;
+            findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        }
+        Ok(CheckReport { findings, service_calls, values_compared: self.identity.is_some() })
+    }
+
     /// The online findings, and how many calls they cost.
-    pub async fn check_online(&self) -> anyhow::Result<(Vec<Finding>, usize)> {
+    async fn check_online(&self) -> anyhow::Result<(Vec<Finding>, usize)> {
         let identity = self.identity()?;
         let mut findings = Vec::new();
         let mut service_calls = 0;

@@ -1,0 +1,116 @@
+//! `status`: what the registry says about every declared token, from
+//! metadata only (no identity, no network).
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::Workspace;
+use crate::registry::{Stage, TokenMeta};
+use crate::rotation::due_reason;
+
+#[derive(Serialize)]
+pub struct StatusReport {
+    pub now: DateTime<Utc>,
+    pub tokens: Vec<TokenStatus>,
+    /// Tokens in the registry that no policy declares (left alone).
+    pub not_in_policy: Vec<String>,
+    /// Names of tokens whose current value expires within the asked window.
+    pub expiring: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct TokenStatus {
+    pub name: String,
+    pub issuer: String,
+    pub current: Option<u32>,
+    pub pending: Option<u32>,
+    pub versions: Vec<VersionStatus>,
+    pub due: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub rotation_in_progress: bool,
+    pub deliveries: Vec<DeliveryStatus>,
+}
+
+#[derive(Serialize)]
+pub struct VersionStatus {
+    pub id: u32,
+    pub stage: Stage,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Until when a previous version stays valid (the overlap window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retire_after: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+pub struct DeliveryStatus {
+    pub target: String,
+    pub name: String,
+    pub version: Option<u32>,
+    pub up_to_date: bool,
+}
+
+impl TokenStatus {
+    pub fn current_version(&self) -> Option<&VersionStatus> {
+        self.versions.iter().find(|v| Some(v.id) == self.current)
+    }
+}
+
+impl Workspace {
+    /// The status of every declared token; `expiring` lists those whose
+    /// current value expires within `window`.
+    pub fn status(&self, window: Option<TimeDelta>) -> anyhow::Result<StatusReport> {
+        let metas = self.metas()?;
+        let tokens: Vec<TokenStatus> =
+            self.policy.tokens.iter().map(|(name, token)| token_status(name, token, &metas[name], self.now)).collect();
+        let not_in_policy =
+            self.registry.token_names()?.into_iter().filter(|n| !self.policy.tokens.contains_key(n)).collect();
+        let expiring = match window {
+            Some(w) => tokens
+                .iter()
+                .filter(|t| t.expires_at.is_some_and(|e| e - self.now <= w))
+                .map(|t| t.name.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(StatusReport { now: self.now, tokens, not_in_policy, expiring })
+    }
+}
+
+fn token_status(name: &str, token: &crate::policy::TokenPolicy, meta: &TokenMeta, now: DateTime<Utc>) -> TokenStatus {
+    let current = meta.current().map(|v| v.id);
+    TokenStatus {
+        name: name.to_string(),
+        issuer: token.issuer.clone(),
+        current,
+        pending: meta.pending().map(|v| v.id),
+        versions: meta
+            .versions
+            .iter()
+            .map(|v| VersionStatus {
+                id: v.id,
+                stage: v.stage,
+                created_at: v.created_at,
+                expires_at: v.expires_at,
+                retire_after: v.retire_after,
+            })
+            .collect(),
+        due: due_reason(token, meta, now),
+        expires_at: meta.current().and_then(|v| v.expires_at),
+        rotation_in_progress: meta.rotation.is_some(),
+        deliveries: token
+            .targets
+            .iter()
+            .flat_map(|t| t.names.iter().map(move |n| (t.address(), n)))
+            .map(|(address, n)| {
+                let version = meta.delivered(&address, n).map(|d| d.version);
+                DeliveryStatus {
+                    up_to_date: version.is_some() && version == current,
+                    target: address,
+                    name: n.clone(),
+                    version,
+                }
+            })
+            .collect(),
+    }
+}
