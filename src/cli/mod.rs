@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
-use crate::engine::{Live, Workspace};
+use crate::engine::{Live, Progress, Workspace};
 use crate::identity::{self, Identity};
 use crate::policy::{self, Dur, Policy};
 use crate::registry::Registry;
@@ -172,10 +172,6 @@ impl Globals<'_> {
         Ok(identity::resolve(self.cli.identity.as_deref())?)
     }
 
-    pub fn lock(&self, registry: &Registry) -> anyhow::Result<crate::registry::RegistryLock> {
-        Ok(registry.lock(self.cli.lock_timeout)?)
-    }
-
     /// The engine's view of the project, with the real backends. The
     /// policy is read first (its errors come first), then the registry,
     /// then the identity as the command needs it.
@@ -189,8 +185,38 @@ impl Globals<'_> {
             Need::Required => Some(self.identity()?),
         };
         let backends = Box::new(Live::new(policy.root.clone()));
-        Ok(Workspace { policy, registry, identity, now: self.now(), lock_timeout: self.cli.lock_timeout, backends })
+        Ok(Workspace {
+            policy,
+            registry,
+            identity,
+            now: self.now(),
+            lock_timeout: self.cli.lock_timeout,
+            backends,
+            progress: terminal_progress(),
+        })
     }
+}
+
+/// Progress on a terminal only: a line as each target finishes, when there
+/// is more than one.
+fn terminal_progress() -> Box<dyn Fn(Progress<'_>) + Send + Sync> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return crate::engine::quiet();
+    }
+    let many = std::sync::atomic::AtomicBool::new(false);
+    Box::new(move |p| match p {
+        Progress::Delivering { targets } => {
+            many.store(targets > 1, std::sync::atomic::Ordering::Relaxed);
+            if targets > 1 {
+                eprintln!("delivering to {targets} targets…");
+            }
+        }
+        Progress::TargetDone(summary) if many.load(std::sync::atomic::Ordering::Relaxed) => {
+            eprintln!("  done: {summary}")
+        }
+        Progress::TargetDone(_) => {}
+    })
 }
 
 /// What a command needs of the identity.

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::Workspace;
 use super::outcome::Event;
+use super::{Progress, Workspace};
 use crate::policy::TargetPolicy;
 use crate::registry::{DeliveryKey, RegistryError, TokenMeta};
 use crate::secret::Secret;
@@ -91,17 +91,10 @@ impl std::fmt::Display for TargetSummary {
 /// Delivers every batch, all targets concurrently (GitHub's own pacing
 /// still applies across its targets).
 pub async fn deliver_all(ws: &Workspace, batches: Vec<Batch>) -> Vec<TargetReport> {
-    use std::io::IsTerminal;
-    // Progress on a terminal only: a line as each target finishes.
-    let tty = std::io::stderr().is_terminal() && batches.len() > 1;
-    if tty {
-        eprintln!("delivering to {} targets…", batches.len());
-    }
+    (ws.progress)(Progress::Delivering { targets: batches.len() });
     futures_util::future::join_all(batches.into_iter().map(|b| async move {
         let report = deliver_one(ws, b).await;
-        if tty {
-            eprintln!("  done: {}", report.summary());
-        }
+        (ws.progress)(Progress::TargetDone(&report.summary()));
         report
     }))
     .await

@@ -6,12 +6,15 @@
 //! in `cli/` parse arguments, call the engine and render what it returns.
 
 pub mod backends;
-mod check;
+pub mod check;
 pub mod deliver;
+pub mod keys;
 pub mod memory;
 pub mod observe;
 pub mod outcome;
+pub mod reads;
 mod runner;
+pub mod status;
 pub mod store;
 mod sync;
 
@@ -42,6 +45,22 @@ pub struct Workspace {
     /// How long a writer waits for another one.
     pub lock_timeout: Duration,
     pub backends: Box<dyn Backends>,
+    /// Told as the run goes (the command line draws it on a terminal).
+    pub progress: Box<dyn Fn(Progress<'_>) + Send + Sync>,
+}
+
+/// What a long run reports while it runs, before its report is ready.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// Deliveries to this many targets begin.
+    Delivering { targets: usize },
+    /// One target is finished.
+    TargetDone(&'a TargetSummary),
+}
+
+/// A progress sink that ignores everything.
+pub fn quiet() -> Box<dyn Fn(Progress<'_>) + Send + Sync> {
+    Box::new(|_| {})
 }
 
 impl Workspace {

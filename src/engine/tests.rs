@@ -28,6 +28,8 @@ struct Fixture {
     _dir: tempfile::TempDir,
     backends: Arc<MemoryBackends>,
     ws: Workspace,
+    /// Progress events as the run told them, in `Debug` form.
+    progress: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 fn fixture() -> Fixture {
@@ -40,6 +42,7 @@ fn fixture() -> Fixture {
     registry.add_recipient(&key.to_public(), "test").unwrap();
     let identity = Identity { key, source: crate::identity::Source::EnvKey };
     let backends = Arc::new(MemoryBackends::default());
+    let progress = Arc::new(std::sync::Mutex::new(Vec::new()));
     let ws = Workspace {
         policy,
         registry,
@@ -47,8 +50,12 @@ fn fixture() -> Fixture {
         now: "2026-11-29T12:00:00Z".parse().unwrap(),
         lock_timeout: Duration::from_secs(5),
         backends: Box::new(backends.clone()),
+        progress: {
+            let seen = progress.clone();
+            Box::new(move |p| seen.lock().unwrap().push(format!("{p:?}")))
+        },
     };
-    Fixture { _dir: dir, backends, ws }
+    Fixture { _dir: dir, backends, ws, progress }
 }
 
 fn rotate(only: &[String]) -> RunRequest<'_> {
@@ -90,6 +97,11 @@ async fn a_rotation_mints_delivers_everywhere_verifies_and_promotes() {
     assert!(meta.deliveries.values().all(|d| d.version == 1));
     // Minted once and verified once: nothing else was asked of the issuer.
     assert_eq!(f.backends.issuer_state("mem").calls(), 2);
+    // Progress is told as events, one per finished target, never values.
+    let progress = f.progress.lock().unwrap();
+    assert!(progress.iter().any(|p| p.starts_with("Delivering { targets: 2 }")), "{progress:?}");
+    assert_eq!(progress.iter().filter(|p| p.starts_with("TargetDone")).count(), 2, "{progress:?}");
+    assert!(progress.iter().all(|p| !p.contains(&value)), "no value in progress");
 }
 
 #[tokio::test]
