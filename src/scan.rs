@@ -5,7 +5,6 @@
 //! the registry does not know. A hit names the token and version, never the
 //! value.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,8 +45,6 @@ pub struct Hit {
 pub struct Scanner {
     automaton: Option<AhoCorasick>,
     known: Vec<Known>,
-    /// Known values of the ChittyID shape, so they are not also "unknown".
-    known_shaped: HashSet<Vec<u8>>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -69,8 +66,7 @@ impl Scanner {
                     .build(known.iter().map(|k| k.value.expose().as_bytes()))?,
             )
         };
-        let known_shaped = known.iter().map(|k| k.value.expose().as_bytes().to_vec()).filter(|v| is_shape(v)).collect();
-        Ok(Scanner { automaton, known, known_shaped })
+        Ok(Scanner { automaton, known })
     }
 
     /// Every hit in one file's bytes.
@@ -103,7 +99,11 @@ impl Scanner {
                 continue;
             };
             let boundary = bytes.get(end).is_none_or(|b| !b.is_ascii_alphanumeric());
-            if is_shape(candidate) && boundary && !self.known_shaped.contains(candidate) {
+            // A known value of this shape is reported as known, not also as
+            // unknown. Shaped strings are rare, so a linear look is cheap
+            // (and keeps no unzeroized copy of the values).
+            let known = || self.known.iter().any(|k| k.value.expose().as_bytes() == candidate);
+            if is_shape(candidate) && boundary && !known() {
                 let (line, col) = locate(start);
                 hits.push(Hit {
                     file: file.to_string(),

@@ -4,14 +4,24 @@
 //! zeroized on drop. The only way to the value is [`Secret::expose`], which is
 //! called where a value must leave the program: the age encryption, the .env
 //! write, the environment of `run`, and `get`'s stdout.
+//!
+//! Values that pass through JSON (service answers, request bodies) are held
+//! in [`SensitiveJson`] and serialized with [`json_body`], both zeroized.
 
 use secrecy::{ExposeSecret, SecretString};
+use zeroize::{Zeroize, Zeroizing};
 
 pub struct Secret(SecretString);
 
 impl Secret {
+    /// Takes the value; the string it came in is zeroized, so no copy is
+    /// left behind (a `String` with spare capacity would otherwise be
+    /// reallocated into the secret and its old buffer freed as it was).
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(SecretString::from(value.into()))
+        let mut given: String = value.into();
+        let exact: Box<str> = Box::from(given.as_str());
+        given.zeroize();
+        Secret(SecretString::from(exact))
     }
 
     /// The value itself. Call only where the value must leave the program.
@@ -43,6 +53,70 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// A value read from JSON (a value file, a command's output) goes straight
+/// into a `Secret`. There is deliberately no `Serialize`: a `Secret` never
+/// lands in a report by accident.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret::new)
+    }
+}
+
+/// A JSON request body that may hold a value, serialized into a buffer of
+/// exactly its size (measured first, so no copy is left behind by a
+/// reallocation) and zeroized when dropped.
+pub fn json_body(body: &impl serde::Serialize) -> Zeroizing<Vec<u8>> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut size = Count(0);
+    serde_json::to_writer(&mut size, body).expect("a body of strings always serializes");
+    let mut out = Zeroizing::new(Vec::with_capacity(size.0));
+    serde_json::to_writer(&mut *out, body).expect("a body of strings always serializes");
+    out
+}
+
+/// A JSON document that may hold a value (an issuer's answer): every string
+/// in it is zeroized when it is dropped.
+#[derive(Default)]
+pub struct SensitiveJson(serde_json::Value);
+
+impl SensitiveJson {
+    /// Parses `bytes` (zeroized by the caller); serde_json's errors name a
+    /// position, never the text around it.
+    pub fn parse(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes).map(SensitiveJson)
+    }
+}
+
+impl std::ops::Deref for SensitiveJson {
+    type Target = serde_json::Value;
+    fn deref(&self) -> &serde_json::Value {
+        &self.0
+    }
+}
+
+impl Drop for SensitiveJson {
+    fn drop(&mut self) {
+        fn wipe(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::String(s) => s.zeroize(),
+                serde_json::Value::Array(items) => items.iter_mut().for_each(wipe),
+                serde_json::Value::Object(map) => map.values_mut().for_each(wipe),
+                _ => {}
+            }
+        }
+        wipe(&mut self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +133,16 @@ mod tests {
         assert!(Secret::new("abc").same_as(&Secret::new("abc")));
         assert!(!Secret::new("abc").same_as(&Secret::new("abd")));
         assert!(!Secret::new("abc").same_as(&Secret::new("abcd")));
+    }
+
+    #[test]
+    fn reads_from_json_and_answers_by_key() {
+        let s: Secret = serde_json::from_str(r#""v\"x""#).unwrap();
+        assert_eq!(s.expose(), r#"v"x"#);
+        let answer = SensitiveJson::parse(br#"{"token":"t-1","valid":true,"n":[{"a":"b"}]}"#).unwrap();
+        assert_eq!(answer["token"].as_str(), Some("t-1"));
+        assert_eq!(answer["valid"], serde_json::Value::Bool(true));
+        assert!(answer["missing"].is_null());
+        assert_eq!(&json_body(&serde_json::json!({"k": "v"}))[..], br#"{"k":"v"}"#);
     }
 }

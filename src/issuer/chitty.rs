@@ -20,11 +20,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use super::{IssueRequest, Issued, Issuer, IssuerError, Revoked, Verdict};
 use crate::http::Http;
 use crate::policy::{ChittyauthSpec, ChittyidSpec, Dur, Preset};
-use crate::secret::Secret;
+use crate::secret::{Secret, SensitiveJson, json_body};
 
 /// What both issuers share: the base URL, the client, the credential.
 struct Service {
@@ -60,9 +61,9 @@ impl Service {
         method: Method,
         path: &str,
         auth: Auth<'_>,
-        body: Option<&Value>,
+        body: Option<Zeroizing<Vec<u8>>>,
         mint: bool,
-    ) -> Result<(StatusCode, Value), IssuerError> {
+    ) -> Result<(StatusCode, SensitiveJson), IssuerError> {
         let url = self.url(path);
         let basic_password = match auth {
             Auth::Basic(_) | Auth::Bearer => Some(self.credential()?),
@@ -76,8 +77,8 @@ impl Service {
                 (Auth::BearerOf(token), _) => r.bearer_auth(token.expose()),
                 _ => r,
             };
-            match body {
-                Some(b) => r.json(b),
+            match &body {
+                Some(b) => r.header("Content-Type", "application/json").body(b.to_vec()),
                 None => r,
             }
         };
@@ -94,9 +95,16 @@ impl Service {
     }
 
     /// The status and JSON body; quota answers and upstream fallbacks become errors.
-    async fn read(&self, method: Method, url: &str, response: Response) -> Result<(StatusCode, Value), IssuerError> {
+    async fn read(
+        &self,
+        method: Method,
+        url: &str,
+        response: Response,
+    ) -> Result<(StatusCode, SensitiveJson), IssuerError> {
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        // The answer may hold a token: read it into zeroized memory.
+        let bytes = Zeroizing::new(response.bytes().await.map(Vec::from).unwrap_or_default());
+        let body = SensitiveJson::parse(&bytes).unwrap_or_default();
         let text = ["error", "message"].iter().find_map(|k| body[*k].as_str()).unwrap_or("").to_string();
         let lower = text.to_ascii_lowercase();
         if status == StatusCode::TOO_MANY_REQUESTS || lower.contains("quota") || lower.contains("rate limit") {
@@ -171,7 +179,13 @@ impl Issuer for ChittyidIssuer {
         }
         let (status, answer) = self
             .service
-            .call(Method::POST, &self.spec.generate_path, Auth::Basic(&self.spec.admin_user), Some(&body), true)
+            .call(
+                Method::POST,
+                &self.spec.generate_path,
+                Auth::Basic(&self.spec.admin_user),
+                Some(json_body(&body)),
+                true,
+            )
             .await?;
         if !status.is_success() {
             return Err(self.service.error(&format!("POST {}", self.spec.generate_path), status, &answer));
@@ -199,8 +213,10 @@ impl Issuer for ChittyidIssuer {
         };
         let path = path.replace("{token_id}", id);
         let body = json!({ "reason": "rotated by chitty-secrets" });
-        let (status, answer) =
-            self.service.call(Method::POST, &path, Auth::Basic(&self.spec.admin_user), Some(&body), false).await?;
+        let (status, answer) = self
+            .service
+            .call(Method::POST, &path, Auth::Basic(&self.spec.admin_user), Some(json_body(&body)), false)
+            .await?;
         if status.is_success() || status == StatusCode::NOT_FOUND {
             Ok(Revoked::Revoked)
         } else {
@@ -247,7 +263,8 @@ impl Issuer for ChittyauthIssuer {
             }),
             Preset::Runbook => json!({ "service": self.spec.service, "description": description(request) }),
         };
-        let (status, answer) = self.service.call(Method::POST, &path, Auth::Bearer, Some(&body), true).await?;
+        let (status, answer) =
+            self.service.call(Method::POST, &path, Auth::Bearer, Some(json_body(&body)), true).await?;
         if !status.is_success() || answer["success"] == Value::Bool(false) {
             return Err(self.service.error(&format!("POST {path}"), status, &answer));
         }
@@ -259,8 +276,13 @@ impl Issuer for ChittyauthIssuer {
     async fn verify(&self, value: &Secret) -> Result<Verdict, IssuerError> {
         match self.path(&self.spec.validate_path, "/v1/tokens/validate", None) {
             Some(path) => {
-                let body = json!({ "token": value.expose() });
-                let (status, answer) = self.service.call(Method::POST, &path, Auth::None, Some(&body), false).await?;
+                #[derive(serde::Serialize)]
+                struct Validate<'a> {
+                    token: &'a str,
+                }
+                let body = Validate { token: value.expose() };
+                let (status, answer) =
+                    self.service.call(Method::POST, &path, Auth::None, Some(json_body(&body)), false).await?;
                 Ok(if status.is_success() && answer["valid"] == Value::Bool(true) {
                     Verdict::Valid
                 } else {
@@ -287,7 +309,8 @@ impl Issuer for ChittyauthIssuer {
             return Ok(Revoked::NotSupported);
         };
         let body = json!({ "tokenId": id, "reason": "rotated by chitty-secrets" });
-        let (status, answer) = self.service.call(Method::POST, &path, Auth::Bearer, Some(&body), false).await?;
+        let (status, answer) =
+            self.service.call(Method::POST, &path, Auth::Bearer, Some(json_body(&body)), false).await?;
         if status.is_success() || status == StatusCode::NOT_FOUND {
             Ok(Revoked::Revoked)
         } else {

@@ -69,7 +69,7 @@ impl Issuer for CommandIssuer {
             return Err(self.failed(format!("`{}` exited with an error; nothing was stored", self.spec.command[0])));
         }
         // serde_json's errors name a position, not the text.
-        let answer: serde_json::Value = serde_json::from_slice(&stdout)
+        let answer = crate::secret::SensitiveJson::parse(&stdout)
             .map_err(|e| self.failed(format!("the command's output is not JSON ({e})")))?;
         let token = answer["token"]
             .as_str()

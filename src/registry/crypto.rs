@@ -45,13 +45,13 @@ struct PlainOut<'a> {
 #[derive(Deserialize)]
 struct PlainIn {
     schema: u32,
-    values: BTreeMap<String, String>,
+    values: BTreeMap<String, Secret>,
 }
 
 pub fn encrypt(values: &Values, recipients: &[age::x25519::Recipient]) -> Result<Vec<u8>, RegistryError> {
     let plain =
         PlainOut { schema: 1, values: values.versions.iter().map(|(id, v)| (id.to_string(), v.expose())).collect() };
-    let json = Zeroizing::new(serde_json::to_vec(&plain).expect("a map of strings always serializes"));
+    let json = crate::secret::json_body(&plain);
     let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
         .map_err(|e| RegistryError::Crypto(format!("cannot encrypt: {e}")))?;
     let mut out = Vec::new();
@@ -81,7 +81,7 @@ pub fn decrypt(bytes: &[u8], identity: &age::x25519::Identity, path: &Path) -> R
     let mut values = Values::default();
     for (id, value) in plain.values {
         let id = id.parse().map_err(|_| cannot(format!("bad version id `{id}`")))?;
-        values.insert(id, Secret::new(value));
+        values.insert(id, value);
     }
     Ok(values)
 }

@@ -146,7 +146,7 @@ impl CloudflareTarget {
             secrets: std::collections::BTreeMap<&'a str, SecretText<'a>>,
         }
         let secrets = chunk.iter().map(|(name, value)| (name.as_str(), SecretText::new(name, value))).collect();
-        let body = to_json(&Bulk { secrets });
+        let body = crate::secret::json_body(&Bulk { secrets });
         let response = self.call(Method::PATCH, &url, Some(("application/merge-patch+json", &body[..]))).await?;
         match self.envelope(&Method::PATCH, &url, response).await {
             Ok(_) => Ok(Some(())),
@@ -157,7 +157,7 @@ impl CloudflareTarget {
 
     async fn put_one(&self, name: &str, value: &Secret) -> Result<Written, TargetError> {
         let url = self.url(&["secrets"])?;
-        let body = to_json(&SecretText::new(name, value));
+        let body = crate::secret::json_body(&SecretText::new(name, value));
         let response = self.call(Method::PUT, &url, Some(("application/json", &body[..]))).await?;
         self.envelope(&Method::PUT, &url, response).await.map(|_| Written::Written).map_err(|(_, e)| e)
     }
@@ -302,12 +302,4 @@ impl<'a> SecretText<'a> {
     fn new(name: &'a str, value: &'a Secret) -> Self {
         SecretText { name, kind: "secret_text", text: value.expose() }
     }
-}
-
-/// A JSON body holding values, sized up front so no partial copy is left
-/// behind by a reallocation, and zeroized when dropped.
-fn to_json(body: &impl serde::Serialize) -> zeroize::Zeroizing<Vec<u8>> {
-    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(4096));
-    serde_json::to_writer(&mut *out, body).expect("a body of strings always serializes");
-    out
 }
