@@ -15,7 +15,7 @@ use crate::policy::{Dur, Policy, TokenPolicy};
 use crate::registry::{Registry, TokenMeta};
 use crate::rotation::due::{Due, due};
 use crate::secret::Secret;
-use crate::targets::dotenv_file::DotenvFile;
+use crate::targets::dotenv_file::{DotenvFile, Unreadable};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -297,8 +297,8 @@ fn check_targets(
             );
         }
         for key in &target.names {
-            let found = file.get_all(key);
-            let Some((first, line)) = found.first() else {
+            let all = file.get_all(key);
+            let Some(line) = all.first().map(|f| f.line) else {
                 c.add(
                     Severity::Error,
                     "not-delivered",
@@ -309,8 +309,27 @@ fn check_targets(
                 );
                 continue;
             };
-            let at = Some((shown.clone(), Some(*line)));
-            if let Some(why) = placeholder_reason(first.expose(), &c.inputs.policy.placeholders) {
+            for (at_line, why) in all.iter().filter_map(|f| f.value.as_ref().err().map(|e| (f.line, *e))) {
+                let hint = if why == Unreadable::Disputed {
+                    "run `chitty-secrets sync` to rewrite it in a form every parser reads the same"
+                } else {
+                    "fix the line by hand (close the quote, or remove the stray text); sync will not edit it"
+                };
+                c.add(
+                    Severity::Error,
+                    "unreadable-value",
+                    Some(name),
+                    Some((shown.clone(), Some(at_line))),
+                    format!("{key} in {shown} has no one value: {why}"),
+                    Some(hint),
+                );
+            }
+            let found: Vec<(&Secret, usize)> =
+                all.iter().filter_map(|f| f.value.as_ref().ok().map(|v| (v, f.line))).collect();
+            let at = Some((shown.clone(), Some(line)));
+            if let Some((first, _)) = found.first()
+                && let Some(why) = placeholder_reason(first.expose(), &c.inputs.policy.placeholders)
+            {
                 c.add(
                     Severity::Error,
                     "placeholder-in-target",
@@ -320,7 +339,9 @@ fn check_targets(
                     Some("run `chitty-secrets sync` to write the real value"),
                 );
             }
-            if let Some((_, dup_line)) = found.iter().find(|(v, _)| !v.same_as(first)) {
+            if let Some((first, _)) = found.first()
+                && let Some((_, dup_line)) = found.iter().find(|(v, _)| !v.same_as(first))
+            {
                 c.add(
                     Severity::Warning,
                     "duplicate-key",
@@ -342,7 +363,7 @@ fn check_targets(
                     Some("run `chitty-secrets sync`"),
                 );
             }
-            check_record(c, name, meta, &address, key, (shown.clone(), Some(*line)));
+            check_record(c, name, meta, &address, key, (shown.clone(), Some(line)));
         }
     }
 }

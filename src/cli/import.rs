@@ -27,6 +27,9 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     for refusal in &report.refused {
         match refusal {
             Refusal::Placeholder { key, line, why } => eprintln!("{shown_file}:{line}: {key} {why}; not imported"),
+            Refusal::Unreadable { key, line, why } => {
+                eprintln!("{shown_file}:{line}: {key} has no one value ({why}); not imported")
+            }
             Refusal::Conflict { token, first, other } => eprintln!(
                 "{shown_file}: {token} has different values at line {} ({}) and line {} ({}); not imported",
                 first.1, first.0, other.1, other.0
@@ -52,7 +55,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     if refused > 0 {
         return Err(Hinted::new(
             format!("{refused} value{} in {shown_file} not imported", plural(refused)),
-            "placeholders are not tokens: mint real ones with `chitty-secrets rotate`, or `set` the real value",
+            "fix the lines named above; placeholders are not tokens: mint real ones with `chitty-secrets rotate`, or `set` the real value",
         )
         .into());
     }

@@ -10,7 +10,7 @@ use crate::error::Hinted;
 use crate::placeholder::placeholder_reason;
 use crate::registry::{DeliveryKey, NewVersion, TokenMeta, ValueOrigin, Values};
 use crate::secret::Secret;
-use crate::targets::dotenv_file::DotenvFile;
+use crate::targets::dotenv_file::{DotenvFile, Unreadable};
 
 impl Workspace {
     /// Saves `value` as the token's new current version (the old current
@@ -100,7 +100,7 @@ impl Workspace {
         }
         let mut report = ImportReport::default();
         let mut candidates: BTreeMap<String, Vec<(String, Secret, usize)>> = BTreeMap::new();
-        for (key, value, line) in parsed.entries() {
+        for (key, found) in parsed.entries() {
             let Some(token) = owner.get(key.as_str()) else {
                 report.unknown.push(key);
                 continue;
@@ -108,6 +108,14 @@ impl Workspace {
             if !only.is_empty() && !only.iter().any(|o| o == token) {
                 continue;
             }
+            let line = found.line;
+            let value = match found.value {
+                Ok(v) => v,
+                Err(why) => {
+                    report.refused.push(Refusal::Unreadable { key, line, why });
+                    continue;
+                }
+            };
             if let Some(why) =
                 placeholder_reason(value.expose(), &self.policy.placeholders).filter(|_| !allow_placeholders)
             {
@@ -181,6 +189,20 @@ pub struct Imported {
 
 #[derive(Debug)]
 pub enum Refusal {
-    Placeholder { key: String, line: usize, why: &'static str },
-    Conflict { token: String, first: (String, usize), other: (String, usize) },
+    Placeholder {
+        key: String,
+        line: usize,
+        why: &'static str,
+    },
+    /// The line has no one reading (see [`Unreadable`]).
+    Unreadable {
+        key: String,
+        line: usize,
+        why: Unreadable,
+    },
+    Conflict {
+        token: String,
+        first: (String, usize),
+        other: (String, usize),
+    },
 }

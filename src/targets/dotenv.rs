@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
-use super::dotenv_file::DotenvFile;
+use super::dotenv_file::{DotenvFile, ValueError};
 use super::{PutResults, Target, TargetError, Written, all_failed};
 use crate::fsutil;
 use crate::secret::Secret;
@@ -27,11 +27,17 @@ impl DotenvTarget {
     fn write_all(&self, items: &[(String, Secret)]) -> Result<(), TargetError> {
         let mut file = self.load()?;
         for (name, value) in items {
-            file.set(name, value).map_err(|e| {
-                self.error(
+            file.set(name, value).map_err(|e| match &e {
+                ValueError::Malformed { key, line, why } => self.error(
+                    format!("{}:{line}: {why}, so {key} was not written", self.path.display()),
+                    Some(&format!(
+                        "fix line {line} by hand (close the quote, or remove the stray text); nothing in the file was changed"
+                    )),
+                ),
+                ValueError::NotCarriable { .. } => self.error(
                     e.to_string(),
-                    Some("store a value without a quote-and-`$` mix, or deliver it to a non-.env target"),
-                )
+                    Some("store a value without that mix of quotes, `$`, backslashes and line breaks, or deliver it to a non-.env target"),
+                ),
             })?;
         }
         if let Some(dir) = self.path.parent()
@@ -91,11 +97,11 @@ impl Target for DotenvTarget {
             names
                 .iter()
                 .map(|name| {
-                    let all = file.get_all(name);
-                    // Duplicate keys that disagree hold no one value: parsers
-                    // differ on which wins, so report it as not delivered.
-                    match all.split_first() {
-                        Some(((first, _), rest)) if rest.iter().all(|(v, _)| v.same_as(first)) => Some(first.clone()),
+                    // Duplicate keys that disagree, or a value the parsers read
+                    // differently, hold no one value: not delivered.
+                    let all: Option<Vec<Secret>> = file.get_all(name).into_iter().map(|f| f.value.ok()).collect();
+                    match all?.split_first() {
+                        Some((first, rest)) if rest.iter().all(|v| v.same_as(first)) => Some(first.clone()),
                         _ => None,
                     }
                 })

@@ -1,11 +1,22 @@
 //! A lossless .env editor. Changing one key rewrites only that key's value
 //! bytes: comments, blank lines, order, `export ` prefixes, the quoting of
-//! every other line, CRLF line endings and a BOM all stay as they were.
+//! every other line, CRLF line endings and a BOM all stay as they were. A
+//! line whose extent is in doubt (a quote that does not close, text after a
+//! closing quote) is never edited, nor is anything after an unclosed quote:
+//! the edit is refused with the line to fix.
 //!
-//! Values are written in the one form that godotenv (gh), dotenv (wrangler)
-//! and dotenvy (Rust) all read back identically: unquoted when the value is
-//! `[A-Za-z0-9_./:@+-]*`, else single-quoted, else double-quoted with `\n`,
-//! `\"` and `\\` escapes; a value none of them can carry is refused.
+//! Values are written in the one form that godotenv (gh), npm dotenv
+//! (wrangler), python-dotenv and dotenvy all read back identically (proved
+//! against the real parsers by `tests/it/parsers.rs`):
+//! - unquoted when the value is `[A-Za-z0-9_./:@+-]*`;
+//! - else single-quoted, when it has no `'`, no line break, no `\\` pair,
+//!   no trailing `\` and no `${` (python-dotenv expands `${…}` even there);
+//! - else double-quoted with `\n` for line breaks, when it has no `"`, `\`
+//!   or `$` (escapes and expansion differ between the parsers);
+//! - else it is refused.
+//!
+//! The reader is as strict: a hand-written value the four parsers would read
+//! differently is [`Unreadable::Disputed`], never guessed at.
 
 use std::ops::Range;
 
@@ -21,6 +32,38 @@ pub enum ValueError {
         "the value for {key} cannot be written to a .env file so that every parser reads it back the same (it mixes a single quote with `$`, a backslash or a line break, or holds control characters)"
     )]
     NotCarriable { key: String },
+    /// The file was left as it was: where `key`'s value ends is in doubt.
+    #[error("line {line}: {why}, so {key} was not written")]
+    Malformed { key: String, line: usize, why: Unreadable },
+}
+
+/// Why a value in the file has no one reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    #[error("a {quote} quote opens and never closes")]
+    Unclosed { quote: char },
+    #[error("there is text after the closing quote")]
+    Trailing,
+    #[error("it follows line {line}, whose quote never closes (parsers disagree on where that value ends)")]
+    AfterUnclosed { line: usize },
+    #[error("it is written in a form that gh, wrangler, python-dotenv and dotenvy read differently")]
+    Disputed,
+}
+
+impl Unreadable {
+    /// Whether the bytes of the value are in doubt (an edit could reach into
+    /// another assignment), not only their meaning.
+    fn extent_in_doubt(self) -> bool {
+        !matches!(self, Unreadable::Disputed)
+    }
+
+    /// The line a user must fix.
+    fn line_to_fix(self, own: usize) -> usize {
+        match self {
+            Unreadable::AfterUnclosed { line } => line,
+            _ => own,
+        }
+    }
 }
 
 /// One `KEY=VALUE` assignment found in the file.
@@ -30,6 +73,14 @@ struct Assignment {
     /// The value as written, quotes included.
     value: Range<usize>,
     line: usize,
+    /// Set when the value has no one reading (see [`Unreadable`]).
+    problem: Option<Unreadable>,
+}
+
+/// An assignment of a key: its line and value, or why it has none.
+pub struct Found {
+    pub line: usize,
+    pub value: Result<Secret, Unreadable>,
 }
 
 /// A .env file's text, held zeroized: it contains secrets.
@@ -63,22 +114,21 @@ impl DotenvFile {
         out
     }
 
-    /// Every value assigned to `key`, with its 1-based line, in file order.
-    pub fn get_all(&self, key: &str) -> Vec<(Secret, usize)> {
-        assignments(&self.text)
-            .into_iter()
-            .filter(|a| a.key == key)
-            .map(|a| (Secret::new(unquote(&self.text[a.value.clone()])), a.line))
-            .collect()
+    /// Every assignment of `key`, in file order.
+    pub fn get_all(&self, key: &str) -> Vec<Found> {
+        self.entries().into_iter().filter(|(k, _)| k == key).map(|(_, found)| found).collect()
     }
 
-    /// Every key with its value and line (for `import` and checks).
-    pub fn entries(&self) -> Vec<(String, Secret, usize)> {
+    /// Every key with its value (or why it has none) and 1-based line.
+    pub fn entries(&self) -> Vec<(String, Found)> {
         assignments(&self.text)
             .into_iter()
             .map(|a| {
-                let value = Secret::new(unquote(&self.text[a.value.clone()]));
-                (a.key, value, a.line)
+                let value = match a.problem {
+                    Some(p) => Err(p),
+                    None => read_value(&self.text[a.value.clone()]).map(Secret::new),
+                };
+                (a.key, Found { line: a.line, value })
             })
             .collect()
     }
@@ -87,8 +137,20 @@ impl DotenvFile {
     /// the first and those that take the last agree), or appends it.
     pub fn set(&mut self, key: &str, value: &Secret) -> Result<(), ValueError> {
         let encoded = encode(value.expose()).ok_or_else(|| ValueError::NotCarriable { key: key.to_string() })?;
-        let found: Vec<Range<usize>> =
-            assignments(&self.text).into_iter().filter(|a| a.key == key).map(|a| a.value).collect();
+        let all = assignments(&self.text);
+        let malformed = |line: usize, why: Unreadable| ValueError::Malformed { key: key.to_string(), line, why };
+        for a in all.iter().filter(|a| a.key == key) {
+            if let Some(why) = a.problem.filter(|p| p.extent_in_doubt()) {
+                return Err(malformed(why.line_to_fix(a.line), why));
+            }
+        }
+        // Appending after an unclosed quote could land inside its value.
+        if let Some(line) = unclosed_line(&all)
+            && !all.iter().any(|a| a.key == key)
+        {
+            return Err(malformed(line, Unreadable::Unclosed { quote: quote_at(&self.text, &all, line) }));
+        }
+        let found: Vec<Range<usize>> = all.into_iter().filter(|a| a.key == key).map(|a| a.value).collect();
         let mut text = Zeroizing::new(String::with_capacity(self.text.len() + encoded.len() + key.len() + 4));
         if found.is_empty() {
             text.push_str(&self.text);
@@ -124,7 +186,7 @@ pub fn can_carry(value: &Secret) -> bool {
 }
 
 /// The value as the writer will put it in the file, or `None` if no form is
-/// read back identically by every common parser.
+/// read back identically by every common parser (see the module's rules).
 fn encode(value: &str) -> Option<Zeroizing<String>> {
     // An empty value is written `''`: bare, `KEY= # note` would leave the
     // comment where the value starts, which parsers read differently.
@@ -135,16 +197,13 @@ fn encode(value: &str) -> Option<Zeroizing<String>> {
     if value.chars().all(plain) {
         return Some(Zeroizing::new(value.to_string()));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n') {
+    if value.chars().any(|c| c.is_control() && c != '\n') || value.contains("${") {
         return None;
     }
-    // Single quotes are literal everywhere, but a backslash before the
-    // closing quote reads as an escape in some parsers.
-    if !value.contains(['\'', '\n', '\\']) {
+    if !value.contains(['\'', '\n']) && !value.contains("\\\\") && !value.ends_with('\\') {
         return Some(Zeroizing::new(format!("'{value}'")));
     }
-    // Double quotes expand `$NAME` in dotenv and dotenvy: nothing is safe.
-    if value.contains('$') {
+    if value.contains(['"', '\\', '$']) {
         return None;
     }
     let mut out = Zeroizing::new(String::with_capacity(value.len() + 8));
@@ -152,8 +211,6 @@ fn encode(value: &str) -> Option<Zeroizing<String>> {
     for c in value.chars() {
         match c {
             '\n' => out.push_str("\\n"),
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
             c => out.push(c),
         }
     }
@@ -161,31 +218,39 @@ fn encode(value: &str) -> Option<Zeroizing<String>> {
     Some(out)
 }
 
-/// Reads a value as written (quotes included) the way dotenvy does for the
-/// forms [`encode`] writes, and sensibly for hand-written ones.
-fn unquote(raw: &str) -> String {
-    if raw.len() >= 2 && raw.starts_with('\'') && raw.ends_with('\'') {
-        return raw[1..raw.len() - 1].to_string();
-    }
-    if raw.len() >= 2 && raw.starts_with('"') && raw.ends_with('"') {
-        let mut out = String::with_capacity(raw.len());
-        let mut chars = raw[1..raw.len() - 1].chars();
-        while let Some(c) = chars.next() {
-            if c != '\\' {
-                out.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('r') => out.push('\r'),
-                Some('t') => out.push('\t'),
-                Some(other) => out.push(other),
-                None => out.push('\\'),
-            }
+/// Reads a value as written (quotes included), when the four parsers agree
+/// on what it is: the inverse of [`encode`], and the same rules for values
+/// written by hand (a line break may be written as is inside quotes).
+fn read_value(raw: &str) -> Result<String, Unreadable> {
+    let quoted = |q: char| raw.len() >= 2 && raw.starts_with(q) && raw.ends_with(q);
+    if quoted('\'') {
+        let inner = &raw[1..raw.len() - 1];
+        if inner.contains("\\\\") || inner.ends_with('\\') || inner.contains("${") {
+            return Err(Unreadable::Disputed);
         }
-        return out;
+        return Ok(inner.to_string());
     }
-    raw.to_string()
+    if quoted('"') {
+        let inner = &raw[1..raw.len() - 1];
+        if inner.contains(['"', '$']) || inner.replace("\\n", "").contains('\\') {
+            return Err(Unreadable::Disputed);
+        }
+        return Ok(inner.replace("\\n", "\n"));
+    }
+    // dotenvy refuses blanks inside a bare value; npm dotenv ends it at `#`.
+    if raw.contains(['\'', '"', '`', '\\', '$', '#', ' ', '\t']) {
+        return Err(Unreadable::Disputed);
+    }
+    Ok(raw.to_string())
+}
+
+/// The first line whose quote never closes.
+fn unclosed_line(all: &[Assignment]) -> Option<usize> {
+    all.iter().find(|a| matches!(a.problem, Some(Unreadable::Unclosed { .. }))).map(|a| a.line)
+}
+
+fn quote_at(text: &str, all: &[Assignment], line: usize) -> char {
+    all.iter().find(|a| a.line == line).and_then(|a| text[a.value.clone()].chars().next()).unwrap_or('"')
 }
 
 /// Finds every assignment with the byte range of its value. Lines that are
@@ -195,29 +260,71 @@ fn assignments(text: &str) -> Vec<Assignment> {
     let mut out = Vec::new();
     let mut pos = 0;
     let mut line = 1;
+    // After a quote that never closes, where any value ends is in doubt.
+    let mut unclosed: Option<usize> = None;
     while pos < bytes.len() {
         let line_end = text[pos..].find('\n').map_or(bytes.len(), |i| pos + i);
         let start_line = line;
         let mut next = line_end + 1;
         if let Some((key, value_start)) = assignment_head(text, pos, line_end) {
-            let value_end = match bytes.get(value_start) {
-                Some(&q @ (b'\'' | b'"')) => closing_quote(bytes, value_start, q).map(|end| end + 1),
-                _ => None,
-            };
-            let value = match value_end {
-                Some(end) => {
-                    // A quoted value may span lines; resume after its line.
-                    next = text[end..].find('\n').map_or(bytes.len(), |i| end + i) + 1;
-                    value_start..end
+            let (value, mut problem) = match bytes.get(value_start) {
+                Some(&q @ (b'\'' | b'"')) => match closing_quote(bytes, value_start, q) {
+                    Some(end) => {
+                        let eol = text[end..].find('\n').map_or(bytes.len(), |i| end + i);
+                        if !only_comment_after(&text[end + 1..eol]) {
+                            // `K='a'b`, or a quote that "closes" inside a later
+                            // line's text: where the value ends is in doubt.
+                            if eol == line_end {
+                                (value_start..end + 1, Some(Unreadable::Trailing))
+                            } else {
+                                (
+                                    value_start..trim_cr(text, value_start, line_end),
+                                    Some(Unreadable::Unclosed { quote: q.into() }),
+                                )
+                            }
+                        } else {
+                            // A quoted value may span lines; resume after its line.
+                            next = eol + 1;
+                            (value_start..end + 1, None)
+                        }
+                    }
+                    None => (
+                        value_start..trim_cr(text, value_start, line_end),
+                        Some(Unreadable::Unclosed { quote: q.into() }),
+                    ),
+                },
+                _ => {
+                    let end = unquoted_end(text, value_start, line_end);
+                    // `K= # note`: empty to some parsers, `# note` to others.
+                    let disputed = end == value_start && bytes.get(value_start) == Some(&b'#');
+                    (value_start..end, disputed.then_some(Unreadable::Disputed))
                 }
-                None => value_start..unquoted_end(text, value_start, line_end),
             };
-            out.push(Assignment { key: key.to_string(), value, line: start_line });
+            if let Some(line) = unclosed {
+                problem = problem.or(Some(Unreadable::AfterUnclosed { line }));
+            }
+            if matches!(problem, Some(Unreadable::Unclosed { .. })) {
+                unclosed.get_or_insert(start_line);
+            }
+            out.push(Assignment { key: key.to_string(), value, line: start_line, problem });
         }
         line += text[pos..next.min(bytes.len())].matches('\n').count();
         pos = next;
     }
     out
+}
+
+/// Whether what follows a closing quote on its line is blanks and at most
+/// a comment.
+fn only_comment_after(rest: &str) -> bool {
+    let rest = rest.strip_suffix('\r').unwrap_or(rest);
+    let trimmed = rest.trim_start_matches([' ', '\t']);
+    // dotenvy wants a blank before the `#`.
+    trimmed.is_empty() || (trimmed.starts_with('#') && trimmed.len() < rest.len())
+}
+
+fn trim_cr(text: &str, start: usize, line_end: usize) -> usize {
+    if line_end > start && text.as_bytes()[line_end - 1] == b'\r' { line_end - 1 } else { line_end }
 }
 
 /// `[export ]KEY = ` at the start of a line: the key and where its value starts.

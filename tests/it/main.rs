@@ -8,7 +8,9 @@ mod crash;
 #[path = "../fakes/mod.rs"]
 mod fakes;
 mod foundation;
+mod hardening;
 mod identity;
+mod parsers;
 mod remote;
 mod teams;
 mod values;
