@@ -13,7 +13,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
     let file_name =
         path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = temp_path(&dir, &file_name.to_string_lossy());
+    let file_name = file_name.to_string_lossy();
+    remove_stale_temps(&dir, &file_name);
+    let tmp = temp_path(&dir, &file_name);
     let result = (|| {
         let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         file.write_all(bytes)?;
@@ -41,11 +43,33 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// `NAME.chitty-tmp-XXXXXXXXXXXX`, beside the file: it starts with the
+/// file's own name, so an ignore pattern that covers the file (`.env*`,
+/// `.dev.vars*`) covers its temp file too.
 fn temp_path(dir: &Path, name: &str) -> PathBuf {
     let mut rnd = [0u8; 6];
     let _ = getrandom::getrandom(&mut rnd);
     let suffix: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-    dir.join(format!(".{name}.chitty-tmp-{suffix}"))
+    dir.join(format!("{name}{TEMP_MARK}{suffix}"))
+}
+
+const TEMP_MARK: &str = ".chitty-tmp-";
+
+/// Removes temp files a killed run left beside `name` (they may hold
+/// values). Writers of one file are serialised by the registry lock, so a
+/// temp file found here is never one in use. Old-style names (`.NAME.…`)
+/// are cleaned too.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let ours = format!("{name}{TEMP_MARK}");
+    let old_style = format!(".{name}{TEMP_MARK}");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if file.starts_with(&ours) || file.starts_with(&old_style) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -72,5 +96,23 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "new");
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temp_files_share_the_files_name_and_stale_ones_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        let tmp = temp_path(dir.path(), ".env");
+        let tmp_name = tmp.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(tmp_name.starts_with(".env.chitty-tmp-"), "{tmp_name} is covered by `.env*`");
+        // What a SIGKILL between write and rename leaves behind.
+        fs::write(&tmp, "SECRET=left-behind").unwrap();
+        fs::write(dir.path().join("..env.chitty-tmp-0a0b0c0d0e0f"), "SECRET=old-style").unwrap();
+        fs::write(dir.path().join(".envrc"), "keep").unwrap();
+        write_atomic(&path, b"A=1\n").unwrap();
+        let mut left: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, [".env", ".envrc"]);
     }
 }

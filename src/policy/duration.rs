@@ -7,6 +7,9 @@ use serde::de::{self, Deserialize, Deserializer};
 pub struct Dur(pub TimeDelta);
 
 impl Dur {
+    /// The longest duration a policy may give: 100 years.
+    pub const LONGEST: TimeDelta = TimeDelta::days(36_500);
+
     pub fn parse(text: &str) -> Result<Dur, String> {
         let bad = || {
             format!("invalid duration `{text}`: expected a number and a unit (s, m, h, d, w), e.g. `90d` or `1d12h`")
@@ -35,6 +38,11 @@ impl Dur {
         }
         if !digits.is_empty() || !saw_unit {
             return Err(bad());
+        }
+        // Every date the tool computes is `now + duration`: a bound here keeps
+        // that arithmetic far from chrono's limits (and no token lives longer).
+        if total > Dur::LONGEST {
+            return Err(format!("duration `{text}` is longer than 100 years: use at most `36500d`"));
         }
         Ok(Dur(total))
     }
@@ -82,9 +90,10 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "90", "d", "9x", "1.5d", "-3d", "99999999999999999999d"] {
+        for bad in ["", "90", "d", "9x", "1.5d", "-3d", "99999999999999999999d", "100000000d", "36501d"] {
             assert!(Dur::parse(bad).is_err(), "{bad} should fail");
         }
+        assert_eq!(Dur::parse("36500d").unwrap().0, Dur::LONGEST);
     }
 
     #[test]

@@ -51,3 +51,39 @@ fn a_value_the_parsers_read_differently_is_drift_and_sync_rewrites_it() {
     assert_eq!(env_value(&p.path("app/.env"), "CHITTY_ID_TOKEN").unwrap(), value);
     assert!(p.read("app/.env").contains(&format!("CHITTY_ID_TOKEN={value}\n")));
 }
+
+/// Item 8: a huge `ttl` or `overlap` used to panic in `rotate` (date
+/// arithmetic overflow), after delivery and on every later run. Durations
+/// are bounded where the policy is read, with the place to fix.
+#[test]
+fn a_duration_beyond_a_century_is_a_policy_error_not_a_panic() {
+    for field in ["ttl", "overlap"] {
+        let policy = LOCAL_POLICY.replacen(&format!("{field} = \""), &format!("{field} = \"100000000d\" # was \""), 1);
+        let p = Project::new(&policy);
+        for args in [&["policy", "check"][..], &["rotate", "CHITTY_ID_TOKEN"]] {
+            let out = p.run(args);
+            let said = text(&out);
+            assert_ne!(code(&out), 101, "no panic: {said}");
+            assert_ne!(code(&out), 0, "{said}");
+            assert!(said.contains("longer than 100 years") && said.contains(".toml:"), "{field}: {said}");
+        }
+    }
+}
+
+/// Item 6: a write killed between the temp file and the rename left a
+/// plaintext `..env.chitty-tmp-*` beside the target that `.env*` ignore
+/// patterns miss. Temp files now start with the file's name, and the next
+/// write removes any a killed run left.
+#[test]
+fn temp_files_left_by_a_killed_write_are_removed_by_the_next_run() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    let stale = [p.path("app/.env.chitty-tmp-0123456789ab"), p.path("app/..env.chitty-tmp-0123456789ab")];
+    for s in &stale {
+        std::fs::write(s, "CHITTY_ID_TOKEN=left-behind\n").unwrap();
+    }
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    for s in &stale {
+        assert!(!s.exists(), "{} was cleaned up", s.display());
+    }
+}
