@@ -52,6 +52,16 @@ pub enum RegistryError {
     Decrypt { path: PathBuf, why: String },
     #[error("{0}")]
     Crypto(String),
+    /// A name that could reach outside `tokens/` (`../x`, `a/b`) never
+    /// touches the filesystem.
+    #[error("`{0}` is not a token name (letters, digits and `_`, not starting with a digit)")]
+    BadName(String),
+}
+
+/// Token names reach the filesystem as `tokens/NAME.*`: only the policy's
+/// name rule passes, wherever the name came from (policy, argv, a listing).
+fn checked_name(name: &str) -> Result<(), RegistryError> {
+    if crate::policy::is_secret_name(name) { Ok(()) } else { Err(RegistryError::BadName(name.to_string())) }
 }
 
 impl RegistryError {
@@ -74,6 +84,7 @@ impl RegistryError {
                 "list at least one age public key (age1…) in the recipients file; `chitty-secrets init` adds yours".into()
             }
             RegistryError::Corrupt { .. } => "restore the file from git (`git checkout -- FILE`) and run again".into(),
+            RegistryError::BadName(_) => "`chitty-secrets status` lists the tokens".into(),
             _ => return None,
         })
     }
@@ -188,6 +199,7 @@ impl Registry {
     }
 
     pub fn load_existing(&self, name: &str) -> Result<Option<TokenMeta>, RegistryError> {
+        checked_name(name)?;
         let path = self.meta_path(name);
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
@@ -208,6 +220,7 @@ impl Registry {
     /// Saves metadata atomically. Refused if the file on disk is not the
     /// generation `meta` was loaded from (someone else wrote it meanwhile).
     pub fn save(&self, meta: &mut TokenMeta) -> Result<(), RegistryError> {
+        checked_name(&meta.name)?;
         let path = self.meta_path(&meta.name);
         let on_disk = self.load_existing(&meta.name)?.map_or(0, |m| m.generation);
         if on_disk != meta.generation {
@@ -274,6 +287,7 @@ impl Registry {
     }
 
     pub fn load_values(&self, name: &str, identity: &age::x25519::Identity) -> Result<Values, RegistryError> {
+        checked_name(name)?;
         let path = self.values_path(name);
         match fs::read(&path) {
             Ok(bytes) => decrypt(&bytes, identity, &path),
@@ -283,6 +297,7 @@ impl Registry {
     }
 
     pub fn save_values(&self, name: &str, values: &Values) -> Result<(), RegistryError> {
+        checked_name(name)?;
         let recipients = self.recipients()?;
         if recipients.is_empty() {
             return Err(RegistryError::NoRecipients { path: self.recipients_path() });

@@ -87,3 +87,29 @@ fn temp_files_left_by_a_killed_write_are_removed_by_the_next_run() {
         assert!(!s.exists(), "{} was cleaned up", s.display());
     }
 }
+
+/// Item 13: `get ../../outside/x` read `x.toml`/`x.age` outside the
+/// registry and printed the value. A name that is not a token name never
+/// reaches the filesystem, from any command.
+#[test]
+fn a_token_name_that_is_a_path_is_refused_before_any_file_is_read() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    // A registry-shaped copy outside: what a traversal would reach.
+    let outside = p.path("outside/tokens");
+    std::fs::create_dir_all(&outside).unwrap();
+    for ext in ["toml", "age"] {
+        std::fs::copy(
+            p.path(&format!(".chitty-secrets/tokens/CHITTY_ID_TOKEN.{ext}")),
+            outside.join(format!("x.{ext}")),
+        )
+        .unwrap();
+    }
+    for name in ["../../outside/tokens/x", "../tokens/CHITTY_ID_TOKEN", "a/b", "CHITTY_ID_TOKEN/"] {
+        let out = p.run(&["get", name]);
+        assert_ne!(code(&out), 0, "{name}");
+        let said = text(&out);
+        assert!(said.contains("is not a token name"), "{name}: {said}");
+        assert!(!said.contains("mcp_auth_"), "no value printed: {said}");
+    }
+}
