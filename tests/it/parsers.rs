@@ -32,60 +32,46 @@ fn required() -> bool {
     std::env::var("CHITTY_SECRETS_PARSERS").is_ok_and(|v| v == "required")
 }
 
+/// A parser that cannot run: a failure where all four are required (CI),
+/// else skipped and named.
+fn unavailable<T>(name: &str, why: &str) -> Option<T> {
+    assert!(!required(), "{name} cannot run: {why}");
+    eprintln!("skipped {name}: {}", why.trim().lines().last().unwrap_or(""));
+    None
+}
+
+/// Runs a program over `command` and returns its stdout; `None` when it
+/// cannot run here.
+fn output(name: &str, command: &mut Command) -> Option<Vec<u8>> {
+    match command.output() {
+        Ok(out) if out.status.success() => Some(out.stdout),
+        Ok(out) => unavailable(name, &String::from_utf8_lossy(&out.stderr)),
+        Err(e) => unavailable(name, &e.to_string()),
+    }
+}
+
 /// Runs a reader program over the files; `None` when it is not installed.
 fn run_reader(name: &str, mut command: Command, files: &[PathBuf]) -> Option<Reading> {
-    let out = match command.args(files).output() {
-        Ok(out) if out.status.success() => out,
-        Ok(out) => {
-            let why = String::from_utf8_lossy(&out.stderr).into_owned();
-            if required() {
-                panic!("{name} failed: {why}");
-            }
-            eprintln!("skipped {name}: {}", why.lines().last().unwrap_or(""));
-            return None;
-        }
-        Err(e) => {
-            if required() {
-                panic!("{name} cannot run: {e}");
-            }
-            eprintln!("skipped {name}: {e}");
-            return None;
-        }
-    };
-    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("the reader prints JSON");
+    let stdout = output(name, command.args(files))?;
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&stdout).expect("the reader prints JSON");
     Some(list.into_iter().map(|v| v.as_object().cloned()).collect())
 }
 
 fn go_binary() -> Option<PathBuf> {
     // Debian's golang-github-joho-godotenv-dev, in GOPATH mode: no network.
     let out = std::env::temp_dir().join(format!("chitty-godotenv-read-{}", std::process::id()));
-    let built = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&out)
-        .arg(parsers_dir().join("read.go"))
-        .env("GOPATH", "/usr/share/gocode")
-        .env("GO111MODULE", "off")
-        .env("GOFLAGS", "")
-        .env("GOCACHE", std::env::temp_dir().join("chitty-gocache"))
-        .output();
-    match built {
-        Ok(o) if o.status.success() => Some(out),
-        Ok(o) => {
-            let why = String::from_utf8_lossy(&o.stderr).into_owned();
-            if required() {
-                panic!("cannot build the godotenv reader: {why}");
-            }
-            eprintln!("skipped godotenv: {why}");
-            None
-        }
-        Err(e) => {
-            if required() {
-                panic!("cannot run go: {e}");
-            }
-            eprintln!("skipped godotenv: {e}");
-            None
-        }
-    }
+    output(
+        "godotenv",
+        Command::new("go")
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg(parsers_dir().join("read.go"))
+            .env("GOPATH", "/usr/share/gocode")
+            .env("GO111MODULE", "off")
+            .env("GOFLAGS", "")
+            .env("GOCACHE", std::env::temp_dir().join("chitty-gocache")),
+    )?;
+    Some(out)
 }
 
 fn parsers() -> Vec<Parser> {
