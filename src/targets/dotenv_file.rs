@@ -29,7 +29,7 @@ const BOM: &str = "\u{feff}";
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ValueError {
     #[error(
-        "the value for {key} cannot be written to a .env file so that every parser reads it back the same (it mixes a single quote with `$`, a backslash or a line break, or holds control characters)"
+        "the value for {key} has no .env form that gh (godotenv), wrangler (npm dotenv), python-dotenv and dotenvy all read back the same (it holds `${{`, control characters, or a quote, `$`, backslash or line break that no quoting carries for all four)"
     )]
     NotCarriable { key: String },
     /// The file was left as it was: where `key`'s value ends is in doubt.
@@ -116,21 +116,20 @@ impl DotenvFile {
 
     /// Every assignment of `key`, in file order.
     pub fn get_all(&self, key: &str) -> Vec<Found> {
-        self.entries().into_iter().filter(|(k, _)| k == key).map(|(_, found)| found).collect()
+        assignments(&self.text).into_iter().filter(|a| a.key == key).map(|a| self.found(&a)).collect()
     }
 
     /// Every key with its value (or why it has none) and 1-based line.
     pub fn entries(&self) -> Vec<(String, Found)> {
-        assignments(&self.text)
-            .into_iter()
-            .map(|a| {
-                let value = match a.problem {
-                    Some(p) => Err(p),
-                    None => read_value(&self.text[a.value.clone()]).map(Secret::new),
-                };
-                (a.key, Found { line: a.line, value })
-            })
-            .collect()
+        assignments(&self.text).into_iter().map(|a| (a.key.clone(), self.found(&a))).collect()
+    }
+
+    fn found(&self, a: &Assignment) -> Found {
+        let value = match a.problem {
+            Some(p) => Err(p),
+            None => read_value(&self.text[a.value.clone()]).map(Secret::new),
+        };
+        Found { line: a.line, value }
     }
 
     /// Sets `key` to `value` in every assignment of it (so parsers that take
@@ -145,10 +144,11 @@ impl DotenvFile {
             }
         }
         // Appending after an unclosed quote could land inside its value.
-        if let Some(line) = unclosed_line(&all)
+        if let Some(unclosed) = all.iter().find(|a| matches!(a.problem, Some(Unreadable::Unclosed { .. })))
+            && let Some(why) = unclosed.problem
             && !all.iter().any(|a| a.key == key)
         {
-            return Err(malformed(line, Unreadable::Unclosed { quote: quote_at(&self.text, &all, line) }));
+            return Err(malformed(unclosed.line, why));
         }
         let found: Vec<Range<usize>> = all.into_iter().filter(|a| a.key == key).map(|a| a.value).collect();
         let mut text = Zeroizing::new(String::with_capacity(self.text.len() + encoded.len() + key.len() + 4));
@@ -242,15 +242,6 @@ fn read_value(raw: &str) -> Result<String, Unreadable> {
         return Err(Unreadable::Disputed);
     }
     Ok(raw.to_string())
-}
-
-/// The first line whose quote never closes.
-fn unclosed_line(all: &[Assignment]) -> Option<usize> {
-    all.iter().find(|a| matches!(a.problem, Some(Unreadable::Unclosed { .. }))).map(|a| a.line)
-}
-
-fn quote_at(text: &str, all: &[Assignment], line: usize) -> char {
-    all.iter().find(|a| a.line == line).and_then(|a| text[a.value.clone()].chars().next()).unwrap_or('"')
 }
 
 /// Finds every assignment with the byte range of its value. Lines that are
