@@ -5,6 +5,8 @@
 //! the registry does not know. A hit names the token and version, never the
 //! value.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +47,11 @@ pub struct Hit {
 pub struct Scanner {
     automaton: Option<AhoCorasick>,
     known: Vec<Known>,
+    /// Known values of the ChittyID shape, so they are not also "unknown":
+    /// indexes into `known` by a keyed hash of the value (no plain copy is
+    /// kept; a hit is confirmed against the value itself).
+    known_shaped: HashMap<u64, Vec<usize>>,
+    hasher: RandomState,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -66,7 +73,19 @@ impl Scanner {
                     .build(known.iter().map(|k| k.value.expose().as_bytes()))?,
             )
         };
-        Ok(Scanner { automaton, known })
+        let hasher = RandomState::new();
+        let mut known_shaped: HashMap<u64, Vec<usize>> = HashMap::new();
+        for (i, k) in known.iter().enumerate().filter(|(_, k)| is_shape(k.value.expose().as_bytes())) {
+            known_shaped.entry(hasher.hash_one(k.value.expose().as_bytes())).or_default().push(i);
+        }
+        Ok(Scanner { automaton, known, known_shaped, hasher })
+    }
+
+    /// Whether `candidate` is one of the known values.
+    fn is_known(&self, candidate: &[u8]) -> bool {
+        self.known_shaped
+            .get(&self.hasher.hash_one(candidate))
+            .is_some_and(|ids| ids.iter().any(|&i| self.known[i].value.expose().as_bytes() == candidate))
     }
 
     /// Every hit in one file's bytes.
@@ -99,11 +118,7 @@ impl Scanner {
                 continue;
             };
             let boundary = bytes.get(end).is_none_or(|b| !b.is_ascii_alphanumeric());
-            // A known value of this shape is reported as known, not also as
-            // unknown. Shaped strings are rare, so a linear look is cheap
-            // (and keeps no unzeroized copy of the values).
-            let known = || self.known.iter().any(|k| k.value.expose().as_bytes() == candidate);
-            if is_shape(candidate) && boundary && !known() {
+            if is_shape(candidate) && boundary && !self.is_known(candidate) {
                 let (line, col) = locate(start);
                 hits.push(Hit {
                     file: file.to_string(),
