@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 
+use super::policy_check::plural;
 use super::{Globals, Hinted, exit, shown};
 use crate::engine::keys::{Keys, shorten};
 use crate::registry::parse_recipients;
@@ -74,10 +75,6 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
     }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 fn files(n: usize) -> String {
