@@ -7,8 +7,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `path` atomically with mode 0600. When the file already
-/// exists its owner and group are kept (best effort: only root may change them).
+/// Writes `bytes` to `path` atomically with mode 0600, or the old file's
+/// mode where it was stricter (a 0400 file stays 0400). When the file
+/// already exists its owner and group are kept (best effort: only root may
+/// change them).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
     let file_name =
@@ -19,12 +21,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         file.write_all(bytes)?;
-        // The umask may have widened nothing, but an old file could have been
-        // group-readable: our copy is 0600 whatever the umask says.
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        // An old file could have been group-readable: our copy is at most
+        // 0600 whatever the umask or the old mode says, never wider.
+        let mut mode = 0o600;
         if let Ok(old) = fs::metadata(path) {
+            mode &= old.mode();
             let _ = std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()));
         }
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.sync_all()?;
         drop(file);
         fs::rename(&tmp, path)?;

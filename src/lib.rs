@@ -15,6 +15,7 @@ pub mod identity;
 pub mod issuer;
 pub mod placeholder;
 pub mod policy;
+pub mod project;
 pub mod registry;
 pub mod rotation;
 pub mod scan;

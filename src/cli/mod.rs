@@ -26,6 +26,7 @@ use clap::{Parser, Subcommand};
 use crate::engine::{Live, Progress, Workspace};
 use crate::identity::{self, Identity};
 use crate::policy::{self, Dur, Policy};
+use crate::project::ProjectFiles;
 use crate::registry::Registry;
 
 pub use crate::error::{Hinted, exit};
@@ -157,7 +158,21 @@ impl Globals<'_> {
     }
 
     pub fn policy(&self) -> anyhow::Result<Policy> {
-        Ok(policy::load(&self.cli.policies)?)
+        let policy = policy::load(&self.cli.policies)?;
+        policy::check_places(&policy, &self.project_files(&policy))?;
+        Ok(policy)
+    }
+
+    /// The project, with every file the tool owns: no .env target may
+    /// write into one.
+    pub fn project_files(&self, policy: &Policy) -> ProjectFiles {
+        let mut files = ProjectFiles::new(&policy.root)
+            .owning(&self.cli.registry, "the registry")
+            .owning(&policy.dir, "the policies folder");
+        for path in identity::identity_files(self.cli.identity.as_deref()) {
+            files = files.owning(&path, "an identity file");
+        }
+        files
     }
 
     pub fn registry(&self) -> anyhow::Result<Registry> {
@@ -184,7 +199,7 @@ impl Globals<'_> {
             Need::IfReadable => self.optional_identity().ok().flatten(),
             Need::Required => Some(self.identity()?),
         };
-        let backends = Box::new(Live::new(policy.root.clone()));
+        let backends = Box::new(Live::new(self.project_files(&policy)));
         Ok(Workspace {
             policy,
             registry,

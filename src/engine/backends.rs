@@ -3,13 +3,13 @@
 //! the binary uses [`Live`]: real files, one HTTP client per run for every
 //! remote target, one for every issuer.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use crate::http::Http;
 use crate::identity::Identity;
 use crate::issuer::{self, Issuer, IssuerEnv, IssuerError};
 use crate::policy::{IssuerPolicy, TargetPolicy};
+use crate::project::ProjectFiles;
 use crate::registry::Registry;
 use crate::targets::{self, Remote, Target, TargetError};
 
@@ -33,15 +33,15 @@ pub trait Backends: Send + Sync {
 /// The real thing. HTTP clients are made on first use, so a run that
 /// touches no service builds none.
 pub struct Live {
-    root: PathBuf,
+    files: ProjectFiles,
     remote: OnceLock<Result<Remote, String>>,
     issuer_http: OnceLock<Result<Http, String>>,
 }
 
 impl Live {
-    /// `root` is the project root that relative .env paths resolve against.
-    pub fn new(root: PathBuf) -> Self {
-        Live { root, remote: OnceLock::new(), issuer_http: OnceLock::new() }
+    /// `files` is the project: where .env paths resolve and may write.
+    pub fn new(files: ProjectFiles) -> Self {
+        Live { files, remote: OnceLock::new(), issuer_http: OnceLock::new() }
     }
 
     fn remote(&self, address: &str) -> Result<Remote, TargetError> {
@@ -55,7 +55,7 @@ impl Live {
 impl Backends for Live {
     fn target(&self, policy: &TargetPolicy) -> Result<Box<dyn Target>, TargetError> {
         let remote = if policy.is_remote() { Some(self.remote(&policy.address())?) } else { None };
-        targets::build(policy, &self.root, remote.as_ref())
+        targets::build(policy, &self.files, remote.as_ref())
     }
 
     fn issuer(

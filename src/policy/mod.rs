@@ -75,7 +75,7 @@ pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
             Err(e) => builder.problems.push(plain(file, format!("cannot read: {e}"), "check the file's permissions")),
         }
     }
-    builder.finish(root, files)
+    builder.finish(root, dir.to_path_buf(), files)
 }
 
 fn plain(file: &Path, message: String, hint: &str) -> Diagnostic {
@@ -108,7 +108,15 @@ impl Builder {
                 "issuers" => self.issuers_table(file, source, value),
                 "tokens" => self.tokens_table(file, source, value),
                 "check" => match decode::<CheckFields>(value) {
-                    Ok(check) => self.placeholders.extend(check.placeholders),
+                    Ok(check) => {
+                        if check.placeholders.iter().any(|p| p.trim().chars().count() < MIN_PLACEHOLDER) {
+                            self.problems.push(
+                                at(span, "a `[check] placeholders` entry is empty or shorter than 4 characters".into())
+                                    .with_hint("a placeholder is matched as a whole value: list words like `YOUR_TOKEN_HERE`; a short one would flag real values"),
+                            );
+                        }
+                        self.placeholders.extend(check.placeholders)
+                    }
                     Err(e) => self.problems.push(toml_problem(file, source, e, span)),
                 },
                 other => {
@@ -148,6 +156,10 @@ impl Builder {
                 }
             }
             match spec {
+                Ok(IssuerSpec::Random(r)) if !is_safe_prefix(&r.prefix) => self.problems.push(
+                    Diagnostic::at(file, source, Some(kind_span), format!("issuer `{name}`: the prefix is not safe in .env files and shells"))
+                        .with_hint(format!("use at most {MAX_PREFIX} of A-Z a-z 0-9 _ . : / @ + - (the value is written unquoted everywhere)")),
+                ),
                 Ok(IssuerSpec::Random(r)) if r.bytes == 0 || r.bytes > 1024 => self.problems.push(
                     Diagnostic::at(
                         file,
@@ -192,7 +204,9 @@ impl Builder {
                         Some(key_span.clone()),
                         format!("token name `{name}` is not a valid variable name"),
                     )
-                    .with_hint("use letters, digits and `_`, not starting with a digit, e.g. CHITTY_ID_TOKEN"),
+                    .with_hint(
+                        "use at most 128 letters, digits and `_`, not starting with a digit, e.g. CHITTY_ID_TOKEN",
+                    ),
                 );
             }
             let entry_span = entry.span();
@@ -217,6 +231,9 @@ impl Builder {
                 Some(raw) => self.targets(file, source, &name, raw),
                 None => Vec::new(),
             };
+            for (message, hint) in duration_problems(&name, &token) {
+                self.problems.push(Diagnostic::at(file, source, Some(key_span.clone()), message).with_hint(hint));
+            }
             let issuer_span = token.issuer.span();
             let issuer = token.issuer.into_inner();
             self.references.push((
@@ -329,10 +346,16 @@ impl Builder {
                         .with_hint("list at least one name, or leave `names` out to use the token's name"),
                 );
             }
+            if let Some(twice) = names.iter().enumerate().find_map(|(i, n)| names[..i].contains(n).then_some(n)) {
+                self.problems.push(
+                    at(format!("token `{token}`: `{twice}` is listed twice in this target's `names`"))
+                        .with_hint("list each name once"),
+                );
+            }
             for problem in target_problems(&spec, token, &names) {
                 self.problems.push(at(problem.0).with_hint(problem.1));
             }
-            out.push(TargetPolicy { spec, names, origin: origin(file, source, item_span) });
+            out.push(TargetPolicy { spec: spec.normalized(), names, origin: origin(file, source, item_span) });
         }
         out
     }
@@ -388,7 +411,7 @@ impl Builder {
         Some((text.to_string(), kind.span()))
     }
 
-    fn finish(mut self, root: PathBuf, files: Vec<PathBuf>) -> Result<Policy, PolicyError> {
+    fn finish(mut self, root: PathBuf, dir: PathBuf, files: Vec<PathBuf>) -> Result<Policy, PolicyError> {
         for builtin in ["random", "manual"] {
             self.issuers.entry(builtin.into()).or_insert_with(|| IssuerPolicy {
                 name: builtin.into(),
@@ -414,7 +437,7 @@ impl Builder {
         if !self.problems.is_empty() {
             return Err(PolicyError { diagnostics: self.problems });
         }
-        Ok(Policy { root, files, issuers: self.issuers, tokens: self.tokens, placeholders: self.placeholders })
+        Ok(Policy { root, dir, files, issuers: self.issuers, tokens: self.tokens, placeholders: self.placeholders })
     }
 
     /// Two tokens writing the same name at the same target would overwrite
@@ -424,23 +447,33 @@ impl Builder {
         for token in self.tokens.values() {
             for target in &token.targets {
                 let address = target.address();
+                let github = matches!(target.spec, TargetSpec::Github(_));
                 for name in &target.names {
-                    // GitHub names are case-insensitive.
-                    let key_name = if matches!(target.spec, TargetSpec::Github(_)) {
-                        name.to_ascii_uppercase()
+                    // GitHub's owners, repositories, environments and secret
+                    // names are all case-insensitive.
+                    let key = if github {
+                        (address.to_ascii_lowercase(), name.to_ascii_uppercase())
                     } else {
-                        name.clone()
+                        (address.clone(), name.clone())
                     };
-                    let key = (address.clone(), key_name);
                     match claims.get(&key) {
-                        Some((other, first)) if other != &token.name => self.problems.push(Diagnostic {
-                            file: target.origin.file.clone(),
-                            line: target.origin.line,
-                            col: target.origin.col,
-                            message: format!("`{name}` at {address} is written by both `{other}` and `{}`", token.name),
-                            snippet: None,
-                            hint: Some(format!("the other target is at {first}; give one of them different `names`")),
-                        }),
+                        Some((other, first)) if other != &token.name || first != &target.origin => {
+                            let message = if other == &token.name {
+                                format!("`{name}` at {address} is written twice by `{other}`")
+                            } else {
+                                format!("`{name}` at {address} is written by both `{other}` and `{}`", token.name)
+                            };
+                            self.problems.push(Diagnostic {
+                                file: target.origin.file.clone(),
+                                line: target.origin.line,
+                                col: target.origin.col,
+                                message,
+                                snippet: None,
+                                hint: Some(format!(
+                                    "the other target is at {first} (the same place spelled differently counts too); keep one, or give one different `names`"
+                                )),
+                            })
+                        }
                         Some(_) => {}
                         None => {
                             claims.insert(key, (token.name.clone(), target.origin.clone()));
@@ -450,6 +483,28 @@ impl Builder {
             }
         }
     }
+}
+
+/// Refuses .env targets that would write outside the project or into a
+/// file the tool owns (the registry, the policies, an identity file).
+pub fn check_places(policy: &Policy, files: &crate::project::ProjectFiles) -> Result<(), PolicyError> {
+    let mut diagnostics = Vec::new();
+    for token in policy.tokens.values() {
+        for target in &token.targets {
+            let Some(path) = target.dotenv_path(&policy.root) else { continue };
+            if let Err(why) = files.place(&path) {
+                diagnostics.push(Diagnostic {
+                    file: target.origin.file.clone(),
+                    line: target.origin.line,
+                    col: target.origin.col,
+                    message: format!("token `{}`: {why}", token.name),
+                    snippet: None,
+                    hint: Some("point the target at an app's own .env file, e.g. `app/.env`".into()),
+                });
+            }
+        }
+    }
+    if diagnostics.is_empty() { Ok(()) } else { Err(PolicyError { diagnostics }) }
 }
 
 fn decode<T: DeserializeOwned>(value: Spanned<DeValue<'_>>) -> Result<T, toml::de::Error> {
@@ -512,11 +567,11 @@ fn target_problems(spec: &TargetSpec, token: &str, names: &[String]) -> Vec<(Str
     let mut out = Vec::new();
     let name_rule = match spec {
         TargetSpec::Dotenv(d) => {
-            if !is_relative_inside(&d.path) {
+            if !is_relative_file(&d.path) {
                 out.push((
                     format!(
-                        "token `{token}`: dotenv path `{}` must be relative and stay inside the project",
-                        d.path.display()
+                        "token `{token}`: dotenv path `{}` must name a file, relative and inside the project",
+                        d.path.to_string_lossy().replace('\0', "\\0")
                     ),
                     "paths are relative to the folder that holds policies/, e.g. `app/.env`".into(),
                 ));
@@ -544,7 +599,7 @@ fn target_problems(spec: &TargetSpec, token: &str, names: &[String]) -> Vec<(Str
         } else if !is_secret_name(n) {
             out.push((
                 format!("token `{token}`: `{n}` is not a valid secret name"),
-                "use letters, digits and `_`, not starting with a digit".into(),
+                "use at most 128 letters, digits and `_`, not starting with a digit".into(),
             ));
         }
     }
@@ -622,12 +677,58 @@ fn github_name_problem(name: &str) -> Option<&'static str> {
 /// A name every .env parser and every secret store accepts.
 pub fn is_secret_name(name: &str) -> bool {
     let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+    name.len() <= MAX_NAME
+        && matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn is_relative_inside(path: &Path) -> bool {
-    !path.as_os_str().is_empty() && path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+/// A .env path the tool can own: relative, inside the project, naming a
+/// file (not `.`, not `dir/`), with no NUL byte.
+fn is_relative_file(path: &Path) -> bool {
+    let text = path.to_string_lossy();
+    let last = text.rsplit(['/', '\\']).next().unwrap_or_default();
+    !text.contains('\0')
+        && !matches!(last, "" | "." | "..")
+        && path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// The longest name (token or secret) a policy may give: every file system
+/// takes `NAME.toml`, and no service wants more.
+const MAX_NAME: usize = 128;
+/// A random issuer's prefix: short, and safe unquoted in .env files and shells.
+const MAX_PREFIX: usize = 64;
+const MIN_PLACEHOLDER: usize = 4;
+/// The shortest ttl or rotation period: anything shorter re-mints on every run.
+const SHORTEST_PERIOD: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+fn is_safe_prefix(prefix: &str) -> bool {
+    prefix.len() <= MAX_PREFIX && prefix.chars().all(|c| c.is_ascii_alphanumeric() || "_.:/@+-".contains(c))
+}
+
+/// Durations that load but make no sense together.
+fn duration_problems(name: &str, token: &TokenFields) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (field, value) in [("ttl", token.ttl), ("rotate_every", token.rotate_every)] {
+        if value.is_some_and(|d| d.0 < SHORTEST_PERIOD) {
+            out.push((
+                format!("token `{name}`: {field} is shorter than a minute"),
+                format!("a {field} that short makes every `rotate --due` mint again: use e.g. `90d`"),
+            ));
+        }
+    }
+    if let (Some(overlap), Some(ttl)) = (token.overlap, token.ttl)
+        && overlap >= ttl
+    {
+        out.push((
+            format!(
+                "token `{name}`: overlap ({}) is not shorter than ttl ({})",
+                Dur::human(overlap.0),
+                Dur::human(ttl.0)
+            ),
+            "the previous value would outlive its own expiry: make overlap shorter than ttl".into(),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

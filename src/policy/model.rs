@@ -27,6 +27,8 @@ pub struct Policy {
     /// The project root: the parent of the policies directory. Relative
     /// target paths are resolved against it.
     pub root: PathBuf,
+    /// The policies folder itself.
+    pub dir: PathBuf,
     pub files: Vec<PathBuf>,
     pub issuers: BTreeMap<String, IssuerPolicy>,
     pub tokens: BTreeMap<String, TokenPolicy>,
@@ -252,6 +254,18 @@ pub enum TargetSpec {
 
 impl TargetSpec {
     pub const KINDS: &'static [&'static str] = &["dotenv", "github", "wrangler"];
+
+    /// One spelling per target: `./app//.env` is `app/.env`, so two tokens
+    /// cannot claim the same file under different spellings.
+    pub fn normalized(self) -> TargetSpec {
+        match self {
+            TargetSpec::Dotenv(mut d) => {
+                d.path = d.path.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+                TargetSpec::Dotenv(d)
+            }
+            other => other,
+        }
+    }
 
     pub fn names(&self) -> Option<&Vec<String>> {
         match self {

@@ -117,7 +117,7 @@ path = "app/.env"
 names = ["SHARED", "9BAD"]
 "#,
     )]);
-    assert!(text.contains("must be relative and stay inside the project"), "{text}");
+    assert!(text.contains("must name a file, relative and inside the project"), "{text}");
     assert!(text.contains("`SHARED` at dotenv:app/.env is written by both `B` and `C`"), "{text}");
     assert!(text.contains("`9BAD` is not a valid secret name"), "{text}");
 }

@@ -8,16 +8,18 @@ use async_trait::async_trait;
 use super::dotenv_file::{DotenvFile, ValueError};
 use super::{PutResults, Target, TargetError, Written, all_failed};
 use crate::fsutil;
+use crate::project::ProjectFiles;
 use crate::secret::Secret;
 
 pub struct DotenvTarget {
     address: String,
     path: PathBuf,
+    files: ProjectFiles,
 }
 
 impl DotenvTarget {
-    pub fn new(address: String, path: PathBuf) -> Self {
-        DotenvTarget { address, path }
+    pub fn new(address: String, path: PathBuf, files: ProjectFiles) -> Self {
+        DotenvTarget { address, path, files }
     }
 
     fn error(&self, message: String, hint: Option<&str>) -> TargetError {
@@ -40,14 +42,17 @@ impl DotenvTarget {
                 ),
             })?;
         }
-        if let Some(dir) = self.path.parent()
-            && !dir.as_os_str().is_empty()
-        {
+        // Checked again at write time: links can change after the policy loaded.
+        let real = self.files.place(&self.path).map_err(|why| {
+            self.error(why, Some("make the path a regular file inside the project, or a link to one"))
+        })?;
+        if let Some(dir) = real.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| self.error(format!("cannot create {}: {e}", dir.display()), None))?;
         }
-        fsutil::write_atomic(&self.path, &file.render()).map_err(|e| {
-            self.error(format!("cannot write {}: {e}", self.path.display()), Some("check the folder's permissions"))
+        fsutil::write_atomic(&real, &file.render()).map_err(|e| {
+            let hint = (e.kind() == std::io::ErrorKind::PermissionDenied).then_some("check the folder's permissions");
+            self.error(format!("cannot write {}: {e}", real.display()), hint)
         })
     }
 
@@ -65,8 +70,8 @@ impl DotenvTarget {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DotenvFile::empty()),
             Err(e) => {
-                Err(self
-                    .error(format!("cannot read {}: {e}", self.path.display()), Some("check the file's permissions")))
+                let hint = (e.kind() == std::io::ErrorKind::PermissionDenied).then_some("check the file's permissions");
+                Err(self.error(format!("cannot read {}: {e}", self.path.display()), hint))
             }
         }
     }

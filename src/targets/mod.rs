@@ -137,11 +137,12 @@ impl Remote {
     }
 }
 
-/// Builds the target a policy entry describes. `root` is the project root;
-/// `remote` is needed for remote targets only.
+/// Builds the target a policy entry describes. `files` is the project
+/// (where .env files resolve and may be written); `remote` is needed for
+/// remote targets only.
 pub fn build(
     policy: &TargetPolicy,
-    root: &std::path::Path,
+    files: &crate::project::ProjectFiles,
     remote: Option<&Remote>,
 ) -> Result<Box<dyn Target>, TargetError> {
     let address = policy.address();
@@ -149,7 +150,9 @@ pub fn build(
         remote.cloned().ok_or_else(|| TargetError::new(&address, "no HTTP client was set up for a remote target", None))
     };
     Ok(match &policy.spec {
-        TargetSpec::Dotenv(spec) => Box::new(dotenv::DotenvTarget::new(address.clone(), root.join(&spec.path))),
+        TargetSpec::Dotenv(spec) => {
+            Box::new(dotenv::DotenvTarget::new(address.clone(), files.root().join(&spec.path), files.clone()))
+        }
         TargetSpec::Github(spec) => Box::new(github::GithubTarget::new(address.clone(), spec, need_remote()?)),
         TargetSpec::Wrangler(spec) if spec.via == Via::Cli => {
             Box::new(cloudflare::WranglerCli::new(address.clone(), spec.script()))

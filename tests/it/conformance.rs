@@ -10,6 +10,7 @@ use chitty_secrets::issuer::chitty::{ChittyauthIssuer, ChittyidIssuer};
 use chitty_secrets::issuer::memory::{MemoryIssuer, MemoryIssuerState};
 use chitty_secrets::issuer::{IssueRequest, Issuer, IssuerError, Revoked, Verdict};
 use chitty_secrets::policy::{IssuerSpec, Policy, TargetPolicy};
+use chitty_secrets::project::ProjectFiles;
 use chitty_secrets::secret::Secret;
 use chitty_secrets::targets::memory::{MemoryStore, MemoryTarget};
 use chitty_secrets::targets::{self, Remote, Target};
@@ -155,8 +156,8 @@ async fn target_dotenv() {
     let t = targets_of(&policy);
     let env = dir.path().join("app/.env");
     let subject = Subject {
-        target: targets::build(&t[0], &policy.root, None).unwrap(),
-        broken: targets::build(&t[1], &policy.root, None).unwrap(),
+        target: targets::build(&t[0], &ProjectFiles::new(&policy.root), None).unwrap(),
+        broken: targets::build(&t[1], &ProjectFiles::new(&policy.root), None).unwrap(),
         by_hand: Box::new(move |n, v| {
             let mut text = std::fs::read_to_string(&env).unwrap_or_default();
             text.push_str(&format!("{n}={v}\n"));
@@ -183,8 +184,8 @@ async fn target_github_fake() {
     let fake = Arc::new(fake);
     let hand = fake.clone();
     let subject = Subject {
-        target: targets::build(&t[0], &policy.root, Some(&remote)).unwrap(),
-        broken: targets::build(&t[1], &policy.root, Some(&remote)).unwrap(),
+        target: targets::build(&t[0], &ProjectFiles::new(&policy.root), Some(&remote)).unwrap(),
+        broken: targets::build(&t[1], &ProjectFiles::new(&policy.root), Some(&remote)).unwrap(),
         by_hand: Box::new(move |n, v| hand.set_by_hand("repo:conf/repo", n, v)),
         remote: true,
     };
@@ -209,9 +210,9 @@ async fn target_cloudflare_fake() {
     let t = targets_of(&policy);
     let fake = Arc::new(fake);
     let hand = fake.clone();
-    let broken = targets::build(&t[1], &policy.root, Some(&remote)).unwrap();
+    let broken = targets::build(&t[1], &ProjectFiles::new(&policy.root), Some(&remote)).unwrap();
     let subject = Subject {
-        target: targets::build(&t[0], &policy.root, Some(&remote)).unwrap(),
+        target: targets::build(&t[0], &ProjectFiles::new(&policy.root), Some(&remote)).unwrap(),
         broken,
         by_hand: Box::new(move |n, v| hand.set_by_hand("conf-worker", n, v)),
         remote: true,

@@ -113,3 +113,111 @@ fn a_token_name_that_is_a_path_is_refused_before_any_file_is_read() {
         assert!(!said.contains("mcp_auth_"), "no value printed: {said}");
     }
 }
+
+/// Items 11 and 16: policies that loaded and then failed later (or wrote
+/// over each other) are refused where they are read, each with
+/// `file:line:col` and the reason.
+#[test]
+fn policies_that_cannot_work_are_refused_with_their_place() {
+    let base = "[tokens.A]\nissuer = \"random\"\n[[tokens.A.targets]]\nkind = \"dotenv\"\npath = \"app/.env\"\n";
+    let long_name = "N".repeat(300);
+    let long_prefix = "p".repeat(100_000);
+    let cases: Vec<(String, &str)> = vec![
+        (base.replace("app/.env", "."), "must name a file"),
+        (base.replace("app/.env", "app/"), "must name a file"),
+        (base.replace("app/.env", "app/."), "must name a file"),
+        (base.replace("app/.env", "app/\\u0000.env"), "must name a file"),
+        (base.replace("tokens.A", &format!("tokens.{long_name}")), "is not a valid variable name"),
+        (base.replace("issuer = \"random\"", "issuer = \"random\"\nttl = \"0s\""), "ttl is shorter than a minute"),
+        (
+            base.replace("issuer = \"random\"", "issuer = \"random\"\nttl = \"1d\"\noverlap = \"2d\""),
+            "overlap (2d) is not shorter than ttl (1d)",
+        ),
+        (format!("[issuers.r]\nkind = \"random\"\nprefix = \"a'$b\"\n{}", base.replace("\"random\"", "\"r\"")), "prefix is not safe"),
+        (
+            format!("[issuers.r]\nkind = \"random\"\nprefix = \"{long_prefix}\"\n{}", base.replace("\"random\"", "\"r\"")),
+            "prefix is not safe",
+        ),
+        (format!("{base}[check]\nplaceholders = [\"\"]\n"), "empty or shorter than 4"),
+        (base.replace("path = \"app/.env\"", "path = \"app/.env\"\nnames = [\"A\", \"A\"]"), "listed twice"),
+        (
+            format!("{base}[tokens.B]\nissuer = \"random\"\n[[tokens.B.targets]]\nkind = \"dotenv\"\npath = \"./app//.env\"\nnames = [\"A\"]\n"),
+            "is written by both `A` and `B`",
+        ),
+        (
+            "[tokens.A]\nissuer = \"random\"\n[[tokens.A.targets]]\nkind = \"github\"\nrepo = \"Acme/API\"\n\
+             [tokens.B]\nissuer = \"random\"\n[[tokens.B.targets]]\nkind = \"github\"\nrepo = \"acme/api\"\nnames = [\"a\"]\n"
+                .to_string(),
+            "is written by both",
+        ),
+    ];
+    for (policy, expected) in cases {
+        let p = Project::new(&policy);
+        let out = p.run(&["policy", "check"]);
+        let said = text(&out);
+        assert_eq!(code(&out), 2, "{expected}: {said}");
+        assert!(said.contains(expected), "{expected}: {said}");
+        assert!(said.contains("main.toml:") && !said.contains("main.toml:1:1:"), "{expected}: a place: {said}");
+    }
+}
+
+/// Item 2: a .env target inside the registry, the policies or an identity
+/// file used to load, and `rotate` wrote a plaintext value into the
+/// committed registry. Refused at load, by every command.
+#[test]
+fn a_dotenv_target_inside_a_file_the_tool_owns_is_refused() {
+    let p = Project::initialised(LOCAL_POLICY);
+    for (path, owner) in [
+        (".chitty-secrets/recipients", "the registry"),
+        (".chitty-secrets/audit.log", "the registry"),
+        (".chitty-secrets/tokens/SESSION_KEY.toml", "the registry"),
+        ("policies/main.toml", "the policies folder"),
+        ("config/chitty-secrets/identity.txt", "an identity file"),
+    ] {
+        std::fs::write(p.path("policies/main.toml"), LOCAL_POLICY.replace("worker/.dev.vars", path)).unwrap();
+        let before = snapshot(&p.path(".chitty-secrets"));
+        for args in [&["policy", "check"][..], &["rotate", "CHITTY_ID_TOKEN"], &["status"]] {
+            let out = p.run(args);
+            let said = text(&out);
+            assert_eq!(code(&out), 2, "{path} {args:?}: {said}");
+            assert!(said.contains(&format!("inside {owner}")) && said.contains("main.toml:"), "{path}: {said}");
+        }
+        assert_eq!(snapshot(&p.path(".chitty-secrets")), before, "{path}: nothing written");
+    }
+}
+
+/// Item 12: a symlinked .env was replaced by a regular copy, a symlinked
+/// folder let a target write outside the project, and a 0400 file came
+/// back 0600. Links inside the project are edited in place, links out are
+/// refused, and a stricter mode is kept.
+#[test]
+fn symlinks_are_followed_inside_the_project_and_refused_outside_and_modes_kept() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let p = Project::initialised(LOCAL_POLICY);
+    std::fs::create_dir_all(p.path("shared")).unwrap();
+    std::fs::create_dir_all(p.path("app")).unwrap();
+    std::fs::write(p.path("shared/common.env"), "SHARED=1\n").unwrap();
+    symlink("../shared/common.env", p.path("app/.env")).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    symlink(outside.path(), p.path("worker")).unwrap();
+
+    let out = p.run(&["rotate", "CHITTY_ID_TOKEN"]);
+    let said = text(&out);
+    assert_ne!(code(&out), 0, "{said}");
+    assert!(said.contains("leads outside the project"), "{said}");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "nothing written outside");
+
+    // A read-only file stays read-only (its owner can still rewrite it
+    // atomically: the folder is writable).
+    std::fs::remove_file(p.path("worker")).unwrap();
+    std::fs::create_dir(p.path("worker")).unwrap();
+    std::fs::write(p.path("worker/.dev.vars"), "X=1\n").unwrap();
+    std::fs::set_permissions(p.path("worker/.dev.vars"), std::fs::Permissions::from_mode(0o400)).unwrap();
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    assert!(std::fs::symlink_metadata(p.path("app/.env")).unwrap().file_type().is_symlink(), "the link is kept");
+    let shared = p.read("shared/common.env");
+    assert!(shared.starts_with("SHARED=1\n") && shared.contains("CHITTY_ID_TOKEN=mcp_auth_"), "{shared}");
+    let mode = std::fs::metadata(p.path("worker/.dev.vars")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o400);
+    assert!(p.read("worker/.dev.vars").contains("CHITTY_ID_TOKEN="));
+}
