@@ -224,6 +224,18 @@ impl<'a> Runner<'a> {
                 return Err(self.issuer_error(e));
             }
         };
+        if let Some(why) = unusable(&issued, self.ws.now, &self.ws.policy.placeholders) {
+            // Never promoted: the answer is refused, the token revoked where
+            // the issuer can, and the state put back as it was.
+            let revoked = matches!(issuer.revoke(issued.token_id.as_deref()).await, Ok(issuer::Revoked::Revoked));
+            self.meta.rotation = None;
+            self.save()?;
+            let what = if revoked { "it was revoked and not stored" } else { "it was not stored" };
+            return Err(self.issuer_error(issuer::IssuerError::Failed {
+                issuer: issuer_policy.name.clone(),
+                message: format!("the issued token {why}; {what}"),
+            }));
+        }
         let new = NewVersion {
             issuer: issuer_policy.name.clone(),
             token_id: issued.token_id,
@@ -410,4 +422,16 @@ fn random_tag() -> String {
     let mut b = [0u8; 4];
     let _ = getrandom::getrandom(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Why a freshly issued token cannot be used, if it cannot: a placeholder,
+/// or already expired.
+fn unusable(issued: &issuer::Issued, now: chrono::DateTime<chrono::Utc>, placeholders: &[String]) -> Option<String> {
+    if let Some(why) = crate::placeholder::placeholder_reason(issued.value.expose(), placeholders) {
+        return Some(why.to_string());
+    }
+    match issued.expires_at {
+        Some(at) if at <= now => Some(format!("expired already ({})", at.to_rfc3339())),
+        _ => None,
+    }
 }

@@ -75,11 +75,14 @@ impl Issuer for CommandIssuer {
             .as_str()
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| self.failed("the command printed no token"))?;
-        Ok(Issued {
-            value: Secret::new(token),
-            token_id: answer["token_id"].as_str().map(str::to_string),
-            expires_at: answer["expires_at"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok()),
-        })
+        let expires_at = match &answer["expires_at"] {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(t) => Some(t.parse::<DateTime<Utc>>().map_err(|_| {
+                self.failed("the command's expires_at is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z); the token was not stored")
+            })?),
+            _ => return Err(self.failed("the command's expires_at is not a string; the token was not stored")),
+        };
+        Ok(Issued { value: Secret::new(token), token_id: answer["token_id"].as_str().map(str::to_string), expires_at })
     }
 
     async fn verify(&self, value: &Secret) -> Result<Verdict, IssuerError> {

@@ -221,3 +221,47 @@ fn symlinks_are_followed_inside_the_project_and_refused_outside_and_modes_kept()
     assert_eq!(mode, 0o400);
     assert!(p.read("worker/.dev.vars").contains("CHITTY_ID_TOKEN="));
 }
+
+/// Item 16 (issuers): a `command` issuer that printed a placeholder, an
+/// expired or an unreadable `expires_at` had its answer promoted. The mint
+/// fails, nothing is stored, and a token with an id is revoked.
+#[test]
+fn an_issued_placeholder_or_expired_token_is_refused_and_revoked() {
+    let p = Project::new("");
+    for (answer, expected, revoked) in [
+        (r#"{"token": "YOUR_TOKEN_HERE_REPLACE_ME", "token_id": "id-1"}"#, "looks like a placeholder", true),
+        (r#"{"token": "svc_ok_1234567890", "token_id": "id-2", "expires_at": "2001-01-01T00:00:00Z"}"#, "expired already", true),
+        (r#"{"token": "svc_ok_1234567890", "token_id": "id-3", "expires_at": "next tuesday"}"#, "not an RFC 3339 time", false),
+    ] {
+        let script = p.path("issue.sh");
+        std::fs::write(&script, format!("#!/bin/sh\ncat <<'JSON'\n{answer}\nJSON\n")).unwrap();
+        let revoke = p.path("revoke.sh");
+        std::fs::write(&revoke, format!("#!/bin/sh\necho \"$CHITTY_TOKEN_ID\" >> {}\n", p.path("revoked").display()))
+            .unwrap();
+        for s in [&script, &revoke] {
+            std::fs::set_permissions(s, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        let _ = std::fs::remove_file(p.path("revoked"));
+        std::fs::write(
+            p.path("policies/main.toml"),
+            format!(
+                "[issuers.cmd]\nkind = \"command\"\ncommand = [\"{}\"]\nrevoke = [\"{}\"]\n[tokens.SVC_TOKEN]\nissuer = \"cmd\"\n",
+                script.display(),
+                revoke.display()
+            ),
+        )
+        .unwrap();
+        if !p.path(".chitty-secrets").exists() {
+            p.ok(&["init"]);
+        }
+        let out = p.run(&["rotate"]);
+        let said = text(&out);
+        assert_eq!(code(&out), 1, "{said}");
+        assert!(said.contains(expected), "{expected}: {said}");
+        assert!(!said.contains("svc_ok_") && !said.contains("YOUR_TOKEN_HERE"), "no value in messages: {said}");
+        assert!(p.run(&["get", "SVC_TOKEN"]).status.code() != Some(0), "nothing stored");
+        assert_eq!(p.path("revoked").exists(), revoked, "{expected}");
+        let status: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+        assert!(status["tokens"][0]["pending"].is_null(), "no rotation left open: {status}");
+    }
+}
