@@ -79,6 +79,18 @@ impl Collector<'_> {
         });
     }
 
+    /// A token's registry file that cannot be used, as a finding.
+    fn registry_problem(&mut self, name: &str, e: &crate::registry::RegistryError) {
+        use crate::registry::RegistryError;
+        let code = match e {
+            RegistryError::ValuesMissing { .. } => "value-missing",
+            RegistryError::Decrypt { .. } => "not-a-recipient",
+            _ => "registry-damaged",
+        };
+        let hint = e.hint();
+        self.add(Severity::Error, code, Some(name), None, e.to_string(), hint.as_deref());
+    }
+
     fn rel(&self, path: &Path) -> String {
         path.strip_prefix(&self.inputs.policy.root).unwrap_or(path).display().to_string()
     }
@@ -90,10 +102,37 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
     let policy = inputs.policy;
     let mut checked_files = BTreeSet::new();
     for (name, token) in &policy.tokens {
-        let meta = inputs.registry.load(name)?;
+        // A damaged file of one token is a finding about that token; the
+        // others are still checked.
+        let meta = match inputs.registry.load(name) {
+            Ok(meta) => meta,
+            Err(e) => {
+                c.registry_problem(name, &e);
+                continue;
+            }
+        };
+        if meta.current().is_some() && !inputs.registry.has_values(name) {
+            let at = Some((c.rel(&inputs.registry.values_path(name)), None));
+            c.add(
+                Severity::Error,
+                "value-missing",
+                Some(name),
+                at,
+                format!("{name} has a current version but its value file is gone"),
+                Some("restore it from git (`git log -- FILE`), or run `chitty-secrets rotate` to mint a new value"),
+            );
+        }
         // Decrypted once per token, and only when an identity is at hand.
         let current_value = match (inputs.identity, meta.current()) {
-            (Some(identity), Some(cur)) => inputs.registry.load_values(name, &identity.key)?.get(cur.id).cloned(),
+            (Some(identity), Some(cur)) if inputs.registry.has_values(name) => {
+                match inputs.registry.live_values(&meta, &identity.key) {
+                    Ok(values) => values.get(cur.id).cloned(),
+                    Err(e) => {
+                        c.registry_problem(name, &e);
+                        None
+                    }
+                }
+            }
             _ => None,
         };
         check_token(&mut c, token, &meta, current_value.as_ref());

@@ -10,6 +10,9 @@ pub struct Args {
     /// Only this token (repeatable).
     #[arg(long, value_name = "NAME")]
     pub only: Vec<String>,
+    /// Start even if a declared token has no value (it is left out, and said so).
+    #[arg(long)]
+    pub allow_missing: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -18,9 +21,9 @@ pub struct Args {
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     // The identity is asked for after the --only names are checked.
     let ws = g.workspace(Need::Optional)?;
-    let env = ws.environment(&args.only)?;
-    for name in &env.without_value {
-        eprintln!("warning: {name} has no value yet; not set");
+    let env = ws.environment(&args.only, args.allow_missing)?;
+    for (name, why) in &env.left_out {
+        eprintln!("warning: {name} is not set ({why})");
     }
     let mut command = Command::new(&args.command[0]);
     command.args(&args.command[1..]);

@@ -28,6 +28,16 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     } else {
         print_report(&report, window);
     }
+    let damaged = report.tokens.iter().filter(|t| t.damaged.is_some()).count();
+    if damaged > 0 {
+        eprintln!(
+            "error: {damaged} token file{} could not be read\nhint: restore {} from git (`git checkout -- FILE`), or upgrade chitty-secrets if a newer one wrote {}",
+            super::policy_check::plural(damaged),
+            if damaged == 1 { "it" } else { "them" },
+            if damaged == 1 { "it" } else { "them" },
+        );
+        return Ok(exit::FAILURE);
+    }
     Ok(if report.expiring.is_empty() { exit::OK } else { exit::FINDINGS })
 }
 
@@ -51,6 +61,10 @@ fn print_report(report: &StatusReport, window: Option<TimeDelta>) {
 }
 
 fn print_row(row: &TokenStatus, now: DateTime<Utc>) {
+    if let Some(why) = &row.damaged {
+        println!("{}  [{}]  cannot be read: {why}", row.name, row.issuer);
+        return;
+    }
     let current = match row.current_version() {
         Some(v) => format!("v{} current, {} old", v.id, Dur::human(now - v.created_at)),
         None => "no value yet".into(),

@@ -58,7 +58,7 @@ impl Workspace {
             let Some(current) = meta.current() else {
                 continue;
             };
-            let values = self.registry.load_values(name, &identity.key)?;
+            let values = self.registry.live_values(&meta, &identity.key)?;
             let Some(value) = values.get(current.id) else {
                 continue;
             };

@@ -29,7 +29,7 @@ impl Workspace {
             if token.targets.iter().all(|t| t.is_remote()) {
                 continue;
             }
-            let values = self.registry.load_values(name, &identity.key)?;
+            let values = self.registry.live_values(meta, &identity.key)?;
             let Some(value) = values.get(current.id) else {
                 continue;
             };

@@ -29,6 +29,9 @@ pub struct TokenStatus {
     pub expires_at: Option<DateTime<Utc>>,
     pub rotation_in_progress: bool,
     pub deliveries: Vec<DeliveryStatus>,
+    /// Why the token's metadata could not be read (the others are still shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -60,9 +63,19 @@ impl Workspace {
     /// The status of every declared token; `expiring` lists those whose
     /// current value expires within `window`.
     pub fn status(&self, window: Option<TimeDelta>) -> anyhow::Result<StatusReport> {
-        let metas = self.metas()?;
-        let tokens: Vec<TokenStatus> =
-            self.policy.tokens.iter().map(|(name, token)| token_status(name, token, &metas[name], self.now)).collect();
+        // One damaged metadata file is shown as such; the others still are.
+        let tokens: Vec<TokenStatus> = self
+            .policy
+            .tokens
+            .iter()
+            .map(|(name, token)| match self.registry.load(name) {
+                Ok(meta) => token_status(name, token, &meta, self.now),
+                Err(e) => TokenStatus {
+                    damaged: Some(format!("{e}")),
+                    ..token_status(name, token, &TokenMeta::new(name), self.now)
+                },
+            })
+            .collect();
         let not_in_policy =
             self.registry.token_names()?.into_iter().filter(|n| !self.policy.tokens.contains_key(n)).collect();
         let expiring = match window {
@@ -112,5 +125,6 @@ fn token_status(name: &str, token: &crate::policy::TokenPolicy, meta: &TokenMeta
                 }
             })
             .collect(),
+        damaged: None,
     }
 }

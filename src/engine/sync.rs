@@ -31,7 +31,8 @@ pub async fn sync_all(ws: &Workspace, plans: &[TokenPlan]) -> (Vec<TokenOutcome>
             outcomes.push(fail(&plan.token, format!("{} {reason}", plan.token), Some(hint.clone())));
             continue;
         }
-        let values = match ws.registry.load_values(&plan.token, &identity.key) {
+        let values = match ws.registry.load(&plan.token).and_then(|meta| ws.registry.live_values(&meta, &identity.key))
+        {
             Ok(v) => v,
             Err(e) => {
                 outcomes.push(fail(&plan.token, e.to_string(), e.hint()));

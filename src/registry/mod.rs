@@ -50,6 +50,13 @@ pub enum RegistryError {
     NoRecipients { path: PathBuf },
     #[error("cannot decrypt {path}: {why}")]
     Decrypt { path: PathBuf, why: String },
+    #[error("{path} is in format {schema}, newer than this chitty-secrets understands")]
+    Newer { path: PathBuf, schema: u32 },
+    /// Versions the metadata says are live (current, pending, previous)
+    /// whose values the value file does not hold: it was deleted, or an
+    /// older copy was restored.
+    #[error("{path} lacks the value of {token} {} (the file was deleted, or an older copy restored)", versions.iter().map(|v| format!("v{v}")).collect::<Vec<_>>().join(", "))]
+    ValuesMissing { path: PathBuf, token: String, versions: Vec<u32> },
     #[error("{0}")]
     Crypto(String),
     /// A name that could reach outside `tokens/` (`../x`, `a/b`) never
@@ -84,6 +91,10 @@ impl RegistryError {
                 "list at least one age public key (age1…) in the recipients file; `chitty-secrets init` adds yours".into()
             }
             RegistryError::Corrupt { .. } => "restore the file from git (`git checkout -- FILE`) and run again".into(),
+            RegistryError::Newer { .. } => "upgrade chitty-secrets: a newer version wrote this file".into(),
+            RegistryError::ValuesMissing { token, .. } => format!(
+                "restore the value file from git (`git log -- FILE` shows its history), or run `chitty-secrets rotate {token}` to mint a new value"
+            ),
             RegistryError::BadName(_) => "`chitty-secrets status` lists the tokens".into(),
             _ => return None,
         })
@@ -98,7 +109,16 @@ pub struct Registry {
 impl Registry {
     /// Opens an existing registry.
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
-        if !dir.join("recipients").is_file() {
+        let recipients = dir.join("recipients");
+        if !recipients.is_file() {
+            // Tokens without a recipients file: a damaged registry, not a
+            // missing one (`init` here would start over beside the values).
+            if dir.join("tokens").is_dir() {
+                return Err(RegistryError::Corrupt {
+                    path: recipients,
+                    why: "the recipients file is missing, but the registry holds tokens: it is damaged".into(),
+                });
+            }
             return Err(RegistryError::Missing(dir.to_path_buf()));
         }
         Ok(Registry { dir: dir.to_path_buf() })
@@ -209,10 +229,7 @@ impl Registry {
         let meta: TokenMeta = toml::from_str(&text)
             .map_err(|e| RegistryError::Corrupt { path: path.clone(), why: e.message().to_string() })?;
         if meta.schema > SCHEMA {
-            return Err(RegistryError::Corrupt {
-                path,
-                why: format!("schema {} is newer than this chitty-secrets ({SCHEMA}); upgrade it", meta.schema),
-            });
+            return Err(RegistryError::Newer { path, schema: meta.schema });
         }
         Ok(Some(meta))
     }
@@ -290,9 +307,28 @@ impl Registry {
         checked_name(name)?;
         let path = self.values_path(name);
         match fs::read(&path) {
-            Ok(bytes) => decrypt(&bytes, identity, &path),
+            Ok(bytes) => decrypt(name, &bytes, identity, &path),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Values::default()),
             Err(e) => Err(RegistryError::io(&path, e)),
+        }
+    }
+
+    /// The values of a token whose live versions (current, pending,
+    /// previous) must all be there: a deleted or older value file is an
+    /// error, never a token silently left out.
+    pub fn live_values(&self, meta: &TokenMeta, identity: &age::x25519::Identity) -> Result<Values, RegistryError> {
+        let values = self.load_values(&meta.name, identity)?;
+        let versions: Vec<u32> = meta
+            .versions
+            .iter()
+            .filter(|v| matches!(v.stage, Stage::Current | Stage::Pending | Stage::Previous))
+            .filter(|v| values.get(v.id).is_none())
+            .map(|v| v.id)
+            .collect();
+        if versions.is_empty() {
+            Ok(values)
+        } else {
+            Err(RegistryError::ValuesMissing { path: self.values_path(&meta.name), token: meta.name.clone(), versions })
         }
     }
 
@@ -302,7 +338,7 @@ impl Registry {
         if recipients.is_empty() {
             return Err(RegistryError::NoRecipients { path: self.recipients_path() });
         }
-        let bytes = encrypt(values, &recipients)?;
+        let bytes = encrypt(name, values, &recipients)?;
         let path = self.values_path(name);
         fsutil::write_atomic(&path, &bytes).map_err(|e| RegistryError::io(&path, e))
     }

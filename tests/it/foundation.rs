@@ -176,7 +176,7 @@ fn run_passes_values_in_the_environment_only() {
     let token = p.ok(&["get", "CHITTY_ID_TOKEN"]);
     let out = p.ok(&["run", "--only", "CHITTY_ID_TOKEN", "--", "sh", "-c", "echo \"$CHITTY_API_KEY\"; exit 0"]);
     assert_eq!(out, token);
-    let out = p.run(&["run", "--", "sh", "-c", "exit 7"]);
+    let out = p.run(&["run", "--allow-missing", "--", "sh", "-c", "exit 7"]);
     assert_eq!(code(&out), 7);
 }
 

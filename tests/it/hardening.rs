@@ -230,8 +230,16 @@ fn an_issued_placeholder_or_expired_token_is_refused_and_revoked() {
     let p = Project::new("");
     for (answer, expected, revoked) in [
         (r#"{"token": "YOUR_TOKEN_HERE_REPLACE_ME", "token_id": "id-1"}"#, "looks like a placeholder", true),
-        (r#"{"token": "svc_ok_1234567890", "token_id": "id-2", "expires_at": "2001-01-01T00:00:00Z"}"#, "expired already", true),
-        (r#"{"token": "svc_ok_1234567890", "token_id": "id-3", "expires_at": "next tuesday"}"#, "not an RFC 3339 time", false),
+        (
+            r#"{"token": "svc_ok_1234567890", "token_id": "id-2", "expires_at": "2001-01-01T00:00:00Z"}"#,
+            "expired already",
+            true,
+        ),
+        (
+            r#"{"token": "svc_ok_1234567890", "token_id": "id-3", "expires_at": "next tuesday"}"#,
+            "not an RFC 3339 time",
+            false,
+        ),
     ] {
         let script = p.path("issue.sh");
         std::fs::write(&script, format!("#!/bin/sh\ncat <<'JSON'\n{answer}\nJSON\n")).unwrap();
@@ -264,4 +272,94 @@ fn an_issued_placeholder_or_expired_token_is_refused_and_revoked() {
         let status: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
         assert!(status["tokens"][0]["pending"].is_null(), "no rotation left open: {status}");
     }
+}
+
+/// Item 4: a deleted (or older) value file went unnoticed by `check`,
+/// `sync --check` and `plan`, and `run` started the command without the
+/// token. Every one of them now says which value is missing.
+#[test]
+fn a_missing_or_older_value_file_is_reported_everywhere_and_run_refuses() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    p.ok(&["rotate", "SESSION_KEY"]);
+    let file = p.path(".chitty-secrets/tokens/CHITTY_ID_TOKEN.age");
+    let older = std::fs::read(&file).unwrap();
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    let newest = std::fs::read(&file).unwrap();
+    for (damage, expected) in [("deleted", "value"), ("older", "lacks the value of CHITTY_ID_TOKEN v2")] {
+        match damage {
+            "deleted" => std::fs::remove_file(&file).unwrap(),
+            _ => std::fs::write(&file, &older).unwrap(),
+        }
+        let out = p.run(&["check"]);
+        assert_eq!(code(&out), 3, "{damage}: {}", text(&out));
+        assert!(text(&out).contains("value-missing") && text(&out).contains(expected), "{damage}: {}", text(&out));
+        for args in [&["sync", "--check"][..], &["plan"]] {
+            let out = p.run(args);
+            assert_ne!(code(&out), 0, "{damage} {args:?}: {}", text(&out));
+            assert!(text(&out).contains("CHITTY_ID_TOKEN"), "{damage} {args:?}: {}", text(&out));
+        }
+        let out = p.run(&["run", "--", "sh", "-c", "echo started"]);
+        assert_ne!(code(&out), 0, "{damage}: {}", text(&out));
+        assert!(!text(&out).contains("started") && text(&out).contains("CHITTY_ID_TOKEN"), "{}", text(&out));
+        let out = p.ok(&["run", "--allow-missing", "--only", "SESSION_KEY", "--", "sh", "-c", "echo started"]);
+        assert_eq!(out, "started\n");
+    }
+    std::fs::write(&file, &newest).unwrap();
+    p.ok(&["sync", "--check", "CHITTY_ID_TOKEN"]);
+}
+
+/// Item 5: `A.age` copied over `B.age` made `get B` print A's value. The
+/// token's name is inside the encrypted payload, and a mismatch is refused.
+#[test]
+fn a_value_file_copied_over_another_tokens_is_refused() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    p.ok(&["rotate", "SESSION_KEY"]);
+    let a = p.ok(&["get", "CHITTY_ID_TOKEN"]);
+    std::fs::copy(
+        p.path(".chitty-secrets/tokens/CHITTY_ID_TOKEN.age"),
+        p.path(".chitty-secrets/tokens/SESSION_KEY.age"),
+    )
+    .unwrap();
+    let out = p.run(&["get", "SESSION_KEY"]);
+    assert_ne!(code(&out), 0);
+    let said = text(&out);
+    assert!(said.contains("holds the values of `CHITTY_ID_TOKEN`, not `SESSION_KEY`"), "{said}");
+    assert!(!said.contains(a.trim()), "no value printed");
+    assert!(!said.contains("not a recipient") && !said.contains("not one of its recipients"), "{said}");
+}
+
+/// Item 17: a truncated value file or a newer format was blamed on the
+/// identity; a deleted `recipients` said "no registry, run init"; one
+/// corrupt `B.toml` stopped `check` for every token.
+#[test]
+fn a_damaged_registry_is_named_for_what_is_wrong_and_check_goes_on() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    p.ok(&["rotate", "SESSION_KEY"]);
+    let age_file = p.path(".chitty-secrets/tokens/CHITTY_ID_TOKEN.age");
+    let whole = std::fs::read(&age_file).unwrap();
+    std::fs::write(&age_file, &whole[..whole.len() / 2]).unwrap();
+    let out = p.run(&["get", "CHITTY_ID_TOKEN"]);
+    assert!(text(&out).contains("damaged or truncated"), "{}", text(&out));
+    assert!(!text(&out).contains("not a recipient"), "{}", text(&out));
+    std::fs::write(&age_file, &whole).unwrap();
+
+    let meta = p.path(".chitty-secrets/tokens/SESSION_KEY.toml");
+    let meta_text = p.read(".chitty-secrets/tokens/SESSION_KEY.toml");
+    std::fs::write(&meta, meta_text.replacen("schema = 1", "schema = 99", 1)).unwrap();
+    let out = p.run(&["status"]);
+    assert!(text(&out).contains("newer than this chitty-secrets") && text(&out).contains("upgrade"), "{}", text(&out));
+    std::fs::write(&meta, "this is [not toml").unwrap();
+    let out = p.run(&["check"]);
+    let said = text(&out);
+    assert_eq!(code(&out), 3, "a finding, not a failure: {said}");
+    assert!(said.contains("registry-damaged") && said.contains("SESSION_KEY"), "{said}");
+    assert!(said.contains("VENDOR_API_KEY has no value"), "the other tokens are still checked: {said}");
+    std::fs::write(&meta, meta_text).unwrap();
+
+    std::fs::remove_file(p.path(".chitty-secrets/recipients")).unwrap();
+    let out = p.run(&["status"]);
+    assert!(text(&out).contains("damaged") && !text(&out).contains("run `chitty-secrets init`"), "{}", text(&out));
 }
