@@ -51,11 +51,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     println!("{} registry at {dir}", if done.existed { "using the" } else { "created a" });
     println!("{how}");
     println!("public key (recipient): {recipient}");
-    if done.added && done.existed && !done.registry.token_names()?.is_empty() {
-        println!(
-            "note: values already in the registry were encrypted before this key was added; a member who can read them must run `chitty-secrets keys add {recipient}`"
-        );
-    } else if !done.added {
+    if !done.added {
         println!("the key was already a recipient");
     }
     println!("next: `chitty-secrets rotate` mints and delivers every token in {}", shown(&g.cli.policies));

@@ -77,6 +77,7 @@ impl Keys<'_> {
     /// nothing was new: a rerun finishes an interrupted add).
     pub fn add(&self, identity: &Identity, keys: &[Recipient], label: &str) -> anyhow::Result<Added> {
         let _lock = self.lock()?;
+        self.registry.check_member(&identity.key)?;
         let mut added = Vec::new();
         for key in keys {
             if self.registry.add_recipient(key, label)? {
@@ -96,6 +97,7 @@ impl Keys<'_> {
     pub fn remove(&self, identity: &Identity, key: &Recipient, force: bool) -> anyhow::Result<usize> {
         let key = key.to_string();
         let _lock = self.lock()?;
+        self.registry.check_member(&identity.key)?;
         let path = self.registry.recipients_path();
         let text = std::fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
         let current = parse_recipients(&text, &path)?;
@@ -131,6 +133,7 @@ impl Keys<'_> {
     /// Re-encrypts every value file to the current recipients.
     pub fn rekey(&self, identity: &Identity) -> anyhow::Result<usize> {
         let _lock = self.lock()?;
+        self.registry.check_member(&identity.key)?;
         self.rekey_locked(identity)
     }
 
@@ -154,9 +157,10 @@ pub struct Initialized {
     pub added: bool,
 }
 
-/// `init`: creates the registry at `dir` (or opens the one there) and makes
-/// `recipient` a reader. No re-encryption: who already could read the
-/// values must add the new key (the caller says so).
+/// `init`: creates the registry at `dir` and makes `recipient` its first
+/// reader. On an existing registry with recipients, a key that is not one
+/// is never added: a member must (`keys add`), who can re-encrypt the
+/// values to it.
 pub fn init(
     dir: &std::path::Path,
     recipient: &Recipient,
@@ -169,6 +173,10 @@ pub fn init(
     let added = {
         let keys = Keys { registry: &registry, now, lock_timeout };
         let _lock = keys.lock()?;
+        let listed = registry.recipients()?;
+        if !listed.is_empty() && !listed.iter().any(|r| r.to_string() == recipient.to_string()) {
+            return Err(RegistryError::NotMember { path: registry.recipients_path(), key: recipient.to_string() }.into());
+        }
         let added = registry.add_recipient(recipient, label)?;
         if added {
             keys.audit("keys.add", format!("{recipient} (init)"))?;

@@ -50,6 +50,9 @@ pub enum RegistryError {
     NoRecipients { path: PathBuf },
     #[error("cannot decrypt {path}: {why}")]
     Decrypt { path: PathBuf, why: String },
+    /// Only a member may change who can read the registry.
+    #[error("your key {key} is not one of the registry's recipients ({path})")]
+    NotMember { path: PathBuf, key: String },
     #[error("{path} is in format {schema}, newer than this chitty-secrets understands")]
     Newer { path: PathBuf, schema: u32 },
     /// Versions the metadata says are live (current, pending, previous)
@@ -91,6 +94,9 @@ impl RegistryError {
                 "list at least one age public key (age1…) in the recipients file; `chitty-secrets init` adds yours".into()
             }
             RegistryError::Corrupt { .. } => "restore the file from git (`git checkout -- FILE`) and run again".into(),
+            RegistryError::NotMember { key, .. } => format!(
+                "a member who can read the values adds you: `chitty-secrets keys add {key}`; or pass the --identity of a member"
+            ),
             RegistryError::Newer { .. } => "upgrade chitty-secrets: a newer version wrote this file".into(),
             RegistryError::ValuesMissing { token, .. } => format!(
                 "restore the value file from git (`git log -- FILE` shows its history), or run `chitty-secrets rotate {token}` to mint a new value"
@@ -165,6 +171,23 @@ impl Registry {
         let path = self.recipients_path();
         let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
         parse_recipients(&text, &path)
+    }
+
+    /// Proves `identity` belongs to the registry before it changes who can
+    /// read it: its key is a recipient and it decrypts every value file.
+    /// Checked before anything is written, so a stranger's `keys add` never
+    /// reaches the recipients file.
+    pub fn check_member(&self, identity: &age::x25519::Identity) -> Result<(), RegistryError> {
+        let key = identity.to_public().to_string();
+        if !self.recipients()?.iter().any(|r| r.to_string() == key) {
+            return Err(RegistryError::NotMember { path: self.recipients_path(), key });
+        }
+        for name in self.token_names()? {
+            if self.has_values(&name) {
+                self.load_values(&name, identity)?;
+            }
+        }
+        Ok(())
     }
 
     /// Appends a recipient unless it is listed already; returns whether it was added.

@@ -363,3 +363,33 @@ fn a_damaged_registry_is_named_for_what_is_wrong_and_check_goes_on() {
     let out = p.run(&["status"]);
     assert!(text(&out).contains("damaged") && !text(&out).contains("run `chitty-secrets init`"), "{}", text(&out));
 }
+
+/// Item 7: `keys add` by a stranger wrote its key into `recipients` before
+/// failing, and `init` with a new identity on an existing registry added
+/// its key silently. Only a member changes the recipients.
+#[test]
+fn only_a_member_changes_who_can_read_the_registry() {
+    use age::secrecy::ExposeSecret;
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "SESSION_KEY"]);
+    let stranger = age::x25519::Identity::generate();
+    let stranger_file = p.path("stranger.key");
+    std::fs::write(&stranger_file, stranger.to_string().expose_secret()).unwrap();
+    let stranger_pub = stranger.to_public().to_string();
+    let recipients = p.read(".chitty-secrets/recipients");
+
+    let out = p.run(&["--identity", stranger_file.to_str().unwrap(), "keys", "add", &stranger_pub]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("is not one of the registry's recipients"), "{}", text(&out));
+    assert_eq!(p.read(".chitty-secrets/recipients"), recipients);
+    assert!(!p.path(".chitty-secrets/rekey-pending").exists());
+
+    let out = p.command(&["init"]).env("CHITTY_SECRETS_IDENTITY_FILE", &stranger_file).output().unwrap();
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains(&format!("chitty-secrets keys add {stranger_pub}")), "{}", text(&out));
+    assert_eq!(p.read(".chitty-secrets/recipients"), recipients, "init added no key");
+
+    // A member adds them; then they read.
+    p.ok(&["keys", "add", &stranger_pub]);
+    p.ok(&["--identity", stranger_file.to_str().unwrap(), "get", "SESSION_KEY"]);
+}
