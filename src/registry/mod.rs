@@ -355,6 +355,19 @@ impl Registry {
         }
     }
 
+    /// Proves a save of `name`'s values would succeed (the recipients file
+    /// lists valid keys, the values encrypt to them) without writing: done
+    /// before an issuer is asked to mint, so a mint is never wasted on a
+    /// registry that cannot keep it.
+    pub fn check_writable(&self, name: &str, values: &Values) -> Result<(), RegistryError> {
+        checked_name(name)?;
+        let recipients = self.recipients()?;
+        if recipients.is_empty() {
+            return Err(RegistryError::NoRecipients { path: self.recipients_path() });
+        }
+        encrypt(name, values, &recipients).map(drop)
+    }
+
     pub fn save_values(&self, name: &str, values: &Values) -> Result<(), RegistryError> {
         checked_name(name)?;
         let recipients = self.recipients()?;

@@ -393,3 +393,36 @@ fn only_a_member_changes_who_can_read_the_registry() {
     p.ok(&["keys", "add", &stranger_pub]);
     p.ok(&["--identity", stranger_file.to_str().unwrap(), "get", "SESSION_KEY"]);
 }
+
+/// Item 9: with an empty or invalid `recipients`, every `rotate` minted,
+/// failed to save, and recorded an orphan (burning quota). The registry is
+/// proven writable before any issuer call.
+#[test]
+fn a_registry_that_cannot_keep_a_value_is_found_before_any_mint() {
+    let p = Project::new("");
+    let calls = p.path("calls");
+    let script = p.path("issue.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho x >> {}\necho '{{\"token\": \"svc_0123456789abcdef\"}}'\n", calls.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        p.path("policies/main.toml"),
+        format!("[issuers.cmd]\nkind = \"command\"\ncommand = [\"{}\"]\n[tokens.SVC_TOKEN]\nissuer = \"cmd\"\n", script.display()),
+    )
+    .unwrap();
+    p.ok(&["init"]);
+    for (recipients, expected) in [("# nobody\n", "has no recipients"), ("age1notakey\n", "not an age recipient")] {
+        std::fs::write(p.path(".chitty-secrets/recipients"), recipients).unwrap();
+        for _ in 0..2 {
+            let out = p.run(&["rotate"]);
+            assert_ne!(code(&out), 0, "{}", text(&out));
+            assert!(text(&out).contains(expected), "{}", text(&out));
+        }
+        assert!(!calls.exists(), "the issuer was called");
+        let out = p.run(&["check"]);
+        assert!(!text(&out).contains("orphan"), "{}", text(&out));
+    }
+}
