@@ -206,13 +206,25 @@ fn check_token(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta, cur
         );
     }
     for orphan in &meta.orphans {
+        let local = c.inputs.policy.issuers.get(&orphan.issuer).is_some_and(|i| i.spec.is_local());
+        let hint = if local {
+            format!(
+                "`{}` mints locally: nothing exists to revoke; run `chitty-secrets rotate --forget-orphan {}`",
+                orphan.issuer, orphan.tag
+            )
+        } else {
+            format!(
+                "find it at the issuer by `[chitty-secrets {}]` in its description and revoke it, then run `chitty-secrets rotate --forget-orphan {}`",
+                orphan.tag, orphan.tag
+            )
+        };
         c.add(
-            Severity::Error,
+            if local { Severity::Info } else { Severity::Error },
             "orphan-suspected",
             Some(name),
             meta_at.clone(),
-            format!("a token may have been issued by `{}` at {} and never recorded (a run stopped between the mint and the save)", orphan.issuer, orphan.at.format("%Y-%m-%d %H:%M UTC")),
-            Some("find it at the issuer by `[chitty-secrets TAG]` in its description (TAG is in the token's registry file under orphans), revoke it, then delete that orphans entry"),
+            format!("a token may have been issued by `{}` at {} and never recorded (a run stopped between the mint and the save); tag {}", orphan.issuer, orphan.at.format("%Y-%m-%d %H:%M UTC"), orphan.tag),
+            Some(&hint),
         );
     }
     if meta.pending().is_some() || meta.rotation.is_some() {

@@ -16,6 +16,10 @@ pub enum HttpError {
     Insecure(String),
     #[error("{method} {url}: {error}")]
     Transport { method: Method, url: String, error: String },
+    /// No connection was made (DNS, refused, unreachable): the request was
+    /// never sent, so it had no effect.
+    #[error("{method} {url}: {error}")]
+    Unreached { method: Method, url: String, error: String },
     #[error("{method} {url}: rate limited; run again after {wait}s")]
     RateLimited { method: Method, url: String, wait: u64 },
 }
@@ -155,7 +159,12 @@ impl Http {
                 Err(error)
                     if last || !(error.is_connect() || (repeatable && (error.is_timeout() || error.is_request()))) =>
                 {
-                    return Err(HttpError::Transport { method, url: url.to_string(), error: describe(&error) });
+                    let (url, error_text) = (url.to_string(), describe(&error));
+                    return Err(if error.is_connect() {
+                        HttpError::Unreached { method, url, error: error_text }
+                    } else {
+                        HttpError::Transport { method, url, error: error_text }
+                    });
                 }
                 Err(_) => self.backoff(attempt),
             };

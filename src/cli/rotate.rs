@@ -24,6 +24,10 @@ pub struct RotateArgs {
     /// `pending`, then revoke `pending`.
     #[arg(long, conflicts_with = "due")]
     pub abort: bool,
+    /// Close a suspected orphan (`check` shows its TAG) once it is revoked
+    /// at the issuer, or known never to have been minted; audited.
+    #[arg(long, value_name = "TAG", conflicts_with_all = ["due", "abort", "emergency", "dry_run", "tokens"])]
+    pub forget_orphan: Option<String>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -58,6 +62,11 @@ pub struct PlanArgs {
 }
 
 pub async fn rotate(g: &Globals<'_>, args: &RotateArgs) -> anyhow::Result<u8> {
+    if let Some(tag) = &args.forget_orphan {
+        let (token, issuer) = g.workspace(Need::Nothing)?.forget_orphan(tag)?;
+        println!("{token}: forgot the suspected orphan {tag} of issuer `{issuer}` (recorded in the audit log)");
+        return Ok(exit::OK);
+    }
     let mode = if args.abort {
         Mode::Abort { only: &args.tokens }
     } else {

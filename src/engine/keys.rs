@@ -175,7 +175,9 @@ pub fn init(
         let _lock = keys.lock()?;
         let listed = registry.recipients()?;
         if !listed.is_empty() && !listed.iter().any(|r| r.to_string() == recipient.to_string()) {
-            return Err(RegistryError::NotMember { path: registry.recipients_path(), key: recipient.to_string() }.into());
+            return Err(
+                RegistryError::NotMember { path: registry.recipients_path(), key: recipient.to_string() }.into()
+            );
         }
         let added = registry.add_recipient(recipient, label)?;
         if added {

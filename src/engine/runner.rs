@@ -178,6 +178,13 @@ impl<'a> Runner<'a> {
         let Some(orphan) = self.meta.take_orphan(&self.token.issuer) else {
             return Ok(());
         };
+        if self.ws.policy.issuer_of(self.token).spec.is_local() {
+            // A value made here and never saved exists nowhere: nothing to
+            // find or revoke.
+            self.meta.orphans.retain(|o| o.tag != orphan.tag);
+            self.save()?;
+            return Ok(());
+        }
         self.save()?;
         let detail = format!(
             "a token may have been issued by `{}` at {} and never recorded; its description carries [chitty-secrets {}]",

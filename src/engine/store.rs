@@ -13,6 +13,29 @@ use crate::secret::Secret;
 use crate::targets::dotenv_file::{DotenvFile, Unreadable};
 
 impl Workspace {
+    /// `rotate --forget-orphan TAG`: a suspected orphan someone has dealt
+    /// with (revoked at the issuer, or found never minted) leaves the
+    /// registry, with an audit line saying who closed it. Returns the token
+    /// and issuer it belonged to.
+    pub fn forget_orphan(&self, tag: &str) -> anyhow::Result<(String, String)> {
+        let _lock = self.lock()?;
+        for name in self.registry.token_names()? {
+            let mut meta = self.registry.load(&name)?;
+            let Some(at) = meta.orphans.iter().position(|o| o.tag == tag) else { continue };
+            let orphan = meta.orphans.remove(at);
+            self.registry.save(&mut meta)?;
+            let detail =
+                format!("suspected orphan [chitty-secrets {tag}] of issuer `{}` resolved by hand", orphan.issuer);
+            self.audit("rotate.orphan-forgotten", &name, None, Some(detail))?;
+            return Ok((name, orphan.issuer));
+        }
+        Err(Hinted::new(
+            format!("no token in the registry has a suspected orphan tagged {tag}"),
+            "`chitty-secrets check` lists suspected orphans with their tags",
+        )
+        .into())
+    }
+
     /// Saves `value` as the token's new current version (the old current
     /// becomes previous for the token's overlap); values are saved before
     /// metadata. The caller holds the lock and has decrypted the token's

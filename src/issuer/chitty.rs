@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::{IssueRequest, Issued, Issuer, IssuerError, Revoked, Verdict};
-use crate::http::Http;
+use crate::http::{Http, HttpError};
 use crate::policy::{ChittyauthSpec, ChittyidSpec, Dur, Preset};
 use crate::secret::{Secret, SensitiveJson, json_body};
 
@@ -84,10 +84,13 @@ impl Service {
         };
         let response = if mint {
             // A mint whose connection broke after sending may have issued a token.
-            self.http
-                .send_once(method.clone(), &url, build)
-                .await
-                .map_err(|e| IssuerError::Uncertain { issuer: self.issuer.clone(), message: e.to_string() })?
+            self.http.send_once(method.clone(), &url, build).await.map_err(|e| match e {
+                // Never connected: nothing was sent, nothing minted.
+                HttpError::Unreached { .. } => {
+                    self.failed(format!("{e}; the service was not reached, so nothing was minted"))
+                }
+                _ => IssuerError::Uncertain { issuer: self.issuer.clone(), message: e.to_string() },
+            })?
         } else {
             self.http.send(method.clone(), &url, build).await.map_err(|e| self.failed(e.to_string()))?
         };

@@ -84,6 +84,12 @@ impl IssuerSpec {
         }
     }
 
+    /// Whether the issuer makes values here, with no service to hold a
+    /// token that a lost answer could orphan.
+    pub fn is_local(&self) -> bool {
+        matches!(self, IssuerSpec::Random(_) | IssuerSpec::Manual(_))
+    }
+
     /// The service URL of an issuer that calls one.
     pub fn url(&self) -> Option<&str> {
         match self {

@@ -410,7 +410,10 @@ fn a_registry_that_cannot_keep_a_value_is_found_before_any_mint() {
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::fs::write(
         p.path("policies/main.toml"),
-        format!("[issuers.cmd]\nkind = \"command\"\ncommand = [\"{}\"]\n[tokens.SVC_TOKEN]\nissuer = \"cmd\"\n", script.display()),
+        format!(
+            "[issuers.cmd]\nkind = \"command\"\ncommand = [\"{}\"]\n[tokens.SVC_TOKEN]\nissuer = \"cmd\"\n",
+            script.display()
+        ),
     )
     .unwrap();
     p.ok(&["init"]);
@@ -425,4 +428,62 @@ fn a_registry_that_cannot_keep_a_value_is_found_before_any_mint() {
         let out = p.run(&["check"]);
         assert!(!text(&out).contains("orphan"), "{}", text(&out));
     }
+}
+
+/// Item 10: a mint that never reached the service (DNS, refused) was taken
+/// for "may have been issued" and became an orphan; a `random` value lost
+/// to a kill became an orphan no one could revoke, failing `check` forever;
+/// and nothing could close an orphan. Now only a mint that may have reached
+/// a service makes one, and `rotate --forget-orphan TAG` closes it, audited.
+#[test]
+fn only_a_mint_that_may_have_reached_a_service_leaves_an_orphan_and_one_can_be_closed() {
+    // (a) Nothing listens on the port: the request was never sent.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let p = Project::new(&format!(
+        "[issuers.id]\nkind = \"chittyid\"\nurl = \"http://127.0.0.1:{port}\"\nadmin_password_from = \"env:PW\"\n\
+         [tokens.ID_TOKEN]\nissuer = \"id\"\n"
+    ));
+    p.ok(&["init"]);
+    for _ in 0..2 {
+        let out = p.command(&["rotate"]).env("PW", "pw").env("CHITTY_SECRETS_RETRY_BASE_MS", "1").output().unwrap();
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        assert!(text(&out).contains("not reached, so nothing was minted"), "{}", text(&out));
+    }
+    assert!(!text(&p.run(&["check"])).contains("orphan"));
+
+    // (b) A random value lost to a kill is no orphan.
+    let p = Project::initialised(LOCAL_POLICY);
+    let out = p.command(&["rotate", "SESSION_KEY"]).env("CHITTY_SECRETS_CRASH_AT", "after-mint").output().unwrap();
+    assert_eq!(out.status.code(), None, "{}", text(&out));
+    p.ok(&["rotate", "SESSION_KEY"]);
+    assert!(!text(&p.run(&["check"])).contains("orphan"), "{}", text(&p.run(&["check"])));
+
+    // (c) A command issuer (a service behind it) killed after the mint: an
+    // orphan with its tag, closed by hand.
+    let p = Project::new("");
+    let script = p.path("issue.sh");
+    std::fs::write(&script, "#!/bin/sh\necho '{\"token\": \"svc_0123456789abcdef\"}'\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        p.path("policies/main.toml"),
+        format!(
+            "[issuers.cmd]\nkind = \"command\"\ncommand = [\"{}\"]\n[tokens.SVC_TOKEN]\nissuer = \"cmd\"\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    p.ok(&["init"]);
+    let out = p.command(&["rotate"]).env("CHITTY_SECRETS_CRASH_AT", "after-mint").output().unwrap();
+    assert_eq!(out.status.code(), None, "{}", text(&out));
+    p.ok(&["rotate"]);
+    let out = p.run(&["check"]);
+    let said = text(&out);
+    assert_eq!(code(&out), 3, "{said}");
+    let tag = said.split("--forget-orphan ").nth(1).and_then(|t| t.split('`').next()).expect("a tag").to_string();
+    let out = p.ok(&["rotate", "--forget-orphan", &tag]);
+    assert!(out.contains("forgot the suspected orphan"), "{out}");
+    let out = p.run(&["check"]);
+    assert!(!text(&out).contains("orphan"), "{}", text(&out));
+    assert!(p.read(".chitty-secrets/audit.log").contains("rotate.orphan-forgotten"));
+    assert_ne!(code(&p.run(&["rotate", "--forget-orphan", &tag])), 0, "a tag is forgotten once");
 }
