@@ -100,15 +100,6 @@ pub fn require(flag: Option<&Path>) -> Result<Identity, IdentityError> {
     resolve(flag)?.ok_or(IdentityError::NotFound)
 }
 
-/// Every identity file that may be in use: the flag's, the environment's and
-/// the config dir's (whether or not it exists yet).
-pub fn identity_files(flag: Option<&Path>) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = flag.map(Path::to_path_buf).into_iter().collect();
-    out.extend(std::env::var_os(env_vars::IDENTITY_FILE).map(PathBuf::from));
-    out.push(config_file());
-    out
-}
-
 /// Whether the user named an identity explicitly (flag or environment), so
 /// `init` adopts it rather than storing a new one.
 pub fn is_explicit(flag: Option<&Path>) -> bool {

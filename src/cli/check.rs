@@ -34,8 +34,17 @@ struct Report<'a> {
 }
 
 pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
-    // No identity is needed; one that is there (and readable) is used.
-    let ws = g.workspace(if args.online { Need::Required } else { Need::IfReadable })?;
+    // No identity is needed; one that is there (and readable) is used. One
+    // named on purpose (flag or environment) that cannot be read is an
+    // error: a check that silently compared nothing would pass.
+    let need = if args.online {
+        Need::Required
+    } else if identity::is_explicit(g.cli.identity.as_deref()) {
+        Need::Optional
+    } else {
+        Need::IfReadable
+    };
+    let ws = g.workspace(need)?;
     let window = chrono::TimeDelta::from_std(args.window).unwrap_or(chrono::TimeDelta::MAX);
     let report = ws.check(window, args.online, identity::possible_files(g.cli.identity.as_deref())).await?;
     let failed = report.findings.iter().any(|f| f.severity >= args.fail_on);

@@ -169,7 +169,7 @@ impl Globals<'_> {
         let mut files = ProjectFiles::new(&policy.root)
             .owning(&self.cli.registry, "the registry")
             .owning(&policy.dir, "the policies folder");
-        for path in identity::identity_files(self.cli.identity.as_deref()) {
+        for path in identity::possible_files(self.cli.identity.as_deref()) {
             files = files.owning(&path, "an identity file");
         }
         files

@@ -109,19 +109,29 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
     // A dry run or `sync --check` without an identity still plans from the
     // delivery records; a real run needs the identity to read values.
     let ws = g.workspace(if dry_run { Need::Optional } else { Need::Required })?;
+    let only = match request.mode {
+        Mode::Rotate { only, .. } | Mode::Abort { only } | Mode::Sync { only } => only.to_vec(),
+    };
     let report = ws.run(request).await?;
 
     if !report.executed {
         let drift = !report.plans.is_empty();
+        // Without an identity the .env files cannot be compared by value:
+        // `sync --check` then cannot say they are up to date.
+        let uncompared = is_sync && !report.local_files_compared && ws.has_local_targets(&only);
         if json {
             println!("{}", serde_json::to_string_pretty(&report.plans)?);
+        } else if uncompared && !drift {
+            println!("the delivery records show nothing to deliver, but .env files were not compared (no identity)");
         } else {
             print_plans(&report.plans, if is_sync { "every target is up to date" } else { "nothing to do" });
-            if is_sync && !report.local_files_compared {
-                println!("note: no identity, so .env files were compared by delivery records only");
-            }
         }
-        return Ok(if is_sync && drift { exit::FINDINGS } else { exit::OK });
+        if uncompared {
+            eprintln!(
+                "hint: give the identity (--identity FILE, or CHITTY_SECRETS_IDENTITY in CI) so .env files are compared with the registry"
+            );
+        }
+        return Ok(if is_sync && (drift || uncompared) { exit::FINDINGS } else { exit::OK });
     }
 
     if !json {

@@ -101,13 +101,19 @@ impl Workspace {
         self.registry.audit(audit::Event { event, token: Some(token), version, detail }, self.now)
     }
 
+    /// The targets of the selected tokens (all when `only` is empty).
+    fn selected_targets<'a>(&'a self, only: &'a [String]) -> impl Iterator<Item = &'a policy::TargetPolicy> {
+        self.policy.tokens.values().filter(|t| only.is_empty() || only.contains(&t.name)).flat_map(|t| &t.targets)
+    }
+
+    /// Whether any selected token delivers to a .env file.
+    pub fn has_local_targets(&self, only: &[String]) -> bool {
+        self.selected_targets(only).any(|t| !t.is_remote())
+    }
+
     /// Whether any selected token delivers to a remote target.
     pub fn needs_remote(&self, only: &[String]) -> bool {
-        self.policy
-            .tokens
-            .values()
-            .filter(|t| only.is_empty() || only.contains(&t.name))
-            .any(|t| t.targets.iter().any(|x| x.is_remote()))
+        self.selected_targets(only).any(|t| t.is_remote())
     }
 
     /// What `rotate --due` and `sync` would do, from the records, the .env

@@ -487,3 +487,24 @@ fn only_a_mint_that_may_have_reached_a_service_leaves_an_orphan_and_one_can_be_c
     assert!(p.read(".chitty-secrets/audit.log").contains("rotate.orphan-forgotten"));
     assert_ne!(code(&p.run(&["rotate", "--forget-orphan", &tag])), 0, "a tag is forgotten once");
 }
+
+/// Item 14: `check` ignored an identity named with `--identity` (or the
+/// environment) that could not be read, and exited 0 after a hand edit;
+/// `sync --check` without any identity said "every target is up to date"
+/// though no .env value was compared.
+#[test]
+fn a_check_that_could_not_compare_never_says_all_is_well() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    let out = p.run(&["--identity", "/nonexistent/key.txt", "check"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("/nonexistent/key.txt"), "{}", text(&out));
+    let out = p.command(&["check"]).env("CHITTY_SECRETS_IDENTITY_FILE", "/nonexistent/key.txt").output().unwrap();
+    assert_ne!(code(&out), 0, "{}", text(&out));
+
+    // No identity anywhere: the config-dir one is moved away.
+    std::fs::rename(p.identity_file(), p.path("moved.key")).unwrap();
+    let out = p.run(&["sync", "--check", "CHITTY_ID_TOKEN"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(!text(&out).contains("up to date") && text(&out).contains("not compared"), "{}", text(&out));
+}
