@@ -123,10 +123,10 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
             );
         }
         // Decrypted once per token, and only when an identity is at hand.
-        let current_value = match (inputs.identity, meta.current()) {
-            (Some(identity), Some(cur)) if inputs.registry.has_values(name) => {
+        let values = match (inputs.identity, meta.current().or(meta.pending())) {
+            (Some(identity), Some(_)) if inputs.registry.has_values(name) => {
                 match inputs.registry.live_values(&meta, &identity.key) {
-                    Ok(values) => values.get(cur.id).cloned(),
+                    Ok(values) => Some(values),
                     Err(e) => {
                         c.registry_problem(name, &e);
                         None
@@ -135,8 +135,10 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
             }
             _ => None,
         };
-        check_token(&mut c, token, &meta, current_value.as_ref());
-        check_targets(&mut c, token, &meta, current_value.as_ref(), &mut checked_files);
+        let value_of = |v: Option<&crate::registry::Version>| values.as_ref().zip(v).and_then(|(x, v)| x.get(v.id));
+        let (current_value, pending_value) = (value_of(meta.current()), value_of(meta.pending()));
+        check_token(&mut c, token, &meta, current_value);
+        check_targets(&mut c, token, &meta, (current_value, pending_value), &mut checked_files);
     }
     for name in inputs.registry.token_names()? {
         if !policy.tokens.contains_key(&name) {
@@ -234,7 +236,9 @@ fn check_token(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta, cur
             Some(name),
             meta_at.clone(),
             format!("{name} has a rotation that did not finish"),
-            Some("run `chitty-secrets rotate` to resume it"),
+            Some(&format!(
+                "run `chitty-secrets rotate {name}` to resume it, or `chitty-secrets rotate --abort {name}` to undo it"
+            )),
         );
     }
     let Some(current) = meta.current() else {
@@ -308,10 +312,11 @@ fn check_targets(
     c: &mut Collector<'_>,
     token: &TokenPolicy,
     meta: &TokenMeta,
-    current_value: Option<&Secret>,
+    (current_value, pending_value): (Option<&Secret>, Option<&Secret>),
     checked_files: &mut BTreeSet<PathBuf>,
 ) {
     let name = token.name.as_str();
+    let fix = fix_hint(meta);
     for target in &token.targets {
         let address = target.address();
         let Some(path) = target.dotenv_path(&c.inputs.policy.root) else {
@@ -333,7 +338,7 @@ fn check_targets(
                 Some(name),
                 Some((shown, None)),
                 format!("{address} does not exist (or is not UTF-8); {name} is not delivered"),
-                Some("run `chitty-secrets sync`"),
+                Some(&fix),
             );
             continue;
         };
@@ -356,7 +361,7 @@ fn check_targets(
                     Some(name),
                     Some((shown.clone(), None)),
                     format!("{key} is missing from {shown}"),
-                    Some("run `chitty-secrets sync`"),
+                    Some(&fix),
                 );
                 continue;
             };
@@ -402,16 +407,18 @@ fn check_targets(
                     Some("remove one; parsers disagree on which wins"),
                 );
             }
-            if let Some(value) = &current_value
-                && found.iter().any(|(v, _)| !v.same_as(value))
-            {
+            // During a rotation a target may hold the pending value: that is
+            // the rotation's progress, not drift.
+            let expected =
+                |v: &Secret| current_value.is_some_and(|c| v.same_as(c)) || pending_value.is_some_and(|p| v.same_as(p));
+            if current_value.is_some() && found.iter().any(|(v, _)| !expected(v)) {
                 c.add(
                     Severity::Error,
                     "drift",
                     Some(name),
                     at.clone(),
                     format!("{key} in {shown} differs from the registry's current value"),
-                    Some("run `chitty-secrets sync`"),
+                    Some(&fix),
                 );
             }
             check_record(c, name, meta, &address, key, (shown.clone(), Some(line)));
@@ -419,7 +426,8 @@ fn check_targets(
     }
 }
 
-/// The delivery record of one name at one target against the current version.
+/// The delivery record of one name at one target against the current
+/// version (or, during a rotation, the pending one).
 fn check_record(
     c: &mut Collector<'_>,
     token: &str,
@@ -429,6 +437,8 @@ fn check_record(
     at: (String, Option<usize>),
 ) {
     let Some(current) = meta.current() else { return };
+    let pending = meta.pending().map(|p| p.id);
+    let fix = fix_hint(meta);
     match meta.delivered(address, key) {
         None => c.add(
             Severity::Warning,
@@ -436,17 +446,30 @@ fn check_record(
             Some(token),
             Some(at),
             format!("no record that {key} at {address} was delivered by chitty-secrets"),
-            Some("run `chitty-secrets sync`"),
+            Some(&fix),
         ),
-        Some(d) if d.version != current.id => c.add(
+        Some(d) if d.version != current.id && Some(d.version) != pending => c.add(
             Severity::Warning,
             "stale-delivery",
             Some(token),
             Some(at),
             format!("{key} at {address} was last delivered v{}, current is v{}", d.version, current.id),
-            Some("run `chitty-secrets sync`"),
+            Some(&fix),
         ),
         Some(_) => {}
+    }
+}
+
+/// What fixes a target that lacks its value: `sync`, except during a
+/// rotation, where `sync` would put the current value over the pending one.
+fn fix_hint(meta: &TokenMeta) -> String {
+    if meta.pending().is_some() || meta.rotation.is_some() {
+        format!(
+            "a rotation of {0} is in progress: `chitty-secrets rotate {0}` finishes it, `chitty-secrets rotate --abort {0}` undoes it",
+            meta.name
+        )
+    } else {
+        "run `chitty-secrets sync`".into()
     }
 }
 

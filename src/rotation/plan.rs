@@ -200,6 +200,17 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
             hint: format!("run `chitty-secrets rotate {}` (or `set` for a manual token)", token.name),
         }];
     };
+    // Mid-rotation some targets hold the pending value: delivering the
+    // current one would undo the rotation. `rotate` finishes or undoes it.
+    if let Some(pending) = meta.pending() {
+        return vec![Step::Remind {
+            reason: format!("has a rotation in progress (v{} pending)", pending.id),
+            hint: format!(
+                "`chitty-secrets rotate {0}` finishes it, `chitty-secrets rotate --abort {0}` undoes it; sync leaves it alone meanwhile",
+                token.name
+            ),
+        }];
+    }
     let mut steps = Vec::new();
     for target in &token.targets {
         let address = target.address();

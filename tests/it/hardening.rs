@@ -508,3 +508,32 @@ fn a_check_that_could_not_compare_never_says_all_is_well() {
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert!(!text(&out).contains("up to date") && text(&out).contains("not compared"), "{}", text(&out));
 }
+
+/// Item 15: mid-rotation, `check` reported `drift` and `stale-delivery`
+/// with "run `chitty-secrets sync`", and following it wrote the old value
+/// over the pending one. Check and sync now know a rotation is under way.
+#[test]
+fn during_a_pending_rotation_check_and_sync_point_to_rotate_not_backwards() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    let out =
+        p.command(&["rotate", "CHITTY_ID_TOKEN"]).env("CHITTY_SECRETS_CRASH_AT", "after-deliver").output().unwrap();
+    assert_eq!(out.status.code(), None, "{}", text(&out));
+    let delivered = p.read("app/.env");
+
+    let out = p.run(&["check"]);
+    let said = text(&out);
+    assert!(said.contains("rotation-pending") && said.contains("rotate --abort CHITTY_ID_TOKEN"), "{said}");
+    for wrong in ["error[drift]", "stale-delivery"] {
+        assert!(!said.contains(wrong), "{wrong}: {said}");
+    }
+
+    let out = p.run(&["sync", "CHITTY_ID_TOKEN"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("rotation in progress"), "{}", text(&out));
+    assert_eq!(p.read("app/.env"), delivered, "sync left the pending value in place");
+
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    let out = p.run(&["check"]);
+    assert!(!text(&out).contains("rotation-pending"), "{}", text(&out));
+}
