@@ -17,15 +17,23 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => {
-            return Err(
-                Hinted::new(format!("cannot read {}: {e}", path.display()), "check the file's permissions").into()
-            );
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                "check the file's permissions"
+            } else {
+                "restore it from git (`git checkout -- FILE`)"
+            };
+            return Err(Hinted::new(format!("cannot read {}: {e}", path.display()), hint).into());
         }
     };
     let file = shown(&path);
     match audit::verify(&text) {
-        Ok(n) => {
-            println!("{file}: {n} entries, chain intact");
+        Ok(verified) => {
+            for line in &verified.torn {
+                println!(
+                    "{file}:{line}: cut short by a crash mid-append; kept as it is and left out of the chain (the next entry fences it)"
+                );
+            }
+            println!("{file}: {} entries, chain intact", verified.entries);
             Ok(exit::OK)
         }
         Err(breaks) => {

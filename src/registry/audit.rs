@@ -63,14 +63,37 @@ pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>) -> Result<(), Re
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(RegistryError::io(path, e)),
     };
-    let last = existing.lines().rev().find(|l| !l.trim().is_empty());
-    let (seq, prev) = match last {
-        Some(line) => {
-            let seq = serde_json::from_str::<AuditEntry>(line).map(|e| e.seq + 1).unwrap_or(0);
-            (seq, hash(line))
-        }
+    // A last line without its newline was cut short by a crash mid-append:
+    // it is kept as it is (evidence) and fenced by an entry that names it,
+    // chained to the last whole line, so the chain and `seq` go on from there.
+    let torn = (!existing.is_empty() && !existing.ends_with('\n')).then(|| {
+        let line_no = existing.lines().count();
+        let text = existing.lines().last().unwrap_or_default();
+        (line_no, hash(text))
+    });
+    let whole = if torn.is_some() { existing.rsplit_once('\n').map_or("", |(whole, _)| whole) } else { &existing };
+    let (mut seq, mut prev) = match whole.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(line) => (serde_json::from_str::<AuditEntry>(line).map(|e| e.seq + 1).unwrap_or(0), hash(line)),
         None => (0, GENESIS.to_string()),
     };
+    let mut lines = String::new();
+    if let Some((line_no, torn_hash)) = &torn {
+        lines.push('\n');
+        let fence = AuditEntry {
+            seq,
+            at,
+            actor: actor(),
+            event: TORN_TAIL.into(),
+            token: None,
+            version: None,
+            detail: Some(format!("line {line_no} (sha256 {torn_hash}) was cut short by a crash mid-append; kept as it is")),
+            prev,
+        };
+        let fence = serde_json::to_string(&fence).expect("an audit entry always serializes");
+        (seq, prev) = (seq + 1, hash(&fence));
+        lines.push_str(&fence);
+        lines.push('\n');
+    }
     let entry = AuditEntry {
         seq,
         at,
@@ -81,15 +104,22 @@ pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>) -> Result<(), Re
         detail: event.detail,
         prev,
     };
-    let mut line = serde_json::to_string(&entry).expect("an audit entry always serializes");
-    line.push('\n');
+    lines.push_str(&serde_json::to_string(&entry).expect("an audit entry always serializes"));
+    lines.push('\n');
     let mut file =
         OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(|e| RegistryError::io(path, e))?;
-    // A file cut short by a crash mid-append gets its line finished first.
-    if !existing.is_empty() && !existing.ends_with('\n') {
-        file.write_all(b"\n").map_err(|e| RegistryError::io(path, e))?;
-    }
-    file.write_all(line.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| RegistryError::io(path, e))
+    file.write_all(lines.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| RegistryError::io(path, e))
+}
+
+/// The event that fences a line cut short by a crash.
+const TORN_TAIL: &str = "audit.torn-tail";
+
+/// A verified log: its entries, and the lines a crash cut short (fenced,
+/// or the last line, which the next write fences).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub entries: usize,
+    pub torn: Vec<usize>,
 }
 
 /// A break in the chain: the 1-based line and why.
@@ -106,26 +136,37 @@ pub struct Break {
 /// (`audit.log merge=union`), the last line before the branches forked. An
 /// edited line, a removed one or a reordering still breaks the chain: the
 /// line after it names a hash that no earlier line has.
-pub fn verify(text: &str) -> Result<usize, Vec<Break>> {
+///
+/// A line a crash cut short is no break when it is the file's last (no
+/// newline) or the next line is the fence `append` wrote for it (naming its
+/// hash); anything else that is not an entry is.
+pub fn verify(text: &str) -> Result<Verified, Vec<Break>> {
     let mut breaks = Vec::new();
     let mut seen = std::collections::HashSet::from([GENESIS.to_string()]);
-    let mut count = 0;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        count += 1;
+    let mut verified = Verified { entries: 0, torn: Vec::new() };
+    let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
+    for (k, &(i, line)) in lines.iter().enumerate() {
         match serde_json::from_str::<AuditEntry>(line) {
-            Ok(entry) if seen.contains(&entry.prev) => {}
+            Ok(entry) if seen.contains(&entry.prev) => verified.entries += 1,
             Ok(_) => breaks.push(Break {
                 line: i + 1,
                 why: "does not follow any line before it (a line was edited, removed or reordered)".into(),
             }),
-            Err(e) => breaks.push(Break { line: i + 1, why: format!("is not an audit entry ({e})") }),
+            Err(e) => {
+                let fenced = lines.get(k + 1).and_then(|(_, next)| serde_json::from_str::<AuditEntry>(next).ok()).is_some_and(
+                    |next| next.event == TORN_TAIL && next.detail.is_some_and(|d| d.contains(&hash(line))),
+                );
+                let last_unfinished = k + 1 == lines.len() && !text.ends_with('\n');
+                if fenced || last_unfinished {
+                    verified.torn.push(i + 1);
+                    continue; // not part of the chain
+                }
+                breaks.push(Break { line: i + 1, why: format!("is not an audit entry ({e})") });
+            }
         }
         seen.insert(hash(line));
     }
-    if breaks.is_empty() { Ok(count) } else { Err(breaks) }
+    if breaks.is_empty() { Ok(verified) } else { Err(breaks) }
 }
 
 #[cfg(test)]
@@ -144,7 +185,7 @@ mod tests {
             append(&path, event(name), Utc::now()).unwrap();
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(verify(&text), Ok(3));
+        assert_eq!(verify(&text).map(|v| v.entries), Ok(3));
         let tampered = text.replacen("rotate.mint", "rotate.mlnt", 1);
         let breaks = verify(&tampered).unwrap_err();
         assert_eq!(breaks.len(), 1);
@@ -168,8 +209,8 @@ mod tests {
         let (ta, tb) = (std::fs::read_to_string(&a).unwrap(), std::fs::read_to_string(&b).unwrap());
         let merged = format!("{ta}{}", tb.lines().skip(1).map(|l| format!("{l}\n")).collect::<String>());
         std::fs::write(&a, &merged).unwrap();
-        assert_eq!(verify(&merged), Ok(3));
+        assert_eq!(verify(&merged).map(|v| v.entries), Ok(3));
         append(&a, event("deliver"), Utc::now()).unwrap();
-        assert_eq!(verify(&std::fs::read_to_string(&a).unwrap()), Ok(4));
+        assert_eq!(verify(&std::fs::read_to_string(&a).unwrap()).map(|v| v.entries), Ok(4));
     }
 }

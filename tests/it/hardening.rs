@@ -537,3 +537,30 @@ fn during_a_pending_rotation_check_and_sync_point_to_rotate_not_backwards() {
     let out = p.run(&["check"]);
     assert!(!text(&out).contains("rotation-pending"), "{}", text(&out));
 }
+
+/// Item 17 (audit log): a kill mid-append left a partial last line, and
+/// `audit verify` failed forever with a raw parser message while `seq`
+/// restarted at 0. The torn line is kept, fenced by the next write, and
+/// named by `verify`.
+#[test]
+fn a_torn_audit_tail_is_fenced_and_the_chain_goes_on() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    let log = p.path(".chitty-secrets/audit.log");
+    let whole = p.read(".chitty-secrets/audit.log");
+    let entries = whole.lines().count();
+    std::fs::write(&log, &whole[..whole.len() - 20]).unwrap();
+    let out = p.ok(&["audit", "verify"]);
+    assert!(out.contains(&format!(":{entries}: cut short by a crash")), "{out}");
+
+    p.ok(&["rotate", "SESSION_KEY"]);
+    let out = p.ok(&["audit", "verify"]);
+    assert!(out.contains("chain intact") && out.contains("cut short"), "{out}");
+    let text = p.read(".chitty-secrets/audit.log");
+    assert!(text.contains("audit.torn-tail"), "{text}");
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert!(last["seq"].as_u64().unwrap() >= entries as u64, "seq goes on: {last}");
+    // An edit elsewhere is still a break.
+    std::fs::write(&log, text.replacen("rotate.mint", "rotate.mlnt", 1)).unwrap();
+    assert_eq!(code(&p.run(&["audit", "verify"])), 3);
+}
