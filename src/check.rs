@@ -328,19 +328,32 @@ fn check_targets(
         };
         let shown = c.rel(&path);
         let file = match std::fs::read(&path) {
-            Ok(bytes) => DotenvFile::parse(&zeroize::Zeroizing::new(bytes)).ok(),
-            Err(_) => None,
+            Ok(bytes) => DotenvFile::parse(&zeroize::Zeroizing::new(bytes)).map_err(|_| {
+                ("target-unreadable", "is not UTF-8 text".to_string(), "fix or remove the file".to_string())
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(("target-missing", "does not exist".to_string(), fix.clone()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err((
+                "target-unreadable",
+                format!("cannot be read ({e})"),
+                "check the file's permissions: chitty-secrets must read it to deliver".to_string(),
+            )),
+            Err(e) => Err(("target-unreadable", format!("cannot be read ({e})"), "check the path".to_string())),
         };
-        let Some(file) = file else {
-            c.add(
-                Severity::Error,
-                "target-missing",
-                Some(name),
-                Some((shown, None)),
-                format!("{address} does not exist (or is not UTF-8); {name} is not delivered"),
-                Some(&fix),
-            );
-            continue;
+        let file = match file {
+            Ok(file) => file,
+            Err((code, why, hint)) => {
+                c.add(
+                    Severity::Error,
+                    code,
+                    Some(name),
+                    Some((shown, None)),
+                    format!("{address} {why}; {name} is not delivered there"),
+                    Some(&hint),
+                );
+                continue;
+            }
         };
         if checked_files.insert(path.clone()) && world_or_group_readable(&path) {
             c.add(

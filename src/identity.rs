@@ -156,6 +156,31 @@ pub fn create_and_store(store: Store) -> Result<Identity, IdentityError> {
     Ok(Identity { key, source: Source::ConfigFile(path) })
 }
 
+impl Identity {
+    /// The file the key was read from, if it came from one.
+    pub fn file(&self) -> Option<&Path> {
+        match &self.source {
+            Source::Flag(p) | Source::EnvFile(p) | Source::ConfigFile(p) => Some(p),
+            Source::EnvKey | Source::Keyring { .. } => None,
+        }
+    }
+
+    /// A warning when the key's file is readable by group or others:
+    /// anyone on the machine could then decrypt the registry.
+    pub fn exposure_warning(&self) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.file()?;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "the identity file {} is readable by group or others (mode {:o}): anyone on this machine can decrypt the registry; chmod 600 it, and consider rotating every token",
+                path.display(),
+                mode & 0o777
+            )
+        })
+    }
+}
+
 fn from_file(path: &Path, source: Source) -> Result<Identity, IdentityError> {
     let text = std::fs::read_to_string(path)
         .map(Zeroizing::new)

@@ -42,6 +42,9 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
             (id, how)
         }
     };
+    if let Some(warning) = identity.exposure_warning() {
+        eprintln!("warning: {warning}");
+    }
     let recipient = identity.recipient();
     let user = std::env::var("USER").unwrap_or_else(|_| "someone".into());
     let label = format!("{user}, added by chitty-secrets init");

@@ -180,11 +180,15 @@ impl Globals<'_> {
     }
 
     pub fn identity(&self) -> anyhow::Result<Identity> {
-        Ok(identity::require(self.cli.identity.as_deref())?)
+        let identity = identity::require(self.cli.identity.as_deref())?;
+        warn_if_exposed(&identity);
+        Ok(identity)
     }
 
     pub fn optional_identity(&self) -> anyhow::Result<Option<Identity>> {
-        Ok(identity::resolve(self.cli.identity.as_deref())?)
+        let identity = identity::resolve(self.cli.identity.as_deref())?;
+        identity.iter().for_each(warn_if_exposed);
+        Ok(identity)
     }
 
     /// The engine's view of the project, with the real backends. The
@@ -209,6 +213,13 @@ impl Globals<'_> {
             backends,
             progress: terminal_progress(),
         })
+    }
+}
+
+/// Every command that reads the identity says so when its file is exposed.
+fn warn_if_exposed(identity: &Identity) {
+    if let Some(warning) = identity.exposure_warning() {
+        eprintln!("warning: {warning}");
     }
 }
 

@@ -72,7 +72,14 @@ pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
     for file in &files {
         match std::fs::read_to_string(file) {
             Ok(source) => builder.file(file, &source),
-            Err(e) => builder.problems.push(plain(file, format!("cannot read: {e}"), "check the file's permissions")),
+            Err(e) => {
+                let hint = match e.kind() {
+                    std::io::ErrorKind::PermissionDenied => "check the file's permissions",
+                    std::io::ErrorKind::InvalidData => "save the policy as UTF-8 text",
+                    _ => "check the file",
+                };
+                builder.problems.push(plain(file, format!("cannot read: {e}"), hint))
+            }
         }
     }
     builder.finish(root, dir.to_path_buf(), files)

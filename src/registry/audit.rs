@@ -86,7 +86,9 @@ pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>) -> Result<(), Re
             event: TORN_TAIL.into(),
             token: None,
             version: None,
-            detail: Some(format!("line {line_no} (sha256 {torn_hash}) was cut short by a crash mid-append; kept as it is")),
+            detail: Some(format!(
+                "line {line_no} (sha256 {torn_hash}) was cut short by a crash mid-append; kept as it is"
+            )),
             prev,
         };
         let fence = serde_json::to_string(&fence).expect("an audit entry always serializes");
@@ -153,9 +155,10 @@ pub fn verify(text: &str) -> Result<Verified, Vec<Break>> {
                 why: "does not follow any line before it (a line was edited, removed or reordered)".into(),
             }),
             Err(e) => {
-                let fenced = lines.get(k + 1).and_then(|(_, next)| serde_json::from_str::<AuditEntry>(next).ok()).is_some_and(
-                    |next| next.event == TORN_TAIL && next.detail.is_some_and(|d| d.contains(&hash(line))),
-                );
+                let fenced =
+                    lines.get(k + 1).and_then(|(_, next)| serde_json::from_str::<AuditEntry>(next).ok()).is_some_and(
+                        |next| next.event == TORN_TAIL && next.detail.is_some_and(|d| d.contains(&hash(line))),
+                    );
                 let last_unfinished = k + 1 == lines.len() && !text.ends_with('\n');
                 if fenced || last_unfinished {
                     verified.torn.push(i + 1);

@@ -564,3 +564,25 @@ fn a_torn_audit_tail_is_fenced_and_the_chain_goes_on() {
     std::fs::write(&log, text.replacen("rotate.mint", "rotate.mlnt", 1)).unwrap();
     assert_eq!(code(&p.run(&["audit", "verify"])), 3);
 }
+
+/// Item 17 (files): an identity file readable by others was only flagged by
+/// `check`; an unreadable .env was reported as "does not exist".
+#[test]
+fn an_exposed_identity_is_warned_by_every_command_and_an_unreadable_env_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    std::fs::set_permissions(p.identity_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    for args in [&["get", "CHITTY_ID_TOKEN"][..], &["sync"], &["rotate", "SESSION_KEY"], &["plan"]] {
+        let out = p.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("readable by group or others"), "{args:?}: {}", text(&out));
+    }
+    std::fs::set_permissions(p.identity_file(), std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    std::fs::write(p.path("worker/.dev.vars"), b"CHITTY_ID_TOKEN=\xff\xfe\n").unwrap();
+    let out = p.run(&["check"]);
+    let said = text(&out);
+    assert!(said.contains("target-unreadable") && said.contains("is not UTF-8"), "{said}");
+    assert!(!said.contains("worker/.dev.vars does not exist"), "{said}");
+}
