@@ -96,11 +96,14 @@ pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
         if let Some(note) = &preview.remote_note {
             println!("note: {note}");
         }
+        for o in &preview.damaged {
+            print_outcome(o);
+        }
         if !preview.local_files_compared {
             println!("note: no identity, so .env files were not compared with the registry (delivery records only)");
         }
     }
-    Ok(exit::OK)
+    Ok(if preview.damaged.is_empty() { exit::OK } else { exit::FAILURE })
 }
 
 async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow::Result<u8> {
@@ -131,7 +134,17 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
                 "hint: give the identity (--identity FILE, or CHITTY_SECRETS_IDENTITY in CI) so .env files are compared with the registry"
             );
         }
-        return Ok(if is_sync && (drift || uncompared) { exit::FINDINGS } else { exit::OK });
+        // Tokens whose registry file cannot be read were not planned.
+        for o in &report.outcomes {
+            print_outcome(o);
+        }
+        return Ok(if report.failed() > 0 {
+            exit::FAILURE
+        } else if is_sync && (drift || uncompared) {
+            exit::FINDINGS
+        } else {
+            exit::OK
+        });
     }
 
     if !json {

@@ -27,15 +27,18 @@ pub struct Args {
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let registry = g.registry()?;
     let identity = g.optional_identity()?;
-    let known = match &identity {
+    let (known, unreadable) = match &identity {
         Some(id) => known_values(&registry, &id.key)?,
         None => {
             eprintln!(
                 "note: no identity, so only unknown ChittyID-shaped tokens are looked for (not the registry's values)"
             );
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
     };
+    for problem in &unreadable {
+        eprintln!("warning: not looking for the values of {problem}");
+    }
     let searched = known.len();
     let scanner = Scanner::new(known)?;
     let started = std::time::Instant::now();
@@ -87,7 +90,15 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
             "hint: remove these values from the files (and from git history if committed), and rotate every token found: `chitty-secrets rotate NAME`"
         );
     }
-    Ok(if hits.is_empty() { exit::OK } else { exit::FINDINGS })
+    Ok(if !hits.is_empty() {
+        exit::FINDINGS
+    } else if !unreadable.is_empty() {
+        // Not every value was looked for: not a clean result.
+        eprintln!("error: {} token file(s) could not be read; restore them from git", unreadable.len());
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
 }
 
 /// What `git commit` would record: the staged blobs, not the work tree.

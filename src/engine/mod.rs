@@ -79,6 +79,25 @@ impl Workspace {
         self.policy.tokens.keys().map(|name| Ok((name.clone(), self.registry.load(name)?))).collect()
     }
 
+    /// Metadata of every declared token whose file can be read, and the
+    /// tokens whose file cannot (each with its error): one damaged file
+    /// stops only its own token, never planned as if it had no history.
+    pub fn readable_metas(&self, only: &[String]) -> (BTreeMap<String, TokenMeta>, Vec<TokenOutcome>) {
+        let mut metas = BTreeMap::new();
+        let mut damaged = Vec::new();
+        for name in self.policy.tokens.keys() {
+            match self.registry.load(name) {
+                Ok(meta) => {
+                    metas.insert(name.clone(), meta);
+                }
+                Err(e) if only.is_empty() || only.contains(name) => damaged
+                    .push(TokenOutcome { token: name.clone(), outcome: Outcome::failed(e.to_string(), e.hint()) }),
+                Err(_) => {}
+            }
+        }
+        (metas, damaged)
+    }
+
     /// A token name the policy must declare, with a suggestion when it does not.
     pub fn token(&self, name: &str) -> Result<&TokenPolicy, Hinted> {
         self.policy.token(name).ok_or_else(|| {
@@ -119,7 +138,7 @@ impl Workspace {
     /// What `rotate --due` and `sync` would do, from the records, the .env
     /// files (with the identity) and one listing of each remote target.
     pub async fn preview(&self) -> anyhow::Result<Preview> {
-        let metas = self.metas()?;
+        let (metas, damaged) = self.readable_metas(&[]);
         let mut observed = self.observe_local(&metas).await?;
         // Remote names are read (never values) to report drift and unmanaged
         // secrets; without credentials, plan says so and goes on.
@@ -134,15 +153,18 @@ impl Workspace {
                 }
             }
         }
-        let rotate = crate::rotation::plan(
+        let mut rotate = crate::rotation::plan(
             &self.policy,
             &metas,
             &observed,
             self.now,
             Mode::Rotate { only: &[], due_only: true, emergency: false },
         );
-        let sync = crate::rotation::plan(&self.policy, &metas, &observed, self.now, Mode::Sync { only: &[] });
-        Ok(Preview { rotate, sync, unmanaged, remote_note, local_files_compared: self.identity.is_some() })
+        let mut sync = crate::rotation::plan(&self.policy, &metas, &observed, self.now, Mode::Sync { only: &[] });
+        for plans in [&mut rotate, &mut sync] {
+            plans.retain(|p| metas.contains_key(&p.token));
+        }
+        Ok(Preview { rotate, sync, damaged, unmanaged, remote_note, local_files_compared: self.identity.is_some() })
     }
 
     /// `rotate`, `rotate --abort` and `sync`: plan under the lock, then
@@ -162,16 +184,17 @@ impl Workspace {
         // Hold the lock from planning to the last save, so the plan is made
         // from the state it is executed against. A dry run writes nothing.
         let _lock = if dry_run { None } else { Some(self.lock()?) };
-        let metas = self.metas()?;
+        let (metas, damaged) = self.readable_metas(only);
         let mut observed = if is_sync { self.observe_local(&metas).await? } else { Observations::new() };
         if verify && self.needs_remote(only) {
             self.observe_remote(&metas, &mut observed).await?;
         }
-        let plans = crate::rotation::plan(&self.policy, &metas, &observed, self.now, mode);
+        let mut plans = crate::rotation::plan(&self.policy, &metas, &observed, self.now, mode);
+        plans.retain(|p| metas.contains_key(&p.token));
         let mut report = RunReport {
             plans,
             executed: !dry_run,
-            outcomes: Vec::new(),
+            outcomes: damaged,
             targets: Vec::new(),
             pruned: Vec::new(),
             requests: (0, 0),
@@ -182,7 +205,7 @@ impl Workspace {
         }
         if is_sync {
             let (outcomes, targets) = sync::sync_all(self, &report.plans).await;
-            report.outcomes = outcomes;
+            report.outcomes.extend(outcomes);
             report.targets = targets;
         } else {
             let emergency = matches!(mode, Mode::Rotate { emergency: true, .. });
@@ -205,6 +228,8 @@ impl Workspace {
 pub struct Preview {
     pub rotate: Vec<TokenPlan>,
     pub sync: Vec<TokenPlan>,
+    /// Tokens whose registry file cannot be read: not planned.
+    pub damaged: Vec<TokenOutcome>,
     #[serde(skip)]
     pub unmanaged: Vec<Unmanaged>,
     #[serde(skip)]

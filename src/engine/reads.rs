@@ -64,17 +64,26 @@ impl Workspace {
     }
 }
 
-/// Every version's value of every token in the registry, for the leak scan.
-pub fn known_values(registry: &Registry, key: &age::x25519::Identity) -> anyhow::Result<Vec<Known>> {
+/// Every version's value of every token in the registry, for the leak
+/// scan, and the tokens whose files could not be read (their values are
+/// not looked for; the others still are).
+pub fn known_values(registry: &Registry, key: &age::x25519::Identity) -> anyhow::Result<(Vec<Known>, Vec<String>)> {
     let mut known = Vec::new();
+    let mut unreadable = Vec::new();
     for name in registry.token_names()? {
-        let meta = registry.load(&name)?;
-        let values = registry.load_values(&name, key)?;
+        let read = registry.load(&name).and_then(|meta| Ok((registry.load_values(&name, key)?, meta)));
+        let (values, meta) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                unreadable.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
         for v in &meta.versions {
             if let Some(value) = values.get(v.id) {
                 known.push(Known { token: name.clone(), version: v.id, stage: v.stage, value: value.clone() });
             }
         }
     }
-    Ok(known)
+    Ok((known, unreadable))
 }

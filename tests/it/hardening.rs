@@ -357,6 +357,20 @@ fn a_damaged_registry_is_named_for_what_is_wrong_and_check_goes_on() {
     assert_eq!(code(&out), 3, "a finding, not a failure: {said}");
     assert!(said.contains("registry-damaged") && said.contains("SESSION_KEY"), "{said}");
     assert!(said.contains("VENDOR_API_KEY has no value"), "the other tokens are still checked: {said}");
+    // sync delivers the others and fails only the damaged one; scan still
+    // looks for the other values; plan reports it.
+    std::fs::remove_file(p.path("app/.env")).unwrap();
+    let out = p.run(&["sync", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("SESSION_KEY") && p.read("app/.env").contains("CHITTY_ID_TOKEN="), "{}", text(&out));
+    let value = p.ok(&["get", "CHITTY_ID_TOKEN"]);
+    std::fs::write(p.path("leak.txt"), &value).unwrap();
+    let out = p.run(&["scan", "leak.txt"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("not looking for the values of SESSION_KEY"), "{}", text(&out));
+    let out = p.run(&["plan"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("SESSION_KEY"), "{}", text(&out));
     std::fs::write(&meta, meta_text).unwrap();
 
     std::fs::remove_file(p.path(".chitty-secrets/recipients")).unwrap();
