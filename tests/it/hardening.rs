@@ -3,6 +3,20 @@
 
 use crate::common::*;
 
+/// Points the project's policy at a `command` issuer: `issue.sh` with the
+/// given body (and, when given, `revoke.sh`), issuing `SVC_TOKEN`.
+fn command_issuer(p: &Project, issue: &str, revoke: Option<&str>) {
+    let mut issuer = String::from("[issuers.cmd]\nkind = \"command\"\n");
+    for (field, name, body) in [("command", "issue.sh", Some(issue)), ("revoke", "revoke.sh", revoke)] {
+        let Some(body) = body else { continue };
+        let script = p.path(name);
+        std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        issuer.push_str(&format!("{field} = [\"{}\"]\n", script.display()));
+    }
+    std::fs::write(p.path("policies/main.toml"), format!("{issuer}[tokens.SVC_TOKEN]\nissuer = \"cmd\"\n")).unwrap();
+}
+
 /// Item 1: an unterminated quote on the managed line used to widen the edit
 /// to the next quote in the file and delete `DB_PASSWORD` and `GREETING`.
 #[test]
@@ -241,24 +255,12 @@ fn an_issued_placeholder_or_expired_token_is_refused_and_revoked() {
             false,
         ),
     ] {
-        let script = p.path("issue.sh");
-        std::fs::write(&script, format!("#!/bin/sh\ncat <<'JSON'\n{answer}\nJSON\n")).unwrap();
-        let revoke = p.path("revoke.sh");
-        std::fs::write(&revoke, format!("#!/bin/sh\necho \"$CHITTY_TOKEN_ID\" >> {}\n", p.path("revoked").display()))
-            .unwrap();
-        for s in [&script, &revoke] {
-            std::fs::set_permissions(s, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        }
         let _ = std::fs::remove_file(p.path("revoked"));
-        std::fs::write(
-            p.path("policies/main.toml"),
-            format!(
-                "[issuers.cmd]\nkind = \"command\"\ncommand = [\"{}\"]\nrevoke = [\"{}\"]\n[tokens.SVC_TOKEN]\nissuer = \"cmd\"\n",
-                script.display(),
-                revoke.display()
-            ),
-        )
-        .unwrap();
+        command_issuer(
+            &p,
+            &format!("cat <<'JSON'\n{answer}\nJSON\n"),
+            Some(&format!("echo \"$CHITTY_TOKEN_ID\" >> {}\n", p.path("revoked").display())),
+        );
         if !p.path(".chitty-secrets").exists() {
             p.ok(&["init"]);
         }
@@ -415,21 +417,11 @@ fn only_a_member_changes_who_can_read_the_registry() {
 fn a_registry_that_cannot_keep_a_value_is_found_before_any_mint() {
     let p = Project::new("");
     let calls = p.path("calls");
-    let script = p.path("issue.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\necho x >> {}\necho '{{\"token\": \"svc_0123456789abcdef\"}}'\n", calls.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::write(
-        p.path("policies/main.toml"),
-        format!(
-            "[issuers.cmd]\nkind = \"command\"\ncommand = [\"{}\"]\n[tokens.SVC_TOKEN]\nissuer = \"cmd\"\n",
-            script.display()
-        ),
-    )
-    .unwrap();
+    command_issuer(
+        &p,
+        &format!("echo x >> {}\necho '{{\"token\": \"svc_0123456789abcdef\"}}'\n", calls.display()),
+        None,
+    );
     p.ok(&["init"]);
     for (recipients, expected) in [("# nobody\n", "has no recipients"), ("age1notakey\n", "not an age recipient")] {
         std::fs::write(p.path(".chitty-secrets/recipients"), recipients).unwrap();
@@ -475,17 +467,7 @@ fn only_a_mint_that_may_have_reached_a_service_leaves_an_orphan_and_one_can_be_c
     // (c) A command issuer (a service behind it) killed after the mint: an
     // orphan with its tag, closed by hand.
     let p = Project::new("");
-    let script = p.path("issue.sh");
-    std::fs::write(&script, "#!/bin/sh\necho '{\"token\": \"svc_0123456789abcdef\"}'\n").unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::write(
-        p.path("policies/main.toml"),
-        format!(
-            "[issuers.cmd]\nkind = \"command\"\ncommand = [\"{}\"]\n[tokens.SVC_TOKEN]\nissuer = \"cmd\"\n",
-            script.display()
-        ),
-    )
-    .unwrap();
+    command_issuer(&p, "echo '{\"token\": \"svc_0123456789abcdef\"}'\n", None);
     p.ok(&["init"]);
     let out = p.command(&["rotate"]).env("CHITTY_SECRETS_CRASH_AT", "after-mint").output().unwrap();
     assert_eq!(out.status.code(), None, "{}", text(&out));
