@@ -122,6 +122,12 @@ pub fn text(out: &Output) -> String {
     format!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
+/// The Python with the test tools (PyNaCl, python-dotenv): the venv
+/// `scripts/test` makes, or `python3`.
+pub fn python() -> String {
+    std::env::var("CHITTY_SECRETS_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
 /// Every file under `dir` with its bytes, for before/after comparisons.
 pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chitty_secrets::secret::Secret;
+
+use crate::common::python;
 use chitty_secrets::targets::dotenv_file::{DotenvFile, can_carry};
 
 /// Per file, the keys and values a parser read (`None`: it refused the file).
@@ -98,7 +100,7 @@ fn parsers() -> Vec<Parser> {
     all.push(Parser {
         name: "python-dotenv",
         read: Box::new(|files| {
-            let mut c = Command::new("python3");
+            let mut c = Command::new(python());
             c.arg(parsers_dir().join("read.py"));
             run_reader("python-dotenv", c, files)
         }),

@@ -180,7 +180,7 @@ fn sealed_values_open_with_real_libsodium() {
     // PyNaCl wraps libsodium's crypto_box_seal_open; inputs go on stdin.
     let script = "import sys, nacl.public\nsk, ct = bytes.fromhex(sys.stdin.readline().strip()), bytes.fromhex(sys.stdin.readline().strip())\nsys.stdout.write(nacl.public.SealedBox(nacl.public.PrivateKey(sk)).decrypt(ct).decode())\n";
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let mut child = std::process::Command::new("python3")
+    let mut child = std::process::Command::new(python())
         .args(["-c", script])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
