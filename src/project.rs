@@ -125,3 +125,119 @@ mod tests {
         assert!(files.place(&root.join("app/../.chitty-secrets/tokens/A.toml")).is_err());
     }
 }
+
+/// The project file at a project's root: which policies go with which
+/// registry. `init` writes it; every command finds it by walking up from
+/// the current folder, as git and cargo do.
+pub const PROJECT_FILE: &str = "chitty-secrets.toml";
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectFileFields {
+    #[serde(default = "default_policies")]
+    policies: PathBuf,
+    #[serde(default = "default_registry")]
+    registry: PathBuf,
+}
+
+fn default_policies() -> PathBuf {
+    PathBuf::from("policies")
+}
+fn default_registry() -> PathBuf {
+    PathBuf::from(".chitty-secrets")
+}
+
+/// Where a command's policies and registry are, and how that was decided.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub policies: PathBuf,
+    pub registry: PathBuf,
+    /// The project file used, if one was found.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    #[error("no chitty-secrets project here: looked for {PROJECT_FILE} in {}, and for a policies/ folder in {}", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "), .cwd.display())]
+    NotFound { cwd: PathBuf, searched: Vec<PathBuf> },
+    #[error("{path}: {why}")]
+    Bad { path: PathBuf, why: String },
+}
+
+impl LocateError {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            LocateError::NotFound { .. } => {
+                "run the command inside a project (the folder with chitty-secrets.toml or policies/), or create policies/*.toml and run `chitty-secrets init` there"
+            }
+            LocateError::Bad { .. } => {
+                "the file holds `policies = \"DIR\"` and `registry = \"DIR\"`, both relative to it"
+            }
+        }
+    }
+}
+
+/// Finds the project from `cwd`: the nearest `chitty-secrets.toml` in it
+/// or a folder above; failing that, `cwd` itself when it has a `policies/`
+/// folder (a project made before project files existed).
+pub fn locate(cwd: &Path) -> Result<Located, LocateError> {
+    let mut searched = Vec::new();
+    for dir in cwd.ancestors() {
+        let file = dir.join(PROJECT_FILE);
+        searched.push(dir.to_path_buf());
+        if file.is_file() {
+            return read_project_file(&file);
+        }
+    }
+    if cwd.join("policies").is_dir() {
+        return Ok(Located { policies: cwd.join("policies"), registry: cwd.join(".chitty-secrets"), file: None });
+    }
+    Err(LocateError::NotFound { cwd: cwd.to_path_buf(), searched })
+}
+
+fn read_project_file(file: &Path) -> Result<Located, LocateError> {
+    let bad = |why: String| LocateError::Bad { path: file.to_path_buf(), why };
+    let text = std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
+    let fields: ProjectFileFields = toml::from_str(&text).map_err(|e| bad(e.message().trim().to_string()))?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    for (name, path) in [("policies", &fields.policies), ("registry", &fields.registry)] {
+        if path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(bad(format!("`{name}` must be a folder inside the project, relative to this file")));
+        }
+    }
+    Ok(Located {
+        policies: dir.join(fields.policies),
+        registry: dir.join(fields.registry),
+        file: Some(file.to_path_buf()),
+    })
+}
+
+/// The text `init` writes.
+pub fn project_file_text(policies: &Path, registry: &Path) -> String {
+    format!(
+        "# A chitty-secrets project: these policies go with this registry.\n# Commands find this file from any folder below it.\npolicies = \"{}\"\nregistry = \"{}\"\n",
+        policies.display(),
+        registry.display()
+    )
+}
+
+#[cfg(test)]
+mod locate_tests {
+    use super::*;
+
+    #[test]
+    fn the_nearest_project_file_above_wins_and_its_paths_are_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("app/src")).unwrap();
+        std::fs::write(root.join(PROJECT_FILE), "policies = \"ops/policies\"\nregistry = \"ops/registry\"\n").unwrap();
+        let found = locate(&root.join("app/src")).unwrap();
+        assert_eq!(found.policies, root.join("ops/policies"));
+        assert_eq!(found.registry, root.join("ops/registry"));
+        std::fs::write(root.join(PROJECT_FILE), "policies = \"../elsewhere\"\n").unwrap();
+        assert!(matches!(locate(root), Err(LocateError::Bad { .. })));
+        let empty = tempfile::tempdir().unwrap();
+        let err = locate(empty.path()).unwrap_err().to_string();
+        assert!(err.contains("looked for chitty-secrets.toml in"), "{err}");
+    }
+}

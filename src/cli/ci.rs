@@ -39,7 +39,9 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
             Hinted::new(format!("{} already exists", args.output.display()), "pass --force to overwrite it").into()
         );
     }
-    let text = workflow(args, &g.cli.policies, &g.cli.registry);
+    // The workflow runs at the repository root: paths relative to here.
+    let located = g.located()?;
+    let text = workflow(args, &super::relative(&located.policies), &super::relative(&located.registry));
     if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

@@ -1,8 +1,9 @@
 //! `init`: create the registry and an identity, or adopt the configured one.
 
-use super::{Globals, exit, shown};
+use super::{Globals, Hinted, exit, relative, shown};
 use crate::engine::keys;
 use crate::identity;
+use crate::project;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -13,6 +14,27 @@ pub struct Args {
 }
 
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
+    let located = g.located()?.clone();
+    let cwd = std::env::current_dir()?;
+    let explicit = g.cli.policies.is_some() || g.cli.registry.is_some();
+    if let Some(file) = &located.file
+        && !explicit
+        && file.parent() != Some(cwd.as_path())
+        && cwd.join("policies").is_dir()
+    {
+        return Err(Hinted::new(
+            format!("this folder is inside the project at {}: a second project here would keep a second registry", shown(file)),
+            "run `chitty-secrets init` in that project's folder, or pass --policies and --registry to make a separate project on purpose",
+        )
+        .into());
+    }
+    if !located.policies.is_dir() {
+        return Err(Hinted::new(
+            format!("no policies folder at {}", shown(&located.policies)),
+            "create it with at least one *.toml policy (README: \"Policies\"), then run init again",
+        )
+        .into());
+    }
     let flag = g.cli.identity.as_deref();
     let (identity, how) = match identity::resolve(flag)? {
         Some(id) if identity::is_explicit(flag) => {
@@ -48,7 +70,15 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let recipient = identity.recipient();
     let user = std::env::var("USER").unwrap_or_else(|_| "someone".into());
     let label = format!("{user}, added by chitty-secrets init");
-    let done = keys::init(&g.cli.registry, &recipient, &label, g.now(), g.cli.lock_timeout)?;
+    let done = keys::init(&located.registry, &recipient, &label, g.now(), g.cli.lock_timeout)?;
+    // The project file ties these policies to this registry, and lets every
+    // command find them from any folder below.
+    if located.file.is_none() && !explicit {
+        let file = cwd.join(project::PROJECT_FILE);
+        let text = project::project_file_text(&relative(&located.policies), &relative(&located.registry));
+        crate::fsutil::write_atomic(&file, text.as_bytes())?;
+        println!("wrote {} (commands find the project from any folder below it)", shown(&file));
+    }
 
     let dir = shown(done.registry.dir());
     println!("{} registry at {dir}", if done.existed { "using the" } else { "created a" });
@@ -57,6 +87,6 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     if !done.added {
         println!("the key was already a recipient");
     }
-    println!("next: `chitty-secrets rotate` mints and delivers every token in {}", shown(&g.cli.policies));
+    println!("next: `chitty-secrets rotate` mints and delivers every token in {}", shown(&located.policies));
     Ok(exit::OK)
 }

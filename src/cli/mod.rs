@@ -26,7 +26,7 @@ use clap::{Parser, Subcommand};
 use crate::engine::{Live, Progress, Workspace};
 use crate::identity::{self, Identity};
 use crate::policy::{self, Dur, Policy};
-use crate::project::ProjectFiles;
+use crate::project::{self, Located, ProjectFiles};
 use crate::registry::Registry;
 
 pub use crate::error::{Hinted, exit};
@@ -38,12 +38,15 @@ pub use crate::error::{Hinted, exit};
     about = "Issue, keep (age-encrypted), deliver and rotate the tokens a platform depends on"
 )]
 pub struct Cli {
-    /// Folder of policy files (*.toml). Relative target paths resolve against its parent.
-    #[arg(long, global = true, default_value = "policies", value_name = "DIR")]
-    pub policies: PathBuf,
-    /// The registry folder.
-    #[arg(long, global = true, default_value = ".chitty-secrets", value_name = "DIR")]
-    pub registry: PathBuf,
+    /// Folder of policy files (*.toml); relative target paths resolve against
+    /// its parent. Default: what chitty-secrets.toml (found from here
+    /// upwards) names, else ./policies.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+    /// The registry folder. Default: what chitty-secrets.toml names, else
+    /// .chitty-secrets beside the policies folder.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub registry: Option<PathBuf>,
     /// An age identity file (overrides CHITTY_SECRETS_IDENTITY, the keyring and the config file).
     #[arg(long, global = true, value_name = "FILE")]
     pub identity: Option<PathBuf>,
@@ -125,7 +128,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
-    let ctx = Globals { cli: &cli };
+    let ctx = Globals { cli: &cli, located: std::sync::OnceLock::new() };
     match &cli.command {
         Command::Init(args) => init::run(&ctx, args),
         Command::Policy { command: PolicyCommand::Check } => policy_check::run(&ctx),
@@ -150,15 +153,52 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 /// What every command gets: the global options and the loaders built on them.
 pub struct Globals<'a> {
     pub cli: &'a Cli,
+    located: std::sync::OnceLock<Located>,
 }
 
 impl Globals<'_> {
+    /// The project's policies folder and registry: the flags, else the
+    /// project file found from the current folder upwards, else ./policies.
+    /// A policies folder named without a registry gets its own project's
+    /// registry, never the one of the folder the command runs in.
+    pub fn located(&self) -> anyhow::Result<&Located> {
+        if let Some(l) = self.located.get() {
+            return Ok(l);
+        }
+        let cwd = std::env::current_dir().context("reading the current folder")?;
+        let found = match (&self.cli.policies, &self.cli.registry) {
+            (Some(policies), Some(registry)) => {
+                Located { policies: cwd.join(policies), registry: cwd.join(registry), file: None }
+            }
+            (Some(policies), None) => {
+                let policies = cwd.join(policies);
+                let parent = policies.parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.clone());
+                let own = project::locate(&parent).ok().filter(|l| {
+                    l.policies.canonicalize().ok().is_some_and(|p| policies.canonicalize().ok() == Some(p))
+                });
+                let registry = own.map_or_else(|| parent.join(".chitty-secrets"), |l| l.registry);
+                Located { policies, registry, file: None }
+            }
+            (None, registry) => {
+                let mut found = project::locate(&cwd).map_err(|e| Hinted::new(e.to_string(), e.hint()))?;
+                if let Some(r) = registry {
+                    found.registry = cwd.join(r);
+                }
+                found
+            }
+        };
+        // Paths inside the current folder stay relative, for messages
+        // (`policies/p.toml:3:7`) and annotations.
+        let found = Located { policies: relative(&found.policies), registry: relative(&found.registry), ..found };
+        Ok(self.located.get_or_init(|| found))
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         self.cli.now.unwrap_or_else(Utc::now)
     }
 
     pub fn policy(&self) -> anyhow::Result<Policy> {
-        let policy = policy::load(&self.cli.policies)?;
+        let policy = policy::load(&self.located()?.policies)?;
         policy::check_places(&policy, &self.project_files(&policy))?;
         Ok(policy)
     }
@@ -167,7 +207,7 @@ impl Globals<'_> {
     /// write into one.
     pub fn project_files(&self, policy: &Policy) -> ProjectFiles {
         let mut files = ProjectFiles::new(&policy.root)
-            .owning(&self.cli.registry, "the registry")
+            .owning(&self.located().map(|l| l.registry.clone()).unwrap_or_default(), "the registry")
             .owning(&policy.dir, "the policies folder");
         for path in identity::possible_files(self.cli.identity.as_deref()) {
             files = files.owning(&path, "an identity file");
@@ -176,7 +216,7 @@ impl Globals<'_> {
     }
 
     pub fn registry(&self) -> anyhow::Result<Registry> {
-        Ok(Registry::open(&self.cli.registry)?)
+        Ok(Registry::open(&self.located()?.registry)?)
     }
 
     pub fn identity(&self) -> anyhow::Result<Identity> {
@@ -280,8 +320,13 @@ pub fn read_stdin_value() -> anyhow::Result<crate::secret::Secret> {
 
 /// `path` relative to the current directory when it is inside it, for messages.
 pub fn shown(path: &Path) -> String {
+    relative(path).display().to_string()
+}
+
+/// `path` relative to the current directory when it is inside it.
+pub fn relative(path: &Path) -> PathBuf {
     std::env::current_dir()
         .ok()
-        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(|p| p.display().to_string()))
-        .unwrap_or_else(|| path.display().to_string())
+        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
 }

@@ -7,7 +7,7 @@ pub fn run(g: &Globals<'_>) -> anyhow::Result<u8> {
     let targets: usize = policy.tokens.values().map(|t| t.targets.len()).sum();
     println!(
         "{}: {} file{}, {} token{}, {} target{}: ok",
-        shown(&g.cli.policies),
+        shown(&g.located()?.policies),
         policy.files.len(),
         plural(policy.files.len()),
         policy.tokens.len(),

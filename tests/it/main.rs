@@ -10,6 +10,7 @@ mod fakes;
 mod foundation;
 mod hardening;
 mod identity;
+mod newcomer;
 mod parsers;
 mod remote;
 mod teams;

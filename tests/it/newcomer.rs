@@ -1,0 +1,57 @@
+//! A newcomer's first hour (issue 14): one project found from anywhere,
+//! help that teaches, messages that say what to do.
+
+use crate::common::*;
+
+/// `init` writes the project file; every command then finds the project
+/// from any folder below it, as git and cargo do.
+#[test]
+fn the_project_is_found_from_a_subfolder() {
+    let p = Project::new(LOCAL_POLICY);
+    let out = p.ok(&["init"]);
+    assert!(out.contains("wrote chitty-secrets.toml"), "{out}");
+    assert!(p.read("chitty-secrets.toml").contains("policies = \"policies\""));
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    std::fs::create_dir_all(p.path("app/src")).unwrap();
+    let out = p.command(&["status"]).current_dir(p.path("app/src")).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CHITTY_ID_TOKEN  [local]  v1 current"), "{}", text(&out));
+    // Relative target paths still resolve against the project, not the folder.
+    let out = p.command(&["sync", "--check", "CHITTY_ID_TOKEN"]).current_dir(p.path("app/src")).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!p.path("app/src/app").exists());
+}
+
+/// `init` in an empty folder, or a nested second project inside one,
+/// used to make a second registry and say "next: rotate", which failed.
+#[test]
+fn init_refuses_an_empty_folder_and_a_nested_second_project() {
+    let empty = tempfile::tempdir().unwrap();
+    let p = Project::new(LOCAL_POLICY);
+    let out = p.command(&["init"]).current_dir(empty.path()).output().unwrap();
+    assert_ne!(code(&out), 0);
+    let said = text(&out);
+    assert!(said.contains("looked for chitty-secrets.toml in") && said.contains("policies/"), "{said}");
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0, "nothing created");
+
+    p.ok(&["init"]);
+    std::fs::create_dir_all(p.path("sub/policies")).unwrap();
+    std::fs::write(p.path("sub/policies/p.toml"), "[tokens.X]\nissuer = \"random\"\n").unwrap();
+    let out = p.command(&["init"]).current_dir(p.path("sub")).output().unwrap();
+    assert_ne!(code(&out), 0);
+    assert!(text(&out).contains("inside the project at"), "{}", text(&out));
+    assert!(!p.path("sub/.chitty-secrets").exists() && !p.path("sub/chitty-secrets.toml").exists());
+}
+
+/// `--policies other/policies` used to pair another project's policies with
+/// this folder's registry: a policies folder named alone gets its own.
+#[test]
+fn a_policies_folder_named_alone_gets_its_own_registry() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    std::fs::create_dir_all(p.path("other/policies")).unwrap();
+    std::fs::write(p.path("other/policies/p.toml"), LOCAL_POLICY).unwrap();
+    let out = p.run(&["--policies", "other/policies", "status"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("other/.chitty-secrets"), "{}", text(&out));
+}
