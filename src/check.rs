@@ -207,6 +207,22 @@ fn check_token(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta, cur
             Some("add a [[tokens.NAME.targets]] entry, or remove the token"),
         );
     }
+    if let Some(current) = meta.current() {
+        let issuer = c.inputs.policy.issuer_of(token);
+        if let Some(why) = current.origin_mismatch(&issuer.name, &issuer.issued_by()) {
+            let remote = token.targets.iter().any(|t| t.is_remote());
+            c.add(
+                if remote { Severity::Error } else { Severity::Warning },
+                "issuer-mismatch",
+                Some(name),
+                meta_at.clone(),
+                format!("{name}: {why}"),
+                Some(&format!(
+                    "run `chitty-secrets rotate {name}` to mint from the policy's issuer (or check that --policies and the registry belong together)"
+                )),
+            );
+        }
+    }
     for orphan in &meta.orphans {
         let local = c.inputs.policy.issuers.get(&orphan.issuer).is_some_and(|i| i.spec.is_local());
         let hint = if local {

@@ -49,6 +49,10 @@ pub struct SyncArgs {
     /// under names the policy no longer declares. Nothing else is ever deleted.
     #[arg(long)]
     pub prune: bool,
+    /// Deliver to remote targets even a value that came from another issuer
+    /// than the policy's (e.g. minted locally, now declared `chittyid`).
+    #[arg(long)]
+    pub force: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -72,12 +76,13 @@ pub async fn rotate(g: &Globals<'_>, args: &RotateArgs) -> anyhow::Result<u8> {
     } else {
         Mode::Rotate { only: &args.tokens, due_only: args.due, emergency: args.emergency }
     };
-    execute(g, RunRequest { mode, dry_run: args.dry_run, verify: false, prune: false }, args.json).await
+    execute(g, RunRequest { mode, dry_run: args.dry_run, verify: false, prune: false, force: false }, args.json).await
 }
 
 pub async fn sync(g: &Globals<'_>, args: &SyncArgs) -> anyhow::Result<u8> {
     let mode = Mode::Sync { only: &args.tokens };
-    execute(g, RunRequest { mode, dry_run: args.check, verify: args.verify, prune: args.prune }, args.json).await
+    let request = RunRequest { mode, dry_run: args.check, verify: args.verify, prune: args.prune, force: args.force };
+    execute(g, request, args.json).await
 }
 
 pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {

@@ -73,6 +73,9 @@ fn print_row(row: &TokenStatus, now: DateTime<Utc>) {
     if let Some(e) = row.expires_at {
         println!("  expires: {}", when(now, e));
     }
+    if let Some(why) = &row.origin_mismatch {
+        println!("  issuer mismatch: {why} (not delivered to remote targets without `sync --force`)");
+    }
     if let Some(p) = row.pending {
         println!("  pending: v{p} (rotation in progress; `chitty-secrets rotate {}` resumes it)", row.name);
     }

@@ -98,6 +98,13 @@ impl Workspace {
         (metas, damaged)
     }
 
+    /// Why `version` of `token` must not reach a remote target without
+    /// `--force`: it came from another issuer than the policy's.
+    pub fn origin_problem(&self, token: &TokenPolicy, meta: &TokenMeta, version: u32) -> Option<String> {
+        let issuer = self.policy.issuer_of(token);
+        meta.versions.iter().find(|v| v.id == version)?.origin_mismatch(&issuer.name, &issuer.issued_by())
+    }
+
     /// A token name the policy must declare, with a suggestion when it does not.
     pub fn token(&self, name: &str) -> Result<&TokenPolicy, Hinted> {
         self.policy.token(name).ok_or_else(|| {
@@ -170,7 +177,7 @@ impl Workspace {
     /// `rotate`, `rotate --abort` and `sync`: plan under the lock, then
     /// execute (or, for a dry run, only plan).
     pub async fn run(&self, request: RunRequest<'_>) -> anyhow::Result<RunReport> {
-        let RunRequest { mode, dry_run, verify, prune } = request;
+        let RunRequest { mode, dry_run, verify, prune, force } = request;
         let only = match mode {
             Mode::Rotate { only, .. } | Mode::Abort { only } | Mode::Sync { only } => only,
         };
@@ -204,7 +211,7 @@ impl Workspace {
             return Ok(report);
         }
         if is_sync {
-            let (outcomes, targets) = sync::sync_all(self, &report.plans).await;
+            let (outcomes, targets) = sync::sync_all(self, &report.plans, force).await;
             report.outcomes.extend(outcomes);
             report.targets = targets;
         } else {
@@ -246,6 +253,9 @@ pub struct RunRequest<'a> {
     pub verify: bool,
     /// `sync --prune`.
     pub prune: bool,
+    /// `sync --force`: deliver to remote targets a value that came from
+    /// another issuer than the policy's (see [`crate::registry::Version::origin_mismatch`]).
+    pub force: bool,
 }
 
 /// What a run planned and did.

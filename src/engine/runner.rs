@@ -246,6 +246,7 @@ impl<'a> Runner<'a> {
         }
         let new = NewVersion {
             issuer: issuer_policy.name.clone(),
+            issued_by: issuer_policy.issued_by(),
             token_id: issued.token_id,
             scopes: self.token.scopes.clone(),
             created_at: self.ws.now,

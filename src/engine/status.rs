@@ -29,6 +29,9 @@ pub struct TokenStatus {
     pub expires_at: Option<DateTime<Utc>>,
     pub rotation_in_progress: bool,
     pub deliveries: Vec<DeliveryStatus>,
+    /// The current value came from another issuer than the policy's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_mismatch: Option<String>,
     /// Why the token's metadata could not be read (the others are still shown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub damaged: Option<String>,
@@ -69,7 +72,10 @@ impl Workspace {
             .tokens
             .iter()
             .map(|(name, token)| match self.registry.load(name) {
-                Ok(meta) => token_status(name, token, &meta, self.now),
+                Ok(meta) => TokenStatus {
+                    origin_mismatch: meta.current().and_then(|c| self.origin_problem(token, &meta, c.id)),
+                    ..token_status(name, token, &meta, self.now)
+                },
                 Err(e) => TokenStatus {
                     damaged: Some(format!("{e}")),
                     ..token_status(name, token, &TokenMeta::new(name), self.now)
@@ -125,6 +131,7 @@ fn token_status(name: &str, token: &crate::policy::TokenPolicy, meta: &TokenMeta
                 }
             })
             .collect(),
+        origin_mismatch: None,
         damaged: None,
     }
 }

@@ -52,6 +52,7 @@ impl Workspace {
         let now = self.now;
         let new = NewVersion {
             issuer: token.issuer.clone(),
+            issued_by: self.policy.issuer_of(token).issued_by(),
             token_id: None,
             scopes: token.scopes.clone(),
             created_at: now,

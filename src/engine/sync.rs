@@ -11,7 +11,7 @@ use super::outcome::{Event, Outcome, TokenOutcome};
 use crate::registry::DeliveryKey;
 use crate::rotation::{Step, TokenPlan};
 
-pub async fn sync_all(ws: &Workspace, plans: &[TokenPlan]) -> (Vec<TokenOutcome>, Vec<TargetSummary>) {
+pub async fn sync_all(ws: &Workspace, plans: &[TokenPlan], force: bool) -> (Vec<TokenOutcome>, Vec<TargetSummary>) {
     let mut outcomes: Vec<TokenOutcome> = Vec::new();
     let fail = |token: &str, error: String, hint: Option<String>| TokenOutcome {
         token: token.to_string(),
@@ -31,8 +31,25 @@ pub async fn sync_all(ws: &Workspace, plans: &[TokenPlan]) -> (Vec<TokenOutcome>
             outcomes.push(fail(&plan.token, format!("{} {reason}", plan.token), Some(hint.clone())));
             continue;
         }
-        let values = match ws.registry.load(&plan.token).and_then(|meta| ws.registry.live_values(&meta, &identity.key))
-        {
+        let meta = match ws.registry.load(&plan.token) {
+            Ok(meta) => meta,
+            Err(e) => {
+                outcomes.push(fail(&plan.token, e.to_string(), e.hint()));
+                continue;
+            }
+        };
+        // A value from another issuer (another project's registry, a changed
+        // policy) never reaches a remote service unasked; the token is left
+        // whole (nothing delivered, nothing recorded) until it is settled.
+        if !force && let Some((address, why)) = remote_origin_problem(ws, token, &meta, &plan.steps) {
+            let hint = format!(
+                "run `chitty-secrets rotate {}` to mint from the policy's issuer, or `sync --force` if this value is right",
+                plan.token
+            );
+            outcomes.push(fail(&plan.token, format!("not delivering to {address}: {why}"), Some(hint)));
+            continue;
+        }
+        let values = match ws.registry.live_values(&meta, &identity.key) {
             Ok(v) => v,
             Err(e) => {
                 outcomes.push(fail(&plan.token, e.to_string(), e.hint()));
@@ -104,6 +121,21 @@ pub async fn sync_all(ws: &Workspace, plans: &[TokenPlan]) -> (Vec<TokenOutcome>
     }
     outcomes.sort_by(|a, b| a.token.cmp(&b.token));
     (outcomes, summaries)
+}
+
+/// The first remote delivery in `steps` of a value from another issuer
+/// than the policy's, and why.
+fn remote_origin_problem(
+    ws: &Workspace,
+    token: &crate::policy::TokenPolicy,
+    meta: &crate::registry::TokenMeta,
+    steps: &[Step],
+) -> Option<(String, String)> {
+    steps.iter().find_map(|step| {
+        let Step::Deliver { target, version: Some(version), .. } = step else { return None };
+        let remote = token.targets.iter().any(|t| &t.address() == target && t.is_remote());
+        remote.then(|| ws.origin_problem(token, meta, *version)).flatten().map(|why| (target.clone(), why))
+    })
 }
 
 /// `sync --prune`: deletes remote secrets that this tool's own records say

@@ -64,11 +64,12 @@ fn rotate(only: &[String]) -> RunRequest<'_> {
         dry_run: false,
         verify: false,
         prune: false,
+        force: false,
     }
 }
 
 fn sync() -> RunRequest<'static> {
-    RunRequest { mode: Mode::Sync { only: &[] }, dry_run: false, verify: false, prune: false }
+    RunRequest { mode: Mode::Sync { only: &[] }, dry_run: false, verify: false, prune: false, force: false }
 }
 
 fn current_value(f: &Fixture) -> String {

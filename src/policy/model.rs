@@ -63,6 +63,13 @@ pub struct IssuerPolicy {
     pub origin: Option<Origin>,
 }
 
+impl IssuerPolicy {
+    /// What a version minted (or set) under this issuer records about it.
+    pub fn issued_by(&self) -> crate::registry::IssuedBy {
+        crate::registry::IssuedBy { kind: self.spec.kind().into(), url: self.spec.url().map(str::to_string) }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum IssuerSpec {
     Random(RandomSpec),
@@ -81,6 +88,16 @@ impl IssuerSpec {
             IssuerSpec::Chittyid(c) => Some(&c.admin_password_from),
             IssuerSpec::Chittyauth(c) => Some(&c.bearer_from),
             _ => None,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IssuerSpec::Random(_) => "random",
+            IssuerSpec::Manual(_) => "manual",
+            IssuerSpec::Chittyid(_) => "chittyid",
+            IssuerSpec::Chittyauth(_) => "chittyauth",
+            IssuerSpec::Command(_) => "command",
         }
     }
 

@@ -9,12 +9,16 @@
 
 use chrono::{DateTime, Utc};
 
-use super::model::{Delivery, DeliveryKey, Journal, JournalStep, Orphan, Stage, TokenMeta, ValueOrigin, Version};
+use super::model::{
+    Delivery, DeliveryKey, IssuedBy, Journal, JournalStep, Orphan, Stage, TokenMeta, ValueOrigin, Version,
+};
 
 /// A new value's metadata: everything but its id and stage.
 #[derive(Debug, Clone)]
 pub struct NewVersion {
     pub issuer: String,
+    /// Which service minted it: the issuer's kind and URL at the time.
+    pub issued_by: IssuedBy,
     pub token_id: Option<String>,
     pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
@@ -46,11 +50,13 @@ impl LifecycleError {
 impl TokenMeta {
     fn push_version(&mut self, stage: Stage, new: NewVersion) -> u32 {
         let id = self.next_version_id();
-        let NewVersion { issuer, token_id, scopes, created_at, expires_at, origin, placeholder } = new;
+        let NewVersion { issuer, issued_by, token_id, scopes, created_at, expires_at, origin, placeholder } = new;
         self.versions.push(Version {
             id,
             stage,
             issuer,
+            issuer_kind: Some(issued_by.kind),
+            issuer_url: issued_by.url,
             token_id,
             scopes,
             created_at,
@@ -167,6 +173,7 @@ mod tests {
     fn new_version(origin: ValueOrigin) -> NewVersion {
         NewVersion {
             issuer: "random".into(),
+            issued_by: IssuedBy { kind: "random".into(), url: None },
             token_id: None,
             scopes: vec![],
             created_at: Utc::now(),

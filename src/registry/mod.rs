@@ -405,6 +405,8 @@ mod tests {
             id: 1,
             stage: Stage::Current,
             issuer: "random".into(),
+            issuer_kind: None,
+            issuer_url: None,
             token_id: None,
             scopes: vec![],
             created_at: Utc::now(),

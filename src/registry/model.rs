@@ -44,6 +44,13 @@ pub struct Version {
     pub id: u32,
     pub stage: Stage,
     pub issuer: String,
+    /// The issuer's kind (`random`, `chittyid`, …) when it was minted or set;
+    /// absent in versions written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_kind: Option<String>,
+    /// The issuer's service URL when it was minted or set, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -63,6 +70,40 @@ pub struct Version {
     /// `check` can flag it without decrypting anything.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub placeholder: bool,
+}
+
+/// The issuer a version came from, as recorded with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedBy {
+    pub kind: String,
+    pub url: Option<String>,
+}
+
+impl Version {
+    /// Why this version did not come from `issuer` (the policy's issuer of
+    /// its token now), if it did not: another issuer's name, kind or URL.
+    /// Such a value is never delivered to a remote target without `--force`.
+    pub fn origin_mismatch(&self, issuer: &str, now: &IssuedBy) -> Option<String> {
+        let was = |kind: Option<&str>, url: Option<&str>| match (kind, url) {
+            (Some(k), Some(u)) => format!("`{}` ({k}, {u})", self.issuer),
+            (Some(k), None) => format!("`{}` ({k})", self.issuer),
+            _ => format!("`{}`", self.issuer),
+        };
+        let mismatch = self.issuer != issuer
+            || self.issuer_kind.as_deref().is_some_and(|k| k != now.kind)
+            || self.issuer_url.as_deref() != now.url.as_deref() && self.issuer_kind.is_some();
+        mismatch.then(|| {
+            let policy = match &now.url {
+                Some(u) => format!("`{issuer}` ({}, {u})", now.kind),
+                None => format!("`{issuer}` ({})", now.kind),
+            };
+            format!(
+                "v{} came from {}, but the policy's issuer is {policy}",
+                self.id,
+                was(self.issuer_kind.as_deref(), self.issuer_url.as_deref())
+            )
+        })
+    }
 }
 
 /// How a version's value got into the registry.

@@ -55,3 +55,34 @@ fn a_policies_folder_named_alone_gets_its_own_registry() {
     assert_ne!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains("other/.chitty-secrets"), "{}", text(&out));
 }
+
+/// A value minted by one issuer (a local demo) is never delivered to a
+/// remote target when the policy now names another (a production
+/// `chittyid`), unless `--force`; `status` and `check` show it.
+#[test]
+fn a_value_from_another_issuer_is_not_delivered_remotely_without_force() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    let production = format!(
+        "{LOCAL_POLICY}\n[issuers.id]\nkind = \"chittyid\"\nurl = \"https://id.example.com\"\nadmin_password_from = \"env:PW\"\n\n\
+         [[tokens.CHITTY_ID_TOKEN.targets]]\nkind = \"github\"\nrepo = \"acme/api\"\n"
+    )
+    .replacen("[tokens.CHITTY_ID_TOKEN]\nissuer = \"local\"", "[tokens.CHITTY_ID_TOKEN]\nissuer = \"id\"", 1);
+    assert!(production.contains("issuer = \"id\""));
+    std::fs::write(p.path("policies/main.toml"), production).unwrap();
+
+    let status = p.ok(&["status"]);
+    assert!(status.contains("issuer mismatch: v1 came from `local` (random), but the policy's issuer is `id` (chittyid, https://id.example.com)"), "{status}");
+    let out = p.run(&["check"]);
+    assert!(text(&out).contains("error[issuer-mismatch]"), "{}", text(&out));
+
+    let out = p.run(&["sync", "CHITTY_ID_TOKEN"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        text(&out).contains("not delivering to github:acme/api") && text(&out).contains("sync --force"),
+        "{}",
+        text(&out)
+    );
+    let out = p.run(&["sync", "--force", "CHITTY_ID_TOKEN"]);
+    assert!(!text(&out).contains("not delivering"), "--force passes the guard: {}", text(&out));
+}

@@ -30,6 +30,8 @@ fn version(id: u32, stage: Stage, created: DateTime<Utc>) -> Version {
         id,
         stage,
         issuer: "random".into(),
+        issuer_kind: None,
+        issuer_url: None,
         token_id: None,
         scopes: vec![],
         created_at: created,
