@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::policy_check::plural;
 use super::{Globals, Need, actions, exit, parse_duration};
 use crate::check::{Finding, Severity};
 use crate::engine::check::CheckReport;
@@ -71,11 +72,13 @@ fn print_human(findings: &[Finding], service_calls: usize, compared: bool) {
         }
     }
     let count = |s| findings.iter().filter(|f| f.severity == s).count();
+    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
     println!(
-        "{} errors, {} warnings, {} notes; {service_calls} service calls{}",
-        count(Severity::Error),
-        count(Severity::Warning),
+        "{errors} error{}, {warnings} warning{}, {} info; {service_calls} service call{}{}",
+        plural(errors),
+        plural(warnings),
         count(Severity::Info),
+        plural(service_calls),
         if compared { "" } else { "; no identity, so .env values were not compared with the registry" }
     );
 }
@@ -84,7 +87,7 @@ fn severity_word(s: Severity) -> &'static str {
     match s {
         Severity::Error => "error",
         Severity::Warning => "warning",
-        Severity::Info => "note",
+        Severity::Info => "info",
     }
 }
 

@@ -5,6 +5,7 @@ use std::process::Command;
 
 use serde::Serialize;
 
+use super::policy_check::plural;
 use super::{Globals, Hinted, exit};
 use crate::engine::reads::known_values;
 use crate::scan::{Hit, Scanner, Totals, is_binary};
@@ -78,11 +79,13 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         }
         let mb = totals.bytes as f64 / 1e6;
         println!(
-            "{} finding{} in {} files ({mb:.1} MB, {} binary skipped) in {seconds:.2}s; {searched} known values searched",
+            "{} finding{} in {} file{} ({mb:.1} MB, {} binary skipped) in {seconds:.2}s; {searched} known value{} searched",
             hits.len(),
-            if hits.len() == 1 { "" } else { "s" },
+            plural(hits.len()),
             totals.files,
-            totals.binary_skipped
+            plural(totals.files as usize),
+            totals.binary_skipped,
+            plural(searched),
         );
     }
     if !hits.is_empty() {
@@ -94,7 +97,11 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         exit::FINDINGS
     } else if !unreadable.is_empty() {
         // Not every value was looked for: not a clean result.
-        eprintln!("error: {} token file(s) could not be read; restore them from git", unreadable.len());
+        eprintln!(
+            "error: {} token file{} could not be read; restore from git what is damaged",
+            unreadable.len(),
+            plural(unreadable.len())
+        );
         exit::FAILURE
     } else {
         exit::OK

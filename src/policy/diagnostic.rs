@@ -40,7 +40,7 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)?;
+        writeln!(f, "error: {}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)?;
         if let Some((text, width)) = &self.snippet {
             let gutter = self.line.to_string().len();
             writeln!(f, "{:gutter$} |", "")?;
@@ -88,7 +88,7 @@ mod tests {
             "unknown field `rotate_evry`, expected one of `issuer`, `rotate_every`, `ttl`",
         );
         let text = d.to_string();
-        assert!(text.starts_with("p.toml:3:1: unknown field"), "{text}");
+        assert!(text.starts_with("error: p.toml:3:1: unknown field"), "{text}");
         assert!(text.contains("3 | rotate_evry = \"9d\""), "{text}");
         assert!(text.contains("  | ^^^^^^^^^^^\n"), "{text}");
         assert!(text.contains("did you mean `rotate_every`?"), "{text}");

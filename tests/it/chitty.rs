@@ -259,7 +259,7 @@ fn abort_puts_the_current_token_back_and_revokes_the_pending_one() {
     s.gh.control.set_faults(Faults { fail_percent: 100, ..Faults::default() });
     let out = s.run(&p, &["rotate"]);
     assert_eq!(code(&out), 4, "{}", text(&out));
-    let v2 = p.ok(&["get", "CHITTY_ID_TOKEN", "--version", "pending"]).trim_end().to_string();
+    let v2 = p.ok(&["get", "CHITTY_ID_TOKEN", "--which", "pending"]).trim_end().to_string();
     assert_eq!(env_value(&p.path("app/.env"), "CHITTY_ID_TOKEN").as_deref(), Some(v2.as_str()));
     assert_eq!(s.gh.value("repo:acme/app", "CHITTY_ID_TOKEN").as_deref(), Some(v1.as_str()));
     s.gh.control.set_faults(Faults::default());

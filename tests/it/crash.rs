@@ -33,7 +33,7 @@ fn a_rotation_killed_at_any_point_is_resumed() {
         let known: Vec<String> = ["current", "pending"]
             .iter()
             .filter_map(|stage| {
-                let out = p.run(&["get", "API_TOKEN", "--version", stage]);
+                let out = p.run(&["get", "API_TOKEN", "--which", stage]);
                 (code(&out) == 0).then(|| String::from_utf8(out.stdout).unwrap().trim_end().to_string())
             })
             .collect();
@@ -53,7 +53,7 @@ fn a_rotation_killed_at_any_point_is_resumed() {
         let token = &status["tokens"][0];
         assert_eq!(token["pending"], serde_json::Value::Null, "{point}: {token}");
         assert_eq!(token["rotation_in_progress"], false, "{point}: {token}");
-        let previous = p.ok(&["get", "API_TOKEN", "--version", "previous"]);
+        let previous = p.ok(&["get", "API_TOKEN", "--which", "previous"]);
         assert_eq!(previous, v1, "{point}: the old value must stay available for the overlap");
         // A resumed rotation never minted more than one new version.
         let ids: Vec<u64> = token["versions"].as_array().unwrap().iter().map(|v| v["id"].as_u64().unwrap()).collect();
