@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 use chitty_secrets::cli::{self, Cli, actions};
 use chitty_secrets::error::{self, exit};
@@ -8,7 +8,10 @@ use chitty_secrets::policy::PolicyError;
 
 fn main() -> ExitCode {
     quiet_on_closed_pipe();
-    let args = Cli::parse();
+    let args = match Cli::from_arg_matches(&cli::command().get_matches()) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

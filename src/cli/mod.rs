@@ -41,20 +41,20 @@ pub struct Cli {
     /// Folder of policy files (*.toml); relative target paths resolve against
     /// its parent. Default: what chitty-secrets.toml (found from here
     /// upwards) names, else ./policies.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "DIR")]
     pub policies: Option<PathBuf>,
     /// The registry folder. Default: what chitty-secrets.toml names, else
     /// .chitty-secrets beside the policies folder.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "DIR")]
     pub registry: Option<PathBuf>,
     /// An age identity file (overrides CHITTY_SECRETS_IDENTITY, the keyring and the config file).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "FILE")]
     pub identity: Option<PathBuf>,
     /// How long a writer waits for another one to finish, e.g. 30s or 2m.
-    #[arg(long, global = true, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, help_heading = "Global options", default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     pub lock_timeout: Duration,
     /// Plan as if it were this time (RFC 3339), e.g. to see what is due next month.
-    #[arg(long, global = true, value_name = "TIME")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "TIME", value_parser = parse_now)]
     pub now: Option<DateTime<Utc>>,
     #[command(subcommand)]
     pub command: Command,
@@ -117,6 +117,78 @@ pub enum Command {
 pub enum PolicyCommand {
     /// Load and validate every policy file; report every problem.
     Check,
+}
+
+/// The commands as `--help` lists them: by what they are for.
+const GROUPS: &[(&str, &[&str])] = &[
+    ("Set up", &["init", "policy", "keys", "ci"]),
+    ("Every day", &["rotate", "sync", "plan", "status", "get", "set", "import", "run"]),
+    ("Check", &["check", "scan", "audit"]),
+    ("Shell", &["completions", "man"]),
+];
+
+const AFTER_HELP: &str = "\
+Examples:
+  chitty-secrets init && chitty-secrets rotate  # set up, mint and deliver all
+  chitty-secrets sync --check                   # pre-deploy gate: exit 3 on drift
+  chitty-secrets rotate --due                   # the schedule (daily in CI)
+  chitty-secrets check                          # offline: zero service calls
+  chitty-secrets set VENDOR_API_KEY < key.txt   # a value issued by hand
+
+Environment:
+  CHITTY_SECRETS_IDENTITY        the age identity itself (CI), or
+  CHITTY_SECRETS_IDENTITY_FILE   a file holding it
+  CHITTY_SECRETS_NO_KEYRING=1    never use the OS keyring
+  GITHUB_TOKEN, GH_TOKEN         GitHub targets
+  CLOUDFLARE_API_TOKEN           Cloudflare targets, with
+  CLOUDFLARE_ACCOUNT_ID
+
+Exit codes:
+  0 ok, 1 failure, 2 usage or policy error, 3 findings or drift,
+  4 left pending (run the same command again to resume)
+
+`chitty-secrets COMMAND --help` for a command's options.";
+
+/// The command line as parsed and as `--help` shows it: commands grouped by
+/// purpose, then examples, environment variables and exit codes. (Shell
+/// completions and the man page use [`Cli`]'s plain definition.)
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let base = Cli::command();
+    let width = GROUPS.iter().flat_map(|(_, names)| names.iter()).map(|n| n.len()).max().unwrap_or(0);
+    let mut groups = String::new();
+    for (title, names) in GROUPS {
+        groups.push_str(&format!("{title}:\n"));
+        for name in *names {
+            let about = base.find_subcommand(name).and_then(|s| s.get_about()).map(|a| a.to_string());
+            groups.push_str(&format!("  {name:<width$}  {}\n", about.unwrap_or_default()));
+        }
+        groups.push('\n');
+    }
+    let template = format!(
+        "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{groups}Global options:\n{{options}}{{after-help}}"
+    );
+    let mut command = base
+        .help_template(template)
+        .override_usage("chitty-secrets [OPTIONS] <COMMAND>")
+        .after_help(AFTER_HELP)
+        .disable_help_subcommand(true);
+    // Listed above by group: clap's own flat list would repeat them.
+    for name in GROUPS.iter().flat_map(|(_, names)| names.iter()) {
+        command = command.mut_subcommand(name, |s| s.hide(true));
+    }
+    command
+}
+
+/// `--now`: a date (midnight UTC) or an RFC 3339 time.
+fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = text.parse::<DateTime<Utc>>() {
+        return Ok(t);
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    Err("expected a date or an RFC 3339 time, e.g. 2027-03-01 or 2027-03-01T09:00:00Z".into())
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -329,4 +401,20 @@ pub fn relative(path: &Path) -> PathBuf {
         .ok()
         .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_path_buf))
         .unwrap_or_else(|| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A new command must be given a group, or `--help` would not list it.
+    #[test]
+    fn every_command_is_in_a_help_group() {
+        use clap::CommandFactory;
+        let listed: Vec<&str> = GROUPS.iter().flat_map(|(_, names)| names.iter().copied()).collect();
+        for sub in Cli::command().get_subcommands() {
+            assert!(listed.contains(&sub.get_name()), "`{}` is in no group of GROUPS", sub.get_name());
+        }
+        assert_eq!(listed.len(), Cli::command().get_subcommands().count(), "a group names a command that is gone");
+    }
 }

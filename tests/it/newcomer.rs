@@ -86,3 +86,76 @@ fn a_value_from_another_issuer_is_not_delivered_remotely_without_force() {
     let out = p.run(&["sync", "--force", "CHITTY_ID_TOKEN"]);
     assert!(!text(&out).contains("not delivering"), "--force passes the guard: {}", text(&out));
 }
+
+/// `--help` groups the commands by purpose and ends with examples, the
+/// environment and exit codes; a command's own options come before the
+/// global ones.
+#[test]
+fn help_groups_commands_and_teaches() {
+    let p = Project::new(LOCAL_POLICY);
+    let help = p.ok(&["--help"]);
+    let order: Vec<usize> = [
+        "Set up:",
+        "  init ",
+        "Every day:",
+        "  rotate ",
+        "Check:",
+        "  scan ",
+        "Shell:",
+        "Global options:",
+        "Examples:",
+        "Environment:",
+        "Exit codes:",
+    ]
+    .iter()
+    .map(|s| help.find(s).unwrap_or_else(|| panic!("`{s}` missing from:\n{help}")))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{help}");
+    assert!(help.contains("Usage: chitty-secrets [OPTIONS] <COMMAND>"), "{help}");
+    assert!(!help.contains("\nCommands:"), "each command once: {help}");
+    let sync = p.ok(&["sync", "--help"]);
+    assert!(sync.find("--check").unwrap() < sync.find("Global options:").unwrap(), "{sync}");
+    assert!(sync.find("Global options:").unwrap() < sync.find("--policies").unwrap(), "{sync}");
+    // Typos still get a suggestion.
+    let out = p.run(&["rotat"]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out).contains("'rotate'"), "{}", text(&out));
+}
+
+/// `completions bash | head -1` panicked with a broken pipe (exit 101).
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let p = Project::initialised(LOCAL_POLICY);
+    for args in [&["completions", "zsh"][..], &["man"], &["status", "--json"]] {
+        let mut child =
+            p.command(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take()); // the reader goes away before anything is written
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{args:?}: {}", text(&out));
+    }
+    let man = p.ok(&["man"]);
+    assert!(!man.contains("chitty-secrets-init(1)") && man.contains(".SH COMMANDS"), "no pages that do not exist");
+}
+
+/// `get` takes aliases, suggests near names, and says how a token gets a
+/// value; `--now` takes a date and says the format when it cannot.
+#[test]
+fn get_and_now_say_what_to_do() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    assert_eq!(p.ok(&["get", "CHITTY_API_KEY"]), p.ok(&["get", "CHITTY_ID_TOKEN"]), "an alias gets its token");
+    let out = p.run(&["get", "CHITTY_ID_TOKN"]);
+    assert!(text(&out).contains("did you mean `CHITTY_ID_TOKEN`?"), "{}", text(&out));
+    let out = p.run(&["get", "VENDOR_API_KEY"]);
+    assert!(
+        text(&out).contains("has no value yet") && text(&out).contains("chitty-secrets set VENDOR_API_KEY"),
+        "{}",
+        text(&out)
+    );
+    let out = p.run(&["get", "SESSION_KEY"]);
+    assert!(text(&out).contains("chitty-secrets rotate SESSION_KEY"), "{}", text(&out));
+    p.ok(&["--now", "2027-03-01", "status"]);
+    let out = p.run(&["--now", "next week", "status"]);
+    assert!(text(&out).contains("e.g. 2027-03-01"), "{}", text(&out));
+}
