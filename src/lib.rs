@@ -5,6 +5,7 @@
 pub mod check;
 pub mod cli;
 pub mod crash;
+pub mod credentials;
 pub mod endpoint;
 pub mod engine;
 pub mod env_vars;

@@ -15,6 +15,11 @@ pub fn run(g: &Globals<'_>) -> anyhow::Result<u8> {
         targets,
         plural(targets)
     );
+    // Not an error here (the policy is fine), but the first sync would fail.
+    let needs = crate::credentials::needed(&policy, &[]);
+    for need in crate::credentials::missing(&needs, crate::credentials::env_is_set) {
+        eprintln!("warning: {}; sync and rotate will fail without it", need.unset());
+    }
     Ok(exit::OK)
 }
 

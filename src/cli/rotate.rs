@@ -98,7 +98,7 @@ pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
         for u in &preview.unmanaged {
             println!("{}: {} is not managed by chitty-secrets (left alone)", u.address, u.name);
         }
-        if let Some(note) = &preview.remote_note {
+        for note in &preview.remote_notes {
             println!("note: {note}");
         }
         for o in &preview.damaged {
@@ -182,10 +182,16 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else if report.outcomes.is_empty() {
         println!("{}", if is_sync { "every target is up to date" } else { "nothing to do" });
+    } else if is_sync {
+        // A sync leaves nothing pending: what landed is recorded, and the
+        // next sync retries the rest.
+        println!("{} done, {} failed", report.outcomes.len() - partial - failed, partial + failed);
     } else {
         println!("{} done, {partial} left pending, {failed} failed", report.outcomes.len() - partial - failed);
     }
-    Ok(if partial > 0 {
+    Ok(if is_sync && partial + failed > 0 {
+        exit::FAILURE
+    } else if partial > 0 {
         exit::PARTIAL
     } else if failed > 0 {
         exit::FAILURE
@@ -235,7 +241,12 @@ fn print_outcome(o: &TokenOutcome) {
         Outcome::Partial { error, hint, .. } => (error, Some(hint)),
         Outcome::Failed { error, hint } => (error, hint.as_ref()),
     };
-    eprintln!("error: {}: {error}", o.token);
+    // Say the token's name once, whether or not the error starts with it.
+    if error.starts_with(&format!("{} ", o.token)) || error.starts_with(&format!("{}:", o.token)) {
+        eprintln!("error: {error}");
+    } else {
+        eprintln!("error: {}: {error}", o.token);
+    }
     for line in hint.into_iter().flat_map(|h| h.lines()) {
         eprintln!("hint: {line}");
     }

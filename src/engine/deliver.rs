@@ -239,7 +239,8 @@ pub fn record(
                 }
                 Err(e) => {
                     let mut e = e.clone();
-                    if !e.message.starts_with(&item.name) {
+                    // The token's own name is said once, by whoever reports it.
+                    if item.name != token && !e.message.starts_with(&item.name) {
                         e.message = format!("{}: {}", item.name, e.message);
                     }
                     out.failures.push(e);

@@ -150,15 +150,20 @@ impl Workspace {
         // Remote names are read (never values) to report drift and unmanaged
         // secrets; without credentials, plan says so and goes on.
         let mut unmanaged = Vec::new();
-        let mut remote_note = None;
-        if self.needs_remote(&[]) {
-            match self.observe_remote(&metas, &mut observed).await {
-                Ok(u) => unmanaged = u,
-                Err(e) => {
-                    remote_note =
-                        Some(format!("remote targets were not listed ({e:#}); judged by delivery records only"))
-                }
-            }
+        let mut remote_notes = Vec::new();
+        let missing: Vec<String> =
+            crate::credentials::missing(&crate::credentials::needed(&self.policy, &[]), crate::credentials::env_is_set)
+                .into_iter()
+                .filter(|n| n.for_targets)
+                .map(crate::credentials::Need::unset)
+                .collect();
+        if !missing.is_empty() {
+            // Without credentials a listing can only fail: none is tried.
+            remote_notes.extend(missing.into_iter().map(|m| format!("remote targets were not listed: {m}")));
+        } else if self.needs_remote(&[]) {
+            let (u, unreachable) = self.observe_remote_all(&metas, &mut observed).await;
+            unmanaged = u;
+            remote_notes.extend(unreachable.iter().map(|e| format!("not listed, judged by delivery records: {e}")));
         }
         let mut rotate = crate::rotation::plan(
             &self.policy,
@@ -171,7 +176,7 @@ impl Workspace {
         for plans in [&mut rotate, &mut sync] {
             plans.retain(|p| metas.contains_key(&p.token));
         }
-        Ok(Preview { rotate, sync, damaged, unmanaged, remote_note, local_files_compared: self.identity.is_some() })
+        Ok(Preview { rotate, sync, damaged, unmanaged, remote_notes, local_files_compared: self.identity.is_some() })
     }
 
     /// `rotate`, `rotate --abort` and `sync`: plan under the lock, then
@@ -239,8 +244,9 @@ pub struct Preview {
     pub damaged: Vec<TokenOutcome>,
     #[serde(skip)]
     pub unmanaged: Vec<Unmanaged>,
+    /// Remote targets that were not listed, and why (each named).
     #[serde(skip)]
-    pub remote_note: Option<String>,
+    pub remote_notes: Vec<String>,
     pub local_files_compared: bool,
 }
 

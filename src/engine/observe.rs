@@ -59,6 +59,21 @@ impl Workspace {
         metas: &BTreeMap<String, TokenMeta>,
         seen: &mut Observations,
     ) -> anyhow::Result<Vec<Unmanaged>> {
+        let (unmanaged, unreachable) = self.observe_remote_all(metas, seen).await;
+        match unreachable.into_iter().next() {
+            Some(e) => Err(e.into()),
+            None => Ok(unmanaged),
+        }
+    }
+
+    /// Like [`Self::observe_remote`], but a target that cannot be listed is
+    /// returned with the others' results, not in their place: every
+    /// unreachable target is named.
+    pub async fn observe_remote_all(
+        &self,
+        metas: &BTreeMap<String, TokenMeta>,
+        seen: &mut Observations,
+    ) -> (Vec<Unmanaged>, Vec<crate::targets::TargetError>) {
         let targets = self.policy.remote_targets();
         let lists = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
             let target = self.backends.target(t)?;
@@ -66,8 +81,15 @@ impl Workspace {
         }))
         .await;
         let mut unmanaged = Vec::new();
+        let mut unreachable = Vec::new();
         for listed in lists {
-            let (address, listed) = listed?;
+            let (address, listed) = match listed {
+                Ok(listed) => listed,
+                Err(e) => {
+                    unreachable.push(e);
+                    continue;
+                }
+            };
             let mut declared = Vec::new();
             for (name, token) in &self.policy.tokens {
                 let Some(meta) = metas.get(name) else { continue };
@@ -99,6 +121,6 @@ impl Workspace {
                 }
             }
         }
-        Ok(unmanaged)
+        (unmanaged, unreachable)
     }
 }

@@ -85,7 +85,16 @@ pub async fn sync_all(ws: &Workspace, plans: &[TokenPlan], force: bool) -> (Vec<
     // Per target: what was written, and how many declared names were
     // already in sync (unchanged) — every target of the synced tokens.
     let mut declared: BTreeMap<String, usize> = BTreeMap::new();
-    for token in ws.policy.tokens.values().filter(|t| plans.is_empty() || plans.iter().any(|p| p.token == t.name)) {
+    // A token that failed before delivering anything leaves its targets
+    // neither written nor "unchanged".
+    let stopped = |name: &str| outcomes.iter().any(|o: &TokenOutcome| o.token == name);
+    for token in ws
+        .policy
+        .tokens
+        .values()
+        .filter(|t| plans.is_empty() || plans.iter().any(|p| p.token == t.name))
+        .filter(|t| !stopped(&t.name))
+    {
         for t in &token.targets {
             *declared.entry(t.address()).or_default() += t.names.len();
         }

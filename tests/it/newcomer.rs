@@ -159,3 +159,51 @@ fn get_and_now_say_what_to_do() {
     let out = p.run(&["--now", "next week", "status"]);
     assert!(text(&out).contains("e.g. 2027-03-01"), "{}", text(&out));
 }
+
+/// A GitHub target with no GITHUB_TOKEN: `policy check` and `plan` say so
+/// before any request, `sync` fails (exit 1, not "left pending") and names
+/// the token once; unreachable targets are each named by `plan`.
+#[test]
+fn missing_credentials_are_named_before_any_request() {
+    let policy = format!(
+        "{LOCAL_POLICY}\n[[tokens.CHITTY_ID_TOKEN.targets]]\nkind = \"github\"\nrepo = \"acme/api\"\n\n\
+         [[tokens.SESSION_KEY.targets]]\nkind = \"wrangler\"\nworker = \"edge\"\n"
+    );
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    std::fs::write(p.path("policies/main.toml"), policy).unwrap();
+    let out = p.run(&["policy", "check"]);
+    assert_eq!(code(&out), 0);
+    let said = text(&out);
+    assert!(said.contains("warning: GITHUB_TOKEN or GH_TOKEN is not set (github:acme/api needs it)"), "{said}");
+    assert!(said.contains("CLOUDFLARE_API_TOKEN is not set (wrangler:edge needs it)"), "{said}");
+
+    let out = p.run(&["plan"]);
+    assert!(
+        text(&out).contains("remote targets were not listed: GITHUB_TOKEN or GH_TOKEN is not set"),
+        "{}",
+        text(&out)
+    );
+
+    let out = p.run(&["sync", "CHITTY_ID_TOKEN"]);
+    let said = text(&out);
+    assert_eq!(code(&out), 1, "{said}");
+    assert!(said.contains("0 done, 1 failed") && !said.contains("left pending"), "{said}");
+    assert!(!said.contains("CHITTY_ID_TOKEN: CHITTY_ID_TOKEN"), "{said}");
+    assert!(said.contains("github:acme/api: 1 failed") || said.contains("github:acme/api: 0 created"), "{said}");
+
+    // Offline: every unreachable target is named, not only the first.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = p
+        .command(&["plan"])
+        .env("GITHUB_TOKEN", "t")
+        .env("GITHUB_API_URL", format!("http://127.0.0.1:{closed}"))
+        .env("CLOUDFLARE_API_TOKEN", "t")
+        .env("CLOUDFLARE_ACCOUNT_ID", "a")
+        .env("CLOUDFLARE_API_BASE_URL", format!("http://127.0.0.1:{closed}"))
+        .env("CHITTY_SECRETS_RETRY_BASE_MS", "1")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(said.contains("github:acme/api") && said.contains("wrangler:edge"), "{said}");
+}
