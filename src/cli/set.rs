@@ -10,13 +10,17 @@ pub struct Args {
     /// Store it even if it looks like a placeholder (it is flagged, and `check` reports it).
     #[arg(long)]
     pub allow_placeholder: bool,
+    /// Store it even if it does not have the shape the token's issuer gives
+    /// its values (e.g. a `random` issuer's prefix).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let ws = g.workspace(Need::Optional)?;
     ws.token(&args.name)?;
     let value = read_stdin_value()?;
-    let id = ws.set_value(&args.name, value, args.allow_placeholder)?;
+    let id = ws.set_value(&args.name, value, args.allow_placeholder, args.force)?;
     println!("stored {} v{id} as current; run `chitty-secrets sync` to deliver it", args.name);
     Ok(exit::OK)
 }

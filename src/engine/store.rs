@@ -73,8 +73,24 @@ impl Workspace {
 
     /// `set`: checks the value against the placeholder rules and the
     /// token's targets, then stores it.
-    pub fn set_value(&self, name: &str, value: Secret, allow_placeholder: bool) -> anyhow::Result<u32> {
+    pub fn set_value(&self, name: &str, value: Secret, allow_placeholder: bool, force: bool) -> anyhow::Result<u32> {
         let token = self.token(name)?;
+        // A value that cannot be the issuer's (a `random` issuer's prefix
+        // missing) is most likely pasted into the wrong token.
+        if let crate::policy::IssuerSpec::Random(r) = &self.policy.issuer_of(token).spec
+            && !r.prefix.is_empty()
+            && !value.expose().starts_with(&r.prefix)
+            && !force
+        {
+            return Err(Hinted::new(
+                format!(
+                    "refusing to store the value for {name}: its issuer `{}` makes values starting `{}`, and this one does not",
+                    token.issuer, r.prefix
+                ),
+                "check that it is the right token (or pass --force if it is)",
+            )
+            .into());
+        }
         let placeholder = placeholder_reason(value.expose(), &self.policy.placeholders);
         if let Some(why) = placeholder.filter(|_| !allow_placeholder) {
             return Err(Hinted::new(
@@ -106,6 +122,9 @@ impl Workspace {
     /// alias) is stored as its token's current value; placeholders are
     /// refused unless `allow_placeholders`.
     pub fn import(&self, file: &Path, only: &[String], allow_placeholders: bool) -> anyhow::Result<ImportReport> {
+        for name in only {
+            self.token(name)?;
+        }
         let bytes = zeroize::Zeroizing::new(std::fs::read(file).map_err(|e| {
             Hinted::new(format!("cannot read {}: {e}", file.display()), "give the path of an existing .env file")
         })?);

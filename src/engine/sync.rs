@@ -11,7 +11,14 @@ use super::outcome::{Event, Outcome, TokenOutcome};
 use crate::registry::DeliveryKey;
 use crate::rotation::{Step, TokenPlan};
 
-pub async fn sync_all(ws: &Workspace, plans: &[TokenPlan], force: bool) -> (Vec<TokenOutcome>, Vec<TargetSummary>) {
+/// Delivers every planned value; `only` are the tokens asked for (all when
+/// empty), whose names at each target count as unchanged when in sync.
+pub async fn sync_all(
+    ws: &Workspace,
+    plans: &[TokenPlan],
+    only: &[String],
+    force: bool,
+) -> (Vec<TokenOutcome>, Vec<TargetSummary>) {
     let mut outcomes: Vec<TokenOutcome> = Vec::new();
     let fail = |token: &str, error: String, hint: Option<String>| TokenOutcome {
         token: token.to_string(),
@@ -88,12 +95,8 @@ pub async fn sync_all(ws: &Workspace, plans: &[TokenPlan], force: bool) -> (Vec<
     // A token that failed before delivering anything leaves its targets
     // neither written nor "unchanged".
     let stopped = |name: &str| outcomes.iter().any(|o: &TokenOutcome| o.token == name);
-    for token in ws
-        .policy
-        .tokens
-        .values()
-        .filter(|t| plans.is_empty() || plans.iter().any(|p| p.token == t.name))
-        .filter(|t| !stopped(&t.name))
+    for token in
+        ws.policy.tokens.values().filter(|t| only.is_empty() || only.contains(&t.name)).filter(|t| !stopped(&t.name))
     {
         for t in &token.targets {
             *declared.entry(t.address()).or_default() += t.names.len();

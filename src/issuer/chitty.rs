@@ -125,7 +125,13 @@ impl Service {
     }
 
     fn error(&self, what: &str, status: StatusCode, body: &Value) -> IssuerError {
-        let text = ["error", "message"].iter().find_map(|k| body[*k].as_str()).unwrap_or("no message");
+        // The service's own words: its code and its message, both when given.
+        let field = |k: &str| body[k].as_str().filter(|s| !s.is_empty());
+        let text = match (field("error"), field("message").or_else(|| field("error_description"))) {
+            (Some(code), Some(message)) if code != message => format!("{code}: {message}"),
+            (Some(one), _) | (None, Some(one)) => one.to_string(),
+            (None, None) => "no message".into(),
+        };
         let hint = match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => " (check the issuer's credential)",
             _ => "",

@@ -440,6 +440,22 @@ impl Builder {
                 self.problems.push(diagnostic.with_hint(hint));
             }
         }
+        // The ChittyID admin API refuses a mint without scopes: say so here.
+        for token in self.tokens.values() {
+            let chittyid = self.issuers.get(&token.issuer).is_some_and(|i| matches!(i.spec, IssuerSpec::Chittyid(_)));
+            if chittyid && token.scopes.is_empty() {
+                self.problems.push(Diagnostic {
+                    file: token.origin.file.clone(),
+                    line: token.origin.line,
+                    col: token.origin.col,
+                    message: format!("token `{}`: a `chittyid` issuer needs `scopes`", token.name),
+                    snippet: None,
+                    hint: Some(
+                        "the admin API refuses a mint without them, e.g. scopes = [\"mint\", \"validate\"]".into(),
+                    ),
+                });
+            }
+        }
         self.check_claims();
         if !self.problems.is_empty() {
             return Err(PolicyError { diagnostics: self.problems });

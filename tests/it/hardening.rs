@@ -447,7 +447,7 @@ fn only_a_mint_that_may_have_reached_a_service_leaves_an_orphan_and_one_can_be_c
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let p = Project::new(&format!(
         "[issuers.id]\nkind = \"chittyid\"\nurl = \"http://127.0.0.1:{port}\"\nadmin_password_from = \"env:PW\"\n\
-         [tokens.ID_TOKEN]\nissuer = \"id\"\n"
+         [tokens.ID_TOKEN]\nissuer = \"id\"\nscopes = [\"mint\"]\n"
     ));
     p.ok(&["init"]);
     for _ in 0..2 {

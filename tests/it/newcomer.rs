@@ -67,7 +67,7 @@ fn a_value_from_another_issuer_is_not_delivered_remotely_without_force() {
         "{LOCAL_POLICY}\n[issuers.id]\nkind = \"chittyid\"\nurl = \"https://id.example.com\"\nadmin_password_from = \"env:PW\"\n\n\
          [[tokens.CHITTY_ID_TOKEN.targets]]\nkind = \"github\"\nrepo = \"acme/api\"\n"
     )
-    .replacen("[tokens.CHITTY_ID_TOKEN]\nissuer = \"local\"", "[tokens.CHITTY_ID_TOKEN]\nissuer = \"id\"", 1);
+    .replacen("[tokens.CHITTY_ID_TOKEN]\nissuer = \"local\"", "[tokens.CHITTY_ID_TOKEN]\nissuer = \"id\"\nscopes = [\"mint\"]", 1);
     assert!(production.contains("issuer = \"id\""));
     std::fs::write(p.path("policies/main.toml"), production).unwrap();
 

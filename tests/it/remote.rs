@@ -457,5 +457,7 @@ fn check_is_offline_and_check_online_lists_each_remote_once() {
     // Five remote targets: five list calls, and no writes.
     assert_eq!(r.requests(), 5, "{:?} {:?}", r.gh.control.counts(), r.cf.control.counts());
     assert_eq!(r.writes(), 0);
-    assert_eq!(report["service_calls"], 5 + 2, "five lists and one verify per token");
+    // The tokens' issuers are local (`random`): their verify is a shape
+    // check here, not a call.
+    assert_eq!(report["service_calls"], 5, "five lists, no verify call for local issuers");
 }
