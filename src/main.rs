@@ -19,9 +19,15 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
+    let json = args.wants_json();
     match runtime.block_on(cli::run(args)) {
         Ok(code) => ExitCode::from(code),
-        Err(error) => ExitCode::from(report(&error)),
+        Err(error) => {
+            if json {
+                println!("{}", json_error(&error));
+            }
+            ExitCode::from(report(&error))
+        }
     }
 }
 
@@ -42,6 +48,39 @@ fn quiet_on_closed_pipe() {
         }
         default(info);
     }));
+}
+
+/// `{"error": {"message", "causes", "hints", "problems"?}}`: what `--json`
+/// prints on stdout when the command fails (the human text still goes to
+/// stderr). Policy problems come with their file, line and column.
+fn json_error(error: &anyhow::Error) -> serde_json::Value {
+    let problems = error.downcast_ref::<PolicyError>().map(|p| {
+        p.diagnostics
+            .iter()
+            .map(|d| {
+                serde_json::json!({"file": d.file, "line": d.line, "col": d.col, "message": d.message, "hint": d.hint})
+            })
+            .collect::<Vec<_>>()
+    });
+    let message = match error.downcast_ref::<PolicyError>() {
+        Some(p) => format!(
+            "{} problem{} in the policies",
+            p.diagnostics.len(),
+            if p.diagnostics.len() == 1 { "" } else { "s" }
+        ),
+        None => error.to_string(),
+    };
+    let mut body = serde_json::json!({
+        "message": message,
+        "causes": error.chain().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
+        "hints": error::hints(error),
+        "exit_code": error::exit_code(error),
+    });
+    if let Some(problems) = problems {
+        body["problems"] = problems.into();
+        body["exit_code"] = exit::USAGE.into();
+    }
+    serde_json::json!({ "error": body })
 }
 
 /// Prints `error:`, the cause chain and a `hint:`; returns the exit code.

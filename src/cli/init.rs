@@ -37,12 +37,13 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     }
     let flag = g.cli.identity.as_deref();
     let (identity, how) = match identity::resolve(flag)? {
-        Some(id) if identity::is_explicit(flag) => {
-            let how = format!("adopted the identity from {}", id.source);
-            (id, how)
-        }
         Some(id) => {
-            let how = format!("using your existing identity from {}", id.source);
+            let verb =
+                if identity::is_explicit(flag) { "adopted the identity" } else { "using your existing identity" };
+            let mut how = format!("{verb} from {}", id.source);
+            if args.keyring {
+                how.push_str(" (--keyring applies only when a new identity is created)");
+            }
             (id, how)
         }
         None => {
@@ -87,6 +88,10 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     if !done.added {
         println!("the key was already a recipient");
     }
-    println!("next: `chitty-secrets rotate` mints and delivers every token in {}", shown(&located.policies));
+    if done.existed && !done.registry.token_names()?.is_empty() {
+        println!("next: `chitty-secrets status` shows the tokens this registry already holds");
+    } else {
+        println!("next: `chitty-secrets rotate` mints and delivers every token in {}", shown(&located.policies));
+    }
     Ok(exit::OK)
 }

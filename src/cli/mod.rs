@@ -113,6 +113,22 @@ pub enum Command {
     },
 }
 
+impl Cli {
+    /// Whether the command was asked for JSON output: then even an error
+    /// is written to stdout as JSON, so a script never reads nothing.
+    pub fn wants_json(&self) -> bool {
+        match &self.command {
+            Command::Status(a) => a.json,
+            Command::Rotate(a) => a.json,
+            Command::Sync(a) => a.json,
+            Command::Plan(a) => a.json,
+            Command::Check(a) => a.json,
+            Command::Scan(a) => a.json,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum PolicyCommand {
     /// Load and validate every policy file; report every problem.

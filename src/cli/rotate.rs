@@ -92,9 +92,9 @@ pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&preview)?);
     } else {
         println!("rotate --due:");
-        print_plans(&preview.rotate, "  nothing is due");
+        print_plans(&preview.rotate, "nothing is due", "  ");
         println!("sync:");
-        print_plans(&preview.sync, "  every target is up to date");
+        print_plans(&preview.sync, "every target is up to date", "  ");
         for u in &preview.unmanaged {
             println!("{}: {} is not managed by chitty-secrets (left alone)", u.address, u.name);
         }
@@ -132,7 +132,7 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
         } else if uncompared && !drift {
             println!("the delivery records show nothing to deliver, but .env files were not compared (no identity)");
         } else {
-            print_plans(&report.plans, if is_sync { "every target is up to date" } else { "nothing to do" });
+            print_plans(&report.plans, if is_sync { "every target is up to date" } else { "nothing to do" }, "");
         }
         if uncompared {
             eprintln!(
@@ -200,14 +200,16 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
     })
 }
 
-fn print_plans(plans: &[TokenPlan], nothing: &str) {
+/// Each token and its steps, indented by `indent` (plan nests them under
+/// `rotate --due:` and `sync:`).
+fn print_plans(plans: &[TokenPlan], nothing: &str, indent: &str) {
     if plans.is_empty() {
-        println!("{nothing}");
+        println!("{indent}{nothing}");
     }
     for plan in plans {
-        println!("{}", plan.token);
+        println!("{indent}{}", plan.token);
         for step in &plan.steps {
-            println!("  {}", describe(step));
+            println!("{indent}  {}", describe(step));
         }
     }
 }

@@ -123,6 +123,15 @@ fn scan_staged(scanner: &Scanner) -> anyhow::Result<(Vec<Hit>, Totals)> {
         }
         Ok(out.stdout)
     };
+    // Outside a repository git answers with its usage text: ask first.
+    let inside = Command::new("git").args(["rev-parse", "--is-inside-work-tree"]).output();
+    if !inside.is_ok_and(|o| o.status.success()) {
+        return Err(Hinted::new(
+            "--staged scans what is staged for a commit, and this is not inside a git repository",
+            "run it in a git work tree (e.g. from a pre-commit hook), or give files or folders to scan",
+        )
+        .into());
+    }
     let names = git(&["diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR"])?;
     let mut hits = Vec::new();
     let mut totals = Totals::default();

@@ -83,8 +83,10 @@ fn print_row(row: &TokenStatus, now: DateTime<Utc>) {
         let until = v.retire_after.map(|r| format!(", valid until {}", when(now, r))).unwrap_or_default();
         println!("  previous: v{}{until}", v.id);
     }
-    if let Some(due) = &row.due {
-        println!("  due: {due}");
+    match (&row.due, row.next_due_at) {
+        (Some(due), _) => println!("  due now: {due}"),
+        (None, Some(at)) => println!("  next rotation due: {}", when(now, at)),
+        (None, None) => {}
     }
     let fresh = row.deliveries.iter().filter(|d| d.up_to_date).count();
     println!("  delivered: {fresh}/{} up to date", row.deliveries.len());

@@ -25,7 +25,12 @@ pub struct TokenStatus {
     pub current: Option<u32>,
     pub pending: Option<u32>,
     pub versions: Vec<VersionStatus>,
+    /// Why it is due now; absent when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub due: Option<String>,
+    /// When it falls due next (the schedule), if it ever does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_due_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub rotation_in_progress: bool,
     pub deliveries: Vec<DeliveryStatus>,
@@ -115,6 +120,7 @@ fn token_status(name: &str, token: &crate::policy::TokenPolicy, meta: &TokenMeta
             })
             .collect(),
         due: due_reason(token, meta, now),
+        next_due_at: crate::rotation::next_due(token, meta),
         expires_at: meta.current().and_then(|v| v.expires_at),
         rotation_in_progress: meta.rotation.is_some(),
         deliveries: token

@@ -32,6 +32,23 @@ impl std::fmt::Display for Due {
     }
 }
 
+/// When `token` falls due by the same rule as [`due`]: the earlier of its
+/// age reaching `rotate_every` and its renewal window opening. `None` when
+/// neither applies (no value yet, or a token that never expires).
+pub fn next_due(token: &TokenPolicy, meta: &TokenMeta) -> Option<DateTime<Utc>> {
+    let current = meta.current()?;
+    let by_age = token.rotate_every.and_then(|every| current.created_at.checked_add_signed(every.0));
+    let by_expiry = current.expires_at.map(|expires| {
+        let lifetime = token.ttl.map_or(expires.signed_duration_since(current.created_at), |ttl| ttl.0);
+        let window = TimeDelta::milliseconds((lifetime.num_milliseconds() as f64 * token.renew_fraction) as i64);
+        expires - window
+    });
+    match (by_age, by_expiry) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Whether `token` is due for rotation at `now`, and why.
 pub fn due(token: &TokenPolicy, meta: &TokenMeta, now: DateTime<Utc>) -> Option<Due> {
     let Some(current) = meta.current() else {

@@ -6,4 +6,5 @@
 pub mod due;
 pub mod plan;
 
+pub use due::next_due;
 pub use plan::{Mode, Observations, Observed, Step, TokenPlan, due_reason, plan};

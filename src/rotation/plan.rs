@@ -190,6 +190,12 @@ fn rotate_steps(
             steps.push(Step::Retire { version: previous.id, reason: format!("overlap ended {} ago", ago(now, after)) });
         }
     }
+    // Retirements come last: oldest first, as a person would read them.
+    let first_retire = steps.iter().position(|s| matches!(s, Step::Retire { .. })).unwrap_or(steps.len());
+    steps[first_retire..].sort_by_key(|s| match s {
+        Step::Retire { version, .. } => *version,
+        _ => u32::MAX,
+    });
     steps
 }
 
@@ -220,7 +226,7 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
             let key = DeliveryKey::new(address.as_str(), name.as_str());
             let reason = match (observed.get(&(token.name.clone(), key)), meta.delivered(&address, name)) {
                 (Some(Observed::Holds), _) => None,
-                (Some(Observed::Differs), _) => Some(format!("{name} differs from the registry (edited by hand?)")),
+                (Some(Observed::Differs), _) => Some(format!("{name} differs from the registry")),
                 (Some(Observed::Missing), _) => Some(format!("{name} is missing")),
                 (None, None) => Some(format!("{name} was never delivered")),
                 (None, Some(d)) if d.version != current.id => {

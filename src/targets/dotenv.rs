@@ -26,7 +26,10 @@ impl DotenvTarget {
         TargetError::new(&self.address, message, hint)
     }
 
-    fn write_all(&self, items: &[(String, Secret)]) -> Result<(), TargetError> {
+    /// Writes every item in one rewrite; says whether the file is new (a
+    /// new file, perhaps in a new folder, shows as "created": a typo in a
+    /// path is seen at once).
+    fn write_all(&self, items: &[(String, Secret)]) -> Result<Written, TargetError> {
         let mut file = self.load()?;
         for (name, value) in items {
             file.set(name, value).map_err(|e| match &e {
@@ -50,10 +53,12 @@ impl DotenvTarget {
             std::fs::create_dir_all(dir)
                 .map_err(|e| self.error(format!("cannot create {}: {e}", dir.display()), None))?;
         }
+        let new = !real.exists();
         fsutil::write_atomic(&real, &file.render()).map_err(|e| {
             let hint = (e.kind() == std::io::ErrorKind::PermissionDenied).then_some("check the folder's permissions");
             self.error(format!("cannot write {}: {e}", real.display()), hint)
-        })
+        })?;
+        Ok(if new { Written::Created } else { Written::Written })
     }
 
     /// The file as it is now; an absent file is an empty one.
@@ -86,7 +91,7 @@ impl Target for DotenvTarget {
     async fn put_many(&self, items: &[(String, Secret)]) -> PutResults {
         // One rewrite for all names: all of them land, or none.
         match self.write_all(items) {
-            Ok(()) => items.iter().map(|(n, _)| (n.clone(), Ok(Written::Written))).collect(),
+            Ok(written) => items.iter().map(|(n, _)| (n.clone(), Ok(written))).collect(),
             Err(e) => all_failed(items, &e),
         }
     }

@@ -207,3 +207,67 @@ fn missing_credentials_are_named_before_any_request() {
     let said = text(&out);
     assert!(said.contains("github:acme/api") && said.contains("wrangler:edge"), "{said}");
 }
+
+/// The smaller messages a newcomer tripped on, each now saying what
+/// happened and what to do.
+#[test]
+fn small_messages_say_what_happened() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+
+    // import --only with a name no policy declares.
+    std::fs::write(p.path("old.env"), "CHITTY_ID_TOKEN=mcp_auth_0123456789abcdef0123456789abcdef\n").unwrap();
+    let out = p.run(&["import", "old.env", "--only", "CHITTY_ID_TOKN"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("did you mean `CHITTY_ID_TOKEN`?"), "{}", text(&out));
+
+    // set: a value without the random issuer's prefix.
+    let out = p.run_with_stdin(&["set", "CHITTY_ID_TOKEN"], "sk_live_somethingelse\n");
+    assert_ne!(code(&out), 0);
+    assert!(text(&out).contains("makes values starting `mcp_auth_`"), "{}", text(&out));
+
+    // status: when the next rotation is due; JSON has no `"due": null`.
+    let status = p.ok(&["status"]);
+    assert!(status.contains("next rotation due: "), "{status}");
+    let json = p.ok(&["status", "--json"]);
+    assert!(!json.contains("\"due\": null") && json.contains("next_due_at"), "{json}");
+
+    // --json with a broken policy: a JSON error object on stdout.
+    std::fs::write(p.path("policies/zz.toml"), "x = \n").unwrap();
+    let out = p.run(&["status", "--json"]);
+    assert_eq!(code(&out), 2);
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(error["error"]["problems"][0]["line"], 1, "{error}");
+    std::fs::remove_file(p.path("policies/zz.toml")).unwrap();
+
+    // scan --staged outside a git repository: no git usage text.
+    let out = p.run(&["scan", "--staged"]);
+    assert_ne!(code(&out), 0);
+    assert!(text(&out).contains("not inside a git repository") && !text(&out).contains("usage: git"), "{}", text(&out));
+
+    // plan nests tokens under its headings.
+    let plan = p.ok(&["plan"]);
+    assert!(plan.contains("sync:\n  SESSION_KEY\n    "), "{plan}");
+
+    // A second init: --keyring is not silently ignored, and the next step fits.
+    let out = p.ok(&["init", "--keyring"]);
+    assert!(out.contains("--keyring applies only when a new identity is created"), "{out}");
+    assert!(out.contains("next: `chitty-secrets status`"), "{out}");
+
+    // A target in a folder that did not exist shows as created.
+    std::fs::write(p.path("policies/main.toml"), LOCAL_POLICY.replace("worker/.dev.vars", "wroker/.dev.vars")).unwrap();
+    let out = p.ok(&["sync", "CHITTY_ID_TOKEN"]);
+    assert!(out.contains("dotenv:wroker/.dev.vars: 1 created"), "{out}");
+}
+
+/// A `chittyid` token without scopes is refused where the policy is read
+/// (the admin API refuses the mint).
+#[test]
+fn a_chittyid_token_needs_scopes() {
+    let p = Project::new(
+        "[issuers.id]\nkind = \"chittyid\"\nurl = \"https://id.example.com\"\nadmin_password_from = \"env:PW\"\n[tokens.T]\nissuer = \"id\"\n",
+    );
+    let out = p.run(&["policy", "check"]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out).contains("a `chittyid` issuer needs `scopes`"), "{}", text(&out));
+}

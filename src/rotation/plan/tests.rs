@@ -142,7 +142,7 @@ fn sync_uses_observations_over_records() {
     seen.insert(("A".into(), DeliveryKey::new("dotenv:app/.env", "A_ALIAS")), Observed::Holds);
     let plans = sync(&p, &metas(meta), &seen);
     assert!(
-        matches!(&plans[0].steps[..], [Step::Deliver { names, reason, .. }] if names == &["A"] && reason.contains("edited by hand")),
+        matches!(&plans[0].steps[..], [Step::Deliver { names, reason, .. }] if names == &["A"] && reason.contains("differs from the registry")),
         "{plans:?}"
     );
 }
@@ -172,4 +172,26 @@ fn renew_fraction_sets_how_early_expiry_makes_a_token_due() {
     assert_eq!(due_reason(token, &meta, now()).unwrap(), "v1 expires in 80d");
     meta.versions[0].expires_at = Some(now() + TimeDelta::days(100));
     assert_eq!(due_reason(token, &meta, now()), None);
+}
+
+#[test]
+fn retirements_are_planned_oldest_first() {
+    let p = policy(&POLICY.replace("overlap = \"24h\"", "overlap = \"0s\""));
+    let mut meta = TokenMeta::new("A");
+    let old = now() - TimeDelta::days(200);
+    for (id, stage) in [(1, Stage::Previous), (2, Stage::Previous), (3, Stage::Current)] {
+        let mut v = version(id, stage, old);
+        v.retire_after = Some(now() - TimeDelta::hours(1));
+        meta.versions.push(v);
+    }
+    let plans = rotate_due(&p, &metas(meta));
+    let retired: Vec<u32> = plans[0]
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Retire { version, .. } => Some(*version),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retired, [1, 2, 3], "{plans:?}");
 }
