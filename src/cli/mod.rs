@@ -133,6 +133,9 @@ impl Cli {
 pub enum PolicyCommand {
     /// Load and validate every policy file; report every problem.
     Check,
+    /// Print the JSON Schema of a policy file (for editors; the repository
+    /// keeps a copy at schema/policy.schema.json).
+    Schema,
 }
 
 /// The commands as `--help` lists them: by what they are for.
@@ -220,6 +223,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Init(args) => init::run(&ctx, args),
         Command::Policy { command: PolicyCommand::Check } => policy_check::run(&ctx),
+        Command::Policy { command: PolicyCommand::Schema } => {
+            print!("{}", policy::policy_schema_text());
+            Ok(exit::OK)
+        }
         Command::Status(args) => status::run(&ctx, args),
         Command::Get(args) => get::run(&ctx, args),
         Command::Set(args) => set::run(&ctx, args),

@@ -5,6 +5,7 @@
 mod diagnostic;
 mod duration;
 mod model;
+mod schema;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +19,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 pub use diagnostic::{Diagnostic, closest};
 pub use duration::Dur;
 pub use model::*;
+pub use schema::{policy_schema, policy_schema_text};
 
 /// Every problem found in the policies, in file order.
 #[derive(Debug)]

@@ -119,7 +119,7 @@ impl IssuerSpec {
 
 /// The ChittyID admin API of the outage runbook: `POST /admin/tokens/generate`
 /// with HTTP basic auth.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChittyidSpec {
     pub url: String,
@@ -149,7 +149,7 @@ fn default_health_path() -> String {
 
 /// ChittyAuth: `live` (its public source: provision / validate / revoke) or
 /// `runbook` (`POST /api/tokens/generate` with an existing token).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChittyauthSpec {
     #[serde(default)]
@@ -174,7 +174,7 @@ fn default_service() -> String {
     "chittyid".into()
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     #[default]
@@ -184,7 +184,7 @@ pub enum Preset {
 
 /// Any other service: a program that prints `{"token": …, "token_id": …,
 /// "expires_at": …}` on stdout.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandSpec {
     /// The program and its arguments (the token's name, scopes and ttl
@@ -199,7 +199,7 @@ pub struct CommandSpec {
     pub revoke: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RandomSpec {
     #[serde(default)]
@@ -214,7 +214,7 @@ fn default_random_bytes() -> usize {
     32
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     #[default]
@@ -222,7 +222,7 @@ pub enum Encoding {
     Base64url,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManualSpec {
     /// Where a person gets a new value, printed in reminders.
@@ -246,9 +246,11 @@ pub struct TokenPolicy {
 }
 
 /// The fields of a `[tokens.NAME]` table, as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TokenFields {
+    /// The issuer's name: one declared under [issuers], or `random` / `manual`.
+    #[schemars(with = "String")]
     pub issuer: toml::Spanned<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -316,7 +318,7 @@ pub enum GithubScope {
 }
 
 /// A `kind = "github"` target as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct GithubFields {
     /// `owner/name`.
@@ -336,7 +338,7 @@ pub(super) struct GithubFields {
     pub names: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     All,
@@ -355,7 +357,7 @@ impl Visibility {
 }
 
 /// Cloudflare Workers secrets of one script.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WranglerSpec {
     pub worker: String,
@@ -378,7 +380,7 @@ impl WranglerSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Via {
     #[default]
@@ -386,7 +388,7 @@ pub enum Via {
     Cli,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DotenvSpec {
     /// Relative to the project root.
@@ -457,6 +459,20 @@ impl std::fmt::Display for CredentialSource {
     }
 }
 
+impl schemars::JsonSchema for CredentialSource {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CredentialSource".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^(env|registry):[A-Za-z_][A-Za-z0-9_]{0,127}$",
+            "description": "Where the credential comes from: env:NAME (an environment variable) or registry:TOKEN (a token in this registry); never the secret itself",
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for CredentialSource {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = zeroize::Zeroizing::new(String::deserialize(deserializer)?);
@@ -468,7 +484,7 @@ impl<'de> Deserialize<'de> for CredentialSource {
 }
 
 /// `[check]`: settings for `chitty-secrets check` and placeholder detection.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CheckFields {
     #[serde(default)]

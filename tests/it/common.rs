@@ -122,6 +122,20 @@ pub fn text(out: &Output) -> String {
     format!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
+/// Whether every outside tool must run (`scripts/test` installs them and
+/// sets CHITTY_SECRETS_PARSERS=required): then a missing one fails.
+pub fn outside_tools_required() -> bool {
+    std::env::var("CHITTY_SECRETS_PARSERS").is_ok_and(|v| v == "required")
+}
+
+/// An outside tool that cannot run: a failure where they are required
+/// (CI), else skipped and named.
+pub fn unavailable<T>(name: &str, why: &str) -> Option<T> {
+    assert!(!outside_tools_required(), "{name} cannot run: {why}");
+    eprintln!("skipped {name}: {}", why.trim().lines().last().unwrap_or(""));
+    None
+}
+
 /// The Python with the test tools (PyNaCl, python-dotenv): the venv
 /// `scripts/test` makes, or `python3`.
 pub fn python() -> String {

@@ -13,5 +13,6 @@ mod identity;
 mod newcomer;
 mod parsers;
 mod remote;
+mod schema;
 mod teams;
 mod values;

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use chitty_secrets::secret::Secret;
 
-use crate::common::python;
+use crate::common::{python, unavailable};
 use chitty_secrets::targets::dotenv_file::{DotenvFile, can_carry};
 
 /// Per file, the keys and values a parser read (`None`: it refused the file).
@@ -28,18 +28,6 @@ struct Parser {
 
 fn parsers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parsers")
-}
-
-fn required() -> bool {
-    std::env::var("CHITTY_SECRETS_PARSERS").is_ok_and(|v| v == "required")
-}
-
-/// A parser that cannot run: a failure where all four are required (CI),
-/// else skipped and named.
-fn unavailable<T>(name: &str, why: &str) -> Option<T> {
-    assert!(!required(), "{name} cannot run: {why}");
-    eprintln!("skipped {name}: {}", why.trim().lines().last().unwrap_or(""));
-    None
 }
 
 /// Runs a program over `command` and returns its stdout; `None` when it
