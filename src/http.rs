@@ -155,9 +155,14 @@ impl Http {
                     }
                     None => return Ok(response),
                 },
-                // A request that may have been sent is repeated only when repeatable.
+                // A request that may have been sent is repeated only when
+                // repeatable. A connection never made (DNS, refused) is tried
+                // a few times only: offline, waiting out six backoffs per
+                // target helps nobody.
                 Err(error)
-                    if last || !(error.is_connect() || (repeatable && (error.is_timeout() || error.is_request()))) =>
+                    if last
+                        || (error.is_connect() && attempt >= CONNECT_ATTEMPTS)
+                        || !(error.is_connect() || (repeatable && (error.is_timeout() || error.is_request()))) =>
                 {
                     let (url, error_text) = (url.to_string(), describe(&error));
                     return Err(if error.is_connect() {
@@ -211,6 +216,9 @@ impl Http {
         None
     }
 }
+
+/// How many times a connection that cannot be made is tried.
+const CONNECT_ATTEMPTS: u32 = 3;
 
 enum Wait {
     After(Duration),
