@@ -17,19 +17,50 @@ pub struct Diagnostic {
     pub hint: Option<String>,
 }
 
+/// A policy file's text and where its lines start, so that a place is
+/// found by a binary search (finding it by counting from the top made
+/// loading quadratic in the file's size).
+pub struct Source<'a> {
+    pub file: &'a Path,
+    pub text: &'a str,
+    line_starts: Vec<usize>,
+}
+
+impl<'a> Source<'a> {
+    pub fn new(file: &'a Path, text: &'a str) -> Self {
+        let line_starts =
+            std::iter::once(0).chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1)).collect();
+        Source { file, text, line_starts }
+    }
+
+    /// The 1-based line and column of a byte offset, and where its line
+    /// starts and ends.
+    fn locate(&self, offset: usize) -> (usize, usize, Range<usize>) {
+        let offset = offset.min(self.text.len());
+        let index = self.line_starts.partition_point(|&s| s <= offset) - 1;
+        let start = self.line_starts[index];
+        let end = self.line_starts.get(index + 1).map_or(self.text.len(), |next| next - 1);
+        let col = self.text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
+        (index + 1, col, start..end)
+    }
+
+    /// Line and column only (for the places the model remembers).
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let (line, col, _) = self.locate(offset);
+        (line, col)
+    }
+}
+
 impl Diagnostic {
-    pub fn at(file: &Path, source: &str, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
+    pub fn at(source: &Source<'_>, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
         let span = span.unwrap_or(0..0);
-        let start = span.start.min(source.len());
-        let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
-        let line = source[..start].matches('\n').count() + 1;
-        let col = source[line_start..start].chars().count() + 1;
-        let text = source[line_start..line_end].trim_end_matches('\r').to_string();
-        let width = source[start..span.end.clamp(start, line_end)].chars().count().max(1);
+        let start = span.start.min(source.text.len());
+        let (line, col, extent) = source.locate(start);
+        let text = source.text[extent.clone()].trim_end_matches('\r').to_string();
+        let width = source.text.get(start..span.end.clamp(start, extent.end)).map_or(1, |s| s.chars().count().max(1));
         let message = message.into();
         let hint = did_you_mean_from_serde(&message);
-        Diagnostic { file: file.to_path_buf(), line, col, message, snippet: Some((text, width)), hint }
+        Diagnostic { file: source.file.to_path_buf(), line, col, message, snippet: Some((text, width)), hint }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -82,8 +113,7 @@ mod tests {
         let src = "[tokens.A]\nissuer = \"x\"\nrotate_evry = \"9d\"\n";
         let start = src.find("rotate_evry").unwrap();
         let d = Diagnostic::at(
-            Path::new("p.toml"),
-            src,
+            &Source::new(Path::new("p.toml"), src),
             Some(start..start + 11),
             "unknown field `rotate_evry`, expected one of `issuer`, `rotate_every`, `ttl`",
         );
@@ -98,5 +128,22 @@ mod tests {
     fn closest_ignores_far_names() {
         assert_eq!(closest("dotnev", ["dotenv", "github"].into_iter()), Some("dotenv"));
         assert_eq!(closest("zzz", ["dotenv", "github"].into_iter()), None);
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn places_are_found_on_every_line_including_the_last() {
+        let text = "a = 1\r\nbé = \"x\"\n\nlast = 2";
+        let src = Source::new(Path::new("p.toml"), text);
+        assert_eq!(src.line_col(0), (1, 1));
+        assert_eq!(src.line_col(text.find("= \"x\"").unwrap()), (2, 4), "columns count characters");
+        assert_eq!(src.line_col(text.find("last").unwrap()), (4, 1));
+        assert_eq!(src.line_col(text.len()), (4, 9));
+        let d = Diagnostic::at(&src, Some(text.find("a = 1").unwrap()..text.find("a = 1").unwrap() + 1), "m");
+        assert_eq!(d.snippet, Some(("a = 1".to_string(), 1)), "the CR is not part of the line");
     }
 }

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-pub use diagnostic::{Diagnostic, closest};
+pub use diagnostic::{Diagnostic, Source, closest};
 pub use duration::Dur;
 pub use model::*;
 pub use schema::{policy_schema, policy_schema_text};
@@ -73,7 +73,7 @@ pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
     let mut builder = Builder::default();
     for file in &files {
         match std::fs::read_to_string(file) {
-            Ok(source) => builder.file(file, &source),
+            Ok(text) => builder.file(&Source::new(file, &text)),
             Err(e) => {
                 let hint = match e.kind() {
                     std::io::ErrorKind::PermissionDenied => "check the file's permissions",
@@ -102,9 +102,9 @@ struct Builder {
 }
 
 impl Builder {
-    fn file(&mut self, file: &Path, source: &str) {
-        let at = |span: Range<usize>, msg: String| Diagnostic::at(file, source, Some(span), msg);
-        let root = match DeTable::parse(source) {
+    fn file(&mut self, src: &Source<'_>) {
+        let at = |span: Range<usize>, msg: String| Diagnostic::at(src, Some(span), msg);
+        let root = match DeTable::parse(src.text) {
             Ok(root) => root.into_inner(),
             Err(e) => {
                 self.problems.push(at(e.span().unwrap_or(0..0), e.message().to_string()));
@@ -114,8 +114,8 @@ impl Builder {
         for (key, value) in root {
             let span = key.span();
             match key.get_ref().as_ref() {
-                "issuers" => self.issuers_table(file, source, value),
-                "tokens" => self.tokens_table(file, source, value),
+                "issuers" => self.issuers_table(src, value),
+                "tokens" => self.tokens_table(src, value),
                 "check" => match decode::<CheckFields>(value) {
                     Ok(check) => {
                         if check.placeholders.iter().any(|p| p.trim().chars().count() < MIN_PLACEHOLDER) {
@@ -126,7 +126,7 @@ impl Builder {
                         }
                         self.placeholders.extend(check.placeholders)
                     }
-                    Err(e) => self.problems.push(toml_problem(file, source, e, span)),
+                    Err(e) => self.problems.push(toml_problem(src, e, span)),
                 },
                 other => {
                     let mut d = at(span, format!("unknown section `{other}`"));
@@ -141,14 +141,14 @@ impl Builder {
         }
     }
 
-    fn issuers_table(&mut self, file: &Path, source: &str, value: Spanned<DeValue<'_>>) {
-        let Some(table) = self.expect_table(file, source, value, "`issuers` must be a table of issuers") else {
+    fn issuers_table(&mut self, src: &Source<'_>, value: Spanned<DeValue<'_>>) {
+        let Some(table) = self.expect_table(src, value, "`issuers` must be a table of issuers") else {
             return;
         };
         for (key, entry) in table {
             let name = key.get_ref().to_string();
-            let origin = origin(file, source, key.span());
-            let Some((kind, kind_span)) = self.kind_of(file, source, &entry, key.span(), IssuerSpec::KINDS) else {
+            let origin = origin(src, key.span());
+            let Some((kind, kind_span)) = self.kind_of(src, &entry, key.span(), IssuerSpec::KINDS) else {
                 continue;
             };
             let spec = match kind.as_str() {
@@ -161,19 +161,16 @@ impl Builder {
             };
             if let Ok(spec) = &spec {
                 for (message, hint) in issuer_problems(&name, spec) {
-                    self.problems.push(Diagnostic::at(file, source, Some(key.span()), message).with_hint(hint));
+                    self.problems.push(Diagnostic::at(src, Some(key.span()), message).with_hint(hint));
                 }
             }
             match spec {
                 Ok(IssuerSpec::Random(r)) if !is_safe_prefix(&r.prefix) => self.problems.push(
-                    Diagnostic::at(file, source, Some(kind_span), format!("issuer `{name}`: the prefix is not safe in .env files and shells"))
+                    Diagnostic::at(src, Some(kind_span), format!("issuer `{name}`: the prefix is not safe in .env files and shells"))
                         .with_hint(format!("use at most {MAX_PREFIX} of A-Z a-z 0-9 _ . : / @ + - (the value is written unquoted everywhere)")),
                 ),
                 Ok(IssuerSpec::Random(r)) if r.bytes == 0 || r.bytes > 1024 => self.problems.push(
-                    Diagnostic::at(
-                        file,
-                        source,
-                        Some(kind_span),
+                    Diagnostic::at(src, Some(kind_span),
                         format!("issuer `{name}`: bytes = {} is out of range", r.bytes),
                     )
                     .with_hint("use between 1 and 1024 random bytes (32 is a good default)"),
@@ -181,10 +178,7 @@ impl Builder {
                 Ok(spec) => {
                     if let Some(previous) = self.issuers.get(&name).and_then(|i| i.origin.clone()) {
                         self.problems.push(
-                            Diagnostic::at(
-                                file,
-                                source,
-                                Some(key.span()),
+                            Diagnostic::at(src, Some(key.span()),
                                 format!("issuer `{name}` is declared twice"),
                             )
                             .with_hint(format!("it is also declared at {previous}")),
@@ -193,13 +187,13 @@ impl Builder {
                     }
                     self.issuers.insert(name.clone(), IssuerPolicy { name, spec, origin: Some(origin) });
                 }
-                Err(e) => self.problems.push(toml_problem(file, source, e, key.span())),
+                Err(e) => self.problems.push(toml_problem(src, e, key.span())),
             }
         }
     }
 
-    fn tokens_table(&mut self, file: &Path, source: &str, value: Spanned<DeValue<'_>>) {
-        let Some(table) = self.expect_table(file, source, value, "`tokens` must be a table of tokens") else {
+    fn tokens_table(&mut self, src: &Source<'_>, value: Spanned<DeValue<'_>>) {
+        let Some(table) = self.expect_table(src, value, "`tokens` must be a table of tokens") else {
             return;
         };
         for (key, entry) in table {
@@ -208,8 +202,7 @@ impl Builder {
             if !is_secret_name(&name) {
                 self.problems.push(
                     Diagnostic::at(
-                        file,
-                        source,
+                        src,
                         Some(key_span.clone()),
                         format!("token name `{name}` is not a valid variable name"),
                     )
@@ -220,36 +213,30 @@ impl Builder {
             }
             let entry_span = entry.span();
             let DeValue::Table(mut fields) = entry.into_inner() else {
-                self.problems.push(Diagnostic::at(
-                    file,
-                    source,
-                    Some(key_span),
-                    format!("token `{name}` must be a table"),
-                ));
+                self.problems.push(Diagnostic::at(src, Some(key_span), format!("token `{name}` must be a table")));
                 continue;
             };
             let raw_targets = fields.remove("targets");
             let token = match decode::<TokenFields>(Spanned::new(entry_span, DeValue::Table(fields))) {
                 Ok(t) => t,
                 Err(e) => {
-                    self.problems.push(toml_problem(file, source, e, key_span));
+                    self.problems.push(toml_problem(src, e, key_span));
                     continue;
                 }
             };
             let targets = match raw_targets {
-                Some(raw) => self.targets(file, source, &name, raw),
+                Some(raw) => self.targets(src, &name, raw),
                 None => Vec::new(),
             };
             for (message, hint) in duration_problems(&name, &token) {
-                self.problems.push(Diagnostic::at(file, source, Some(key_span.clone()), message).with_hint(hint));
+                self.problems.push(Diagnostic::at(src, Some(key_span.clone()), message).with_hint(hint));
             }
             let issuer_span = token.issuer.span();
             let issuer = token.issuer.into_inner();
             self.references.push((
                 issuer.clone(),
                 Diagnostic::at(
-                    file,
-                    source,
+                    src,
                     Some(issuer_span),
                     format!("token `{name}` names issuer `{issuer}`, which no policy declares"),
                 ),
@@ -257,8 +244,7 @@ impl Builder {
             if token.renew_fraction.is_some_and(|f| !(0.0..1.0).contains(&f)) {
                 self.problems.push(
                     Diagnostic::at(
-                        file,
-                        source,
+                        src,
                         Some(key_span.clone()),
                         format!("token `{name}`: renew_fraction must be at least 0 and below 1"),
                     )
@@ -270,8 +256,7 @@ impl Builder {
             {
                 self.problems.push(
                     Diagnostic::at(
-                        file,
-                        source,
+                        src,
                         Some(key_span.clone()),
                         format!("token `{name}`: rotate_every is longer than ttl"),
                     )
@@ -288,11 +273,11 @@ impl Builder {
                 renew_fraction: token.renew_fraction.unwrap_or(0.1),
                 description: token.description,
                 targets,
-                origin: origin(file, source, key_span.clone()),
+                origin: origin(src, key_span.clone()),
             };
             if let Some(previous) = self.tokens.get(&name) {
                 self.problems.push(
-                    Diagnostic::at(file, source, Some(key_span), format!("token `{name}` is declared twice"))
+                    Diagnostic::at(src, Some(key_span), format!("token `{name}` is declared twice"))
                         .with_hint(format!("it is also declared at {}", previous.origin)),
                 );
                 continue;
@@ -301,24 +286,19 @@ impl Builder {
         }
     }
 
-    fn targets(&mut self, file: &Path, source: &str, token: &str, raw: Spanned<DeValue<'_>>) -> Vec<TargetPolicy> {
+    fn targets(&mut self, src: &Source<'_>, token: &str, raw: Spanned<DeValue<'_>>) -> Vec<TargetPolicy> {
         let span = raw.span();
         let DeValue::Array(items) = raw.into_inner() else {
             self.problems.push(
-                Diagnostic::at(
-                    file,
-                    source,
-                    Some(span),
-                    format!("token `{token}`: `targets` must be an array of tables"),
-                )
-                .with_hint(format!("write each target as [[tokens.{token}.targets]]")),
+                Diagnostic::at(src, Some(span), format!("token `{token}`: `targets` must be an array of tables"))
+                    .with_hint(format!("write each target as [[tokens.{token}.targets]]")),
             );
             return Vec::new();
         };
         let mut out = Vec::new();
         for item in items {
             let item_span = item.span();
-            let Some((kind, _)) = self.kind_of(file, source, &item, item_span.clone(), TargetSpec::KINDS) else {
+            let Some((kind, _)) = self.kind_of(src, &item, item_span.clone(), TargetSpec::KINDS) else {
                 continue;
             };
             let spec = match kind.as_str() {
@@ -328,9 +308,8 @@ impl Builder {
                         Ok(spec) => Ok(TargetSpec::Github(spec)),
                         Err(problems) => {
                             for (message, hint) in problems {
-                                self.problems.push(
-                                    Diagnostic::at(file, source, Some(item_span.clone()), message).with_hint(hint),
-                                );
+                                self.problems
+                                    .push(Diagnostic::at(src, Some(item_span.clone()), message).with_hint(hint));
                             }
                             continue;
                         }
@@ -343,12 +322,12 @@ impl Builder {
             let spec = match spec {
                 Ok(spec) => spec,
                 Err(e) => {
-                    self.problems.push(toml_problem(file, source, e, item_span));
+                    self.problems.push(toml_problem(src, e, item_span));
                     continue;
                 }
             };
             let names = spec.names().cloned().unwrap_or_else(|| vec![token.to_string()]);
-            let at = |msg: String| Diagnostic::at(file, source, Some(item_span.clone()), msg);
+            let at = |msg: String| Diagnostic::at(src, Some(item_span.clone()), msg);
             if names.is_empty() {
                 self.problems.push(
                     at(format!("token `{token}`: `names` is empty"))
@@ -364,15 +343,14 @@ impl Builder {
             for problem in target_problems(&spec, token, &names) {
                 self.problems.push(at(problem.0).with_hint(problem.1));
             }
-            out.push(TargetPolicy { spec: spec.normalized(), names, origin: origin(file, source, item_span) });
+            out.push(TargetPolicy { spec: spec.normalized(), names, origin: origin(src, item_span) });
         }
         out
     }
 
     fn expect_table<'i>(
         &mut self,
-        file: &Path,
-        source: &str,
+        src: &Source<'_>,
         value: Spanned<DeValue<'i>>,
         message: &str,
     ) -> Option<DeTable<'i>> {
@@ -380,7 +358,7 @@ impl Builder {
         match value.into_inner() {
             DeValue::Table(t) => Some(t),
             _ => {
-                self.problems.push(Diagnostic::at(file, source, Some(span), message));
+                self.problems.push(Diagnostic::at(src, Some(span), message));
                 None
             }
         }
@@ -389,8 +367,7 @@ impl Builder {
     /// The entry's `kind`, if present and known; otherwise records why not.
     fn kind_of(
         &mut self,
-        file: &Path,
-        source: &str,
+        src: &Source<'_>,
         entry: &Spanned<DeValue<'_>>,
         entry_span: Range<usize>,
         kinds: &[&str],
@@ -398,13 +375,13 @@ impl Builder {
         let expected = kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
         let Some(kind) = entry.get_ref().get("kind") else {
             self.problems.push(
-                Diagnostic::at(file, source, Some(entry_span), "missing field `kind`")
+                Diagnostic::at(src, Some(entry_span), "missing field `kind`")
                     .with_hint(format!("set kind to one of {expected}")),
             );
             return None;
         };
         let Some(text) = kind.get_ref().as_str() else {
-            self.problems.push(Diagnostic::at(file, source, Some(kind.span()), "`kind` must be a string"));
+            self.problems.push(Diagnostic::at(src, Some(kind.span()), "`kind` must be a string"));
             return None;
         };
         if !kinds.contains(&text) {
@@ -412,9 +389,8 @@ impl Builder {
                 Some(c) => format!("did you mean `{c}`? (known kinds: {expected})"),
                 None => format!("known kinds: {expected}"),
             };
-            self.problems.push(
-                Diagnostic::at(file, source, Some(kind.span()), format!("unknown kind `{text}`")).with_hint(hint),
-            );
+            self.problems
+                .push(Diagnostic::at(src, Some(kind.span()), format!("unknown kind `{text}`")).with_hint(hint));
             return None;
         }
         Some((text.to_string(), kind.span()))
@@ -549,14 +525,14 @@ fn decode_kind<T: DeserializeOwned>(value: Spanned<DeValue<'_>>) -> Result<T, to
     }
 }
 
-fn toml_problem(file: &Path, source: &str, e: toml::de::Error, fallback: Range<usize>) -> Diagnostic {
+fn toml_problem(src: &Source<'_>, e: toml::de::Error, fallback: Range<usize>) -> Diagnostic {
     let span = e.span().filter(|s| !s.is_empty() || s.start > 0).unwrap_or(fallback);
-    Diagnostic::at(file, source, Some(span), e.message().trim().to_string())
+    Diagnostic::at(src, Some(span), e.message().trim().to_string())
 }
 
-fn origin(file: &Path, source: &str, span: Range<usize>) -> Origin {
-    let d = Diagnostic::at(file, source, Some(span), "");
-    Origin { file: d.file, line: d.line, col: d.col }
+fn origin(src: &Source<'_>, span: Range<usize>) -> Origin {
+    let (line, col) = src.line_col(span.start);
+    Origin { file: src.file.to_path_buf(), line, col }
 }
 
 /// What is wrong with an issuer entry, before any request is made.
