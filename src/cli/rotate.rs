@@ -28,6 +28,10 @@ pub struct RotateArgs {
     /// at the issuer, or known never to have been minted; audited.
     #[arg(long, value_name = "TAG", conflicts_with_all = ["due", "abort", "emergency", "dry_run", "tokens"])]
     pub forget_orphan: Option<String>,
+    /// Start no write (and no rotation) that would end after this long,
+    /// e.g. 50m inside a 6-hour CI job; the next run continues (exit 4).
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration)]
+    pub max_duration: Option<std::time::Duration>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -53,6 +57,10 @@ pub struct SyncArgs {
     /// than the policy's (e.g. minted locally, now declared `chittyid`).
     #[arg(long)]
     pub force: bool,
+    /// Start no write (and no rotation) that would end after this long,
+    /// e.g. 50m inside a 6-hour CI job; the next run continues (exit 4).
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration)]
+    pub max_duration: Option<std::time::Duration>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -76,12 +84,27 @@ pub async fn rotate(g: &Globals<'_>, args: &RotateArgs) -> anyhow::Result<u8> {
     } else {
         Mode::Rotate { only: &args.tokens, due_only: args.due, emergency: args.emergency }
     };
-    execute(g, RunRequest { mode, dry_run: args.dry_run, verify: false, prune: false, force: false }, args.json).await
+    let request = RunRequest {
+        mode,
+        dry_run: args.dry_run,
+        verify: false,
+        prune: false,
+        force: false,
+        max_duration: args.max_duration,
+    };
+    execute(g, request, args.json).await
 }
 
 pub async fn sync(g: &Globals<'_>, args: &SyncArgs) -> anyhow::Result<u8> {
     let mode = Mode::Sync { only: &args.tokens };
-    let request = RunRequest { mode, dry_run: args.check, verify: args.verify, prune: args.prune, force: args.force };
+    let request = RunRequest {
+        mode,
+        dry_run: args.check,
+        verify: args.verify,
+        prune: args.prune,
+        force: args.force,
+        max_duration: args.max_duration,
+    };
     execute(g, request, args.json).await
 }
 
@@ -185,11 +208,27 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
     } else if is_sync {
         // A sync leaves nothing pending: what landed is recorded, and the
         // next sync retries the rest.
-        println!("{} done, {} failed", report.outcomes.len() - partial - failed, partial + failed);
+        let later =
+            report.outcomes.iter().filter(|o| matches!(o.outcome, Outcome::Partial { resumable: true, .. })).count();
+        let done = report.outcomes.len() - partial - failed;
+        if later > 0 {
+            println!(
+                "{done} done, {later} to finish in the next run (time limit), {} failed",
+                partial + failed - later
+            );
+        } else {
+            println!("{done} done, {} failed", partial + failed);
+        }
     } else {
         println!("{} done, {partial} left pending, {failed} failed", report.outcomes.len() - partial - failed);
     }
-    Ok(if is_sync && partial + failed > 0 {
+    // A sync that stopped on a target's failure needs a look (1); one cut
+    // short by --max-duration goes on when run again (4).
+    let needs_a_look = report
+        .outcomes
+        .iter()
+        .any(|o| matches!(o.outcome, Outcome::Failed { .. } | Outcome::Partial { resumable: false, .. }));
+    Ok(if is_sync && needs_a_look {
         exit::FAILURE
     } else if partial > 0 {
         exit::PARTIAL

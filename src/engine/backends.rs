@@ -28,6 +28,8 @@ pub trait Backends: Send + Sync {
     fn remote_counts(&self) -> (u64, u64) {
         (0, 0)
     }
+    /// No paced write starts that would end after `deadline`.
+    fn stop_writing_at(&self, _deadline: std::time::Instant) {}
 }
 
 /// The real thing. HTTP clients are made on first use, so a run that
@@ -35,18 +37,25 @@ pub trait Backends: Send + Sync {
 pub struct Live {
     files: ProjectFiles,
     remote: OnceLock<Result<Remote, String>>,
+    deadline: OnceLock<std::time::Instant>,
     issuer_http: OnceLock<Result<Http, String>>,
 }
 
 impl Live {
     /// `files` is the project: where .env paths resolve and may write.
     pub fn new(files: ProjectFiles) -> Self {
-        Live { files, remote: OnceLock::new(), issuer_http: OnceLock::new() }
+        Live { files, remote: OnceLock::new(), issuer_http: OnceLock::new(), deadline: OnceLock::new() }
     }
 
     fn remote(&self, address: &str) -> Result<Remote, TargetError> {
         self.remote
-            .get_or_init(|| Remote::from_env().map_err(|e| e.message))
+            .get_or_init(|| {
+                let remote = Remote::from_env().map_err(|e| e.message)?;
+                if let Some(deadline) = self.deadline.get() {
+                    remote.github.stop_writing_at(*deadline);
+                }
+                Ok(remote)
+            })
             .clone()
             .map_err(|why| TargetError::new(address, why, None))
     }
@@ -71,6 +80,13 @@ impl Backends for Live {
                 .map_err(|message| IssuerError::Failed { issuer: policy.name.clone(), message })
         };
         issuer::build(policy, IssuerEnv { registry: Some(registry), identity }, http)
+    }
+
+    fn stop_writing_at(&self, deadline: std::time::Instant) {
+        let _ = self.deadline.set(deadline);
+        if let Some(Ok(remote)) = self.remote.get() {
+            remote.github.stop_writing_at(deadline);
+        }
     }
 
     fn remote_counts(&self) -> (u64, u64) {

@@ -182,7 +182,11 @@ impl Workspace {
     /// `rotate`, `rotate --abort` and `sync`: plan under the lock, then
     /// execute (or, for a dry run, only plan).
     pub async fn run(&self, request: RunRequest<'_>) -> anyhow::Result<RunReport> {
-        let RunRequest { mode, dry_run, verify, prune, force } = request;
+        let RunRequest { mode, dry_run, verify, prune, force, max_duration } = request;
+        let deadline = max_duration.map(|d| std::time::Instant::now() + d);
+        if let Some(deadline) = deadline {
+            self.backends.stop_writing_at(deadline);
+        }
         let only = match mode {
             Mode::Rotate { only, .. } | Mode::Abort { only } | Mode::Sync { only } => only,
         };
@@ -223,6 +227,18 @@ impl Workspace {
             let emergency = matches!(mode, Mode::Rotate { emergency: true, .. });
             for plan in &report.plans {
                 let token = self.policy.token(&plan.token).expect("plans are made from the policy");
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    report.outcomes.push(TokenOutcome {
+                        token: plan.token.clone(),
+                        outcome: Outcome::Partial {
+                            done: Vec::new(),
+                            error: "not started: the run's time limit (--max-duration) was reached".into(),
+                            hint: "run the same command again: it continues where this run stopped".into(),
+                            resumable: true,
+                        },
+                    });
+                    continue;
+                }
                 let outcome = runner::run(self, token, &plan.steps, emergency).await;
                 report.outcomes.push(TokenOutcome { token: plan.token.clone(), outcome });
             }
@@ -262,6 +278,9 @@ pub struct RunRequest<'a> {
     /// `sync --force`: deliver to remote targets a value that came from
     /// another issuer than the policy's (see [`crate::registry::Version::origin_mismatch`]).
     pub force: bool,
+    /// Stop starting writes (and rotations) that would end after this long;
+    /// what is left is done by the next run (exit 4).
+    pub max_duration: Option<std::time::Duration>,
 }
 
 /// What a run planned and did.

@@ -77,8 +77,11 @@ impl std::fmt::Display for Event {
 pub enum Outcome {
     /// Everything planned was done.
     Done { done: Vec<Event> },
-    /// Stopped with a pending version or undelivered names; a rerun resumes.
-    Partial { done: Vec<Event>, error: String, hint: String },
+    /// Stopped with a pending version or undelivered names. `resumable`:
+    /// nothing needs fixing, the same command run again goes on (a pending
+    /// rotation, writes deferred by `--max-duration`); otherwise a target
+    /// failed and needs a look first.
+    Partial { done: Vec<Event>, error: String, hint: String, resumable: bool },
     /// Could not start (nothing changed), or a person must act.
     Failed {
         error: String,

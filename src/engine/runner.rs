@@ -143,7 +143,12 @@ impl<'a> Runner<'a> {
         match resume {
             Some(resume) => {
                 hints.push(resume);
-                Outcome::Partial { done: std::mem::take(&mut self.done), error, hint: hints.join("\n") }
+                Outcome::Partial {
+                    done: std::mem::take(&mut self.done),
+                    error,
+                    hint: hints.join("\n"),
+                    resumable: true,
+                }
             }
             None => Outcome::failed(error, (!hints.is_empty()).then(|| hints.join("\n"))),
         }

@@ -125,7 +125,13 @@ pub async fn sync_all(
                         "fix the problem and run `chitty-secrets sync {token}`; what was delivered is recorded"
                     ));
                     let lines: Vec<String> = recorded.failures.iter().map(ToString::to_string).collect();
-                    Outcome::Partial { done: recorded.events, error: lines.join("\n  "), hint: hints.join("\n") }
+                    let resumable = recorded.failures.iter().all(|f| f.deferred);
+                    Outcome::Partial {
+                        done: recorded.events,
+                        error: lines.join("\n  "),
+                        hint: hints.join("\n"),
+                        resumable,
+                    }
                 }
             },
         };

@@ -65,11 +65,19 @@ fn rotate(only: &[String]) -> RunRequest<'_> {
         verify: false,
         prune: false,
         force: false,
+        max_duration: None,
     }
 }
 
 fn sync() -> RunRequest<'static> {
-    RunRequest { mode: Mode::Sync { only: &[] }, dry_run: false, verify: false, prune: false, force: false }
+    RunRequest {
+        mode: Mode::Sync { only: &[] },
+        dry_run: false,
+        verify: false,
+        prune: false,
+        force: false,
+        max_duration: None,
+    }
 }
 
 fn current_value(f: &Fixture) -> String {

@@ -26,22 +26,104 @@ use crate::secret::Secret;
 
 const MAX_IN_FLIGHT: usize = 8;
 const WRITES_PER_MINUTE: usize = 80;
+const WRITES_PER_HOUR: usize = 500;
 
 /// Shared by every GitHub target of a run.
 pub struct Shared {
     in_flight: Semaphore,
-    recent_writes: Mutex<VecDeque<Instant>>,
+    budget: Budget,
+    /// When recent writes finished (oldest first), and how many are under
+    /// way: GitHub counts a write when it arrives, some time between the
+    /// two, so a window holds the finished ones and every one in flight.
+    recent_writes: Mutex<(VecDeque<Instant>, usize)>,
     serial: Mutex<()>,
     keys: Mutex<HashMap<String, PublicKey>>,
+    /// When the run must stop writing (`--max-duration`).
+    deadline: std::sync::OnceLock<Instant>,
 }
 
 impl Default for Shared {
     fn default() -> Self {
         Shared {
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
-            recent_writes: Mutex::new(VecDeque::new()),
+            budget: Budget::from_env(),
+            recent_writes: Mutex::new((VecDeque::new(), 0)),
             serial: Mutex::new(()),
             keys: Mutex::new(HashMap::new()),
+            deadline: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl Shared {
+    /// No write starts that the budget would make end after `deadline`.
+    pub fn stop_writing_at(&self, deadline: Instant) {
+        let _ = self.deadline.set(deadline);
+    }
+}
+
+/// GitHub's secondary limits on content-creating requests, per token:
+/// about 80 a minute and 500 an hour. Every window is kept across all
+/// GitHub targets of a run. `CHITTY_SECRETS_GITHUB_BUDGET` (e.g.
+/// `80/60s,500/3600s`, the default) overrides it; tests compress time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    windows: Vec<(usize, std::time::Duration)>,
+}
+
+impl Budget {
+    fn from_env() -> Self {
+        std::env::var("CHITTY_SECRETS_GITHUB_BUDGET").ok().and_then(|v| Budget::parse(&v)).unwrap_or_default()
+    }
+
+    /// `LIMIT/PERIOD[,LIMIT/PERIOD…]`, periods as `60s`, `1h`, `500ms`.
+    pub fn parse(text: &str) -> Option<Budget> {
+        let windows = text
+            .split(',')
+            .map(|w| {
+                let (limit, period) = w.trim().split_once('/')?;
+                let period = match period.strip_suffix("ms") {
+                    Some(ms) => std::time::Duration::from_millis(ms.parse().ok()?),
+                    None => crate::policy::Dur::parse(period).ok()?.0.to_std().ok()?,
+                };
+                Some((limit.parse().ok().filter(|l| *l > 0)?, period))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        (!windows.is_empty()).then_some(Budget { windows })
+    }
+
+    /// How long until one more write fits in every window, given when the
+    /// writes made so far finished (oldest first) and how many are still
+    /// in flight; zero when it fits now.
+    pub fn wait(&self, finished: &VecDeque<Instant>, in_flight: usize, now: Instant) -> std::time::Duration {
+        let mut wait = std::time::Duration::ZERO;
+        for &(limit, period) in &self.windows {
+            let inside = finished.iter().rev().take_while(|t| now.duration_since(**t) < period).count();
+            let room = limit.saturating_sub(in_flight);
+            if room == 0 {
+                // Full of writes under way: one of them must finish first.
+                wait = wait.max(std::time::Duration::from_millis(2));
+            } else if inside >= room {
+                // The finished write that must leave the window first.
+                let leaving = finished[finished.len() - inside + (inside - room)];
+                wait = wait.max(period.saturating_sub(now.duration_since(leaving)));
+            }
+        }
+        wait
+    }
+
+    fn longest(&self) -> std::time::Duration {
+        self.windows.iter().map(|w| w.1).max().unwrap_or_default()
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            windows: vec![
+                (WRITES_PER_MINUTE, std::time::Duration::from_secs(60)),
+                (WRITES_PER_HOUR, std::time::Duration::from_secs(3600)),
+            ],
         }
     }
 }
@@ -210,31 +292,44 @@ impl GithubTarget {
         Ok(STANDARD.encode(sealed))
     }
 
-    /// Waits for a slot inside GitHub's write budget.
-    async fn paced<T>(&self, write: impl std::future::Future<Output = T>) -> T {
+    /// Waits for a slot inside GitHub's write budget (every window), or
+    /// defers the write when the run's time limit would pass first.
+    async fn paced<T>(
+        &self,
+        write: impl std::future::Future<Output = Result<T, TargetError>>,
+    ) -> Result<T, TargetError> {
         let shared = &self.remote.github;
         let _slot = shared.in_flight.acquire().await.expect("the semaphore is never closed");
         loop {
             let mut recent = shared.recent_writes.lock().await;
             let now = Instant::now();
-            while recent.front().is_some_and(|t| now.duration_since(*t).as_secs() >= 60) {
-                recent.pop_front();
+            let longest = shared.budget.longest();
+            while recent.0.front().is_some_and(|t| now.duration_since(*t) >= longest) {
+                recent.0.pop_front();
             }
-            if recent.len() < WRITES_PER_MINUTE {
-                recent.push_back(now);
+            let wait = shared.budget.wait(&recent.0, recent.1, now);
+            if shared.deadline.get().is_some_and(|d| now + wait >= *d) {
+                return Err(TargetError::deferred(&self.address));
+            }
+            if wait.is_zero() {
+                recent.1 += 1;
                 break;
             }
-            let wait = std::time::Duration::from_secs(60).saturating_sub(now.duration_since(recent[0]));
             drop(recent);
             tokio::time::sleep(wait).await;
         }
         // After a "slow down", writes go one at a time, spaced out.
-        if self.remote.github_http.stats.rate_limited.load(Ordering::Relaxed) > 0 {
+        let result = if self.remote.github_http.stats.rate_limited.load(Ordering::Relaxed) > 0 {
             let _serial = shared.serial.lock().await;
             tokio::time::sleep(self.remote.github_http.spacing()).await;
-            return write.await;
-        }
-        write.await
+            write.await
+        } else {
+            write.await
+        };
+        let mut recent = shared.recent_writes.lock().await;
+        recent.1 -= 1;
+        recent.0.push_back(Instant::now());
+        result
     }
 
     async fn put_one(&self, name: &str, value: &Secret) -> Result<Written, TargetError> {
@@ -315,4 +410,29 @@ fn next_link(response: &Response) -> Option<String> {
         let (url, rel) = part.split_once(';')?;
         rel.contains("rel=\"next\"").then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
     })
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_write_waits_until_every_window_has_room() {
+        let budget = Budget::parse("2/1s,3/10s").unwrap();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut recent = VecDeque::new();
+        assert_eq!(budget.wait(&recent, 0, at(0)), Duration::ZERO);
+        recent.extend([at(0), at(100)]);
+        // The minute-like window is full until the first write is 1 s old.
+        assert_eq!(budget.wait(&recent, 0, at(200)), Duration::from_millis(800));
+        // One finished and one under way fill it too.
+        assert_eq!(budget.wait(&recent.iter().skip(1).copied().collect(), 1, at(200)), Duration::from_millis(900));
+        recent.push_back(at(1000));
+        // Three in 10 s: the hour-like window waits for the first to leave.
+        assert_eq!(budget.wait(&recent, 0, at(1500)), Duration::from_millis(8500));
+        assert_eq!(Budget::parse("80/60s,500/3600s").unwrap(), Budget::default());
+        assert!(Budget::parse("80").is_none() && Budget::parse("0/1s").is_none());
+    }
 }

@@ -30,6 +30,9 @@ pub struct TargetError {
     pub status: Option<u16>,
     /// The service's own error codes (Cloudflare's envelope codes).
     pub codes: Vec<u64>,
+    /// Not attempted: the run's time limit (`--max-duration`) would have
+    /// passed first. Nothing was sent; the next run does it.
+    pub deferred: bool,
 }
 
 impl TargetError {
@@ -40,6 +43,19 @@ impl TargetError {
             hint: hint.map(str::to_string),
             status: None,
             codes: Vec::new(),
+            deferred: false,
+        }
+    }
+
+    /// A write not attempted because the run's time limit would pass first.
+    pub fn deferred(address: &str) -> Self {
+        TargetError {
+            deferred: true,
+            ..TargetError::new(
+                address,
+                "not written: the run's time limit (--max-duration) would pass before GitHub's write budget allows it",
+                Some("run the same command again: it continues where this run stopped"),
+            )
         }
     }
 

@@ -39,6 +39,9 @@ pub struct Scope {
 #[derive(Default)]
 pub struct State_ {
     pub scopes: Mutex<HashMap<String, Scope>>,
+    /// Every write (PUT) as it arrived: when, and `scope/NAME`; for
+    /// checking the budget was kept and nothing was written twice.
+    pub writes: Mutex<Vec<(std::time::Instant, String)>>,
 }
 
 pub struct FakeGithub {
@@ -223,6 +226,7 @@ fn put(app: &App, headers: &HeaderMap, scope: String, name: String, body: axum::
     let Ok(body) = serde_json::from_slice::<PutBody>(&body) else {
         return error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid request body");
     };
+    app.state.writes.lock().unwrap().push((std::time::Instant::now(), format!("{scope}/{name}")));
     with_scope(app, &scope, |s| {
         if body.key_id != s.key_id {
             return error(StatusCode::UNPROCESSABLE_ENTITY, "Bad key_id");

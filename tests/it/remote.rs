@@ -461,3 +461,71 @@ fn check_is_offline_and_check_online_lists_each_remote_once() {
     // check here, not a call.
     assert_eq!(report["service_calls"], 5, "five lists, no verify call for local issuers");
 }
+
+/// 20 tokens to 250 repositories is 5,000 writes: more than GitHub's
+/// hourly budget allows in one job. With the budget compressed (80 per
+/// 100 ms, 500 per second), `sync --max-duration` runs stop cleanly
+/// (exit 4), the next run continues, every secret is written exactly
+/// once, and no budget window is ever exceeded.
+#[test]
+fn many_repositories_are_delivered_across_runs_inside_the_budget() {
+    const TOKENS: usize = 20;
+    const REPOS: usize = 250;
+    let gh = FakeGithub::start();
+    let cf = FakeCloudflare::start();
+    let mut policy = String::new();
+    for r in 0..REPOS {
+        gh.add_repo(&format!("acme/svc{r:03}"));
+    }
+    for t in 0..TOKENS {
+        policy.push_str(&format!("[tokens.TOKEN_{t:02}]\nissuer = \"manual\"\n"));
+        for r in 0..REPOS {
+            policy
+                .push_str(&format!("[[tokens.TOKEN_{t:02}.targets]]\nkind = \"github\"\nrepo = \"acme/svc{r:03}\"\n"));
+        }
+    }
+    let p = Project::initialised(&policy);
+    for t in 0..TOKENS {
+        let out = p.run_with_stdin(&["set", &format!("TOKEN_{t:02}")], &format!("value-{t:02}-0123456789"));
+        assert_eq!(code(&out), 0, "{}", text(&out));
+    }
+    let mut cut = 0;
+    for run in 1..=8 {
+        let mut cmd = p.command(&["sync", "--max-duration", "4s"]);
+        with_fakes(&mut cmd, &gh, &cf).env("CHITTY_SECRETS_GITHUB_BUDGET", "80/100ms,500/1s");
+        let out = cmd.output().unwrap();
+        match code(&out) {
+            0 => break,
+            4 => cut += 1,
+            other => panic!("run {run} exited {other}: {}", text(&out)),
+        }
+        assert!(run < 8, "never finished");
+        // Scheduled runs are spaced: more than the longest window here (the
+        // budget is per run; GitHub's own "slow down" covers the rest).
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert!(cut >= 2, "5,000 writes at 500 a second should not fit in one 4-second run ({cut} cut)");
+
+    let writes = gh.state.writes.lock().unwrap();
+    assert_eq!(writes.len(), TOKENS * REPOS, "every secret exactly once");
+    let distinct: std::collections::BTreeSet<&String> = writes.iter().map(|(_, w)| w).collect();
+    assert_eq!(distinct.len(), TOKENS * REPOS, "no secret written twice");
+    // No window exceeded (a little slack for the fake's own clock).
+    let times: Vec<std::time::Instant> = writes.iter().map(|(t, _)| *t).collect();
+    for (limit, period) in [(80, 100u64), (500, 1000)] {
+        let period = std::time::Duration::from_millis(period.saturating_sub(5));
+        let most = (0..times.len())
+            .map(|i| times[i..].iter().take_while(|t| t.duration_since(times[i]) < period).count())
+            .max()
+            .unwrap();
+        assert!(most <= limit, "{most} writes within {period:?} (limit {limit})");
+    }
+    for t in [0, TOKENS - 1] {
+        for r in [0, REPOS - 1] {
+            assert_eq!(
+                gh.value(&format!("repo:acme/svc{r:03}"), &format!("TOKEN_{t:02}")).unwrap(),
+                format!("value-{t:02}-0123456789")
+            );
+        }
+    }
+}
