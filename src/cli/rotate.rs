@@ -127,6 +127,32 @@ pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
         for o in &preview.damaged {
             print_outcome(o);
         }
+        let load = &preview.github;
+        if load.writes > 0 {
+            println!(
+                "GitHub: {} write{}; GitHub's budget (80 a minute, 500 an hour) needs at least {}{}",
+                load.writes,
+                super::policy_check::plural(load.writes),
+                crate::policy::Dur::human(chrono::TimeDelta::seconds(load.least_seconds as i64)),
+                if load.least_seconds > 50 * 60 {
+                    " — more than one CI job: use --max-duration, runs continue"
+                } else {
+                    ""
+                }
+            );
+        }
+        for c in &load.org_candidates {
+            println!(
+                "note: {} goes to {} repositories of {}: one organization secret is 1 write instead of {}:\n  [[tokens.{}.targets]]\n  kind = \"github\"\n  org = \"{}\"\n  visibility = \"selected\"\n  selected_repository_ids = [ … ]   # the ids of {}",
+                c.token,
+                c.repos.len(),
+                c.owner,
+                c.repos.len(),
+                c.token,
+                c.owner,
+                shorten_list(&c.repos)
+            );
+        }
         if !preview.local_files_compared {
             println!("note: no identity, so .env files were not compared with the registry (delivery records only)");
         }
@@ -250,6 +276,14 @@ fn print_plans(plans: &[TokenPlan], nothing: &str, indent: &str) {
         for step in &plan.steps {
             println!("{indent}  {}", describe(step));
         }
+    }
+}
+
+/// `a, b, c and 247 more`.
+fn shorten_list(items: &[String]) -> String {
+    match items.len() {
+        0..=3 => items.join(", "),
+        n => format!("{} and {} more", items[..3].join(", "), n - 3),
     }
 }
 

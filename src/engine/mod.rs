@@ -176,7 +176,16 @@ impl Workspace {
         for plans in [&mut rotate, &mut sync] {
             plans.retain(|p| metas.contains_key(&p.token));
         }
-        Ok(Preview { rotate, sync, damaged, unmanaged, remote_notes, local_files_compared: self.identity.is_some() })
+        let github = github_load(&self.policy, [&rotate, &sync]);
+        Ok(Preview {
+            rotate,
+            sync,
+            damaged,
+            unmanaged,
+            remote_notes,
+            local_files_compared: self.identity.is_some(),
+            github,
+        })
     }
 
     /// `rotate`, `rotate --abort` and `sync`: plan under the lock, then
@@ -260,10 +269,63 @@ pub struct Preview {
     pub damaged: Vec<TokenOutcome>,
     #[serde(skip)]
     pub unmanaged: Vec<Unmanaged>,
+    /// What the planned GitHub writes cost in GitHub's write budget.
+    pub github: GithubLoad,
     /// Remote targets that were not listed, and why (each named).
     #[serde(skip)]
     pub remote_notes: Vec<String>,
     pub local_files_compared: bool,
+}
+
+/// The GitHub writes a plan makes, the least time GitHub's budget lets
+/// them take, and tokens that one organization secret would deliver in one
+/// write instead of many.
+#[derive(serde::Serialize, Default)]
+pub struct GithubLoad {
+    pub writes: usize,
+    pub least_seconds: u64,
+    pub org_candidates: Vec<OrgCandidate>,
+}
+
+/// A token delivered to many repositories of one owner.
+#[derive(serde::Serialize)]
+pub struct OrgCandidate {
+    pub token: String,
+    pub owner: String,
+    pub repos: Vec<String>,
+}
+
+/// Repositories of one owner from which an org-level secret is suggested.
+const ORG_SUGGESTION_FROM: usize = 5;
+
+fn github_load(policy: &Policy, plans: [&Vec<TokenPlan>; 2]) -> GithubLoad {
+    use crate::policy::{GithubScope, TargetSpec};
+    let is_github = |address: &str| address.starts_with("github:");
+    let writes = plans
+        .iter()
+        .flat_map(|p| p.iter())
+        .flat_map(|p| &p.steps)
+        .map(|s| match s {
+            crate::rotation::Step::Deliver { target, names, .. } if is_github(target) => names.len(),
+            _ => 0,
+        })
+        .sum();
+    let mut org_candidates = Vec::new();
+    for token in policy.tokens.values() {
+        let mut by_owner: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for t in &token.targets {
+            if let TargetSpec::Github(g) = &t.spec
+                && let GithubScope::Repo { owner, repo } = &g.scope
+            {
+                by_owner.entry(owner).or_default().push(repo.clone());
+            }
+        }
+        for (owner, repos) in by_owner.into_iter().filter(|(_, r)| r.len() >= ORG_SUGGESTION_FROM) {
+            org_candidates.push(OrgCandidate { token: token.name.clone(), owner: owner.to_string(), repos });
+        }
+    }
+    let least = crate::targets::github::Budget::from_env().time_for(writes);
+    GithubLoad { writes, least_seconds: least.as_secs(), org_candidates }
 }
 
 /// How a run was asked for.

@@ -72,7 +72,8 @@ pub struct Budget {
 }
 
 impl Budget {
-    fn from_env() -> Self {
+    /// The budget this run paces GitHub writes to.
+    pub fn from_env() -> Self {
         std::env::var("CHITTY_SECRETS_GITHUB_BUDGET").ok().and_then(|v| Budget::parse(&v)).unwrap_or_default()
     }
 
@@ -110,6 +111,16 @@ impl Budget {
             }
         }
         wait
+    }
+
+    /// The least time `writes` writes take inside every window (writes
+    /// themselves taking no time).
+    pub fn time_for(&self, writes: usize) -> std::time::Duration {
+        self.windows
+            .iter()
+            .map(|&(limit, period)| period * (writes.saturating_sub(1) / limit) as u32)
+            .max()
+            .unwrap_or_default()
     }
 
     fn longest(&self) -> std::time::Duration {

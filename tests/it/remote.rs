@@ -489,6 +489,21 @@ fn many_repositories_are_delivered_across_runs_inside_the_budget() {
         let out = p.run_with_stdin(&["set", &format!("TOKEN_{t:02}")], &format!("value-{t:02}-0123456789"));
         assert_eq!(code(&out), 0, "{}", text(&out));
     }
+    // `plan` says what this costs before anything is written.
+    let mut cmd = p.command(&["plan"]);
+    let out = with_fakes(&mut cmd, &gh, &cf).output().unwrap();
+    let said = text(&out);
+    assert!(
+        said.contains("GitHub: 5000 writes; GitHub's budget (80 a minute, 500 an hour) needs at least 9h"),
+        "{said}"
+    );
+    assert!(
+        said.contains("TOKEN_00 goes to 250 repositories of acme: one organization secret is 1 write instead of 250"),
+        "{said}"
+    );
+    assert!(said.contains("org = \"acme\"\n  visibility = \"selected\""), "{said}");
+    assert!(gh.state.writes.lock().unwrap().is_empty(), "plan wrote nothing");
+
     let mut cut = 0;
     for run in 1..=8 {
         let mut cmd = p.command(&["sync", "--max-duration", "4s"]);

@@ -141,7 +141,7 @@ fn ci_init_writes_a_workflow_whose_commands_exist() {
     }
     assert!(commands.iter().any(|c| c.ends_with(" check")));
     assert!(commands.iter().any(|c| c.ends_with(" sync --check")));
-    assert!(commands.iter().any(|c| c.ends_with(" rotate --due")));
+    assert!(commands.iter().any(|c| c.ends_with(" rotate --due --max-duration 50m")));
     assert_eq!(code(&p.run(&["ci", "init"])), 1, "overwrote without --force");
 }
 
