@@ -54,6 +54,25 @@ impl ProjectFiles {
     }
 }
 
+/// Whether `path` is absent and git ignores it: a delivered .env file on a
+/// fresh clone (a CI runner), which is "not on this machine", not missing.
+/// Without git, or outside a repository, nothing is taken as ignored.
+pub fn absent_and_ignored(path: &Path) -> bool {
+    if path.exists() {
+        return false;
+    }
+    let Some(dir) = path.parent().and_then(|d| d.ancestors().find(|a| a.is_dir())) else { return false };
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["check-ignore", "-q", "--no-index"])
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// `path` made absolute with every symlink followed, also where the path
 /// (or its end) does not exist yet: the longest existing part is resolved by
 /// the file system and the rest appended with `.`/`..` applied.

@@ -124,6 +124,9 @@ pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
         for note in &preview.remote_notes {
             println!("note: {note}");
         }
+        for address in &preview.not_on_this_machine {
+            println!("note: {address} is not on this machine (ignored by git): judged by the delivery records");
+        }
         for o in &preview.damaged {
             print_outcome(o);
         }
@@ -182,6 +185,9 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
             println!("the delivery records show nothing to deliver, but .env files were not compared (no identity)");
         } else {
             print_plans(&report.plans, if is_sync { "every target is up to date" } else { "nothing to do" }, "");
+        }
+        for address in &report.not_on_this_machine {
+            println!("note: {address} is not on this machine (ignored by git): judged by the delivery records");
         }
         if uncompared {
             eprintln!(

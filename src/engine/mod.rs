@@ -146,7 +146,7 @@ impl Workspace {
     /// files (with the identity) and one listing of each remote target.
     pub async fn preview(&self) -> anyhow::Result<Preview> {
         let (metas, damaged) = self.readable_metas(&[]);
-        let mut observed = self.observe_local(&metas).await?;
+        let (mut observed, not_on_this_machine) = self.observe_local(&metas).await?;
         // Remote names are read (never values) to report drift and unmanaged
         // secrets; without credentials, plan says so and goes on.
         let mut unmanaged = Vec::new();
@@ -184,6 +184,7 @@ impl Workspace {
             unmanaged,
             remote_notes,
             local_files_compared: self.identity.is_some(),
+            not_on_this_machine,
             github,
         })
     }
@@ -210,7 +211,8 @@ impl Workspace {
         // from the state it is executed against. A dry run writes nothing.
         let _lock = if dry_run { None } else { Some(self.lock()?) };
         let (metas, damaged) = self.readable_metas(only);
-        let mut observed = if is_sync { self.observe_local(&metas).await? } else { Observations::new() };
+        let (mut observed, not_on_this_machine) =
+            if is_sync { self.observe_local(&metas).await? } else { (Observations::new(), Vec::new()) };
         if verify && self.needs_remote(only) {
             self.observe_remote(&metas, &mut observed).await?;
         }
@@ -224,6 +226,7 @@ impl Workspace {
             pruned: Vec::new(),
             requests: (0, 0),
             local_files_compared: self.identity.is_some(),
+            not_on_this_machine,
         };
         if dry_run {
             return Ok(report);
@@ -271,6 +274,9 @@ pub struct Preview {
     pub unmanaged: Vec<Unmanaged>,
     /// What the planned GitHub writes cost in GitHub's write budget.
     pub github: GithubLoad,
+    /// .env targets absent and ignored by git here (a fresh clone): judged
+    /// by the delivery records.
+    pub not_on_this_machine: Vec<String>,
     /// Remote targets that were not listed, and why (each named).
     #[serde(skip)]
     pub remote_notes: Vec<String>,
@@ -357,6 +363,9 @@ pub struct RunReport {
     pub requests: (u64, u64),
     /// Whether .env files were compared by value (needs the identity).
     pub local_files_compared: bool,
+    /// .env targets absent and ignored by git here (a fresh clone): judged
+    /// by the delivery records.
+    pub not_on_this_machine: Vec<String>,
 }
 
 impl RunReport {

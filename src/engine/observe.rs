@@ -17,10 +17,17 @@ pub struct Unmanaged {
 impl Workspace {
     /// Reads every readable target (.env files) and compares it with the
     /// current value; nothing without an identity.
-    pub async fn observe_local(&self, metas: &BTreeMap<String, TokenMeta>) -> anyhow::Result<Observations> {
+    /// A .env file that is absent and ignored by git (a fresh clone) is
+    /// not observed — the delivery records speak for it — and is listed in
+    /// the second half of the answer.
+    pub async fn observe_local(
+        &self,
+        metas: &BTreeMap<String, TokenMeta>,
+    ) -> anyhow::Result<(Observations, Vec<String>)> {
         let mut seen = Observations::new();
+        let mut not_here = Vec::new();
         let Some(identity) = &self.identity else {
-            return Ok(seen);
+            return Ok((seen, not_here));
         };
         for (name, meta) in metas {
             let (Some(token), Some(current)) = (self.policy.token(name), meta.current()) else {
@@ -34,6 +41,15 @@ impl Workspace {
                 continue;
             };
             for target_policy in token.targets.iter().filter(|t| !t.is_remote()) {
+                if let Some(path) = target_policy.dotenv_path(&self.policy.root)
+                    && crate::project::absent_and_ignored(&path)
+                {
+                    let address = target_policy.address();
+                    if !not_here.contains(&address) {
+                        not_here.push(address);
+                    }
+                    continue;
+                }
                 let target = self.backends.target(target_policy)?;
                 let Some(read) = target.read(&target_policy.names).await? else {
                     continue;
@@ -48,7 +64,7 @@ impl Workspace {
                 }
             }
         }
-        Ok(seen)
+        Ok((seen, not_here))
     }
 
     /// Lists every remote target once (names and `updated_at`, never values):

@@ -222,3 +222,36 @@ fn two_branches_rotating_different_tokens_merge_cleanly() {
     p.ok(&["rotate", "SESSION_KEY"]);
     assert!(p.ok(&["audit", "verify"]).contains("chain intact"));
 }
+
+/// On a fresh clone (a CI runner) the delivered .env files are not there:
+/// git ignores them, as it should. `check` and `sync --check` then judge
+/// them by the delivery records and say so, instead of failing with
+/// `target-missing`; a file that is missing and not ignored still fails.
+#[test]
+fn a_fresh_clone_without_its_ignored_env_files_passes_check_and_the_gate() {
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
+    let git = |args: &[&str]| {
+        let out = Command::new("git").args(args).current_dir(p.dir.path()).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out));
+    };
+    git(&["init", "-q"]);
+    std::fs::write(p.path(".gitignore"), ".env\n.dev.vars\nconfig/\nhome/\n").unwrap();
+    for f in ["app/.env", "worker/.dev.vars"] {
+        std::fs::remove_file(p.path(f)).unwrap();
+    }
+    let out = p.run(&["check", "--fail-on", "warning"]);
+    let said = text(&out);
+    assert!(said.contains("not-on-this-machine") && !said.contains("target-missing"), "{said}");
+    assert!(!said.contains("error[") || said.contains("VENDOR_API_KEY"), "{said}");
+    let out = p.run(&["sync", "--check", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("app/.env is not on this machine (ignored by git)"), "{}", text(&out));
+
+    // Not ignored: missing is missing.
+    std::fs::write(p.path(".gitignore"), "config/\nhome/\n").unwrap();
+    let out = p.run(&["sync", "--check", "CHITTY_ID_TOKEN"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let out = p.run(&["check"]);
+    assert!(text(&out).contains("target-missing"), "{}", text(&out));
+}
