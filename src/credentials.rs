@@ -65,6 +65,16 @@ pub fn missing(needs: &[Need], is_set: impl Fn(&str) -> bool) -> Vec<&Need> {
     needs.iter().filter(|n| !n.any_of.iter().any(|v| is_set(v))).collect()
 }
 
+/// The repository secret that provides `var` in CI. A repository secret
+/// may not be named `GITHUB_*`, and the workflow's own `GITHUB_TOKEN`
+/// cannot write secrets: the GitHub token comes from its own secret.
+pub fn secret_name(var: &str) -> String {
+    match var {
+        "GITHUB_TOKEN" | "GH_TOKEN" => "CHITTY_SECRETS_GITHUB_TOKEN".into(),
+        other => other.into(),
+    }
+}
+
 /// Whether the process environment sets `name` (non-empty).
 pub fn env_is_set(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty())

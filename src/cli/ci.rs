@@ -5,12 +5,31 @@
 use std::path::PathBuf;
 
 use super::{Globals, Hinted, exit, shown};
+use crate::credentials::{self, Need};
 use crate::fsutil;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
-    /// Write .github/workflows/chitty-secrets.yml.
+    /// Write .github/workflows/chitty-secrets.yml, with exactly the
+    /// credentials the policies need, and list the secrets to create.
     Init(InitArgs),
+    /// Before any service call: name every environment variable a job needs
+    /// and lacks, and the repository secret that should provide it.
+    Doctor(DoctorArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DoctorArgs {
+    /// The job: `check` (needs nothing), `gate` (sync --check --verify) or `rotate`.
+    #[arg(long = "for", value_enum, default_value = "rotate")]
+    pub job: Job,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Job {
+    Check,
+    Gate,
+    Rotate,
 }
 
 #[derive(clap::Args, Debug)]
@@ -33,7 +52,52 @@ pub struct InitArgs {
 }
 
 pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
-    let Command::Init(args) = command;
+    match command {
+        Command::Init(args) => init(g, args),
+        Command::Doctor(args) => doctor(g, args),
+    }
+}
+
+/// What a job's command needs from the environment: the identity (except
+/// `check`), the remote targets' credentials, and for `rotate` the
+/// issuers' too.
+fn needs_of(policy: &crate::policy::Policy, job: Job) -> Vec<Need> {
+    if job == Job::Check {
+        return Vec::new();
+    }
+    let mut needs = vec![Need {
+        any_of: vec![crate::env_vars::IDENTITY.to_string()],
+        used_by: vec!["reading the registry's values".into()],
+        for_targets: false,
+    }];
+    needs.extend(credentials::needed(policy, &[]).into_iter().filter(|n| job == Job::Rotate || n.for_targets));
+    needs
+}
+
+fn doctor(g: &Globals<'_>, args: &DoctorArgs) -> anyhow::Result<u8> {
+    let policy = g.policy()?;
+    let needs = needs_of(&policy, args.job);
+    let missing = credentials::missing(&needs, credentials::env_is_set);
+    for need in &missing {
+        eprintln!(
+            "error: {}; set the repository secret {} (`gh secret set {}`)",
+            need.unset(),
+            credentials::secret_name(&need.any_of[0]),
+            credentials::secret_name(&need.any_of[0])
+        );
+    }
+    if missing.is_empty() {
+        println!(
+            "every variable this job needs is set ({})",
+            needs.iter().map(Need::names).collect::<Vec<_>>().join(", ")
+        );
+        Ok(exit::OK)
+    } else {
+        Ok(exit::FAILURE)
+    }
+}
+
+fn init(g: &Globals<'_>, args: &InitArgs) -> anyhow::Result<u8> {
     if args.output.exists() && !args.force {
         return Err(
             Hinted::new(format!("{} already exists", args.output.display()), "pass --force to overwrite it").into()
@@ -41,7 +105,8 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
     }
     // The workflow runs at the repository root: paths relative to here.
     let located = g.located()?;
-    let text = workflow(args, &super::relative(&located.policies), &super::relative(&located.registry));
+    let policy = g.policy()?;
+    let text = workflow(args, &policy, &super::relative(&located.policies), &super::relative(&located.registry));
     if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -50,18 +115,47 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
     println!("next: make a key for CI and give it to the repository as the secret CHITTY_SECRETS_IDENTITY:");
     println!("  age-keygen -o ci-key.txt && chitty-secrets keys add \"$(age-keygen -y ci-key.txt)\" --name ci");
     println!("  gh secret set CHITTY_SECRETS_IDENTITY < ci-key.txt && shred -u ci-key.txt");
+    let others: Vec<String> =
+        needs_of(&policy, Job::Rotate).iter().skip(1).map(|n| credentials::secret_name(&n.any_of[0])).collect();
+    if !others.is_empty() {
+        println!("and the secrets the policies need (values never in argv: each reads stdin):");
+        for name in others {
+            println!("  gh secret set {name}");
+        }
+    }
     Ok(exit::OK)
 }
 
+/// `NAME: ${{ secrets.SECRET }}` lines for a step's `env:`, indented.
+fn env_lines(needs: &[Need], indent: &str) -> String {
+    needs
+        .iter()
+        .map(|n| format!("{indent}{}: ${{{{ secrets.{} }}}}\n", n.any_of[0], credentials::secret_name(&n.any_of[0])))
+        .collect()
+}
+
+/// actions/checkout, pinned to a commit (zizmor: unpinned actions can change
+/// under a workflow that holds secrets).
+const CHECKOUT: &str = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2";
+
 /// The workflow text. Every `chitty-secrets` line in it is a command this
-/// binary parses (a test holds it to that).
-pub fn workflow(args: &InitArgs, policies: &std::path::Path, registry: &std::path::Path) -> String {
+/// binary parses (a test holds it to that). Secrets reach only the steps
+/// that use them; no `${{ }}` expression is ever inside a `run:` script.
+pub fn workflow(
+    args: &InitArgs,
+    policy: &crate::policy::Policy,
+    policies: &std::path::Path,
+    registry: &std::path::Path,
+) -> String {
     let (install, branch, cron) = (&args.install, &args.branch, &args.cron);
     let dirs = format!("--policies {} --registry {}", policies.display(), registry.display());
+    let gate_env = env_lines(&needs_of(policy, Job::Gate), "          ");
+    let rotate_env = env_lines(&needs_of(policy, Job::Rotate), "          ");
     format!(
-        r#"# Written by `chitty-secrets ci init`.
-# Needs one repository secret for the jobs that read values:
+        r#"# Written by `chitty-secrets ci init`. Repository secrets it reads:
 #   CHITTY_SECRETS_IDENTITY   the CI runner's age key (a recipient of the registry)
+# and those the policies need (`chitty-secrets ci init` listed them;
+# `chitty-secrets ci doctor` names any that is missing).
 name: chitty-secrets
 
 on:
@@ -70,6 +164,8 @@ on:
   schedule:
     - cron: "{cron}"
   workflow_dispatch:
+
+permissions: {{}}
 
 jobs:
   check:
@@ -80,27 +176,34 @@ jobs:
     permissions:
       contents: read
     steps:
-      - uses: actions/checkout@v4
+      - uses: {CHECKOUT}
+        with:
+          persist-credentials: false
       - name: Install chitty-secrets
         run: {install}
       - name: Check for placeholders, expiry, due rotations and drift
         run: chitty-secrets {dirs} check
 
   predeploy:
-    # The pre-deploy gate: every target holds the current values.
+    # The pre-deploy gate: every target holds the current value; remote
+    # targets are listed once each, so a hand edit or deletion fails it.
     if: github.event_name == 'push' && github.ref == 'refs/heads/{branch}'
     needs: check
     runs-on: ubuntu-latest
     permissions:
       contents: read
-    env:
-      CHITTY_SECRETS_IDENTITY: ${{{{ secrets.CHITTY_SECRETS_IDENTITY }}}}
     steps:
-      - uses: actions/checkout@v4
+      - uses: {CHECKOUT}
+        with:
+          persist-credentials: false
       - name: Install chitty-secrets
         run: {install}
+      - name: Every credential the gate needs is here
+        env:
+{gate_env}        run: chitty-secrets {dirs} ci doctor --for gate
       - name: Targets hold the current values
-        run: chitty-secrets {dirs} sync --check
+        env:
+{gate_env}        run: chitty-secrets {dirs} sync --check --verify
 
   rotate:
     # Scheduled rotation of whatever the policies say is due. A run that
@@ -109,27 +212,42 @@ jobs:
     if: github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'
     runs-on: ubuntu-latest
     timeout-minutes: 60
-    concurrency: chitty-secrets-rotate
+    concurrency:
+      group: chitty-secrets-rotate
+      cancel-in-progress: false
     permissions:
       contents: write
-    env:
-      CHITTY_SECRETS_IDENTITY: ${{{{ secrets.CHITTY_SECRETS_IDENTITY }}}}
     steps:
-      - uses: actions/checkout@v4
+      - uses: {CHECKOUT}
+        with:
+          # This job pushes the registry.
+          persist-credentials: true # zizmor: ignore[artipacked]
       - name: Install chitty-secrets
         run: {install}
+      - name: Every credential rotation needs is here
+        env:
+{rotate_env}        run: chitty-secrets {dirs} ci doctor --for rotate
       - name: Rotate what is due
         # Stops starting writes after 50 minutes (GitHub allows ~500 writes
         # an hour); exit 4 means the next scheduled run goes on from there.
-        run: chitty-secrets {dirs} rotate --due --max-duration 50m
+        env:
+{rotate_env}        run: chitty-secrets {dirs} rotate --due --max-duration 50m
       - name: Commit the registry
         if: always()
+        env:
+          REGISTRY: {registry}
         run: |
           git config user.name "chitty-secrets"
           git config user.email "chitty-secrets@users.noreply.github.com"
-          git add {registry}
-          git diff --cached --quiet || git commit -m "chitty-secrets: scheduled rotation"
-          git push
+          git add "$REGISTRY"
+          git diff --cached --quiet && exit 0
+          git commit -m "chitty-secrets: scheduled rotation"
+          # The branch may have moved during the run: rebase and retry.
+          for attempt in 1 2 3; do
+            git push && exit 0
+            git pull --rebase --quiet || exit 1
+          done
+          exit 1
 "#,
         registry = registry.display()
     )

@@ -134,13 +134,14 @@ fn ci_init_writes_a_workflow_whose_commands_exist() {
             }
         }
     }
-    assert_eq!(commands.len(), 3, "{commands:?}");
+    assert_eq!(commands.len(), 5, "{commands:?}");
     for cmd in &commands {
         let argv: Vec<&str> = cmd.split_whitespace().collect();
         chitty_secrets::cli::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("`{cmd}` does not parse: {e}"));
     }
     assert!(commands.iter().any(|c| c.ends_with(" check")));
-    assert!(commands.iter().any(|c| c.ends_with(" sync --check")));
+    assert!(commands.iter().any(|c| c.ends_with(" sync --check --verify")));
+    assert!(commands.iter().any(|c| c.ends_with(" ci doctor --for rotate")));
     assert!(commands.iter().any(|c| c.ends_with(" rotate --due --max-duration 50m")));
     assert_eq!(code(&p.run(&["ci", "init"])), 1, "overwrote without --force");
 }
@@ -254,4 +255,67 @@ fn a_fresh_clone_without_its_ignored_env_files_passes_check_and_the_gate() {
     assert_eq!(code(&out), 3, "{}", text(&out));
     let out = p.run(&["check"]);
     assert!(text(&out).contains("target-missing"), "{}", text(&out));
+}
+
+/// `ci init` maps exactly what the policies need into the steps that use
+/// it (the gate gets no issuer credential), lists the secrets to create,
+/// and `ci doctor` names every one that is missing before any call.
+#[test]
+fn ci_init_maps_the_credentials_the_policies_need_and_doctor_names_the_missing() {
+    let policy = format!(
+        "{LOCAL_POLICY}\n[issuers.id]\nkind = \"chittyid\"\nurl = \"https://id.example.com\"\nadmin_password_from = \"env:CHITTY_ADMIN_PASSWORD\"\n\
+         [tokens.ID]\nissuer = \"id\"\nscopes = [\"mint\"]\n[[tokens.ID.targets]]\nkind = \"github\"\nrepo = \"acme/api\"\n\
+         [[tokens.ID.targets]]\nkind = \"wrangler\"\nworker = \"edge\"\n"
+    );
+    let p = Project::initialised(&policy);
+    let out = p.ok(&["ci", "init"]);
+    for secret in
+        ["CHITTY_ADMIN_PASSWORD", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID", "CHITTY_SECRETS_GITHUB_TOKEN"]
+    {
+        assert!(out.contains(&format!("gh secret set {secret}\n")), "{secret}: {out}");
+    }
+    let workflow = p.read(".github/workflows/chitty-secrets.yml");
+    let doc = &yaml_rust2::YamlLoader::load_from_str(&workflow).unwrap()[0];
+    let step_env = |job: &str, run_suffix: &str| {
+        let steps = doc["jobs"][job]["steps"].as_vec().unwrap();
+        let step = steps.iter().find(|s| s["run"].as_str().is_some_and(|r| r.ends_with(run_suffix))).unwrap();
+        step["env"]
+            .as_hash()
+            .map(|h| h.keys().map(|k| k.as_str().unwrap().to_string()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let gate = step_env("predeploy", "sync --check --verify");
+    assert!(
+        gate.contains(&"GITHUB_TOKEN".to_string()) && !gate.contains(&"CHITTY_ADMIN_PASSWORD".to_string()),
+        "{gate:?}"
+    );
+    let rotate = step_env("rotate", "--max-duration 50m");
+    assert!(
+        rotate.contains(&"CHITTY_ADMIN_PASSWORD".to_string())
+            && rotate.contains(&"CHITTY_SECRETS_IDENTITY".to_string()),
+        "{rotate:?}"
+    );
+    assert!(step_env("check", " check").is_empty(), "the check job gets no secret");
+    assert!(
+        !workflow.contains("run: ${{") && !workflow.lines().any(|l| l.contains("run:") && l.contains("${{")),
+        "no expression in run:"
+    );
+    assert!(!workflow.contains("@v4\n"), "actions pinned to a commit");
+
+    let out = p.run(&["ci", "doctor", "--for", "rotate"]);
+    assert_eq!(code(&out), 1);
+    let said = text(&out);
+    assert!(said.contains("set the repository secret CHITTY_SECRETS_GITHUB_TOKEN"), "{said}");
+    assert!(said.contains("CHITTY_ADMIN_PASSWORD is not set (issuer `id` needs it)"), "{said}");
+    let out = p
+        .command(&["ci", "doctor", "--for", "rotate"])
+        .env("CHITTY_SECRETS_IDENTITY", "x")
+        .env("CHITTY_ADMIN_PASSWORD", "x")
+        .env("CLOUDFLARE_API_TOKEN", "x")
+        .env("CLOUDFLARE_ACCOUNT_ID", "x")
+        .env("GH_TOKEN", "x")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    p.ok(&["ci", "doctor", "--for", "check"]);
 }
