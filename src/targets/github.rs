@@ -169,6 +169,9 @@ pub struct GithubTarget {
     scope: Vec<String>,
     /// Environment secrets have no `actions/` segment in their paths.
     environment: bool,
+    /// Organization secrets: GitHub requires `visibility` on every PUT.
+    org: bool,
+    /// What the policy says; `None` keeps what the secret has.
     visibility: Option<Visibility>,
     selected_repository_ids: Option<Vec<u64>>,
     remote: Remote,
@@ -182,12 +185,13 @@ impl GithubTarget {
                 (vec!["repos", owner, repo, "environments", environment], None, None)
             }
             GithubScope::Org { org, visibility, selected_repository_ids } => {
-                (vec!["orgs", org], Some(visibility.unwrap_or(Visibility::Private)), selected_repository_ids.clone())
+                (vec!["orgs", org], *visibility, selected_repository_ids.clone())
             }
         };
         GithubTarget {
             address,
             environment: matches!(spec.scope, GithubScope::Environment { .. }),
+            org: matches!(spec.scope, GithubScope::Org { .. }),
             scope: segments.into_iter().map(str::to_string).collect(),
             visibility,
             selected_repository_ids: selected,
@@ -343,15 +347,65 @@ impl GithubTarget {
         result
     }
 
+    /// The visibility an organization secret keeps when the policy does not
+    /// say: what it has now (read first; `gh secret set` sends `private`
+    /// and silently narrows an `all` or `selected` secret), or `private`
+    /// for a new one.
+    async fn current_visibility(&self, name: &str) -> Result<(Visibility, Option<Vec<u64>>), TargetError> {
+        let url = self.url(&[name])?;
+        let response = self.call(Method::GET, &url, None).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok((Visibility::Private, None));
+        }
+        if !response.status().is_success() {
+            return Err(self.api_error(&Method::GET, &url, response).await);
+        }
+        let secret: serde_json::Value =
+            response.json().await.map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
+        match secret["visibility"].as_str() {
+            Some("all") => Ok((Visibility::All, None)),
+            Some("selected") => Ok((Visibility::Selected, Some(self.selected_ids(name).await?))),
+            _ => Ok((Visibility::Private, None)),
+        }
+    }
+
+    /// The repositories an organization secret is shared with (paginated).
+    async fn selected_ids(&self, name: &str) -> Result<Vec<u64>, TargetError> {
+        let mut url = format!("{}?per_page=100", self.url(&[name, "repositories"])?);
+        let mut ids = Vec::new();
+        loop {
+            let response = self.call(Method::GET, &url, None).await?;
+            if !response.status().is_success() {
+                return Err(self.api_error(&Method::GET, &url, response).await);
+            }
+            let next = next_link(&response);
+            let page: serde_json::Value =
+                response.json().await.map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
+            ids.extend(page["repositories"].as_array().into_iter().flatten().filter_map(|r| r["id"].as_u64()));
+            match next {
+                Some(n) => {
+                    Http::check_base(&n).map_err(|e| self.err(e.to_string(), None))?;
+                    url = n;
+                }
+                None => return Ok(ids),
+            }
+        }
+    }
+
     async fn put_one(&self, name: &str, value: &Secret) -> Result<Written, TargetError> {
         let mut key = self.public_key(false).await?;
         let url = self.url(&[name])?;
+        let scope = match (self.org, self.visibility) {
+            (false, _) => None,
+            (true, Some(v)) => Some((v, self.selected_repository_ids.clone())),
+            (true, None) => Some(self.current_visibility(name).await?),
+        };
         for attempt in 0..2 {
             let mut body = serde_json::json!({ "encrypted_value": self.seal(&key, value)?, "key_id": key.key_id });
-            if let Some(visibility) = self.visibility {
+            if let Some((visibility, selected)) = &scope {
                 body["visibility"] = visibility.as_str().into();
-                if visibility == Visibility::Selected {
-                    body["selected_repository_ids"] = self.selected_repository_ids.clone().unwrap_or_default().into();
+                if *visibility == Visibility::Selected {
+                    body["selected_repository_ids"] = selected.clone().unwrap_or_default().into();
                 }
             }
             let response = self.paced(self.call(Method::PUT, &url, Some(&body))).await?;

@@ -72,7 +72,8 @@ impl FakeGithub {
             )
             .route("/orgs/{org}/actions/secrets/public-key", get(org_key))
             .route("/orgs/{org}/actions/secrets", get(org_list))
-            .route("/orgs/{org}/actions/secrets/{name}", axum::routing::put(org_put).delete(org_delete))
+            .route("/orgs/{org}/actions/secrets/{name}", get(org_get).put(org_put).delete(org_delete))
+            .route("/orgs/{org}/actions/secrets/{name}/repositories", get(org_repositories))
             .layer(axum::middleware::from_fn_with_state(control.clone(), faults_layer))
             .with_state(app);
         FakeGithub { addr: serve(router), state, control }
@@ -359,6 +360,43 @@ async fn org_put(
 ) -> Response {
     put(&app, &headers, format!("org:{org}"), n, body)
 }
+/// One organization secret: name, dates and visibility (never a value).
+async fn org_get(State(app): State<App>, headers: HeaderMap, Path((org, n)): Path<(String, String)>) -> Response {
+    if let Err(r) = authorized(&headers) {
+        return r;
+    }
+    with_scope(&app, &format!("org:{org}"), |s| match s.secrets.get(&n) {
+        Some(v) => Json(json!({
+            "name": n, "created_at": v.created_at, "updated_at": v.updated_at,
+            "visibility": v.visibility.clone().unwrap_or_else(|| "private".into()),
+            "selected_repositories_url": format!("/orgs/{org}/actions/secrets/{n}/repositories"),
+        }))
+        .into_response(),
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    })
+    .unwrap_or_else(|r| r)
+}
+
+/// The repositories a `selected` organization secret is shared with.
+async fn org_repositories(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((org, n)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = authorized(&headers) {
+        return r;
+    }
+    with_scope(&app, &format!("org:{org}"), |s| match s.secrets.get(&n) {
+        Some(v) => {
+            let ids = v.selected_repository_ids.clone().unwrap_or_default();
+            let repos: Vec<_> = ids.iter().map(|id| json!({"id": id, "name": format!("repo{id}")})).collect();
+            Json(json!({"total_count": repos.len(), "repositories": repos})).into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    })
+    .unwrap_or_else(|r| r)
+}
+
 async fn org_delete(State(app): State<App>, headers: HeaderMap, Path((org, n)): Path<(String, String)>) -> Response {
     delete(&app, &headers, format!("org:{org}"), n)
 }

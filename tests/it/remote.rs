@@ -544,3 +544,42 @@ fn many_repositories_are_delivered_across_runs_inside_the_budget() {
         }
     }
 }
+
+/// An organization secret's `visibility` is required on every PUT. When the
+/// policy does not say, the secret keeps what it has (`all`, or `selected`
+/// with its repositories) through `sync` and `rotate`, instead of being
+/// narrowed to `private` as `gh secret set` does.
+#[test]
+fn an_org_secret_keeps_its_visibility_when_the_policy_is_silent() {
+    let gh = FakeGithub::start();
+    let cf = FakeCloudflare::start();
+    gh.add_org("acme");
+    let p = Project::initialised(
+        "[tokens.ORG_TOKEN]\nissuer = \"random\"\n[[tokens.ORG_TOKEN.targets]]\nkind = \"github\"\norg = \"acme\"\n",
+    );
+    let run = |args: &[&str]| {
+        let mut cmd = p.command(args);
+        let out = with_fakes(&mut cmd, &gh, &cf).output().unwrap();
+        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out));
+    };
+    run(&["rotate"]);
+    let visibility =
+        || gh.stored("org:acme", "ORG_TOKEN", |s, _| (s.visibility.clone(), s.selected_repository_ids.clone()));
+    assert_eq!(visibility(), (Some("private".into()), None), "a new secret is private");
+
+    // An admin widens it by hand; the next rotation keeps that.
+    gh.state.scopes.lock().unwrap().get_mut("org:acme").unwrap().secrets.get_mut("ORG_TOKEN").unwrap().visibility =
+        Some("all".into());
+    run(&["rotate"]);
+    assert_eq!(visibility(), (Some("all".into()), None));
+
+    {
+        let mut scopes = gh.state.scopes.lock().unwrap();
+        let s = scopes.get_mut("org:acme").unwrap().secrets.get_mut("ORG_TOKEN").unwrap();
+        s.visibility = Some("selected".into());
+        s.selected_repository_ids = Some(vec![11, 12]);
+    }
+    run(&["rotate"]);
+    assert_eq!(visibility(), (Some("selected".into()), Some(vec![11, 12])));
+    assert!(gh.value("org:acme", "ORG_TOKEN").unwrap().len() >= 32);
+}
