@@ -622,6 +622,12 @@ fn github_spec(g: GithubFields, token: &str) -> Result<GithubSpec, Vec<(String, 
             "list the ids of the repositories that may use the secret".into(),
         ));
     }
+    if g.environment.is_some() && g.app != GithubApp::Actions {
+        out.push((
+            format!("token `{token}`: environment secrets are Actions secrets, not {}", g.app.as_str()),
+            "remove `app`, or deliver to the repository's Dependabot/Codespaces secrets without `environment`".into(),
+        ));
+    }
     let scope = match (g.repo, g.org) {
         (Some(_), Some(_)) | (None, None) => {
             out.push((
@@ -657,7 +663,7 @@ fn github_spec(g: GithubFields, token: &str) -> Result<GithubSpec, Vec<(String, 
         }
     };
     match scope {
-        Some(scope) if out.is_empty() => Ok(GithubSpec { scope, names: g.names }),
+        Some(scope) if out.is_empty() => Ok(GithubSpec { scope, app: g.app, names: g.names }),
         _ => Err(out),
     }
 }

@@ -306,7 +306,30 @@ impl TargetSpec {
 #[derive(Debug, Clone)]
 pub struct GithubSpec {
     pub scope: GithubScope,
+    /// Whose secrets: Actions (workflows), Dependabot (its pull requests
+    /// see only these) or Codespaces; each has its own key pair.
+    pub app: GithubApp,
     pub names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GithubApp {
+    #[default]
+    Actions,
+    Dependabot,
+    Codespaces,
+}
+
+impl GithubApp {
+    /// The path segment: `/repos/o/r/{app}/secrets`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GithubApp::Actions => "actions",
+            GithubApp::Dependabot => "dependabot",
+            GithubApp::Codespaces => "codespaces",
+        }
+    }
 }
 
 /// Where GitHub keeps the secrets.
@@ -334,6 +357,10 @@ pub(super) struct GithubFields {
     pub visibility: Option<Visibility>,
     #[serde(default)]
     pub selected_repository_ids: Option<Vec<u64>>,
+    /// `actions` (default), `dependabot` (pull requests opened by Dependabot
+    /// see only these) or `codespaces`.
+    #[serde(default)]
+    pub app: GithubApp,
     #[serde(default)]
     pub names: Option<Vec<String>>,
 }
@@ -403,13 +430,19 @@ impl TargetPolicy {
     pub fn address(&self) -> String {
         match &self.spec {
             TargetSpec::Dotenv(d) => format!("dotenv:{}", d.path.display()),
-            TargetSpec::Github(g) => match &g.scope {
-                GithubScope::Repo { owner, repo } => format!("github:{owner}/{repo}"),
-                GithubScope::Environment { owner, repo, environment } => {
-                    format!("github:{owner}/{repo}@env:{environment}")
+            TargetSpec::Github(g) => {
+                let place = match &g.scope {
+                    GithubScope::Repo { owner, repo } => format!("github:{owner}/{repo}"),
+                    GithubScope::Environment { owner, repo, environment } => {
+                        format!("github:{owner}/{repo}@env:{environment}")
+                    }
+                    GithubScope::Org { org, .. } => format!("github:org:{org}"),
+                };
+                match g.app {
+                    GithubApp::Actions => place,
+                    other => format!("{place}@{}", other.as_str()),
                 }
-                GithubScope::Org { org, .. } => format!("github:org:{org}"),
-            },
+            }
             TargetSpec::Wrangler(w) => format!("wrangler:{}", w.script()),
         }
     }

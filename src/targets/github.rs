@@ -21,7 +21,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::{PutResults, Remote, RemoteSecret, Target, TargetError, Written, all_failed};
 use crate::http::Http;
-use crate::policy::{GithubScope, GithubSpec, Visibility};
+use crate::policy::{GithubApp, GithubScope, GithubSpec, Visibility};
 use crate::secret::Secret;
 
 const MAX_IN_FLIGHT: usize = 8;
@@ -171,6 +171,8 @@ pub struct GithubTarget {
     environment: bool,
     /// Organization secrets: GitHub requires `visibility` on every PUT.
     org: bool,
+    /// Actions, Dependabot or Codespaces secrets.
+    app: GithubApp,
     /// What the policy says; `None` keeps what the secret has.
     visibility: Option<Visibility>,
     selected_repository_ids: Option<Vec<u64>>,
@@ -192,6 +194,7 @@ impl GithubTarget {
             address,
             environment: matches!(spec.scope, GithubScope::Environment { .. }),
             org: matches!(spec.scope, GithubScope::Org { .. }),
+            app: spec.app,
             scope: segments.into_iter().map(str::to_string).collect(),
             visibility,
             selected_repository_ids: selected,
@@ -227,7 +230,7 @@ impl GithubTarget {
             segments.pop_if_empty();
             segments.extend(&self.scope);
             if !self.environment {
-                segments.push("actions");
+                segments.push(self.app.as_str());
             }
             segments.push("secrets");
             segments.extend(tail);

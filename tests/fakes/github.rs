@@ -61,19 +61,19 @@ impl FakeGithub {
         let control = Arc::new(Control::default());
         let app = App { state: state.clone() };
         let router = Router::new()
-            .route("/repos/{owner}/{repo}/actions/secrets/public-key", get(repo_key))
-            .route("/repos/{owner}/{repo}/actions/secrets", get(repo_list))
-            .route("/repos/{owner}/{repo}/actions/secrets/{name}", axum::routing::put(repo_put).delete(repo_delete))
+            .route("/repos/{owner}/{repo}/{app}/secrets/public-key", get(repo_key))
+            .route("/repos/{owner}/{repo}/{app}/secrets", get(repo_list))
+            .route("/repos/{owner}/{repo}/{app}/secrets/{name}", axum::routing::put(repo_put).delete(repo_delete))
             .route("/repos/{owner}/{repo}/environments/{env}/secrets/public-key", get(env_key))
             .route("/repos/{owner}/{repo}/environments/{env}/secrets", get(env_list))
             .route(
                 "/repos/{owner}/{repo}/environments/{env}/secrets/{name}",
                 axum::routing::put(env_put).delete(env_delete),
             )
-            .route("/orgs/{org}/actions/secrets/public-key", get(org_key))
-            .route("/orgs/{org}/actions/secrets", get(org_list))
-            .route("/orgs/{org}/actions/secrets/{name}", get(org_get).put(org_put).delete(org_delete))
-            .route("/orgs/{org}/actions/secrets/{name}/repositories", get(org_repositories))
+            .route("/orgs/{org}/{app}/secrets/public-key", get(org_key))
+            .route("/orgs/{org}/{app}/secrets", get(org_list))
+            .route("/orgs/{org}/{app}/secrets/{name}", get(org_get).put(org_put).delete(org_delete))
+            .route("/orgs/{org}/{app}/secrets/{name}/repositories", get(org_repositories))
             .layer(axum::middleware::from_fn_with_state(control.clone(), faults_layer))
             .with_state(app);
         FakeGithub { addr: serve(router), state, control }
@@ -91,6 +91,15 @@ impl FakeGithub {
 
     pub fn add_repo(&self, repo: &str) {
         self.add(format!("repo:{repo}"), false);
+    }
+
+    /// The repository's Dependabot or Codespaces secrets: their own key pair.
+    pub fn add_repo_app(&self, repo: &str, app: &str) {
+        self.add(scope_of(app, &format!("repo:{repo}")), false);
+    }
+
+    pub fn add_org_app(&self, org: &str, app: &str) {
+        self.add(scope_of(app, &format!("org:{org}")), true);
     }
 
     pub fn add_env(&self, repo: &str, env: &str) {
@@ -139,6 +148,12 @@ impl FakeGithub {
         let s = &scopes[scope];
         f(&s.secrets[name], &s.secret_key)
     }
+}
+
+/// `repo:o/r` for Actions secrets, `dependabot:repo:o/r` for another app's:
+/// each app keeps its own secrets and key pair.
+fn scope_of(app: &str, base: &str) -> String {
+    if app == "actions" { base.to_string() } else { format!("{app}:{base}") }
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -285,31 +300,35 @@ fn delete(app: &App, headers: &HeaderMap, scope: String, name: String) -> Respon
     .unwrap_or_else(|r| r)
 }
 
-async fn repo_key(State(app): State<App>, headers: HeaderMap, Path((o, r)): Path<(String, String)>) -> Response {
-    public_key(&app, &headers, format!("repo:{o}/{r}"))
+async fn repo_key(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((o, r, a)): Path<(String, String, String)>,
+) -> Response {
+    public_key(&app, &headers, scope_of(&a, &format!("repo:{o}/{r}")))
 }
 async fn repo_list(
     State(app): State<App>,
     headers: HeaderMap,
-    Path((o, r)): Path<(String, String)>,
+    Path((o, r, a)): Path<(String, String, String)>,
     Query(p): Query<Paging>,
 ) -> Response {
-    list(&app, &headers, format!("repo:{o}/{r}"), p, format!("/repos/{o}/{r}/actions/secrets"))
+    list(&app, &headers, scope_of(&a, &format!("repo:{o}/{r}")), p, format!("/repos/{o}/{r}/{a}/secrets"))
 }
 async fn repo_put(
     State(app): State<App>,
     headers: HeaderMap,
-    Path((o, r, n)): Path<(String, String, String)>,
+    Path((o, r, a, n)): Path<(String, String, String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    put(&app, &headers, format!("repo:{o}/{r}"), n, body)
+    put(&app, &headers, scope_of(&a, &format!("repo:{o}/{r}")), n, body)
 }
 async fn repo_delete(
     State(app): State<App>,
     headers: HeaderMap,
-    Path((o, r, n)): Path<(String, String, String)>,
+    Path((o, r, a, n)): Path<(String, String, String, String)>,
 ) -> Response {
-    delete(&app, &headers, format!("repo:{o}/{r}"), n)
+    delete(&app, &headers, scope_of(&a, &format!("repo:{o}/{r}")), n)
 }
 async fn env_key(
     State(app): State<App>,
@@ -341,35 +360,39 @@ async fn env_delete(
 ) -> Response {
     delete(&app, &headers, format!("env:{o}/{r}:{e}"), n)
 }
-async fn org_key(State(app): State<App>, headers: HeaderMap, Path(org): Path<String>) -> Response {
-    public_key(&app, &headers, format!("org:{org}"))
+async fn org_key(State(app): State<App>, headers: HeaderMap, Path((org, a)): Path<(String, String)>) -> Response {
+    public_key(&app, &headers, scope_of(&a, &format!("org:{org}")))
 }
 async fn org_list(
     State(app): State<App>,
     headers: HeaderMap,
-    Path(org): Path<String>,
+    Path((org, a)): Path<(String, String)>,
     Query(p): Query<Paging>,
 ) -> Response {
-    list(&app, &headers, format!("org:{org}"), p, format!("/orgs/{org}/actions/secrets"))
+    list(&app, &headers, scope_of(&a, &format!("org:{org}")), p, format!("/orgs/{org}/{a}/secrets"))
 }
 async fn org_put(
     State(app): State<App>,
     headers: HeaderMap,
-    Path((org, n)): Path<(String, String)>,
+    Path((org, a, n)): Path<(String, String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    put(&app, &headers, format!("org:{org}"), n, body)
+    put(&app, &headers, scope_of(&a, &format!("org:{org}")), n, body)
 }
 /// One organization secret: name, dates and visibility (never a value).
-async fn org_get(State(app): State<App>, headers: HeaderMap, Path((org, n)): Path<(String, String)>) -> Response {
+async fn org_get(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((org, a, n)): Path<(String, String, String)>,
+) -> Response {
     if let Err(r) = authorized(&headers) {
         return r;
     }
-    with_scope(&app, &format!("org:{org}"), |s| match s.secrets.get(&n) {
+    with_scope(&app, &scope_of(&a, &format!("org:{org}")), |s| match s.secrets.get(&n) {
         Some(v) => Json(json!({
             "name": n, "created_at": v.created_at, "updated_at": v.updated_at,
             "visibility": v.visibility.clone().unwrap_or_else(|| "private".into()),
-            "selected_repositories_url": format!("/orgs/{org}/actions/secrets/{n}/repositories"),
+            "selected_repositories_url": format!("/orgs/{org}/{a}/secrets/{n}/repositories"),
         }))
         .into_response(),
         None => error(StatusCode::NOT_FOUND, "Not Found"),
@@ -381,12 +404,12 @@ async fn org_get(State(app): State<App>, headers: HeaderMap, Path((org, n)): Pat
 async fn org_repositories(
     State(app): State<App>,
     headers: HeaderMap,
-    Path((org, n)): Path<(String, String)>,
+    Path((org, a, n)): Path<(String, String, String)>,
 ) -> Response {
     if let Err(r) = authorized(&headers) {
         return r;
     }
-    with_scope(&app, &format!("org:{org}"), |s| match s.secrets.get(&n) {
+    with_scope(&app, &scope_of(&a, &format!("org:{org}")), |s| match s.secrets.get(&n) {
         Some(v) => {
             let ids = v.selected_repository_ids.clone().unwrap_or_default();
             let repos: Vec<_> = ids.iter().map(|id| json!({"id": id, "name": format!("repo{id}")})).collect();
@@ -397,6 +420,10 @@ async fn org_repositories(
     .unwrap_or_else(|r| r)
 }
 
-async fn org_delete(State(app): State<App>, headers: HeaderMap, Path((org, n)): Path<(String, String)>) -> Response {
-    delete(&app, &headers, format!("org:{org}"), n)
+async fn org_delete(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((org, a, n)): Path<(String, String, String)>,
+) -> Response {
+    delete(&app, &headers, scope_of(&a, &format!("org:{org}")), n)
 }

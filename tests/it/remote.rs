@@ -139,8 +139,8 @@ fn delivers_everywhere_and_a_second_sync_makes_no_request() {
     });
     // One public-key fetch per scope for the whole run.
     let counts = r.gh.control.counts();
-    assert_eq!(counts["GET /repos/{owner}/{repo}/actions/secrets/public-key"], 1, "{counts:?}");
-    assert_eq!(counts["GET /orgs/{org}/actions/secrets/public-key"], 1, "{counts:?}");
+    assert_eq!(counts["GET /repos/{owner}/{repo}/{app}/secrets/public-key"], 1, "{counts:?}");
+    assert_eq!(counts["GET /orgs/{org}/{app}/secrets/public-key"], 1, "{counts:?}");
 
     r.reset();
     let out = r.ok(&p, &["sync"]);
@@ -162,8 +162,8 @@ fn delivers_everywhere_and_a_second_sync_makes_no_request() {
     let cf = r.cf.control.counts();
     assert_eq!(cf["PATCH /client/v4/accounts/{account}/workers/scripts/{script}/secrets-bulk"], 1, "{cf:?}");
     let gh = r.gh.control.counts();
-    assert_eq!(gh["PUT /repos/{owner}/{repo}/actions/secrets/{name}"], 2, "{gh:?}");
-    assert_eq!(gh["GET /repos/{owner}/{repo}/actions/secrets/public-key"], 1, "{gh:?}");
+    assert_eq!(gh["PUT /repos/{owner}/{repo}/{app}/secrets/{name}"], 2, "{gh:?}");
+    assert_eq!(gh["GET /repos/{owner}/{repo}/{app}/secrets/public-key"], 1, "{gh:?}");
     assert!(out.contains("github:acme/app: 2 created, 0 failed, 1 unchanged"), "{out}");
     assert!(out.contains("github:org:acme: 1 unchanged"), "{out}");
 }
@@ -331,7 +331,7 @@ fn github_writes_stay_within_eight_in_flight() {
     let max = r.gh.control.max_in_flight();
     assert!((2..=8).contains(&max), "max in flight {max}");
     assert_eq!(r.gh.names("repo:acme/app").len(), 30);
-    assert_eq!(r.gh.control.counts()["PUT /repos/{owner}/{repo}/actions/secrets/{name}"], 30);
+    assert_eq!(r.gh.control.counts()["PUT /repos/{owner}/{repo}/{app}/secrets/{name}"], 30);
 }
 
 #[test]
@@ -582,4 +582,42 @@ fn an_org_secret_keeps_its_visibility_when_the_policy_is_silent() {
     run(&["rotate"]);
     assert_eq!(visibility(), (Some("selected".into()), Some(vec![11, 12])));
     assert!(gh.value("org:acme", "ORG_TOKEN").unwrap().len() >= 32);
+}
+
+/// Pull requests opened by Dependabot see only Dependabot secrets, and
+/// Codespaces have their own: a token goes to each with `app`, sealed with
+/// that app's own key (the fake refuses a box sealed with another).
+#[test]
+fn a_token_reaches_actions_dependabot_and_codespaces_each_with_its_own_key() {
+    let gh = FakeGithub::start();
+    let cf = FakeCloudflare::start();
+    gh.add_repo("acme/app");
+    gh.add_repo_app("acme/app", "dependabot");
+    gh.add_repo_app("acme/app", "codespaces");
+    gh.add_org_app("acme", "dependabot");
+    let mut policy = String::from("[tokens.NPM_TOKEN]\nissuer = \"random\"\n");
+    for app in ["", "app = \"dependabot\"\n", "app = \"codespaces\"\n"] {
+        policy.push_str(&format!("[[tokens.NPM_TOKEN.targets]]\nkind = \"github\"\nrepo = \"acme/app\"\n{app}"));
+    }
+    policy.push_str(
+        "[[tokens.NPM_TOKEN.targets]]\nkind = \"github\"\norg = \"acme\"\napp = \"dependabot\"\nvisibility = \"all\"\n",
+    );
+    let p = Project::initialised(&policy);
+    let mut cmd = p.command(&["rotate"]);
+    let out = with_fakes(&mut cmd, &gh, &cf).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let value = p.ok(&["get", "NPM_TOKEN"]).trim_end().to_string();
+    for scope in ["repo:acme/app", "dependabot:repo:acme/app", "codespaces:repo:acme/app", "dependabot:org:acme"] {
+        assert_eq!(gh.value(scope, "NPM_TOKEN").as_deref(), Some(value.as_str()), "{scope}");
+    }
+    assert!(p.ok(&["status", "--json"]).contains("\"github:acme/app@dependabot\""));
+
+    // Environment secrets are Actions secrets only.
+    std::fs::write(
+        p.path("policies/main.toml"),
+        "[tokens.X]\nissuer = \"random\"\n[[tokens.X.targets]]\nkind = \"github\"\nrepo = \"a/b\"\nenvironment = \"prod\"\napp = \"dependabot\"\n",
+    )
+    .unwrap();
+    let out = p.run(&["policy", "check"]);
+    assert!(text(&out).contains("environment secrets are Actions secrets"), "{}", text(&out));
 }
