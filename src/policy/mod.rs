@@ -622,6 +622,12 @@ fn github_spec(g: GithubFields, token: &str) -> Result<GithubSpec, Vec<(String, 
             "list the ids of the repositories that may use the secret".into(),
         ));
     }
+    if g.create_environment && g.environment.is_none() {
+        out.push((
+            format!("token `{token}`: `create_environment` goes with `environment`"),
+            "name the environment to create, or remove create_environment".into(),
+        ));
+    }
     if g.environment.is_some() && g.app != GithubApp::Actions {
         out.push((
             format!("token `{token}`: environment secrets are Actions secrets, not {}", g.app.as_str()),
@@ -663,7 +669,9 @@ fn github_spec(g: GithubFields, token: &str) -> Result<GithubSpec, Vec<(String, 
         }
     };
     match scope {
-        Some(scope) if out.is_empty() => Ok(GithubSpec { scope, app: g.app, names: g.names }),
+        Some(scope) if out.is_empty() => {
+            Ok(GithubSpec { scope, app: g.app, create_environment: g.create_environment, names: g.names })
+        }
         _ => Err(out),
     }
 }

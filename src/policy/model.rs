@@ -309,6 +309,8 @@ pub struct GithubSpec {
     /// Whose secrets: Actions (workflows), Dependabot (its pull requests
     /// see only these) or Codespaces; each has its own key pair.
     pub app: GithubApp,
+    /// An environment that does not exist is created (else: an error).
+    pub create_environment: bool,
     pub names: Option<Vec<String>>,
 }
 
@@ -361,6 +363,9 @@ pub(super) struct GithubFields {
     /// see only these) or `codespaces`.
     #[serde(default)]
     pub app: GithubApp,
+    /// With `environment`: create it when it does not exist.
+    #[serde(default)]
+    pub create_environment: bool,
     #[serde(default)]
     pub names: Option<Vec<String>>,
 }

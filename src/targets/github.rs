@@ -173,6 +173,7 @@ pub struct GithubTarget {
     org: bool,
     /// Actions, Dependabot or Codespaces secrets.
     app: GithubApp,
+    create_environment: bool,
     /// What the policy says; `None` keeps what the secret has.
     visibility: Option<Visibility>,
     selected_repository_ids: Option<Vec<u64>>,
@@ -195,6 +196,7 @@ impl GithubTarget {
             environment: matches!(spec.scope, GithubScope::Environment { .. }),
             org: matches!(spec.scope, GithubScope::Org { .. }),
             app: spec.app,
+            create_environment: spec.create_environment,
             scope: segments.into_iter().map(str::to_string).collect(),
             visibility,
             selected_repository_ids: selected,
@@ -217,6 +219,17 @@ impl GithubTarget {
                     Some("export a token that may write Actions secrets (fine-grained: `secrets: write`; classic: `repo`, plus `admin:org` for organization secrets)"),
                 )
             })
+    }
+
+    /// `…/repos/o/r/environments/e`: where an environment is created.
+    fn environment_url(&self) -> Result<String, TargetError> {
+        let base = self.remote.var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
+        let mut url = Http::check_base(&base).map_err(|e| self.err(format!("GITHUB_API_URL: {e}"), None))?;
+        url.path_segments_mut()
+            .map_err(|()| self.err(format!("GITHUB_API_URL `{base}` cannot be a base"), None))?
+            .pop_if_empty()
+            .extend(&self.scope);
+        Ok(url.to_string())
     }
 
     /// `…/actions/secrets[/tail…]` (environments have no `actions/`).
@@ -290,7 +303,22 @@ impl GithubTarget {
         if !refresh && let Some(k) = keys.get(&url) {
             return Ok(k.clone());
         }
-        let response = self.call(Method::GET, &url, None).await?;
+        let mut response = self.call(Method::GET, &url, None).await?;
+        if response.status() == StatusCode::NOT_FOUND && self.environment {
+            // The repository may exist and the environment not: say which.
+            if !self.create_environment {
+                return Err(self.err(
+                    format!("environment `{}` does not exist in {}/{}", self.scope[4], self.scope[1], self.scope[2]),
+                    Some("create it (Settings → Environments, or `gh api -X PUT repos/OWNER/REPO/environments/NAME`), or set create_environment = true on the target"),
+                ));
+            }
+            let create = self.environment_url()?;
+            let created = self.paced(self.call(Method::PUT, &create, Some(&serde_json::json!({})))).await?;
+            if !created.status().is_success() {
+                return Err(self.api_error(&Method::PUT, &create, created).await);
+            }
+            response = self.call(Method::GET, &url, None).await?;
+        }
         if !response.status().is_success() {
             return Err(self.api_error(&Method::GET, &url, response).await);
         }

@@ -64,6 +64,7 @@ impl FakeGithub {
             .route("/repos/{owner}/{repo}/{app}/secrets/public-key", get(repo_key))
             .route("/repos/{owner}/{repo}/{app}/secrets", get(repo_list))
             .route("/repos/{owner}/{repo}/{app}/secrets/{name}", axum::routing::put(repo_put).delete(repo_delete))
+            .route("/repos/{owner}/{repo}/environments/{env}", axum::routing::put(env_create))
             .route("/repos/{owner}/{repo}/environments/{env}/secrets/public-key", get(env_key))
             .route("/repos/{owner}/{repo}/environments/{env}/secrets", get(env_list))
             .route(
@@ -330,6 +331,28 @@ async fn repo_delete(
 ) -> Response {
     delete(&app, &headers, scope_of(&a, &format!("repo:{o}/{r}")), n)
 }
+/// Creates an environment (with its own key pair); an existing one is kept.
+async fn env_create(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((o, r, e)): Path<(String, String, String)>,
+) -> Response {
+    if let Err(resp) = authorized(&headers) {
+        return resp;
+    }
+    let scope = format!("env:{o}/{r}:{e}");
+    if !app.state.scopes.lock().unwrap().contains_key(&scope) {
+        let secret_key = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
+        let key_id = format!("{}", 768250167242549743u64.wrapping_add(app.state.scopes.lock().unwrap().len() as u64));
+        app.state
+            .scopes
+            .lock()
+            .unwrap()
+            .insert(scope, Scope { secret_key, key_id, secrets: BTreeMap::new(), is_org: false });
+    }
+    Json(json!({"name": e})).into_response()
+}
+
 async fn env_key(
     State(app): State<App>,
     headers: HeaderMap,

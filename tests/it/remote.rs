@@ -621,3 +621,26 @@ fn a_token_reaches_actions_dependabot_and_codespaces_each_with_its_own_key() {
     let out = p.run(&["policy", "check"]);
     assert!(text(&out).contains("environment secrets are Actions secrets"), "{}", text(&out));
 }
+
+/// An environment that does not exist gets a clear error, or is created
+/// with `create_environment = true`; its secrets use its own key.
+#[test]
+fn a_missing_environment_is_named_or_created() {
+    let gh = FakeGithub::start();
+    let cf = FakeCloudflare::start();
+    gh.add_repo("acme/app");
+    let target = "[tokens.T]\nissuer = \"random\"\n[[tokens.T.targets]]\nkind = \"github\"\nrepo = \"acme/app\"\nenvironment = \"staging\"\n";
+    let p = Project::initialised(target);
+    let mut cmd = p.command(&["rotate"]);
+    let out = with_fakes(&mut cmd, &gh, &cf).output().unwrap();
+    assert_ne!(code(&out), 0);
+    assert!(text(&out).contains("environment `staging` does not exist in acme/app"), "{}", text(&out));
+    assert!(text(&out).contains("create_environment = true"), "{}", text(&out));
+
+    std::fs::write(p.path("policies/main.toml"), format!("{target}create_environment = true\n")).unwrap();
+    let mut cmd = p.command(&["rotate"]);
+    let out = with_fakes(&mut cmd, &gh, &cf).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let value = p.ok(&["get", "T"]).trim_end().to_string();
+    assert_eq!(gh.value("env:acme/app:staging", "T"), Some(value));
+}
