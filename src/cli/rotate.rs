@@ -144,6 +144,9 @@ pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
                 }
             );
         }
+        for l in &preview.limits {
+            println!("{}: {}: {}", l.severity, l.target, l.message);
+        }
         for c in &load.org_candidates {
             println!(
                 "note: {} goes to {} repositories of {}: one organization secret is 1 write instead of {}:\n  [[tokens.{}.targets]]\n  kind = \"github\"\n  org = \"{}\"\n  visibility = \"selected\"\n  selected_repository_ids = [ … ]   # the ids of {}",
@@ -160,7 +163,8 @@ pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
             println!("note: no identity, so .env files were not compared with the registry (delivery records only)");
         }
     }
-    Ok(if preview.damaged.is_empty() { exit::OK } else { exit::FAILURE })
+    let over_a_limit = preview.limits.iter().any(|l| l.severity == "error");
+    Ok(if preview.damaged.is_empty() && !over_a_limit { exit::OK } else { exit::FAILURE })
 }
 
 async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow::Result<u8> {

@@ -177,6 +177,7 @@ impl Workspace {
             plans.retain(|p| metas.contains_key(&p.token));
         }
         let github = github_load(&self.policy, [&rotate, &sync]);
+        let limits = github_limits(&self.policy, &unmanaged);
         Ok(Preview {
             rotate,
             sync,
@@ -186,6 +187,7 @@ impl Workspace {
             local_files_compared: self.identity.is_some(),
             not_on_this_machine,
             github,
+            limits,
         })
     }
 
@@ -277,6 +279,8 @@ pub struct Preview {
     /// .env targets absent and ignored by git here (a fresh clone): judged
     /// by the delivery records.
     pub not_on_this_machine: Vec<String>,
+    /// GitHub's limits the policies break (errors) or come near (warnings).
+    pub limits: Vec<LimitProblem>,
     /// Remote targets that were not listed, and why (each named).
     #[serde(skip)]
     pub remote_notes: Vec<String>,
@@ -299,6 +303,70 @@ pub struct OrgCandidate {
     pub token: String,
     pub owner: String,
     pub repos: Vec<String>,
+}
+
+/// A GitHub limit, checked before any write.
+#[derive(serde::Serialize)]
+pub struct LimitProblem {
+    /// `error` (GitHub would refuse) or `warning`.
+    pub severity: &'static str,
+    pub target: String,
+    pub message: String,
+}
+
+/// Secrets a repository or an environment may hold, and an organization.
+const GITHUB_REPO_SECRETS: usize = 100;
+const GITHUB_ORG_SECRETS: usize = 1000;
+/// A workflow sees only this many organization secrets (alphabetically).
+const GITHUB_ORG_VISIBLE: usize = 100;
+
+/// GitHub's per-scope limits against what the policies declare there (and
+/// what the listing found besides): no request is made for it.
+fn github_limits(policy: &Policy, unmanaged: &[Unmanaged]) -> Vec<LimitProblem> {
+    let mut names: BTreeMap<String, (std::collections::BTreeSet<String>, std::collections::BTreeSet<String>)> =
+        BTreeMap::new();
+    for t in policy.tokens.values().flat_map(|t| &t.targets).filter(|t| t.address().starts_with("github:")) {
+        names.entry(t.address()).or_default().0.extend(t.names.iter().map(|n| n.to_ascii_uppercase()));
+    }
+    for u in unmanaged {
+        if let Some(entry) = names.get_mut(&u.address) {
+            entry.1.insert(u.name.to_ascii_uppercase());
+        }
+    }
+    let mut out = Vec::new();
+    for (address, (declared, others)) in names {
+        let org = address.starts_with("github:org:");
+        let limit = if org { GITHUB_ORG_SECRETS } else { GITHUB_REPO_SECRETS };
+        let total = declared.union(&others).count();
+        if total > limit {
+            out.push(LimitProblem {
+                severity: "error",
+                target: address.clone(),
+                message: format!(
+                    "{total} secrets ({} declared, {} already there) — GitHub allows {limit} per {}",
+                    declared.len(),
+                    others.len(),
+                    if org { "organization" } else { "repository or environment" }
+                ),
+            });
+        }
+        if org {
+            let all: Vec<&String> = declared.union(&others).collect();
+            for (position, name) in all.iter().enumerate().skip(GITHUB_ORG_VISIBLE) {
+                if declared.contains(*name) {
+                    out.push(LimitProblem {
+                        severity: "warning",
+                        target: address.clone(),
+                        message: format!(
+                            "{name} is organization secret #{} alphabetically: a workflow sees only the first {GITHUB_ORG_VISIBLE}",
+                            position + 1
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Repositories of one owner from which an org-level secret is suggested.

@@ -27,6 +27,8 @@ use crate::secret::Secret;
 const MAX_IN_FLIGHT: usize = 8;
 const WRITES_PER_MINUTE: usize = 80;
 const WRITES_PER_HOUR: usize = 500;
+/// GitHub's limit on one secret's value.
+const MAX_VALUE_BYTES: usize = 48 * 1024;
 
 /// Shared by every GitHub target of a run.
 pub struct Shared {
@@ -424,6 +426,14 @@ impl GithubTarget {
     }
 
     async fn put_one(&self, name: &str, value: &Secret) -> Result<Written, TargetError> {
+        if value.expose().len() > MAX_VALUE_BYTES {
+            return Err(self.err(
+                format!("{name}: the value is {} KB; GitHub takes at most 48 KB a secret", value.expose().len() / 1024),
+                Some(
+                    "store a smaller value (GitHub suggests encrypting a large file and keeping its key as the secret)",
+                ),
+            ));
+        }
         let mut key = self.public_key(false).await?;
         let url = self.url(&[name])?;
         let scope = match (self.org, self.visibility) {

@@ -644,3 +644,36 @@ fn a_missing_environment_is_named_or_created() {
     let value = p.ok(&["get", "T"]).trim_end().to_string();
     assert_eq!(gh.value("env:acme/app:staging", "T"), Some(value));
 }
+
+/// GitHub's limits are caught before any write: more than 100 secrets in a
+/// repository (plan, with no request), a value over 48 KB (sync, before
+/// its request).
+#[test]
+fn github_limits_are_caught_before_any_write() {
+    let names: Vec<String> = (0..101).map(|i| format!("\"N{i:03}\"")).collect();
+    let p = Project::initialised(&format!(
+        "[tokens.T]\nissuer = \"random\"\n[[tokens.T.targets]]\nkind = \"github\"\nrepo = \"acme/app\"\nnames = [{}]\n",
+        names.join(", ")
+    ));
+    let out = p.run(&["plan"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        text(&out).contains("error: github:acme/app: 101 secrets (101 declared, 0 already there) — GitHub allows 100"),
+        "{}",
+        text(&out)
+    );
+
+    let gh = FakeGithub::start();
+    let cf = FakeCloudflare::start();
+    gh.add_repo("acme/app");
+    let p = Project::initialised(
+        "[tokens.BIG]\nissuer = \"manual\"\n[[tokens.BIG.targets]]\nkind = \"github\"\nrepo = \"acme/app\"\n",
+    );
+    let out = p.run_with_stdin(&["set", "BIG"], &"0123456789abcdef".repeat(50 * 64));
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mut cmd = p.command(&["sync"]);
+    let out = with_fakes(&mut cmd, &gh, &cf).output().unwrap();
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("the value is 50 KB; GitHub takes at most 48 KB"), "{}", text(&out));
+    assert!(gh.state.writes.lock().unwrap().is_empty());
+}
