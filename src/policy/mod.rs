@@ -610,15 +610,22 @@ fn target_problems(spec: &TargetSpec, token: &str, names: &[String]) -> Vec<(Str
 /// The validated scope of a github target, or what is wrong with it.
 fn github_spec(g: GithubFields, token: &str) -> Result<GithubSpec, Vec<(String, String)>> {
     let mut out = Vec::new();
-    if g.org.is_none() && (g.visibility.is_some() || g.selected_repository_ids.is_some()) {
+    if g.org.is_none()
+        && (g.visibility.is_some() || g.selected_repository_ids.is_some() || g.selected_repositories.is_some())
+    {
         out.push((
             format!("token `{token}`: `visibility` and `selected_repository_ids` are for organization secrets"),
             "remove them, or use org = \"name\"".into(),
         ));
     }
-    if g.visibility == Some(Visibility::Selected) && g.selected_repository_ids.as_ref().is_none_or(Vec::is_empty) {
+    if g.visibility == Some(Visibility::Selected)
+        && g.selected_repository_ids.as_ref().is_none_or(Vec::is_empty)
+        && g.selected_repositories.as_ref().is_none_or(Vec::is_empty)
+    {
         out.push((
-            format!("token `{token}`: visibility = \"selected\" needs selected_repository_ids"),
+            format!(
+                "token `{token}`: visibility = \"selected\" needs selected_repositories (or selected_repository_ids)"
+            ),
             "list the ids of the repositories that may use the secret".into(),
         ));
     }
@@ -665,7 +672,23 @@ fn github_spec(g: GithubFields, token: &str) -> Result<GithubSpec, Vec<(String, 
                     "environments belong to a repository".into(),
                 ));
             }
-            Some(GithubScope::Org { org, visibility: g.visibility, selected_repository_ids: g.selected_repository_ids })
+            if let Some(other) = g
+                .selected_repositories
+                .iter()
+                .flatten()
+                .find_map(|r| r.split_once('/').filter(|(owner, _)| !owner.eq_ignore_ascii_case(&org)))
+            {
+                out.push((
+                    format!("token `{token}`: `{}/{}` is not a repository of {org}", other.0, other.1),
+                    "an organization secret is shared with that organization's repositories only".into(),
+                ));
+            }
+            Some(GithubScope::Org {
+                org,
+                visibility: g.visibility,
+                selected_repository_ids: g.selected_repository_ids,
+                selected_repositories: g.selected_repositories,
+            })
         }
     };
     match scope {

@@ -337,9 +337,22 @@ impl GithubApp {
 /// Where GitHub keeps the secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GithubScope {
-    Repo { owner: String, repo: String },
-    Environment { owner: String, repo: String, environment: String },
-    Org { org: String, visibility: Option<Visibility>, selected_repository_ids: Option<Vec<u64>> },
+    Repo {
+        owner: String,
+        repo: String,
+    },
+    Environment {
+        owner: String,
+        repo: String,
+        environment: String,
+    },
+    Org {
+        org: String,
+        visibility: Option<Visibility>,
+        selected_repository_ids: Option<Vec<u64>>,
+        /// Repositories by name (`name` or `org/name`), resolved to ids.
+        selected_repositories: Option<Vec<String>>,
+    },
 }
 
 /// A `kind = "github"` target as written.
@@ -359,6 +372,10 @@ pub(super) struct GithubFields {
     pub visibility: Option<Visibility>,
     #[serde(default)]
     pub selected_repository_ids: Option<Vec<u64>>,
+    /// Organization secrets with visibility = "selected": the repositories
+    /// by name (`name` or `org/name`); resolved to ids before the write.
+    #[serde(default)]
+    pub selected_repositories: Option<Vec<String>>,
     /// `actions` (default), `dependabot` (pull requests opened by Dependabot
     /// see only these) or `codespaces`.
     #[serde(default)]

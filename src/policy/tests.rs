@@ -163,7 +163,7 @@ via = "carrier-pigeon"
     )]);
     assert!(text.contains("a.toml:4:1: token `A`: `GITHUB_TOKEN_COPY` is not a valid GitHub secret name: names starting with GITHUB_ are reserved"), "{text}");
     assert!(text.contains("repo `just-a-name` is not `owner/name`"), "{text}");
-    assert!(text.contains("visibility = \"selected\" needs selected_repository_ids"), "{text}");
+    assert!(text.contains("visibility = \"selected\" needs selected_repositories"), "{text}");
     assert!(text.contains("unknown variant `carrier-pigeon`"), "{text}");
     let ok = load_str(&[(
         "a.toml",

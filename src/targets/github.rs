@@ -40,6 +40,8 @@ pub struct Shared {
     recent_writes: Mutex<(VecDeque<Instant>, usize)>,
     serial: Mutex<()>,
     keys: Mutex<HashMap<String, PublicKey>>,
+    /// Each organization's repositories (name → id), listed once per run.
+    org_repos: Mutex<HashMap<String, HashMap<String, u64>>>,
     /// When the run must stop writing (`--max-duration`).
     deadline: std::sync::OnceLock<Instant>,
 }
@@ -52,6 +54,7 @@ impl Default for Shared {
             recent_writes: Mutex::new((VecDeque::new(), 0)),
             serial: Mutex::new(()),
             keys: Mutex::new(HashMap::new()),
+            org_repos: Mutex::new(HashMap::new()),
             deadline: std::sync::OnceLock::new(),
         }
     }
@@ -179,17 +182,23 @@ pub struct GithubTarget {
     /// What the policy says; `None` keeps what the secret has.
     visibility: Option<Visibility>,
     selected_repository_ids: Option<Vec<u64>>,
+    /// Repositories by name, resolved to ids on first use.
+    selected_repositories: Option<Vec<String>>,
     remote: Remote,
 }
 
 impl GithubTarget {
     pub fn new(address: String, spec: &GithubSpec, remote: Remote) -> Self {
+        let by_name = match &spec.scope {
+            GithubScope::Org { selected_repositories, .. } => selected_repositories.clone(),
+            _ => None,
+        };
         let (segments, visibility, selected) = match &spec.scope {
             GithubScope::Repo { owner, repo } => (vec!["repos", owner, repo], None, None),
             GithubScope::Environment { owner, repo, environment } => {
                 (vec!["repos", owner, repo, "environments", environment], None, None)
             }
-            GithubScope::Org { org, visibility, selected_repository_ids } => {
+            GithubScope::Org { org, visibility, selected_repository_ids, .. } => {
                 (vec!["orgs", org], *visibility, selected_repository_ids.clone())
             }
         };
@@ -202,6 +211,7 @@ impl GithubTarget {
             scope: segments.into_iter().map(str::to_string).collect(),
             visibility,
             selected_repository_ids: selected,
+            selected_repositories: by_name,
             remote,
         }
     }
@@ -225,31 +235,28 @@ impl GithubTarget {
 
     /// `…/repos/o/r/environments/e`: where an environment is created.
     fn environment_url(&self) -> Result<String, TargetError> {
+        self.api_url(&self.scope.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// `…/actions/secrets[/tail…]` (environments have no `actions/`).
+    fn url(&self, tail: &[&str]) -> Result<String, TargetError> {
+        let mut path: Vec<&str> = self.scope.iter().map(String::as_str).collect();
+        if !self.environment {
+            path.push(self.app.as_str());
+        }
+        path.push("secrets");
+        path.extend(tail);
+        self.api_url(&path)
+    }
+
+    /// `GITHUB_API_URL` (HTTPS, or loopback) joined with `path`'s segments.
+    fn api_url(&self, path: &[&str]) -> Result<String, TargetError> {
         let base = self.remote.var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
         let mut url = Http::check_base(&base).map_err(|e| self.err(format!("GITHUB_API_URL: {e}"), None))?;
         url.path_segments_mut()
             .map_err(|()| self.err(format!("GITHUB_API_URL `{base}` cannot be a base"), None))?
             .pop_if_empty()
-            .extend(&self.scope);
-        Ok(url.to_string())
-    }
-
-    /// `…/actions/secrets[/tail…]` (environments have no `actions/`).
-    fn url(&self, tail: &[&str]) -> Result<String, TargetError> {
-        let base = self.remote.var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
-        let mut url = Http::check_base(&base).map_err(|e| self.err(format!("GITHUB_API_URL: {e}"), None))?;
-        {
-            let mut segments = url
-                .path_segments_mut()
-                .map_err(|()| self.err(format!("GITHUB_API_URL `{base}` cannot be a base"), None))?;
-            segments.pop_if_empty();
-            segments.extend(&self.scope);
-            if !self.environment {
-                segments.push(self.app.as_str());
-            }
-            segments.push("secrets");
-            segments.extend(tail);
-        }
+            .extend(path);
         Ok(url.to_string())
     }
 
@@ -402,6 +409,58 @@ impl GithubTarget {
         }
     }
 
+    /// The policy's selected repositories as ids: the numeric ones, and the
+    /// named ones looked up in the organization's repository list (fetched
+    /// once per run for every target, paginated).
+    async fn selected_ids_of_policy(&self) -> Result<Option<Vec<u64>>, TargetError> {
+        let Some(names) = &self.selected_repositories else { return Ok(self.selected_repository_ids.clone()) };
+        let org = self.scope[1].clone();
+        let mut cache = self.remote.github.org_repos.lock().await;
+        if !cache.contains_key(&org) {
+            cache.insert(org.clone(), self.org_repositories(&org).await?);
+        }
+        let known = &cache[&org];
+        let mut ids = self.selected_repository_ids.clone().unwrap_or_default();
+        for name in names {
+            let short = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
+            let id = known.get(&short).ok_or_else(|| {
+                self.err(
+                    format!("repository `{name}` is not in organization {org} (or the token cannot see it)"),
+                    Some("check the name in selected_repositories, and that the token may read the organization's repositories"),
+                )
+            })?;
+            ids.push(*id);
+        }
+        Ok(Some(ids))
+    }
+
+    /// Every repository of `org`: lowercase name → id.
+    async fn org_repositories(&self, org: &str) -> Result<HashMap<String, u64>, TargetError> {
+        let mut url = format!("{}?per_page=100", self.api_url(&["orgs", org, "repos"])?);
+        let mut out = HashMap::new();
+        loop {
+            let response = self.call(Method::GET, &url, None).await?;
+            if !response.status().is_success() {
+                return Err(self.api_error(&Method::GET, &url, response).await);
+            }
+            let next = next_link(&response);
+            let page: Vec<serde_json::Value> =
+                response.json().await.map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
+            for repo in page {
+                if let (Some(name), Some(id)) = (repo["name"].as_str(), repo["id"].as_u64()) {
+                    out.insert(name.to_ascii_lowercase(), id);
+                }
+            }
+            match next {
+                Some(n) => {
+                    Http::check_base(&n).map_err(|e| self.err(e.to_string(), None))?;
+                    url = n;
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// The repositories an organization secret is shared with (paginated).
     async fn selected_ids(&self, name: &str) -> Result<Vec<u64>, TargetError> {
         let mut url = format!("{}?per_page=100", self.url(&[name, "repositories"])?);
@@ -438,7 +497,7 @@ impl GithubTarget {
         let url = self.url(&[name])?;
         let scope = match (self.org, self.visibility) {
             (false, _) => None,
-            (true, Some(v)) => Some((v, self.selected_repository_ids.clone())),
+            (true, Some(v)) => Some((v, self.selected_ids_of_policy().await?)),
             (true, None) => Some(self.current_visibility(name).await?),
         };
         for attempt in 0..2 {

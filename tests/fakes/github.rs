@@ -71,6 +71,7 @@ impl FakeGithub {
                 "/repos/{owner}/{repo}/environments/{env}/secrets/{name}",
                 axum::routing::put(env_put).delete(env_delete),
             )
+            .route("/orgs/{org}/repos", get(org_repos))
             .route("/orgs/{org}/{app}/secrets/public-key", get(org_key))
             .route("/orgs/{org}/{app}/secrets", get(org_list))
             .route("/orgs/{org}/{app}/secrets/{name}", get(org_get).put(org_put).delete(org_delete))
@@ -109,6 +110,11 @@ impl FakeGithub {
 
     pub fn add_org(&self, org: &str) {
         self.add(format!("org:{org}"), true);
+    }
+
+    /// A repository's id: stable, derived from its name.
+    pub fn repo_id(repo: &str) -> u64 {
+        1000 + repo.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 1_000_000
     }
 
     /// The plaintext GitHub holds for a secret (what a workflow would see).
@@ -331,6 +337,37 @@ async fn repo_delete(
 ) -> Response {
     delete(&app, &headers, scope_of(&a, &format!("repo:{o}/{r}")), n)
 }
+/// The organization's repositories (those added), paginated like GitHub.
+async fn org_repos(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(org): Path<String>,
+    Query(paging): Query<Paging>,
+) -> Response {
+    if let Err(r) = authorized(&headers) {
+        return r;
+    }
+    let prefix = format!("repo:{org}/");
+    let mut repos: Vec<String> =
+        app.state.scopes.lock().unwrap().keys().filter_map(|k| k.strip_prefix(&prefix).map(str::to_string)).collect();
+    repos.sort();
+    let per_page = paging.per_page.unwrap_or(30).clamp(1, 100);
+    let page = paging.page.unwrap_or(1).max(1);
+    let items: Vec<_> = repos
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|name| json!({"id": FakeGithub::repo_id(&format!("{org}/{name}")), "name": name, "full_name": format!("{org}/{name}")}))
+        .collect();
+    let mut response = Json(items).into_response();
+    if page * per_page < repos.len() {
+        let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string();
+        let next = format!("<http://{host}/orgs/{org}/repos?per_page={per_page}&page={}>; rel=\"next\"", page + 1);
+        response.headers_mut().insert("link", next.parse().unwrap());
+    }
+    response
+}
+
 /// Creates an environment (with its own key pair); an existing one is kept.
 async fn env_create(
     State(app): State<App>,

@@ -677,3 +677,35 @@ fn github_limits_are_caught_before_any_write() {
     assert!(text(&out).contains("the value is 50 KB; GitHub takes at most 48 KB"), "{}", text(&out));
     assert!(gh.state.writes.lock().unwrap().is_empty());
 }
+
+/// `selected_repositories` by name: resolved to ids through the
+/// organization's repository list (paginated), once per run.
+#[test]
+fn selected_repositories_are_named_and_resolved_to_ids() {
+    let gh = FakeGithub::start();
+    let cf = FakeCloudflare::start();
+    gh.add_org("acme");
+    for i in 0..150 {
+        gh.add_repo(&format!("acme/svc{i:03}"));
+    }
+    let p = Project::initialised(
+        "[tokens.A]\nissuer = \"random\"\n[[tokens.A.targets]]\nkind = \"github\"\norg = \"acme\"\nvisibility = \"selected\"\nselected_repositories = [\"svc007\", \"acme/svc140\"]\n\
+         [tokens.B]\nissuer = \"random\"\n[[tokens.B.targets]]\nkind = \"github\"\norg = \"acme\"\nvisibility = \"selected\"\nselected_repositories = [\"svc001\"]\n",
+    );
+    let mut cmd = p.command(&["rotate"]);
+    let out = with_fakes(&mut cmd, &gh, &cf).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let ids = gh.stored("org:acme", "A", |s, _| s.selected_repository_ids.clone());
+    assert_eq!(ids, Some(vec![FakeGithub::repo_id("acme/svc007"), FakeGithub::repo_id("acme/svc140")]));
+    let counts = gh.control.counts();
+    assert_eq!(counts["GET /orgs/{org}/repos"], 2, "two pages of 100, listed once for both tokens: {counts:?}");
+
+    std::fs::write(
+        p.path("policies/main.toml"),
+        "[tokens.A]\nissuer = \"random\"\n[[tokens.A.targets]]\nkind = \"github\"\norg = \"acme\"\nvisibility = \"selected\"\nselected_repositories = [\"nope\"]\n",
+    )
+    .unwrap();
+    let mut cmd = p.command(&["rotate"]);
+    let out = with_fakes(&mut cmd, &gh, &cf).output().unwrap();
+    assert!(text(&out).contains("repository `nope` is not in organization acme"), "{}", text(&out));
+}
