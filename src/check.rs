@@ -55,6 +55,8 @@ pub struct Inputs<'a> {
 struct Collector<'a> {
     inputs: &'a Inputs<'a>,
     findings: Vec<Finding>,
+    /// .env files already read (many tokens share one): read and parsed once.
+    files: std::collections::HashMap<PathBuf, std::rc::Rc<DotenvFile>>,
 }
 
 impl Collector<'_> {
@@ -98,13 +100,15 @@ impl Collector<'_> {
 
 /// Every finding, most severe first.
 pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
-    let mut c = Collector { inputs, findings: Vec::new() };
+    let mut c = Collector { inputs, findings: Vec::new(), files: std::collections::HashMap::new() };
     let policy = inputs.policy;
     let mut checked_files = BTreeSet::new();
-    for (name, token) in &policy.tokens {
+    let names: Vec<&String> = policy.tokens.keys().collect();
+    let loaded = inputs.registry.load_many(&names);
+    for ((name, token), loaded) in policy.tokens.iter().zip(loaded) {
         // A damaged file of one token is a finding about that token; the
         // others are still checked.
-        let meta = match inputs.registry.load(name) {
+        let meta = match loaded {
             Ok(meta) => meta,
             Err(e) => {
                 c.registry_problem(name, &e);
@@ -343,8 +347,13 @@ fn check_targets(
             continue;
         };
         let shown = c.rel(&path);
-        let file = match std::fs::read(&path) {
-            Ok(bytes) => DotenvFile::parse(&zeroize::Zeroizing::new(bytes)).map_err(|_| {
+        let read = match c.files.get(&path) {
+            Some(file) => Ok(Ok(file.clone())),
+            None => std::fs::read(&path)
+                .map(|bytes| DotenvFile::parse(&zeroize::Zeroizing::new(bytes)).map(std::rc::Rc::new)),
+        };
+        let file = match read {
+            Ok(parsed) => parsed.map_err(|_| {
                 ("target-unreadable", "is not UTF-8 text".to_string(), "fix or remove the file".to_string())
             }),
             // A fresh clone (CI): delivered .env files are ignored by git,
@@ -374,7 +383,10 @@ fn check_targets(
             Err(e) => Err(("target-unreadable", format!("cannot be read ({e})"), "check the path".to_string())),
         };
         let file = match file {
-            Ok(file) => file,
+            Ok(file) => {
+                c.files.insert(path.clone(), file.clone());
+                file
+            }
             Err((code, why, hint)) => {
                 c.add(
                     Severity::Error,

@@ -73,10 +73,10 @@ impl Workspace {
     pub fn status(&self, window: Option<TimeDelta>) -> anyhow::Result<StatusReport> {
         // One damaged metadata file is shown as such; the others still are.
         let tokens: Vec<TokenStatus> = self
-            .policy
-            .tokens
-            .iter()
-            .map(|(name, token)| match self.registry.load(name) {
+            .load_declared()
+            .into_iter()
+            .map(|(name, loaded)| (name, &self.policy.tokens[name], loaded))
+            .map(|(name, token, loaded)| match loaded {
                 Ok(meta) => TokenStatus {
                     origin_mismatch: meta.current().and_then(|c| self.origin_problem(token, &meta, c.id)),
                     ..token_status(name, token, &meta, self.now)

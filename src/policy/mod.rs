@@ -490,10 +490,13 @@ impl Builder {
 /// file the tool owns (the registry, the policies, an identity file).
 pub fn check_places(policy: &Policy, files: &crate::project::ProjectFiles) -> Result<(), PolicyError> {
     let mut diagnostics = Vec::new();
+    // Many tokens share a file: each path is resolved once.
+    let mut placed: BTreeMap<PathBuf, Result<PathBuf, String>> = BTreeMap::new();
     for token in policy.tokens.values() {
         for target in &token.targets {
             let Some(path) = target.dotenv_path(&policy.root) else { continue };
-            if let Err(why) = files.place(&path) {
+            let place = placed.entry(path.clone()).or_insert_with(|| files.place(&path));
+            if let Err(why) = place {
                 diagnostics.push(Diagnostic {
                     file: target.origin.file.clone(),
                     line: target.origin.line,
