@@ -53,6 +53,7 @@ impl Live {
                 let remote = Remote::from_env().map_err(|e| e.message)?;
                 if let Some(deadline) = self.deadline.get() {
                     remote.github.stop_writing_at(*deadline);
+                    remote.cloudflare.stop_at(*deadline);
                 }
                 Ok(remote)
             })
@@ -86,6 +87,7 @@ impl Backends for Live {
         let _ = self.deadline.set(deadline);
         if let Some(Ok(remote)) = self.remote.get() {
             remote.github.stop_writing_at(deadline);
+            remote.cloudflare.stop_at(deadline);
         }
     }
 

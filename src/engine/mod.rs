@@ -407,7 +407,7 @@ fn github_load(policy: &Policy, plans: [&Vec<TokenPlan>; 2]) -> GithubLoad {
             org_candidates.push(OrgCandidate { token: token.name.clone(), owner: owner.to_string(), repos });
         }
     }
-    let least = crate::targets::github::Budget::from_env().time_for(writes);
+    let least = crate::targets::pacer::Budget::github().time_for(writes);
     GithubLoad { writes, least_seconds: least.as_secs(), org_candidates }
 }
 

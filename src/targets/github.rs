@@ -3,13 +3,13 @@
 //!
 //! Values are sealed (libsodium `crypto_box_seal`, via the pure-Rust
 //! `crypto_box` crate) to the scope's public key, which is fetched once per
-//! scope per run. Writes are paced to GitHub's published budget: at most 8
-//! in flight and 80 a minute across every GitHub target, and one at a time,
-//! spaced out, once GitHub has said "slow down".
+//! scope per run. Writes are paced to GitHub's published budget (see
+//! [`super::pacer`]): at most 8 in flight, 80 a minute and 500 an hour
+//! across every GitHub target, and one at a time, spaced out, once GitHub
+//! has said "slow down".
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -19,128 +19,43 @@ use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
 use tokio::sync::{Mutex, Semaphore};
 
+use super::pacer::{Budget, Pacer};
 use super::{PutResults, Remote, RemoteSecret, Target, TargetError, Written, all_failed};
 use crate::http::Http;
 use crate::policy::{GithubApp, GithubScope, GithubSpec, Visibility};
 use crate::secret::Secret;
 
 const MAX_IN_FLIGHT: usize = 8;
-const WRITES_PER_MINUTE: usize = 80;
-const WRITES_PER_HOUR: usize = 500;
 /// GitHub's limit on one secret's value.
 const MAX_VALUE_BYTES: usize = 48 * 1024;
 
 /// Shared by every GitHub target of a run.
 pub struct Shared {
     in_flight: Semaphore,
-    budget: Budget,
-    /// When recent writes finished (oldest first), and how many are under
-    /// way: GitHub counts a write when it arrives, some time between the
-    /// two, so a window holds the finished ones and every one in flight.
-    recent_writes: Mutex<(VecDeque<Instant>, usize)>,
+    /// GitHub's write budget: 80 a minute and 500 an hour.
+    pacer: Pacer,
     serial: Mutex<()>,
     keys: Mutex<HashMap<String, PublicKey>>,
     /// Each organization's repositories (name → id), listed once per run.
     org_repos: Mutex<HashMap<String, HashMap<String, u64>>>,
-    /// When the run must stop writing (`--max-duration`).
-    deadline: std::sync::OnceLock<Instant>,
 }
 
 impl Default for Shared {
     fn default() -> Self {
         Shared {
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
-            budget: Budget::from_env(),
-            recent_writes: Mutex::new((VecDeque::new(), 0)),
+            pacer: Pacer::new(Budget::github()),
             serial: Mutex::new(()),
             keys: Mutex::new(HashMap::new()),
             org_repos: Mutex::new(HashMap::new()),
-            deadline: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl Shared {
     /// No write starts that the budget would make end after `deadline`.
-    pub fn stop_writing_at(&self, deadline: Instant) {
-        let _ = self.deadline.set(deadline);
-    }
-}
-
-/// GitHub's secondary limits on content-creating requests, per token:
-/// about 80 a minute and 500 an hour. Every window is kept across all
-/// GitHub targets of a run. `CHITTY_SECRETS_GITHUB_BUDGET` (e.g.
-/// `80/60s,500/3600s`, the default) overrides it; tests compress time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Budget {
-    windows: Vec<(usize, std::time::Duration)>,
-}
-
-impl Budget {
-    /// The budget this run paces GitHub writes to.
-    pub fn from_env() -> Self {
-        std::env::var("CHITTY_SECRETS_GITHUB_BUDGET").ok().and_then(|v| Budget::parse(&v)).unwrap_or_default()
-    }
-
-    /// `LIMIT/PERIOD[,LIMIT/PERIOD…]`, periods as `60s`, `1h`, `500ms`.
-    pub fn parse(text: &str) -> Option<Budget> {
-        let windows = text
-            .split(',')
-            .map(|w| {
-                let (limit, period) = w.trim().split_once('/')?;
-                let period = match period.strip_suffix("ms") {
-                    Some(ms) => std::time::Duration::from_millis(ms.parse().ok()?),
-                    None => crate::policy::Dur::parse(period).ok()?.0.to_std().ok()?,
-                };
-                Some((limit.parse().ok().filter(|l| *l > 0)?, period))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        (!windows.is_empty()).then_some(Budget { windows })
-    }
-
-    /// How long until one more write fits in every window, given when the
-    /// writes made so far finished (oldest first) and how many are still
-    /// in flight; zero when it fits now.
-    pub fn wait(&self, finished: &VecDeque<Instant>, in_flight: usize, now: Instant) -> std::time::Duration {
-        let mut wait = std::time::Duration::ZERO;
-        for &(limit, period) in &self.windows {
-            let inside = finished.iter().rev().take_while(|t| now.duration_since(**t) < period).count();
-            let room = limit.saturating_sub(in_flight);
-            if room == 0 {
-                // Full of writes under way: one of them must finish first.
-                wait = wait.max(std::time::Duration::from_millis(2));
-            } else if inside >= room {
-                // The finished write that must leave the window first.
-                let leaving = finished[finished.len() - inside + (inside - room)];
-                wait = wait.max(period.saturating_sub(now.duration_since(leaving)));
-            }
-        }
-        wait
-    }
-
-    /// The least time `writes` writes take inside every window (writes
-    /// themselves taking no time).
-    pub fn time_for(&self, writes: usize) -> std::time::Duration {
-        self.windows
-            .iter()
-            .map(|&(limit, period)| period * (writes.saturating_sub(1) / limit) as u32)
-            .max()
-            .unwrap_or_default()
-    }
-
-    fn longest(&self) -> std::time::Duration {
-        self.windows.iter().map(|w| w.1).max().unwrap_or_default()
-    }
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Budget {
-            windows: vec![
-                (WRITES_PER_MINUTE, std::time::Duration::from_secs(60)),
-                (WRITES_PER_HOUR, std::time::Duration::from_secs(3600)),
-            ],
-        }
+    pub fn stop_writing_at(&self, deadline: std::time::Instant) {
+        self.pacer.stop_at(deadline);
     }
 }
 
@@ -355,36 +270,14 @@ impl GithubTarget {
     ) -> Result<T, TargetError> {
         let shared = &self.remote.github;
         let _slot = shared.in_flight.acquire().await.expect("the semaphore is never closed");
-        loop {
-            let mut recent = shared.recent_writes.lock().await;
-            let now = Instant::now();
-            let longest = shared.budget.longest();
-            while recent.0.front().is_some_and(|t| now.duration_since(*t) >= longest) {
-                recent.0.pop_front();
-            }
-            let wait = shared.budget.wait(&recent.0, recent.1, now);
-            if shared.deadline.get().is_some_and(|d| now + wait >= *d) {
-                return Err(TargetError::deferred(&self.address));
-            }
-            if wait.is_zero() {
-                recent.1 += 1;
-                break;
-            }
-            drop(recent);
-            tokio::time::sleep(wait).await;
-        }
+        let _ticket = shared.pacer.admit().await.map_err(|_| TargetError::deferred(&self.address))?;
         // After a "slow down", writes go one at a time, spaced out.
-        let result = if self.remote.github_http.stats.rate_limited.load(Ordering::Relaxed) > 0 {
+        if self.remote.github_http.stats.rate_limited.load(Ordering::Relaxed) > 0 {
             let _serial = shared.serial.lock().await;
             tokio::time::sleep(self.remote.github_http.spacing()).await;
-            write.await
-        } else {
-            write.await
-        };
-        let mut recent = shared.recent_writes.lock().await;
-        recent.1 -= 1;
-        recent.0.push_back(Instant::now());
-        result
+            return write.await;
+        }
+        write.await
     }
 
     /// The visibility an organization secret keeps when the policy does not
@@ -575,29 +468,4 @@ fn next_link(response: &Response) -> Option<String> {
         let (url, rel) = part.split_once(';')?;
         rel.contains("rel=\"next\"").then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
     })
-}
-
-#[cfg(test)]
-mod budget_tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn a_write_waits_until_every_window_has_room() {
-        let budget = Budget::parse("2/1s,3/10s").unwrap();
-        let t0 = Instant::now();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let mut recent = VecDeque::new();
-        assert_eq!(budget.wait(&recent, 0, at(0)), Duration::ZERO);
-        recent.extend([at(0), at(100)]);
-        // The minute-like window is full until the first write is 1 s old.
-        assert_eq!(budget.wait(&recent, 0, at(200)), Duration::from_millis(800));
-        // One finished and one under way fill it too.
-        assert_eq!(budget.wait(&recent.iter().skip(1).copied().collect(), 1, at(200)), Duration::from_millis(900));
-        recent.push_back(at(1000));
-        // Three in 10 s: the hour-like window waits for the first to leave.
-        assert_eq!(budget.wait(&recent, 0, at(1500)), Duration::from_millis(8500));
-        assert_eq!(Budget::parse("80/60s,500/3600s").unwrap(), Budget::default());
-        assert!(Budget::parse("80").is_none() && Budget::parse("0/1s").is_none());
-    }
 }

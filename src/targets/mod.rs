@@ -8,6 +8,7 @@ pub mod dotenv;
 pub mod dotenv_file;
 pub mod github;
 pub mod memory;
+pub mod pacer;
 
 use std::sync::Arc;
 
@@ -118,6 +119,8 @@ pub struct Remote {
     /// reacts to GitHub's "slow down" only).
     pub github_http: Http,
     pub github: Arc<github::Shared>,
+    /// Cloudflare's request budget, for every Worker of the run.
+    pub cloudflare: Arc<pacer::Pacer>,
     /// Endpoints and credentials (`GITHUB_TOKEN`, `CLOUDFLARE_API_TOKEN`, …):
     /// the process environment, or a fixed set given by a test.
     vars: Option<Arc<std::collections::BTreeMap<String, String>>>,
@@ -127,7 +130,13 @@ impl Remote {
     /// Endpoints and credentials come from the process environment.
     pub fn from_env() -> Result<Self, TargetError> {
         let http = Http::new().map_err(|e| TargetError::new("http", e.to_string(), None))?;
-        Ok(Remote { github_http: http.with_own_stats(), http, github: Arc::new(github::Shared::default()), vars: None })
+        Ok(Remote {
+            github_http: http.with_own_stats(),
+            http,
+            github: Arc::new(github::Shared::default()),
+            cloudflare: Arc::new(pacer::Pacer::new(pacer::Budget::cloudflare())),
+            vars: None,
+        })
     }
 
     /// Endpoints and credentials from `vars` only (tests run many fakes in
