@@ -43,9 +43,17 @@ pub struct InitArgs {
     /// When scheduled rotation runs (cron, UTC).
     #[arg(long, default_value = "23 5 * * *")]
     pub cron: String,
-    /// How the workflow installs chitty-secrets.
-    #[arg(long, default_value = "cargo install --locked chitty-secrets")]
+    /// How the workflow installs chitty-secrets: a shell command.
+    #[arg(long, default_value = "cargo install --locked chitty-secrets", conflicts_with = "action")]
     pub install: String,
+    /// Install with this repository's composite action instead (a release
+    /// binary, checksum-verified and cached; no compiling), pinned by commit:
+    /// e.g. chittyos/chitty-secrets@<commit SHA>.
+    #[arg(long, value_name = "OWNER/REPO@SHA")]
+    pub action: Option<String>,
+    /// The release the action installs.
+    #[arg(long, default_value = concat!("v", env!("CARGO_PKG_VERSION")), value_name = "TAG")]
+    pub version: String,
     /// Overwrite an existing workflow.
     #[arg(long)]
     pub force: bool,
@@ -147,7 +155,13 @@ pub fn workflow(
     policies: &std::path::Path,
     registry: &std::path::Path,
 ) -> String {
-    let (install, branch, cron) = (&args.install, &args.branch, &args.cron);
+    let (branch, cron) = (&args.branch, &args.cron);
+    let install = match &args.action {
+        Some(action) => {
+            format!("uses: {action} # {}\n        with:\n          version: {}", args.version, args.version)
+        }
+        None => format!("run: {}", args.install),
+    };
     let dirs = format!("--policies {} --registry {}", policies.display(), registry.display());
     let gate_env = env_lines(&needs_of(policy, Job::Gate), "          ");
     let rotate_env = env_lines(&needs_of(policy, Job::Rotate), "          ");
@@ -180,7 +194,7 @@ jobs:
         with:
           persist-credentials: false
       - name: Install chitty-secrets
-        run: {install}
+        {install}
       - name: Check for placeholders, expiry, due rotations and drift
         run: chitty-secrets {dirs} check
 
@@ -197,7 +211,7 @@ jobs:
         with:
           persist-credentials: false
       - name: Install chitty-secrets
-        run: {install}
+        {install}
       - name: Every credential the gate needs is here
         env:
 {gate_env}        run: chitty-secrets {dirs} ci doctor --for gate
@@ -223,7 +237,7 @@ jobs:
           # This job pushes the registry.
           persist-credentials: true # zizmor: ignore[artipacked]
       - name: Install chitty-secrets
-        run: {install}
+        {install}
       - name: Every credential rotation needs is here
         env:
 {rotate_env}        run: chitty-secrets {dirs} ci doctor --for rotate

@@ -144,6 +144,14 @@ fn ci_init_writes_a_workflow_whose_commands_exist() {
     assert!(commands.iter().any(|c| c.ends_with(" ci doctor --for rotate")));
     assert!(commands.iter().any(|c| c.ends_with(" rotate --due --max-duration 50m")));
     assert_eq!(code(&p.run(&["ci", "init"])), 1, "overwrote without --force");
+    // With the project's action: a release binary, no compiling.
+    p.ok(&["ci", "init", "--force", "--action", "acme/chitty-secrets@0123456789abcdef0123456789abcdef01234567"]);
+    let text = p.read(".github/workflows/chitty-secrets.yml");
+    assert!(
+        text.contains("uses: acme/chitty-secrets@0123456789abcdef0123456789abcdef01234567")
+            && !text.contains("cargo install"),
+        "{text}"
+    );
 }
 
 #[test]
