@@ -329,35 +329,32 @@ impl GithubTarget {
 
     /// Every repository of `org`: lowercase name → id.
     async fn org_repositories(&self, org: &str) -> Result<HashMap<String, u64>, TargetError> {
-        let mut url = format!("{}?per_page=100", self.api_url(&["orgs", org, "repos"])?);
         let mut out = HashMap::new();
-        loop {
-            let response = self.call(Method::GET, &url, None).await?;
-            if !response.status().is_success() {
-                return Err(self.api_error(&Method::GET, &url, response).await);
-            }
-            let next = next_link(&response);
-            let page: Vec<serde_json::Value> =
-                response.json().await.map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
-            for repo in page {
+        for (_, page) in self.pages(self.api_url(&["orgs", org, "repos"])?).await? {
+            for repo in page.as_array().into_iter().flatten() {
                 if let (Some(name), Some(id)) = (repo["name"].as_str(), repo["id"].as_u64()) {
                     out.insert(name.to_ascii_lowercase(), id);
                 }
             }
-            match next {
-                Some(n) => {
-                    Http::check_base(&n).map_err(|e| self.err(e.to_string(), None))?;
-                    url = n;
-                }
-                None => return Ok(out),
-            }
         }
+        Ok(out)
     }
 
-    /// The repositories an organization secret is shared with (paginated).
+    /// The repositories an organization secret is shared with.
     async fn selected_ids(&self, name: &str) -> Result<Vec<u64>, TargetError> {
-        let mut url = format!("{}?per_page=100", self.url(&[name, "repositories"])?);
-        let mut ids = Vec::new();
+        let pages = self.pages(self.url(&[name, "repositories"])?).await?;
+        Ok(pages
+            .iter()
+            .flat_map(|(_, page)| page["repositories"].as_array().into_iter().flatten())
+            .filter_map(|r| r["id"].as_u64())
+            .collect())
+    }
+
+    /// Every page of a listing (100 a page, following `Link: rel="next"`),
+    /// each with the URL it came from.
+    async fn pages(&self, first: String) -> Result<Vec<(String, serde_json::Value)>, TargetError> {
+        let mut url = format!("{first}?per_page=100");
+        let mut out = Vec::new();
         loop {
             let response = self.call(Method::GET, &url, None).await?;
             if !response.status().is_success() {
@@ -366,13 +363,13 @@ impl GithubTarget {
             let next = next_link(&response);
             let page: serde_json::Value =
                 response.json().await.map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
-            ids.extend(page["repositories"].as_array().into_iter().flatten().filter_map(|r| r["id"].as_u64()));
+            out.push((url, page));
             match next {
                 Some(n) => {
                     Http::check_base(&n).map_err(|e| self.err(e.to_string(), None))?;
                     url = n;
                 }
-                None => return Ok(ids),
+                None => return Ok(out),
             }
         }
     }
@@ -430,25 +427,13 @@ impl Target for GithubTarget {
     }
 
     async fn list(&self) -> Result<Option<Vec<RemoteSecret>>, TargetError> {
-        let mut url = format!("{}?per_page=100", self.url(&[])?);
         let mut out = Vec::new();
-        loop {
-            let response = self.call(Method::GET, &url, None).await?;
-            if !response.status().is_success() {
-                return Err(self.api_error(&Method::GET, &url, response).await);
-            }
-            let next = next_link(&response);
-            let page: ListPage =
-                response.json().await.map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
+        for (url, page) in self.pages(self.url(&[])?).await? {
+            let page: ListPage = serde_json::from_value(page)
+                .map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
             out.extend(page.secrets.into_iter().map(|s| RemoteSecret { name: s.name, updated_at: s.updated_at }));
-            match next {
-                Some(n) => {
-                    Http::check_base(&n).map_err(|e| self.err(e.to_string(), None))?;
-                    url = n;
-                }
-                None => return Ok(Some(out)),
-            }
         }
+        Ok(Some(out))
     }
 
     async fn delete(&self, name: &str) -> Result<(), TargetError> {
