@@ -203,7 +203,7 @@ impl<'a> Runner<'a> {
     async fn mint(&mut self) -> anyhow::Result<()> {
         let issuer_policy = self.ws.policy.issuer_of(self.token);
         let issuer = self.issuer(issuer_policy)?;
-        self.ws.registry.check_writable(&self.token.name, &self.values)?;
+        self.ws.registry.check_writable(&self.token.name)?;
         self.record_orphan()?;
         // The journal, with the tag the issuer will see, goes to disk before
         // the issuer is called.
