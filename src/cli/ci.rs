@@ -54,6 +54,10 @@ pub struct InitArgs {
     /// The release the action installs.
     #[arg(long, default_value = concat!("v", env!("CARGO_PKG_VERSION")), value_name = "TAG")]
     pub version: String,
+    /// The branch is protected: the scheduled job pushes the registry to a
+    /// new branch and opens a pull request with `gh` instead of pushing.
+    #[arg(long)]
+    pub pull_request: bool,
     /// Overwrite an existing workflow.
     #[arg(long)]
     pub force: bool,
@@ -165,6 +169,9 @@ pub fn workflow(
     let dirs = format!("--policies {} --registry {}", policies.display(), registry.display());
     let gate_env = env_lines(&needs_of(policy, Job::Gate), "          ");
     let rotate_env = env_lines(&needs_of(policy, Job::Rotate), "          ");
+    let commit_step = commit_step(registry, args.pull_request);
+    let rotate_permissions =
+        if args.pull_request { "contents: write\n      pull-requests: write" } else { "contents: write" };
     format!(
         r#"# Written by `chitty-secrets ci init`. Repository secrets it reads:
 #   CHITTY_SECRETS_IDENTITY   the CI runner's age key (a recipient of the registry)
@@ -230,7 +237,7 @@ jobs:
       group: chitty-secrets-rotate
       cancel-in-progress: false
     permissions:
-      contents: write
+      {rotate_permissions}
     steps:
       - uses: {CHECKOUT}
         with:
@@ -246,11 +253,39 @@ jobs:
         # an hour); exit 4 means the next scheduled run goes on from there.
         env:
 {rotate_env}        run: chitty-secrets {dirs} rotate --due --max-duration 50m
-      - name: Commit the registry
+{commit_step}"#,
+    )
+}
+
+/// The scheduled job's last step: commit the registry (even after a
+/// failure: a pending rotation must be kept) and push it, with a bounded
+/// rebase-and-retry when the branch moved; or, for a protected branch,
+/// push a branch of its own and open a pull request.
+fn commit_step(registry: &std::path::Path, pull_request: bool) -> String {
+    let common = format!(
+        r#"      - name: Commit the registry
         if: always()
         env:
           REGISTRY: {registry}
+"#,
+        registry = registry.display()
+    );
+    let script = if pull_request {
+        r#"          GH_TOKEN: ${{ github.token }}
+          RUN_ID: ${{ github.run_id }}
         run: |
+          git config user.name "chitty-secrets"
+          git config user.email "chitty-secrets@users.noreply.github.com"
+          git add "$REGISTRY"
+          git diff --cached --quiet && exit 0
+          branch="chitty-secrets/rotation-$RUN_ID"
+          git switch -c "$branch"
+          git commit -m "chitty-secrets: scheduled rotation"
+          git push origin "$branch"
+          gh pr create --fill --head "$branch"
+"#
+    } else {
+        r#"        run: |
           git config user.name "chitty-secrets"
           git config user.email "chitty-secrets@users.noreply.github.com"
           git add "$REGISTRY"
@@ -262,7 +297,7 @@ jobs:
             git pull --rebase --quiet || exit 1
           done
           exit 1
-"#,
-        registry = registry.display()
-    )
+"#
+    };
+    format!("{common}{script}")
 }

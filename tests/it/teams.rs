@@ -152,6 +152,12 @@ fn ci_init_writes_a_workflow_whose_commands_exist() {
             && !text.contains("cargo install"),
         "{text}"
     );
+    // A protected branch: the scheduled job opens a pull request instead of pushing.
+    p.ok(&["ci", "init", "--force", "--pull-request"]);
+    let text = p.read(".github/workflows/chitty-secrets.yml");
+    let doc = &yaml_rust2::YamlLoader::load_from_str(&text).expect("valid YAML")[0];
+    assert_eq!(doc["jobs"]["rotate"]["permissions"]["pull-requests"].as_str(), Some("write"), "{text}");
+    assert!(text.contains("gh pr create --fill --head \"$branch\"") && !text.contains("git push && exit 0"), "{text}");
 }
 
 #[test]
