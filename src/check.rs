@@ -57,6 +57,8 @@ struct Collector<'a> {
     findings: Vec<Finding>,
     /// .env files already read (many tokens share one): read and parsed once.
     files: std::collections::HashMap<PathBuf, std::rc::Rc<DotenvFile>>,
+    /// Absent .env files git ignores, asked of git once per file.
+    ignored: std::collections::HashMap<PathBuf, bool>,
 }
 
 impl Collector<'_> {
@@ -100,7 +102,12 @@ impl Collector<'_> {
 
 /// Every finding, most severe first.
 pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
-    let mut c = Collector { inputs, findings: Vec::new(), files: std::collections::HashMap::new() };
+    let mut c = Collector {
+        inputs,
+        findings: Vec::new(),
+        files: std::collections::HashMap::new(),
+        ignored: std::collections::HashMap::new(),
+    };
     let policy = inputs.policy;
     let mut checked_files = BTreeSet::new();
     let names: Vec<&String> = policy.tokens.keys().collect();
@@ -115,7 +122,8 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
                 continue;
             }
         };
-        if meta.current().is_some() && !inputs.registry.has_values(name) {
+        let has_values = inputs.registry.has_values(name);
+        if meta.current().is_some() && !has_values {
             let at = Some((c.rel(&inputs.registry.values_path(name)), None));
             c.add(
                 Severity::Error,
@@ -128,15 +136,13 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
         }
         // Decrypted once per token, and only when an identity is at hand.
         let values = match (inputs.identity, meta.current().or(meta.pending())) {
-            (Some(identity), Some(_)) if inputs.registry.has_values(name) => {
-                match inputs.registry.live_values(&meta, &identity.key) {
-                    Ok(values) => Some(values),
-                    Err(e) => {
-                        c.registry_problem(name, &e);
-                        None
-                    }
+            (Some(identity), Some(_)) if has_values => match inputs.registry.live_values(&meta, &identity.key) {
+                Ok(values) => Some(values),
+                Err(e) => {
+                    c.registry_problem(name, &e);
+                    None
                 }
-            }
+            },
             _ => None,
         };
         let value_of = |v: Option<&crate::registry::Version>| values.as_ref().zip(v).and_then(|(x, v)| x.get(v.id));
@@ -358,13 +364,16 @@ fn check_targets(
             }),
             // A fresh clone (CI): delivered .env files are ignored by git,
             // so not being here is expected; the delivery records speak.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && crate::project::absent_and_ignored(&path) => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && *c.ignored.entry(path.clone()).or_insert_with(|| crate::project::absent_and_ignored(&path)) =>
+            {
                 c.add(
                     Severity::Info,
                     "not-on-this-machine",
                     Some(name),
                     Some((shown.clone(), None)),
-                    format!("{address} is not on this machine (ignored by git): judged by the delivery records"),
+                    not_on_this_machine(&address),
                     None,
                 );
                 for key in &target.names {
@@ -481,6 +490,12 @@ fn check_targets(
             check_record(c, name, meta, &address, key, (shown.clone(), Some(line)));
         }
     }
+}
+
+/// What is said of a .env target that is absent here and ignored by git
+/// (a fresh clone), by `check`, `plan` and `sync --check` alike.
+pub fn not_on_this_machine(address: &str) -> String {
+    format!("{address} is not on this machine (ignored by git): judged by the delivery records")
 }
 
 /// The delivery record of one name at one target against the current

@@ -91,12 +91,8 @@ fn doctor(g: &Globals<'_>, args: &DoctorArgs) -> anyhow::Result<u8> {
     let needs = needs_of(&policy, args.job);
     let missing = credentials::missing(&needs, credentials::env_is_set);
     for need in &missing {
-        eprintln!(
-            "error: {}; set the repository secret {} (`gh secret set {}`)",
-            need.unset(),
-            credentials::secret_name(&need.any_of[0]),
-            credentials::secret_name(&need.any_of[0])
-        );
+        let secret = credentials::secret_name(&need.any_of[0]);
+        eprintln!("error: {}; set the repository secret {secret} (`gh secret set {secret}`)", need.unset());
     }
     if missing.is_empty() {
         println!(
@@ -127,8 +123,12 @@ fn init(g: &Globals<'_>, args: &InitArgs) -> anyhow::Result<u8> {
     println!("next: make a key for CI and give it to the repository as the secret CHITTY_SECRETS_IDENTITY:");
     println!("  age-keygen -o ci-key.txt && chitty-secrets keys add \"$(age-keygen -y ci-key.txt)\" --name ci");
     println!("  gh secret set CHITTY_SECRETS_IDENTITY < ci-key.txt && shred -u ci-key.txt");
-    let others: Vec<String> =
-        needs_of(&policy, Job::Rotate).iter().skip(1).map(|n| credentials::secret_name(&n.any_of[0])).collect();
+    // The identity's secret was named above.
+    let others: Vec<String> = needs_of(&policy, Job::Rotate)
+        .iter()
+        .map(|n| credentials::secret_name(&n.any_of[0]))
+        .filter(|secret| secret != crate::env_vars::IDENTITY)
+        .collect();
     if !others.is_empty() {
         println!("and the secrets the policies need (values never in argv: each reads stdin):");
         for name in others {

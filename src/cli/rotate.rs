@@ -125,7 +125,7 @@ pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
             println!("note: {note}");
         }
         for address in &preview.not_on_this_machine {
-            println!("note: {address} is not on this machine (ignored by git): judged by the delivery records");
+            println!("note: {}", crate::check::not_on_this_machine(address));
         }
         for o in &preview.damaged {
             print_outcome(o);
@@ -191,7 +191,7 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
             print_plans(&report.plans, if is_sync { "every target is up to date" } else { "nothing to do" }, "");
         }
         for address in &report.not_on_this_machine {
-            println!("note: {address} is not on this machine (ignored by git): judged by the delivery records");
+            println!("note: {}", crate::check::not_on_this_machine(address));
         }
         if uncompared {
             eprintln!(

@@ -52,8 +52,7 @@ impl Live {
             .get_or_init(|| {
                 let remote = Remote::from_env().map_err(|e| e.message)?;
                 if let Some(deadline) = self.deadline.get() {
-                    remote.github.stop_writing_at(*deadline);
-                    remote.cloudflare.stop_at(*deadline);
+                    remote.stop_writing_at(*deadline);
                 }
                 Ok(remote)
             })
@@ -86,8 +85,7 @@ impl Backends for Live {
     fn stop_writing_at(&self, deadline: std::time::Instant) {
         let _ = self.deadline.set(deadline);
         if let Some(Ok(remote)) = self.remote.get() {
-            remote.github.stop_writing_at(deadline);
-            remote.cloudflare.stop_at(deadline);
+            remote.stop_writing_at(deadline);
         }
     }
 

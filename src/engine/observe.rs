@@ -41,13 +41,15 @@ impl Workspace {
                 continue;
             };
             for target_policy in token.targets.iter().filter(|t| !t.is_remote()) {
+                // Asked of git once per file, however many tokens it holds.
+                let address = target_policy.address();
+                if not_here.contains(&address) {
+                    continue;
+                }
                 if let Some(path) = target_policy.dotenv_path(&self.policy.root)
                     && crate::project::absent_and_ignored(&path)
                 {
-                    let address = target_policy.address();
-                    if !not_here.contains(&address) {
-                        not_here.push(address);
-                    }
+                    not_here.push(address);
                     continue;
                 }
                 let target = self.backends.target(target_policy)?;

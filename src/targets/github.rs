@@ -54,8 +54,8 @@ impl Default for Shared {
 
 impl Shared {
     /// No write starts that the budget would make end after `deadline`.
-    pub fn stop_writing_at(&self, deadline: std::time::Instant) {
-        self.pacer.stop_at(deadline);
+    pub fn pacer(&self) -> &Pacer {
+        &self.pacer
     }
 }
 

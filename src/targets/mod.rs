@@ -145,6 +145,13 @@ impl Remote {
         Ok(Remote { vars: Some(Arc::new(vars.into_iter().collect())), ..Remote::from_env()? })
     }
 
+    /// No paced request (GitHub's or Cloudflare's) starts that would have to
+    /// wait past `deadline` (`--max-duration`).
+    pub fn stop_writing_at(&self, deadline: std::time::Instant) {
+        self.github.pacer().stop_at(deadline);
+        self.cloudflare.stop_at(deadline);
+    }
+
     /// A non-empty setting, e.g. `GITHUB_TOKEN`.
     pub fn var(&self, name: &str) -> Option<String> {
         match &self.vars {
