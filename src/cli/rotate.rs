@@ -193,6 +193,9 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
         for address in &report.not_on_this_machine {
             println!("note: {}", crate::check::not_on_this_machine(address));
         }
+        for note in &report.remote_notes {
+            println!("note: {note}");
+        }
         if uncompared {
             eprintln!(
                 "hint: give the identity (--identity FILE, or CHITTY_SECRETS_IDENTITY in CI) so .env files are compared with the registry"

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use super::Workspace;
+use super::observe::not_deployed_message;
 use crate::check::{Finding, Inputs, Severity};
 use crate::issuer::Verdict;
 use crate::rotation::{Observations, Observed};
@@ -90,6 +91,18 @@ impl Workspace {
                 let (code, what) = match observed {
                     Observed::Missing => ("remote-missing", "is missing"),
                     Observed::Differs => ("remote-changed", "was changed by someone else since it was delivered"),
+                    Observed::NotDeployed => {
+                        findings.push(Finding {
+                            severity: Severity::Warning,
+                            code: "not-deployed",
+                            token: Some(token.clone()),
+                            file: Some(key.target.clone()),
+                            line: None,
+                            message: not_deployed_message(&metas, &token, &key),
+                            hint: Some("roll the version out: `wrangler versions deploy VERSION@100%`".into()),
+                        });
+                        continue;
+                    }
                     Observed::Holds => continue,
                 };
                 findings.push(Finding {

@@ -6,12 +6,10 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-
 use super::outcome::Event;
 use super::{Progress, Workspace};
 use crate::policy::TargetPolicy;
-use crate::registry::{DeliveryKey, RegistryError, TokenMeta};
+use crate::registry::{DeliveryKey, Landing, RegistryError, TokenMeta};
 use crate::secret::Secret;
 use crate::targets::{TargetError, Written};
 
@@ -29,8 +27,9 @@ pub struct Batch {
     pub items: Vec<Item>,
 }
 
-/// A write, and the remote's `updated_at` after it where it has one.
-pub type WriteResult = Result<(Written, Option<DateTime<Utc>>), TargetError>;
+/// A write, and what the remote said about it (GitHub's `updated_at`, the
+/// Worker version).
+pub type WriteResult = Result<(Written, Landing), TargetError>;
 
 pub struct ItemResult {
     pub token: String,
@@ -121,7 +120,7 @@ async fn deliver_one(ws: &Workspace, batch: Batch) -> TargetReport {
     };
     let pairs: Vec<(String, Secret)> = batch.items.iter().map(|i| (i.name.clone(), i.value.clone())).collect();
     let mut results: HashMap<String, WriteResult> =
-        target.put_many(&pairs).await.into_iter().map(|(name, r)| (name, r.map(|w| (w, None)))).collect();
+        target.put_many(&pairs).await.into_iter().map(|(name, r)| (name, r.map(|w| (w, Landing::default())))).collect();
     crate::crash::point("after-put");
 
     let written: Vec<&(String, Secret)> =
@@ -144,8 +143,9 @@ async fn deliver_one(ws: &Workspace, batch: Batch) -> TargetReport {
                     for name in &names {
                         match listed.iter().find(|s| s.name.eq_ignore_ascii_case(name)) {
                             Some(s) => {
-                                if let Some(Ok((_, updated))) = results.get_mut(name) {
-                                    *updated = s.updated_at;
+                                if let Some(Ok((_, landing))) = results.get_mut(name) {
+                                    landing.updated_at = s.updated_at;
+                                    landing.worker_version.clone_from(&s.worker_version);
                                 }
                             }
                             None => {
@@ -228,12 +228,12 @@ pub fn record(
         let mut landed: Vec<&ItemResult> = Vec::new();
         for item in report.items.iter().filter(|i| i.token == token) {
             match &item.result {
-                Ok((_, updated)) => {
+                Ok((_, landing)) => {
                     meta.record_delivery(
                         DeliveryKey::new(report.address.as_str(), item.name.as_str()),
                         item.version,
                         ws.now,
-                        *updated,
+                        landing.clone(),
                     );
                     landed.push(item);
                 }

@@ -151,6 +151,32 @@ impl Workspace {
         self.selected_targets(only).any(|t| t.is_remote())
     }
 
+    /// For each remote target whose service has something to say about
+    /// writes (a Worker's deployments): a note of what a write will do, or
+    /// a warning that the service would refuse it — before any write.
+    async fn write_effects(&self, notes: &mut Vec<String>) -> Vec<LimitProblem> {
+        let targets = self.policy.remote_targets();
+        let effects = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
+            let effect = match self.backends.target(t) {
+                Ok(target) => target.write_effect().await,
+                Err(e) => Some(Err(e)),
+            };
+            (address.clone(), effect)
+        }))
+        .await;
+        let mut problems = Vec::new();
+        for (address, effect) in effects {
+            match effect {
+                Some(Ok(note)) => notes.push(format!("{address}: {note}")),
+                Some(Err(e)) => {
+                    problems.push(LimitProblem { severity: "warning", target: address, message: e.message })
+                }
+                None => {}
+            }
+        }
+        problems
+    }
+
     /// What `rotate --due` and `sync` would do, from the records, the .env
     /// files (with the identity) and one listing of each remote target.
     pub async fn preview(&self) -> anyhow::Result<Preview> {
@@ -160,6 +186,7 @@ impl Workspace {
         // secrets; without credentials, plan says so and goes on.
         let mut unmanaged = Vec::new();
         let mut remote_notes = Vec::new();
+        let mut reachable = false;
         let missing: Vec<String> =
             crate::credentials::missing(&crate::credentials::needed(&self.policy, &[]), crate::credentials::env_is_set)
                 .into_iter()
@@ -170,8 +197,10 @@ impl Workspace {
             // Without credentials a listing can only fail: none is tried.
             remote_notes.extend(missing.into_iter().map(|m| format!("remote targets were not listed: {m}")));
         } else if self.needs_remote(&[]) {
-            let (u, unreachable) = self.observe_remote_all(&metas, &mut observed).await;
+            let (u, unreachable, notes) = self.observe_remote_all(&metas, &mut observed).await;
             unmanaged = u;
+            remote_notes.extend(notes);
+            reachable = unreachable.is_empty();
             remote_notes.extend(unreachable.iter().map(|e| format!("not listed, judged by delivery records: {e}")));
         }
         let mut rotate = crate::rotation::plan(
@@ -185,8 +214,12 @@ impl Workspace {
         for plans in [&mut rotate, &mut sync] {
             plans.retain(|p| metas.contains_key(&p.token));
         }
+        remote_notes.extend(observe::not_deployed_notes(&metas, &observed));
         let github = github_load(&self.policy, [&rotate, &sync]);
-        let limits = github_limits(&self.policy, &unmanaged);
+        let mut limits = github_limits(&self.policy, &unmanaged);
+        if reachable {
+            limits.extend(self.write_effects(&mut remote_notes).await);
+        }
         Ok(Preview {
             rotate,
             sync,
@@ -227,6 +260,7 @@ impl Workspace {
         if verify && self.needs_remote(only) {
             self.observe_remote(&metas, &mut observed).await?;
         }
+        let remote_notes = observe::not_deployed_notes(&metas, &observed);
         let mut plans = crate::rotation::plan(&self.policy, &metas, &observed, self.now, mode);
         plans.retain(|p| metas.contains_key(&p.token));
         let mut report = RunReport {
@@ -238,6 +272,7 @@ impl Workspace {
             requests: (0, 0),
             local_files_compared: self.identity.is_some(),
             not_on_this_machine,
+            remote_notes,
         };
         if dry_run {
             return Ok(report);
@@ -443,6 +478,9 @@ pub struct RunReport {
     /// .env targets absent and ignored by git here (a fresh clone): judged
     /// by the delivery records.
     pub not_on_this_machine: Vec<String>,
+    /// What the remote listing found that needs no write but a person's
+    /// eye (a Worker version not deployed yet).
+    pub remote_notes: Vec<String>,
 }
 
 impl RunReport {

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::Workspace;
-use crate::registry::{DeliveryKey, TokenMeta};
+use crate::registry::{DeliveryKey, TokenMeta, WorkerVersion};
 use crate::rotation::{Observations, Observed};
+use crate::targets::Running;
 
 /// A name on a remote that no policy declares there: reported, never touched.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -77,7 +78,7 @@ impl Workspace {
         metas: &BTreeMap<String, TokenMeta>,
         seen: &mut Observations,
     ) -> anyhow::Result<Vec<Unmanaged>> {
-        let (unmanaged, unreachable) = self.observe_remote_all(metas, seen).await;
+        let (unmanaged, unreachable, _) = self.observe_remote_all(metas, seen).await;
         match unreachable.into_iter().next() {
             Some(e) => Err(e.into()),
             None => Ok(unmanaged),
@@ -91,17 +92,29 @@ impl Workspace {
         &self,
         metas: &BTreeMap<String, TokenMeta>,
         seen: &mut Observations,
-    ) -> (Vec<Unmanaged>, Vec<crate::targets::TargetError>) {
+    ) -> (Vec<Unmanaged>, Vec<crate::targets::TargetError>, Vec<String>) {
         let targets = self.policy.remote_targets();
         let lists = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
             let target = self.backends.target(t)?;
-            Ok::<_, crate::targets::TargetError>((address.clone(), target.list().await?.unwrap_or_default()))
+            let listed = target.list().await?.unwrap_or_default();
+            // A Worker: does what runs predate the versions that hold the
+            // current values?
+            let mut older = BTreeMap::new();
+            let versions = current_worker_versions(metas, address);
+            if !versions.is_empty() {
+                let running = target.running(&versions).await?.unwrap_or_default();
+                for version in &versions {
+                    older.insert(version.id.clone(), Running::older_than(&running, version).len());
+                }
+            }
+            Ok::<_, crate::targets::TargetError>((address.clone(), listed, older))
         }))
         .await;
         let mut unmanaged = Vec::new();
         let mut unreachable = Vec::new();
+        let mut notes = Vec::new();
         for listed in lists {
-            let (address, listed) = match listed {
+            let (address, listed, older) = match listed {
                 Ok(listed) => listed,
                 Err(e) => {
                     unreachable.push(e);
@@ -115,6 +128,9 @@ impl Workspace {
                     for n in &t.names {
                         declared.push(n.to_ascii_uppercase());
                         let listed_here = listed.iter().find(|s| s.name.eq_ignore_ascii_case(n));
+                        if let Some(change) = visibility_change(t, listed_here) {
+                            notes.push(format!("{address}: {} {change}", listed_here.map_or(n, |s| &s.name)));
+                        }
                         let observed = match (listed_here, meta.delivered(&address, n)) {
                             (None, _) => Some(Observed::Missing),
                             (Some(s), Some(d))
@@ -124,6 +140,15 @@ impl Workspace {
                             {
                                 Some(Observed::Differs)
                             }
+                            (Some(_), Some(d)) => match &d.worker_version {
+                                Some(w) if older.get(&w.id).is_some_and(|n| *n > 0) => {
+                                    // Ours deployed it, yet an older version runs:
+                                    // rolled back. Not deployed by us: a rollout
+                                    // left to the team.
+                                    Some(if w.deployed { Observed::Differs } else { Observed::NotDeployed })
+                                }
+                                _ => None,
+                            },
                             // Present and untouched: the delivery records decide.
                             _ => None,
                         };
@@ -139,6 +164,68 @@ impl Workspace {
                 }
             }
         }
-        (unmanaged, unreachable)
+        (unmanaged, unreachable, notes)
     }
+}
+
+/// The Worker versions the records say hold current values at `address`.
+fn current_worker_versions(metas: &BTreeMap<String, TokenMeta>, address: &str) -> Vec<WorkerVersion> {
+    let mut out: Vec<WorkerVersion> = Vec::new();
+    for meta in metas.values() {
+        let Some(current) = meta.current() else { continue };
+        for (key, d) in &meta.deliveries {
+            if let Some(w) = d.worker_version.as_ref().filter(|_| key.target == address && d.version == current.id)
+                && !out.iter().any(|o| o.id == w.id)
+            {
+                out.push(w.clone());
+            }
+        }
+    }
+    out
+}
+
+/// `API_TOKEN at wrangler:api holds v3 in Worker version #12 (0a1b…), which is not deployed yet`
+pub fn not_deployed_message(metas: &BTreeMap<String, TokenMeta>, token: &str, key: &DeliveryKey) -> String {
+    let record = metas.get(token).and_then(|m| m.delivered(&key.target, &key.name));
+    match record.and_then(|d| d.worker_version.as_ref().map(|w| (d.version, w))) {
+        Some((version, w)) => format!(
+            "{} at {} holds v{version} in Worker version #{} ({}), which is not deployed yet",
+            key.name,
+            key.target,
+            w.number,
+            crate::targets::cloudflare::short(&w.id)
+        ),
+        None => format!("{} at {} is in a Worker version that is not deployed yet", key.name, key.target),
+    }
+}
+
+/// One note per value delivered into a Worker version not yet deployed.
+pub fn not_deployed_notes(metas: &BTreeMap<String, TokenMeta>, observed: &Observations) -> Vec<String> {
+    observed
+        .iter()
+        .filter(|(_, o)| **o == Observed::NotDeployed)
+        .map(|((token, key), _)| {
+            format!(
+                "{}; roll it out with `wrangler versions deploy VERSION@100%`",
+                not_deployed_message(metas, token, key)
+            )
+        })
+        .collect()
+}
+
+/// `is visible to `all` repositories; the policy sets `private`: …` when an
+/// organization secret's visibility differs from what the policy sets.
+fn visibility_change(
+    target: &crate::policy::TargetPolicy,
+    listed: Option<&crate::targets::RemoteSecret>,
+) -> Option<String> {
+    let crate::policy::TargetSpec::Github(g) = &target.spec else { return None };
+    let crate::policy::GithubScope::Org { visibility: Some(wanted), .. } = &g.scope else { return None };
+    let now = listed?.visibility.as_deref()?;
+    (now != wanted.as_str()).then(|| {
+        format!(
+            "is visible to `{now}` repositories; the policy sets `{}`: the next write changes who may use it",
+            wanted.as_str()
+        )
+    })
 }

@@ -46,6 +46,11 @@ pub enum Event {
         target: String,
         name: String,
     },
+    /// Done, but something a person must see (e.g. an emergency revocation
+    /// of a value a deployed Worker version may still run).
+    Warning {
+        message: String,
+    },
 }
 
 impl std::fmt::Display for Event {
@@ -64,6 +69,7 @@ impl std::fmt::Display for Event {
                 f,
                 "recorded a possibly issued, unrecorded token (tag {tag}): revoke it at `{issuer}`, see `chitty-secrets check`"
             ),
+            Event::Warning { message } => write!(f, "warning: {message}"),
             Event::Pruned { token, target, name } => {
                 write!(f, "pruned {name} from {target} (written earlier for {token}; no policy declares it now)")
             }

@@ -16,6 +16,7 @@ use crate::policy::TokenPolicy;
 use crate::registry::{NewVersion, Stage, TokenMeta, ValueOrigin, Values};
 use crate::rotation::Step;
 use crate::secret::Secret;
+use crate::targets::Running;
 
 /// Runs `steps` for `token`; `emergency` keeps no overlap.
 pub async fn run(ws: &Workspace, token: &TokenPolicy, steps: &[Step], emergency: bool) -> Outcome {
@@ -405,12 +406,60 @@ impl<'a> Runner<'a> {
         Ok(self.meta.end_version(version, revoked == Revoked::Revoked, self.ws.now)?)
     }
 
+    /// The deployed Worker versions (Cloudflare) made before every version
+    /// that holds a newer value than `version`: they may still run it.
+    /// One line per target, e.g. `wrangler:api runs version #3 (0a1b…) at 90%`.
+    async fn still_running(&self, version: u32) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for target in &self.token.targets {
+            let address = target.address();
+            let oldest_newer = self
+                .meta
+                .deliveries
+                .iter()
+                .filter(|(key, d)| key.target == address && d.version > version)
+                .filter_map(|(_, d)| d.worker_version.as_ref())
+                .min_by_key(|w| w.number);
+            let Some(oldest_newer) = oldest_newer else { continue };
+            let target = self.ws.backends.target(target)?;
+            let running = target.running(std::slice::from_ref(oldest_newer)).await?.unwrap_or_default();
+            let older = Running::older_than(&running, oldest_newer);
+            if !older.is_empty() {
+                let older: Vec<String> = older.iter().map(ToString::to_string).collect();
+                out.push(format!("{address} runs {}", older.join(" and ")));
+            }
+        }
+        Ok(out)
+    }
+
     async fn retire(&mut self, version: u32) -> anyhow::Result<()> {
         // Never retire a value a target still holds.
         let holders = self.meta.holders(version);
         if !holders.is_empty() {
             let holders: Vec<String> = holders.iter().map(ToString::to_string).collect();
             anyhow::bail!("v{version} is still held by {}; not retiring it", holders.join(", "));
+        }
+        // Nor one a deployed Worker version may still run (a rollout not
+        // finished, or a rollback): revoking it would break that version.
+        let running = self.still_running(version).await?;
+        if !running.is_empty() {
+            let name = &self.token.name;
+            let where_ = running.join("; ");
+            if !self.emergency {
+                self.resumable = true;
+                return Err(crate::error::Hinted::new(
+                    format!("v{version} is not revoked yet: {where_}, made before the new value, may still run it"),
+                    format!(
+                        "deploy the version that holds the new value (`wrangler versions deploy VERSION@100%`), then run `chitty-secrets rotate {name}` again"
+                    ),
+                )
+                .into());
+            }
+            self.done.push(Event::Warning {
+                message: format!(
+                    "emergency: v{version} is revoked although {where_} may still run it; deploy the new value's version now (`wrangler versions deploy VERSION@100%`)"
+                ),
+            });
         }
         let stage = self.revoke_version(version).await?;
         let dropped = self.meta.prune_history();

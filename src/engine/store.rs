@@ -200,7 +200,12 @@ impl Workspace {
                 let path = target.dotenv_path(&self.policy.root).and_then(|p| p.canonicalize().ok());
                 if path.is_some() && path == canonical_file {
                     for n in target.names.iter().filter(|n| found.iter().any(|(k, _, _)| k == *n)) {
-                        meta.record_delivery(DeliveryKey::new(target.address(), n.as_str()), id, self.now, None);
+                        meta.record_delivery(
+                            DeliveryKey::new(target.address(), n.as_str()),
+                            id,
+                            self.now,
+                            crate::registry::Landing::default(),
+                        );
                         recorded = true;
                     }
                 }

@@ -591,6 +591,24 @@ fn target_problems(spec: &TargetSpec, token: &str, names: &[String]) -> Vec<(Str
                     "use letters, digits, `-` and `_`".into(),
                 ));
             }
+            if w.via == Via::Cli && w.deploy == Deploy::Version {
+                out.push((
+                    format!("token `{token}`: deploy = \"version\" works over the API, not via = \"cli\""),
+                    "remove via = \"cli\" (the API needs CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID)".into(),
+                ));
+            }
+            match (&w.rollout, w.deploy) {
+                (Some(_), Deploy::Immediate) => out.push((
+                    format!("token `{token}`: `rollout` goes with deploy = \"version\""),
+                    "a write with deploy = \"immediate\" always deploys at 100%: remove rollout".into(),
+                )),
+                (Some(r), Deploy::Version) if r != "100%" => out.push((
+                    format!("token `{token}`: rollout `{r}` is not supported"),
+                    "use rollout = \"100%\", or leave it out and roll the version out with `wrangler versions deploy`"
+                        .into(),
+                )),
+                _ => {}
+            }
             None
         }
     };

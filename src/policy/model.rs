@@ -416,8 +416,26 @@ pub struct WranglerSpec {
     /// `api` (REST, default) or `cli` (`wrangler secret put`, value on stdin).
     #[serde(default)]
     pub via: Via,
+    /// `immediate` (default): a secret write deploys a new version at 100%,
+    /// as `wrangler secret put` does. `version`: the secrets go into a new
+    /// version based on the deployed one, not deployed (like `wrangler
+    /// versions secret put`); the team rolls it out, or `rollout`.
+    #[serde(default)]
+    pub deploy: Deploy,
+    /// With deploy = "version": `"100%"` deploys the new version at once.
+    #[serde(default)]
+    pub rollout: Option<String>,
     #[serde(default)]
     pub names: Option<Vec<String>>,
+}
+
+/// How a Worker receives new secret values.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Deploy {
+    #[default]
+    Immediate,
+    Version,
 }
 
 impl WranglerSpec {

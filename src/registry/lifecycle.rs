@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 
 use super::model::{
-    Delivery, DeliveryKey, IssuedBy, Journal, JournalStep, Orphan, Stage, TokenMeta, ValueOrigin, Version,
+    Delivery, DeliveryKey, IssuedBy, Journal, JournalStep, Landing, Orphan, Stage, TokenMeta, ValueOrigin, Version,
 };
 
 /// A new value's metadata: everything but its id and stage.
@@ -144,16 +144,11 @@ impl TokenMeta {
         Ok(v.stage)
     }
 
-    /// Notes that `key` holds `version` since `at` (and the remote's own
-    /// `updated_at` after the write, where it has one).
-    pub fn record_delivery(
-        &mut self,
-        key: DeliveryKey,
-        version: u32,
-        at: DateTime<Utc>,
-        remote_updated_at: Option<DateTime<Utc>>,
-    ) {
-        self.deliveries.insert(key, Delivery { version, at, remote_updated_at });
+    /// Notes that `key` holds `version` since `at` (and what the remote
+    /// said about the write, where it says anything).
+    pub fn record_delivery(&mut self, key: DeliveryKey, version: u32, at: DateTime<Utc>, landing: Landing) {
+        let Landing { updated_at, worker_version } = landing;
+        self.deliveries.insert(key, Delivery { version, at, remote_updated_at: updated_at, worker_version });
     }
 
     /// Every target name whose record says it holds `version`.
@@ -215,7 +210,7 @@ mod tests {
     #[test]
     fn delivery_keys_round_trip_through_the_registry_file() {
         let mut meta = TokenMeta::new("T");
-        meta.record_delivery(DeliveryKey::new("github:o/r@env:a#b", "NAME"), 3, Utc::now(), None);
+        meta.record_delivery(DeliveryKey::new("github:o/r@env:a#b", "NAME"), 3, Utc::now(), Landing::default());
         let text = toml::to_string(&meta).unwrap();
         assert!(text.contains("\"github:o/r@env:a#b#NAME\""), "{text}");
         let back: TokenMeta = toml::from_str(&text).unwrap();

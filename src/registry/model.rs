@@ -177,6 +177,29 @@ pub struct Delivery {
     /// change by hand is seen without reading any value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_updated_at: Option<DateTime<Utc>>,
+    /// The Worker version the write created (Cloudflare), so a later run
+    /// can tell whether what is deployed holds this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_version: Option<WorkerVersion>,
+}
+
+/// A version of a Cloudflare Worker: its id, its number (versions are
+/// numbered in the order they were made), and whether our write deployed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerVersion {
+    pub id: String,
+    pub number: u64,
+    pub deployed: bool,
+}
+
+/// What a remote said about a write, to keep in its delivery record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Landing {
+    /// GitHub's `updated_at` after the write.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The Worker version that holds the value.
+    pub worker_version: Option<WorkerVersion>,
 }
 
 /// The pending-rotation journal: written before the issuer is called, so a

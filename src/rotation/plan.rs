@@ -23,6 +23,9 @@ pub enum Observed {
     Differs,
     /// The name is not there.
     Missing,
+    /// Delivered into a Worker version that is not deployed yet
+    /// (`deploy = "version"`): the rollout is the team's, nothing to write.
+    NotDeployed,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -225,7 +228,7 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
         for name in &target.names {
             let key = DeliveryKey::new(address.as_str(), name.as_str());
             let reason = match (observed.get(&(token.name.clone(), key)), meta.delivered(&address, name)) {
-                (Some(Observed::Holds), _) => None,
+                (Some(Observed::Holds | Observed::NotDeployed), _) => None,
                 (Some(Observed::Differs), _) => Some(format!("{name} differs from the registry")),
                 (Some(Observed::Missing), _) => Some(format!("{name} is missing")),
                 (None, None) => Some(format!("{name} was never delivered")),

@@ -1,21 +1,40 @@
 //! The `wrangler` target: Cloudflare Workers secrets of one script.
 //!
 //! By default over the REST API (`CLOUDFLARE_API_TOKEN`,
-//! `CLOUDFLARE_ACCOUNT_ID`, `CLOUDFLARE_API_BASE_URL`): the bulk endpoint,
-//! at most 100 operations a request, falling back to one PUT per secret
-//! where the account does not have it. Success is what the envelope's
-//! `success` says, not only the HTTP status. With `via = "cli"`, runs
-//! `wrangler secret put NAME --name SCRIPT` with the value on stdin.
+//! `CLOUDFLARE_ACCOUNT_ID`, `CLOUDFLARE_API_BASE_URL`). Every secret write
+//! makes a new version of the Worker:
+//! - `deploy = "immediate"` (default): the bulk endpoint (at most 100
+//!   operations a request, one PUT per secret where the account lacks it)
+//!   deploys the new version at 100%. Cloudflare refuses that (10215) while
+//!   the latest version is not the deployed one, so the deployments are
+//!   read first and such a write is reported, not attempted.
+//! - `deploy = "version"`: the secrets go into a new version made from the
+//!   deployed one (code re-uploaded, every other binding inherited), as
+//!   `wrangler versions secret bulk` does, and the rollout is left to the
+//!   team (or `rollout = "100%"`).
+//!
+//! The version a write made is kept in the delivery record: the old token is
+//! not revoked while a deployed version older than it still runs.
+//!
+//! Success is what the envelope's `success` says, not only the HTTP status.
+//! With `via = "cli"`, runs `wrangler secret put NAME --name SCRIPT` with
+//! the value on stdin.
 
 use std::process::Stdio;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
+use zeroize::Zeroizing;
 
-use super::{PutResults, Remote, RemoteSecret, Target, TargetError, Written, all_failed};
+use super::{PutResults, Remote, RemoteSecret, Running, Target, TargetError, Written, all_failed};
 use crate::http::Http;
+use crate::policy::{Deploy, WranglerSpec};
+use crate::registry::WorkerVersion;
 use crate::secret::Secret;
 
 const BULK_LIMIT: usize = 100;
@@ -39,15 +58,125 @@ struct ApiMessage {
     message: String,
 }
 
+/// `GET …/deployments`: the newest deployment first.
+#[derive(Deserialize)]
+struct Deployments {
+    #[serde(default)]
+    deployments: Vec<Deployment>,
+}
+
+#[derive(Deserialize)]
+struct Deployment {
+    #[serde(default)]
+    versions: Vec<Deployed>,
+}
+
+/// A version that runs, and its share of the traffic.
+#[derive(Deserialize, Clone)]
+struct Deployed {
+    version_id: String,
+    percentage: f64,
+}
+
+#[derive(Deserialize)]
+struct VersionList {
+    #[serde(default)]
+    items: Vec<VersionSummary>,
+}
+
+#[derive(Deserialize)]
+struct VersionSummary {
+    id: String,
+    #[serde(default)]
+    number: Option<u64>,
+    #[serde(default)]
+    annotations: Option<Annotations>,
+}
+
+#[derive(Deserialize)]
+struct Annotations {
+    #[serde(rename = "workers/message", default)]
+    message: Option<String>,
+}
+
+/// Every version chitty-secrets makes says so in its message.
+const MESSAGE_PREFIX: &str = "chitty-secrets: ";
+
+impl VersionSummary {
+    fn made_here(&self) -> bool {
+        self.annotations.as_ref().and_then(|a| a.message.as_deref()).is_some_and(|m| m.starts_with(MESSAGE_PREFIX))
+    }
+}
+
+/// `GET …/versions/{id}`: what a version binds (names and types only).
+#[derive(Deserialize)]
+struct VersionDetail {
+    number: u64,
+    #[serde(default)]
+    resources: Resources,
+}
+
+#[derive(Deserialize, Default)]
+struct Resources {
+    #[serde(default)]
+    bindings: Vec<BindingRef>,
+    #[serde(default)]
+    script_runtime: Runtime,
+}
+
+#[derive(Deserialize)]
+struct BindingRef {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize, Default)]
+struct Runtime {
+    #[serde(default)]
+    compatibility_date: Option<String>,
+    #[serde(default)]
+    compatibility_flags: Option<Vec<String>>,
+}
+
+/// A version's code as `content/v2` gives it.
+struct Code {
+    /// The entry point's part name.
+    main: String,
+    /// A service-worker script (one plain part) rather than ES modules.
+    service_worker: bool,
+    parts: Vec<(String, String, Vec<u8>)>,
+}
+
 pub struct CloudflareTarget {
     address: String,
     script: String,
+    deploy: Deploy,
+    /// With `deploy = "version"`: deploy the new version at 100%.
+    roll_out: bool,
     remote: Remote,
+    /// Set once this run has written: the confirming listing then also
+    /// says which version holds the values.
+    wrote: AtomicBool,
+    /// The version a `deploy = "version"` write made.
+    placed: Mutex<Option<WorkerVersion>>,
+    /// Whether a deploying write would be accepted, read once a run (our
+    /// own writes keep the latest version deployed).
+    writable: tokio::sync::OnceCell<Result<(), TargetError>>,
 }
 
 impl CloudflareTarget {
-    pub fn new(address: String, script: String, remote: Remote) -> Result<Self, TargetError> {
-        Ok(CloudflareTarget { address, script, remote })
+    pub fn new(address: String, spec: &WranglerSpec, remote: Remote) -> Result<Self, TargetError> {
+        Ok(CloudflareTarget {
+            address,
+            script: spec.script(),
+            deploy: spec.deploy,
+            roll_out: spec.rollout.as_deref() == Some("100%"),
+            remote,
+            wrote: AtomicBool::new(false),
+            placed: Mutex::new(None),
+            writable: tokio::sync::OnceCell::new(),
+        })
     }
 
     fn err(&self, message: impl Into<String>, hint: Option<&str>) -> TargetError {
@@ -63,8 +192,8 @@ impl CloudflareTarget {
         })
     }
 
-    /// `…/accounts/{a}/workers/scripts/{script}/{tail…}`
-    fn url(&self, tail: &[&str]) -> Result<String, TargetError> {
+    /// `…/accounts/{a}/workers/scripts/{script}/{tail…}?{query}`
+    fn url(&self, tail: &[&str], query: &[(&str, &str)]) -> Result<String, TargetError> {
         let base =
             self.remote.var("CLOUDFLARE_API_BASE_URL").unwrap_or_else(|| "https://api.cloudflare.com/client/v4".into());
         let account = self.env("CLOUDFLARE_ACCOUNT_ID")?;
@@ -75,6 +204,9 @@ impl CloudflareTarget {
             segments.pop_if_empty();
             segments.extend(["accounts", account.as_str(), "workers", "scripts", self.script.as_str()]);
             segments.extend(tail);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
         }
         Ok(url.to_string())
     }
@@ -113,9 +245,7 @@ impl CloudflareTarget {
                 let text =
                     e.errors.iter().map(|m| format!("{} ({})", m.message, m.code)).collect::<Vec<_>>().join("; ");
                 let hint = if codes.contains(&NOT_DEPLOYED) {
-                    Some(
-                        "Cloudflare refuses secret changes while the Worker's latest version is not deployed: deploy it (`wrangler deploy`) or roll back, then sync again",
-                    )
+                    Some(NOT_DEPLOYED_HINT)
                 } else if codes.contains(&NO_SUCH_SCRIPT) {
                     Some(
                         "there is no Worker script by that name in this account: deploy it first, or fix `worker`/`env` in the policy",
@@ -140,9 +270,89 @@ impl CloudflareTarget {
         error.codes.contains(&NO_SUCH_SCRIPT)
     }
 
+    /// One request whose envelope's `result` is read as `T`.
+    async fn fetch<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Result<T, (StatusCode, TargetError)> {
+        let response = self.call(method.clone(), url, body).await.map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
+        let envelope = self.envelope(&method, url, response).await?;
+        serde_json::from_value(envelope.result).map_err(|e| {
+            (StatusCode::OK, self.err(format!("{method} {url}: an answer of an unexpected shape ({e})"), None))
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, tail: &[&str], query: &[(&str, &str)]) -> Result<T, TargetError> {
+        let url = self.url(tail, query)?;
+        self.fetch(Method::GET, &url, None).await.map_err(|(_, e)| e)
+    }
+
+    /// What runs now; `None` where the account has no deployments API.
+    async fn deployed(&self) -> Result<Option<Vec<Deployed>>, TargetError> {
+        let url = self.url(&["deployments"], &[])?;
+        match self.fetch::<Deployments>(Method::GET, &url, None).await {
+            Ok(d) => Ok(d.deployments.into_iter().next().map(|d| d.versions)),
+            Err((StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED, e)) if !Self::no_such_script(&e) => Ok(None),
+            Err((_, e)) => Err(e),
+        }
+    }
+
+    /// The newest version as the list gives it (newest first).
+    async fn latest_summary(&self) -> Result<Option<VersionSummary>, TargetError> {
+        let list: VersionList = self.get(&["versions"], &[("per_page", "1")]).await?;
+        Ok(list.items.into_iter().next())
+    }
+
+    /// The newest version, numbered.
+    async fn latest(&self) -> Result<Option<WorkerVersion>, TargetError> {
+        let Some(v) = self.latest_summary().await? else { return Ok(None) };
+        let number = match v.number {
+            Some(n) => n,
+            None => self.detail(&v.id).await?.number,
+        };
+        Ok(Some(WorkerVersion { id: v.id, number, deployed: false }))
+    }
+
+    async fn detail(&self, id: &str) -> Result<VersionDetail, TargetError> {
+        self.get(&["versions", id], &[]).await
+    }
+
+    /// Before a write that deploys: Cloudflare refuses it (10215) unless
+    /// the latest version is the only one deployed, so say so first.
+    async fn preflight(&self) -> Result<(), TargetError> {
+        self.writable.get_or_init(|| self.read_preflight()).await.clone()
+    }
+
+    async fn read_preflight(&self) -> Result<(), TargetError> {
+        let (deployed, latest) = tokio::join!(self.deployed(), self.latest());
+        let (Some(deployed), Some(latest)) = (deployed?, latest?) else { return Ok(()) };
+        let runs_latest = matches!(&deployed[..], [only] if only.version_id == latest.id);
+        if runs_latest || deployed.is_empty() {
+            return Ok(());
+        }
+        let why = if deployed.len() > 1 {
+            format!("a gradual deployment is in progress ({})", describe(&deployed))
+        } else {
+            format!(
+                "its latest version {} (#{}) is not the deployed one (deployed: {})",
+                short(&latest.id),
+                latest.number,
+                describe(&deployed)
+            )
+        };
+        Err(self
+            .err(
+                format!("{why}: Cloudflare would refuse a secret write (10215), so nothing was written"),
+                Some(NOT_DEPLOYED_HINT),
+            )
+            .answered(400, vec![NOT_DEPLOYED]))
+    }
+
     /// One bulk request; `Ok(None)` means the account has no bulk endpoint.
     async fn bulk(&self, chunk: &[(String, Secret)]) -> Result<Option<()>, TargetError> {
-        let url = self.url(&["secrets-bulk"])?;
+        let url = self.url(&["secrets-bulk"], &[])?;
         #[derive(serde::Serialize)]
         struct Bulk<'a> {
             secrets: std::collections::BTreeMap<&'a str, SecretText<'a>>,
@@ -158,20 +368,17 @@ impl CloudflareTarget {
     }
 
     async fn put_one(&self, name: &str, value: &Secret) -> Result<Written, TargetError> {
-        let url = self.url(&["secrets"])?;
+        let url = self.url(&["secrets"], &[])?;
         let body = crate::secret::json_body(&SecretText::new(name, value));
         let response = self.call(Method::PUT, &url, Some(("application/json", &body[..]))).await?;
         self.envelope(&Method::PUT, &url, response).await.map(|_| Written::Written).map_err(|(_, e)| e)
     }
-}
 
-#[async_trait]
-impl Target for CloudflareTarget {
-    fn address(&self) -> &str {
-        &self.address
-    }
-
-    async fn put_many(&self, items: &[(String, Secret)]) -> PutResults {
+    /// `deploy = "immediate"`: the secrets endpoints, each write deployed.
+    async fn put_deployed(&self, items: &[(String, Secret)]) -> PutResults {
+        if let Err(e) = self.preflight().await {
+            return all_failed(items, &e);
+        }
         let mut results = Vec::new();
         let mut chunks = items.chunks(BULK_LIMIT);
         while let Some(chunk) = chunks.next() {
@@ -189,27 +396,319 @@ impl Target for CloudflareTarget {
         results
     }
 
-    async fn list(&self) -> Result<Option<Vec<RemoteSecret>>, TargetError> {
-        let url = self.url(&["secrets"])?;
+    /// The version the new one is made from, and how to say which: the
+    /// latest when chitty-secrets made it (values written one after the
+    /// other add up before the team rolls them out), else what runs (the
+    /// larger share of a split: the version most traffic trusts).
+    async fn base_version(&self) -> Result<(String, String), TargetError> {
+        let (deployed, latest) = tokio::join!(self.deployed(), self.latest_summary());
+        let (deployed, latest) = (deployed?.unwrap_or_default(), latest?);
+        if let Some(latest) = latest.as_ref().filter(|v| v.made_here()) {
+            let deployed = deployed.iter().any(|d| d.version_id == latest.id);
+            let state = if deployed { "deployed" } else { "not deployed yet" };
+            return Ok((
+                latest.id.clone(),
+                format!("the one chitty-secrets made last ({}, {state})", short(&latest.id)),
+            ));
+        }
+        if let Some(most) = deployed.iter().max_by(|a, b| a.percentage.total_cmp(&b.percentage)) {
+            return Ok((most.version_id.clone(), format!("the deployed one ({})", describe(&deployed))));
+        }
+        match latest {
+            Some(v) => Ok((v.id.clone(), format!("the latest ({})", short(&v.id)))),
+            None => {
+                Err(self
+                    .err("the Worker has no version to build on", Some("deploy the Worker first (`wrangler deploy`)")))
+            }
+        }
+    }
+
+    /// A version's code, to upload again unchanged in the new version.
+    async fn code(&self, id: &str) -> Result<Code, TargetError> {
+        let url = self.url(&["content", "v2"], &[("version", id)])?;
         let response = self.call(Method::GET, &url, None).await?;
-        let envelope = self.envelope(&Method::GET, &url, response).await.map_err(|(_, e)| e)?;
-        let names = envelope
-            .result
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self
+                .envelope(&Method::GET, &url, response)
+                .await
+                .err()
+                .map_or_else(|| self.err(format!("GET {url} → {status}"), None), |(_, e)| e));
+        }
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let (content_type, entry) = (header("content-type").unwrap_or_default(), header("cf-entrypoint"));
+        let body = response.bytes().await.map_err(|e| self.err(format!("GET {url}: {e}"), None))?;
+        let Ok(boundary) = multer::parse_boundary(&content_type) else {
+            // A service-worker script: one plain body.
+            let name = "index.js".to_string();
+            return Ok(Code {
+                main: name.clone(),
+                service_worker: true,
+                parts: vec![(name, content_type, body.to_vec())],
+            });
+        };
+        let unreadable =
+            |e: multer::Error| self.err(format!("GET {url}: the Worker's code could not be read ({e})"), None);
+        let mut form =
+            multer::Multipart::new(futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) }), boundary);
+        let mut parts = Vec::new();
+        while let Some(field) = form.next_field().await.map_err(unreadable)? {
+            let name = field.name().or(field.file_name()).unwrap_or_default().to_string();
+            let kind = field.content_type().map_or_else(|| "application/octet-stream".to_string(), ToString::to_string);
+            parts.push((name, kind, field.bytes().await.map_err(unreadable)?.to_vec()));
+        }
+        let main = entry.or_else(|| parts.first().map(|p| p.0.clone())).unwrap_or_default();
+        if !parts.iter().any(|p| p.0 == main) {
+            return Err(self.err(format!("GET {url}: the Worker's entry point `{main}` is not in its code"), None));
+        }
+        Ok(Code { main, service_worker: false, parts })
+    }
+
+    /// `deploy = "version"`: one new version from the deployed one with
+    /// these secrets (and without `remove`), every other binding inherited
+    /// from it; deployed at 100% only with `rollout = "100%"`.
+    async fn put_version(&self, items: &[(String, Secret)], remove: &[&str]) -> Result<WorkerVersion, TargetError> {
+        let (base, _) = self.base_version().await?;
+        let (detail, code) = tokio::join!(self.detail(&base), self.code(&base));
+        let (detail, code) = (detail?, code?);
+        let names: Vec<&str> = items.iter().map(|(n, _)| n.as_str()).collect();
+        let bindings: Vec<serde_json::Value> = detail
+            .resources
+            .bindings
+            .iter()
+            .filter(|b| !names.iter().chain(remove).any(|n| *n == b.name))
+            .map(|b| serde_json::json!({"type": "inherit", "name": b.name, "version_id": base}))
+            .collect();
+        let secrets: Vec<SecretText<'_>> = items.iter().map(|(n, v)| SecretText::new(n, v)).collect();
+        let mut metadata = serde_json::json!({
+            "annotations": {"workers/message": if names.is_empty() {
+                format!("{MESSAGE_PREFIX}removed {}", remove.join(", "))
+            } else {
+                format!("{MESSAGE_PREFIX}new values for {}", names.join(", "))
+            }},
+            "compatibility_date": detail.resources.script_runtime.compatibility_date,
+            "compatibility_flags": detail.resources.script_runtime.compatibility_flags.unwrap_or_default(),
+        });
+        metadata[if code.service_worker { "body_part" } else { "main_module" }] = serde_json::json!(code.main);
+        let body = version_form(&metadata, bindings, &secrets, &code);
+        let url = self.url(&["versions"], &[])?;
+        let content_type = format!("multipart/form-data; boundary={}", body.1);
+        let made: VersionSummary =
+            self.fetch(Method::POST, &url, Some((&content_type, &body.0[..]))).await.map_err(|(_, e)| e)?;
+        self.wrote.store(true, Ordering::SeqCst);
+        let number = match made.number {
+            Some(n) => n,
+            None => self.detail(&made.id).await?.number,
+        };
+        let mut version = WorkerVersion { id: made.id, number, deployed: false };
+        if self.roll_out {
+            let url = self.url(&["deployments"], &[])?;
+            let body = serde_json::to_vec(&serde_json::json!({
+                "strategy": "percentage",
+                "versions": [{"version_id": version.id, "percentage": 100}],
+            }))
+            .expect("JSON of strings");
+            let deployed: Result<serde_json::Value, _> =
+                self.fetch(Method::POST, &url, Some(("application/json", &body[..]))).await;
+            deployed.map_err(|(_, e)| {
+                let mut e = e;
+                e.message =
+                    format!("version {} holds the new values but was not deployed: {}", short(&version.id), e.message);
+                e
+            })?;
+            version.deployed = true;
+        }
+        Ok(version)
+    }
+
+    /// Notes the version this run's last write made.
+    fn place(&self, version: WorkerVersion) {
+        *self.placed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(version);
+    }
+
+    /// A version's secret names (never values).
+    async fn version_secrets(&self, version: &WorkerVersion) -> Result<Vec<RemoteSecret>, TargetError> {
+        let detail = self.detail(&version.id).await?;
+        Ok(detail
+            .resources
+            .bindings
+            .into_iter()
+            .filter(|b| b.kind == "secret_text")
+            .map(|b| RemoteSecret {
+                name: b.name,
+                updated_at: None,
+                worker_version: Some(version.clone()),
+                visibility: None,
+            })
+            .collect())
+    }
+
+    /// The secret names the latest version holds.
+    async fn latest_secrets(&self) -> Result<Vec<RemoteSecret>, TargetError> {
+        let list: serde_json::Value = self.get(&["secrets"], &[]).await?;
+        Ok(list
             .as_array()
             .map(|a| {
                 a.iter()
                     .filter_map(|s| s["name"].as_str())
-                    .map(|n| RemoteSecret { name: n.to_string(), updated_at: None })
+                    .map(|n| RemoteSecret {
+                        name: n.to_string(),
+                        updated_at: None,
+                        worker_version: None,
+                        visibility: None,
+                    })
                     .collect()
             })
-            .unwrap_or_default();
-        Ok(Some(names))
+            .unwrap_or_default())
+    }
+}
+
+const NOT_DEPLOYED_HINT: &str = "Cloudflare refuses secret writes while the Worker's latest version is not the one deployed: finish or undo the rollout (`wrangler versions deploy`) and run again, or set deploy = \"version\" on this target to put new secrets into a version you roll out yourself";
+
+/// `0a1b2c3d… at 10%, 9f8e7d6c… at 90%`
+fn describe(deployed: &[Deployed]) -> String {
+    deployed.iter().map(|d| format!("{} at {}%", short(&d.version_id), d.percentage)).collect::<Vec<_>>().join(", ")
+}
+
+/// A version id as a person reads it: its first eight characters.
+pub fn short(id: &str) -> String {
+    let head: String = id.chars().take(8).collect();
+    if head.len() < id.len() { format!("{head}…") } else { head }
+}
+
+/// The multipart body of `POST …/versions`, and its boundary. The values
+/// are only in this (zeroized) buffer.
+fn version_form(
+    metadata: &serde_json::Value,
+    bindings: Vec<serde_json::Value>,
+    secrets: &[SecretText<'_>],
+    code: &Code,
+) -> (Zeroizing<Vec<u8>>, String) {
+    // Each piece is serialized on its own and copied once into a buffer
+    // sized in advance: a growing buffer would leave copies of the values
+    // behind in memory it gave back.
+    let head = serde_json::to_vec(metadata).expect("JSON of strings");
+    let plain: Vec<Vec<u8>> = bindings.iter().map(|b| serde_json::to_vec(b).expect("JSON of strings")).collect();
+    let sealed: Vec<Zeroizing<Vec<u8>>> = secrets.iter().map(crate::secret::json_body).collect();
+    let boundary = {
+        let mut b = [0u8; 16];
+        let _ = getrandom::getrandom(&mut b);
+        format!("chitty-secrets-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    };
+    let part_head = |name: &str, content_type: &str, file: bool| {
+        let file = if file { format!("; filename=\"{name}\"") } else { String::new() };
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\nContent-Type: {content_type}\r\n\r\n"
+        )
+    };
+    let metadata_head = part_head("metadata", "application/json", false);
+    let code_heads: Vec<String> = code.parts.iter().map(|(name, kind, _)| part_head(name, kind, true)).collect();
+    let tail = format!("--{boundary}--\r\n");
+    let pieces = plain.iter().map(Vec::len).chain(sealed.iter().map(|s| s.len()));
+    let json_len = head.len() + pieces.map(|n| n + 1).sum::<usize>() + b"\"bindings\":[]}".len() + 1;
+    let code_len: usize =
+        code_heads.iter().map(String::len).sum::<usize>() + code.parts.iter().map(|p| p.2.len() + 2).sum::<usize>();
+    let capacity = metadata_head.len() + json_len + 2 + code_len + tail.len();
+    let mut body = Zeroizing::new(Vec::with_capacity(capacity));
+    body.extend_from_slice(metadata_head.as_bytes());
+    // `{…,"bindings":[…]}`: the metadata object with the bindings added.
+    body.extend_from_slice(&head[..head.len() - 1]);
+    body.extend_from_slice(if head.len() > 2 { b",\"bindings\":[" } else { b"\"bindings\":[" });
+    for (i, piece) in plain.iter().map(Vec::as_slice).chain(sealed.iter().map(|s| s.as_slice())).enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(piece);
+    }
+    body.extend_from_slice(b"]}\r\n");
+    for ((_, _, bytes), head) in code.parts.iter().zip(&code_heads) {
+        body.extend_from_slice(head.as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(tail.as_bytes());
+    debug_assert_eq!(body.capacity(), capacity, "the body grew: a copy of the values was left behind");
+    (body, boundary)
+}
+
+#[async_trait]
+impl Target for CloudflareTarget {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn put_many(&self, items: &[(String, Secret)]) -> PutResults {
+        match self.deploy {
+            Deploy::Immediate => {
+                let results = self.put_deployed(items).await;
+                if results.iter().any(|(_, r)| r.is_ok()) {
+                    self.wrote.store(true, Ordering::SeqCst);
+                }
+                results
+            }
+            Deploy::Version => match self.put_version(items, &[]).await {
+                Ok(version) => {
+                    self.place(version);
+                    items.iter().map(|(n, _)| (n.clone(), Ok(Written::Written))).collect()
+                }
+                Err(e) => all_failed(items, &e),
+            },
+        }
+    }
+
+    /// The names the latest version holds; after this run's write, the
+    /// names of the version it made, with that version.
+    async fn list(&self) -> Result<Option<Vec<RemoteSecret>>, TargetError> {
+        let placed = self.placed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some(version) = placed {
+            return self.version_secrets(&version).await.map(Some);
+        }
+        if !self.wrote.load(Ordering::SeqCst) {
+            return self.latest_secrets().await.map(Some);
+        }
+        // Just written and deployed: the newest version is the one the
+        // write made (read in the same round trip as the names).
+        let (names, latest) = tokio::join!(self.latest_secrets(), self.latest());
+        let version = latest?.map(|v| WorkerVersion { deployed: true, ..v });
+        Ok(Some(names?.into_iter().map(|s| RemoteSecret { worker_version: version.clone(), ..s }).collect()))
     }
 
     async fn delete(&self, name: &str) -> Result<(), TargetError> {
-        let url = self.url(&["secrets", name])?;
+        if self.deploy == Deploy::Version {
+            let version = self.put_version(&[], &[name]).await?;
+            self.place(version);
+            return Ok(());
+        }
+        self.preflight().await?;
+        let url = self.url(&["secrets", name], &[])?;
         let response = self.call(Method::DELETE, &url, None).await?;
         self.envelope(&Method::DELETE, &url, response).await.map(|_| ()).map_err(|(_, e)| e)
+    }
+
+    async fn write_effect(&self) -> Option<Result<String, TargetError>> {
+        Some(match self.deploy {
+            Deploy::Immediate => self.preflight().await.map(|()| {
+                "a write makes a new version of the Worker and deploys it at 100% (as `wrangler secret put` does)"
+                    .into()
+            }),
+            Deploy::Version => self.base_version().await.map(|(_, from)| {
+                let then = if self.roll_out { "deployed at 100% (rollout)" } else { "not deployed: you roll it out" };
+                format!("a write makes a new version from {from}, {then}")
+            }),
+        })
+    }
+
+    async fn running(&self, known: &[WorkerVersion]) -> Result<Option<Vec<Running>>, TargetError> {
+        let Some(deployed) = self.deployed().await? else { return Ok(None) };
+        let mut out = Vec::new();
+        for d in deployed {
+            let number = match known.iter().find(|k| k.id == d.version_id) {
+                Some(k) => k.number,
+                None => self.detail(&d.version_id).await?.number,
+            };
+            out.push(Running { id: d.version_id, number, percentage: d.percentage });
+        }
+        Ok(Some(out))
     }
 }
 

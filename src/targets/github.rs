@@ -74,6 +74,8 @@ struct ListPage {
 struct ListedSecret {
     name: String,
     updated_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    visibility: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -431,7 +433,12 @@ impl Target for GithubTarget {
         for (url, page) in self.pages(self.url(&[])?).await? {
             let page: ListPage = serde_json::from_value(page)
                 .map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
-            out.extend(page.secrets.into_iter().map(|s| RemoteSecret { name: s.name, updated_at: s.updated_at }));
+            out.extend(page.secrets.into_iter().map(|s| RemoteSecret {
+                name: s.name,
+                updated_at: s.updated_at,
+                worker_version: None,
+                visibility: s.visibility,
+            }));
         }
         Ok(Some(out))
     }

@@ -125,7 +125,15 @@ impl Target for MemoryTarget {
         }
         let secrets = self.store.secrets.lock().unwrap();
         Ok(Some(
-            secrets.iter().map(|(name, (_, at))| RemoteSecret { name: name.clone(), updated_at: Some(*at) }).collect(),
+            secrets
+                .iter()
+                .map(|(name, (_, at))| RemoteSecret {
+                    name: name.clone(),
+                    updated_at: Some(*at),
+                    worker_version: None,
+                    visibility: None,
+                })
+                .collect(),
         ))
     }
 

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 
 use crate::http::Http;
 use crate::policy::{TargetPolicy, TargetSpec, Via};
+use crate::registry::WorkerVersion;
 use crate::secret::Secret;
 
 /// A target's failure: where, what (with the service's own message), what
@@ -83,6 +84,10 @@ pub enum Written {
 pub struct RemoteSecret {
     pub name: String,
     pub updated_at: Option<DateTime<Utc>>,
+    /// The Worker version that holds it, where the service runs versions.
+    pub worker_version: Option<WorkerVersion>,
+    /// Who may use it, where the service says (GitHub organization secrets).
+    pub visibility: Option<String>,
 }
 
 pub type PutResults = Vec<(String, Result<Written, TargetError>)>;
@@ -107,6 +112,43 @@ pub trait Target: Send + Sync {
     }
 
     async fn delete(&self, name: &str) -> Result<(), TargetError>;
+
+    /// Where the service runs versions (Cloudflare Workers): the versions
+    /// deployed now, numbered (`known` spares a lookup for each version it
+    /// names). `None` for every other target.
+    async fn running(&self, _known: &[WorkerVersion]) -> Result<Option<Vec<Running>>, TargetError> {
+        Ok(None)
+    }
+
+    /// What a write here will do beyond storing the value, where that
+    /// depends on the service's state (a Worker's deployments): `Ok` says
+    /// it, `Err` says why the service would refuse it. `None`: nothing to say.
+    async fn write_effect(&self) -> Option<Result<String, TargetError>> {
+        None
+    }
+}
+
+/// A deployed Worker version and its share of the traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Running {
+    pub id: String,
+    pub number: u64,
+    /// Its share of the traffic.
+    pub percentage: f64,
+}
+
+impl Running {
+    /// The deployed versions made before `version`: they run an older value.
+    pub fn older_than<'a>(running: &'a [Running], version: &WorkerVersion) -> Vec<&'a Running> {
+        running.iter().filter(|r| r.id != version.id && r.number < version.number).collect()
+    }
+}
+
+impl std::fmt::Display for Running {
+    /// `version #3 (0a1b2c3d…) at 90%`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "version #{} ({}) at {}%", self.number, cloudflare::short(&self.id), self.percentage)
+    }
 }
 
 /// What remote targets share for one run: the HTTP client, credentials
@@ -190,7 +232,7 @@ pub fn build(
             Box::new(cloudflare::WranglerCli::new(address.clone(), spec.script()))
         }
         TargetSpec::Wrangler(spec) => {
-            Box::new(cloudflare::CloudflareTarget::new(address.clone(), spec.script(), need_remote()?)?)
+            Box::new(cloudflare::CloudflareTarget::new(address.clone(), spec, need_remote()?)?)
         }
     })
 }

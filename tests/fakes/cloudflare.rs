@@ -1,13 +1,20 @@
-//! The fake Cloudflare Workers secrets API: secrets per script, the
-//! `{success, errors, messages, result}` envelope, the bulk endpoint with its
-//! 100-operation limit (or, for an "older account", no bulk endpoint).
+//! The fake Cloudflare Workers API, as a Worker really is: a list of
+//! versions (code, bindings, secrets) and a deployment that runs one of
+//! them or splits traffic between two. A secret write (`PUT …/secrets`, the
+//! bulk PATCH, `DELETE`) copies the latest version with the change into a
+//! new version and deploys it at 100% — and is refused with 10215 while the
+//! latest version is not the one deployed. The versions API creates a
+//! version without deploying it (bindings `inherit`ed from a named
+//! version), and `POST …/deployments` rolls versions out. Every answer is
+//! the `{success, errors, messages, result}` envelope; the bulk endpoint
+//! takes at most 100 operations (or, for an "older account", is absent).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch};
@@ -19,10 +26,87 @@ use super::{Control, faults_layer, serve};
 pub const TOKEN: &str = "test-cloudflare-token";
 pub const ACCOUNT: &str = "test-account";
 
+/// A module of a version's code: name, content type, bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Module {
+    pub name: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Version {
+    pub id: String,
+    pub number: u64,
+    pub main_module: String,
+    pub modules: Vec<Module>,
+    /// Bindings other than secrets, as the API describes them.
+    pub bindings: Vec<Value>,
+    pub secrets: BTreeMap<String, String>,
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Script {
+    /// Oldest first.
+    pub versions: Vec<Version>,
+    /// What runs: version ids and their share of traffic.
+    pub deployment: Vec<(String, u32)>,
+}
+
+impl Script {
+    fn latest(&self) -> &Version {
+        self.versions.last().expect("a script has a version")
+    }
+
+    fn version(&self, id: &str) -> Option<&Version> {
+        self.versions.iter().find(|v| v.id == id)
+    }
+
+    /// A new version from `base` with `change` applied to its secrets.
+    fn next_version(&mut self, base: &Version, change: impl FnOnce(&mut BTreeMap<String, String>)) -> String {
+        let number = self.latest().number + 1;
+        let mut version = base.clone();
+        version.number = number;
+        version.id = version_id(number);
+        version.message = None;
+        change(&mut version.secrets);
+        let id = version.id.clone();
+        self.versions.push(version);
+        id
+    }
+
+    /// Secret writes deploy: refused while the latest is not what runs.
+    fn writable(&self) -> Result<(), Response> {
+        if self.deployment != [(self.latest().id.clone(), 100)] {
+            return Err(envelope(
+                StatusCode::BAD_REQUEST,
+                &[(
+                    10215,
+                    "Secret edit failed. You attempted to modify a secret, but the latest version of your Worker isn't currently deployed. Please ensure that the latest version of your Worker is fully deployed (wrangler versions deploy) before modifying secrets. Alternatively, you can use the Cloudflare dashboard to modify secrets and deploy the version.",
+                )],
+                Value::Null,
+            ));
+        }
+        Ok(())
+    }
+
+    /// A secret write: a new version from the latest, deployed at 100%.
+    fn write_secrets(&mut self, change: impl FnOnce(&mut BTreeMap<String, String>)) {
+        let latest = self.latest().clone();
+        let id = self.next_version(&latest, change);
+        self.deployment = vec![(id, 100)];
+    }
+}
+
+/// Version ids look like Cloudflare's (UUIDs), derived from the number.
+fn version_id(number: u64) -> String {
+    format!("{number:08x}-7c1e-4b2a-9f3d-{:012x}", number.wrapping_mul(0x9E37_79B9))
+}
+
 #[derive(Default)]
 pub struct State_ {
-    pub scripts: Mutex<HashMap<String, BTreeMap<String, String>>>,
-    pub not_deployed: Mutex<HashSet<String>>,
+    pub scripts: Mutex<HashMap<String, Script>>,
     pub bulk_disabled: AtomicBool,
 }
 
@@ -41,6 +125,10 @@ impl FakeCloudflare {
             .route(&format!("{base}/secrets"), get(list).put(put))
             .route(&format!("{base}/secrets/{{name}}"), delete(remove))
             .route(&format!("{base}/secrets-bulk"), patch(bulk))
+            .route(&format!("{base}/deployments"), get(deployments).post(deploy))
+            .route(&format!("{base}/versions"), get(versions).post(upload))
+            .route(&format!("{base}/versions/{{version}}"), get(version_detail))
+            .route(&format!("{base}/content/v2"), get(content))
             .layer(axum::middleware::from_fn_with_state(control.clone(), faults_layer))
             .with_state(state.clone());
         FakeCloudflare { addr: serve(router), state, control }
@@ -50,20 +138,91 @@ impl FakeCloudflare {
         format!("http://{}/client/v4", self.addr)
     }
 
+    /// A deployed Worker: version 1 (an ES module and a plain-text
+    /// variable, no secrets) at 100%.
     pub fn add_script(&self, script: &str) {
-        self.state.scripts.lock().unwrap().insert(script.into(), BTreeMap::new());
+        let first = Version {
+            id: version_id(1),
+            number: 1,
+            main_module: "worker.js".into(),
+            modules: vec![Module {
+                name: "worker.js".into(),
+                content_type: "application/javascript+module".into(),
+                content: format!("export default {{ fetch() {{ return new Response('{script} v1') }} }}").into_bytes(),
+            }],
+            bindings: vec![json!({"type": "plain_text", "name": "GREETING", "text": "hello"})],
+            secrets: BTreeMap::new(),
+            message: None,
+        };
+        let deployment = vec![(first.id.clone(), 100)];
+        self.state.scripts.lock().unwrap().insert(script.into(), Script { versions: vec![first], deployment });
     }
 
+    pub fn remove_script(&self, script: &str) {
+        self.state.scripts.lock().unwrap().remove(script);
+    }
+
+    pub fn script(&self, script: &str) -> Script {
+        self.state.scripts.lock().unwrap()[script].clone()
+    }
+
+    /// A secret as the latest version holds it.
     pub fn value(&self, script: &str, name: &str) -> Option<String> {
-        self.state.scripts.lock().unwrap().get(script)?.get(name).cloned()
+        self.state.scripts.lock().unwrap().get(script)?.latest().secrets.get(name).cloned()
+    }
+
+    /// A secret as version `id` holds it.
+    pub fn value_in(&self, script: &str, id: &str, name: &str) -> Option<String> {
+        self.state.scripts.lock().unwrap().get(script)?.version(id)?.secrets.get(name).cloned()
     }
 
     pub fn names(&self, script: &str) -> Vec<String> {
-        self.state.scripts.lock().unwrap()[script].keys().cloned().collect()
+        self.state.scripts.lock().unwrap()[script].latest().secrets.keys().cloned().collect()
     }
 
+    pub fn latest_id(&self, script: &str) -> String {
+        self.state.scripts.lock().unwrap()[script].latest().id.clone()
+    }
+
+    pub fn deployed(&self, script: &str) -> Vec<(String, u32)> {
+        self.state.scripts.lock().unwrap()[script].deployment.clone()
+    }
+
+    /// A change in the dashboard: a new version, deployed at once.
     pub fn set_by_hand(&self, script: &str, name: &str, value: &str) {
-        self.state.scripts.lock().unwrap().get_mut(script).unwrap().insert(name.into(), value.into());
+        let mut scripts = self.state.scripts.lock().unwrap();
+        scripts.get_mut(script).unwrap().write_secrets(|s| {
+            s.insert(name.into(), value.into());
+        });
+    }
+
+    pub fn remove_by_hand(&self, script: &str, name: &str) {
+        let mut scripts = self.state.scripts.lock().unwrap();
+        scripts.get_mut(script).unwrap().write_secrets(|s| {
+            s.remove(name);
+        });
+    }
+
+    pub fn clear_by_hand(&self, script: &str) {
+        self.state.scripts.lock().unwrap().get_mut(script).unwrap().write_secrets(BTreeMap::clear);
+    }
+
+    /// `wrangler versions upload`: new code in a new version (secrets as the
+    /// latest has them), not deployed. Returns its id.
+    pub fn upload_version(&self, script: &str) -> String {
+        let mut scripts = self.state.scripts.lock().unwrap();
+        let s = scripts.get_mut(script).unwrap();
+        let latest = s.latest().clone();
+        let id = s.next_version(&latest, |_| {});
+        let v = s.versions.last_mut().unwrap();
+        v.modules[0].content.extend_from_slice(b"\n// new code");
+        id
+    }
+
+    /// `wrangler versions deploy A@p B@q`.
+    pub fn deploy(&self, script: &str, split: &[(&str, u32)]) {
+        let mut scripts = self.state.scripts.lock().unwrap();
+        scripts.get_mut(script).unwrap().deployment = split.iter().map(|(id, p)| (id.to_string(), *p)).collect();
     }
 }
 
@@ -73,8 +232,19 @@ fn envelope(status: StatusCode, errors: &[(u64, &str)], result: Value) -> Respon
         .into_response()
 }
 
-/// Authentication, account and script checks every route shares.
-fn script_for(state: &State_, headers: &HeaderMap, account: &str, script: &str) -> Result<(), Response> {
+fn bad_request(code: u64, message: &str) -> Response {
+    envelope(StatusCode::BAD_REQUEST, &[(code, message)], Value::Null)
+}
+
+/// Authentication, account and script checks every route shares; runs
+/// `then` on the script.
+fn with_script<T>(
+    state: &State_,
+    headers: &HeaderMap,
+    account: &str,
+    script: &str,
+    then: impl FnOnce(&mut Script) -> Result<T, Response>,
+) -> Result<T, Response> {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
     if auth != Some(&format!("Bearer {TOKEN}")) {
         return Err(envelope(StatusCode::BAD_REQUEST, &[(10000, "Authentication error")], Value::Null));
@@ -82,28 +252,22 @@ fn script_for(state: &State_, headers: &HeaderMap, account: &str, script: &str) 
     if account != ACCOUNT {
         return Err(envelope(StatusCode::FORBIDDEN, &[(10000, "Authentication error")], Value::Null));
     }
-    if !state.scripts.lock().unwrap().contains_key(script) {
+    let mut scripts = state.scripts.lock().unwrap();
+    let Some(s) = scripts.get_mut(script) else {
         return Err(envelope(
             StatusCode::NOT_FOUND,
             &[(10007, "This Worker does not exist on your account.")],
             Value::Null,
         ));
-    }
-    Ok(())
+    };
+    then(s)
 }
 
-fn refuse_if_not_deployed(state: &State_, script: &str) -> Result<(), Response> {
-    if state.not_deployed.lock().unwrap().contains(script) {
-        return Err(envelope(
-            StatusCode::BAD_REQUEST,
-            &[(
-                10215,
-                "Secret edit failed. You attempted to modify a secret, but the latest version of your Worker isn't currently deployed.",
-            )],
-            Value::Null,
-        ));
+fn answer(result: Result<Value, Response>) -> Response {
+    match result {
+        Ok(value) => envelope(StatusCode::OK, &[], value),
+        Err(response) => response,
     }
-    Ok(())
 }
 
 async fn list(
@@ -111,12 +275,9 @@ async fn list(
     headers: HeaderMap,
     Path((account, script)): Path<(String, String)>,
 ) -> Response {
-    if let Err(r) = script_for(&state, &headers, &account, &script) {
-        return r;
-    }
-    let names: Vec<Value> =
-        state.scripts.lock().unwrap()[&script].keys().map(|n| json!({"name": n, "type": "secret_text"})).collect();
-    envelope(StatusCode::OK, &[], Value::Array(names))
+    answer(with_script(&state, &headers, &account, &script, |s| {
+        Ok(s.latest().secrets.keys().map(|n| json!({"name": n, "type": "secret_text"})).collect())
+    }))
 }
 
 async fn put(
@@ -125,19 +286,17 @@ async fn put(
     Path((account, script)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) =
-        script_for(&state, &headers, &account, &script).and_then(|()| refuse_if_not_deployed(&state, &script))
-    {
-        return r;
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return envelope(StatusCode::BAD_REQUEST, &[(10026, "could not parse the request body")], Value::Null);
-    };
-    let (Some(name), Some(text)) = (body["name"].as_str(), body["text"].as_str()) else {
-        return envelope(StatusCode::BAD_REQUEST, &[(10026, "name and text are required")], Value::Null);
-    };
-    state.scripts.lock().unwrap().get_mut(&script).unwrap().insert(name.into(), text.into());
-    envelope(StatusCode::OK, &[], json!({"name": name, "type": "secret_text"}))
+    answer(with_script(&state, &headers, &account, &script, |s| {
+        s.writable()?;
+        let body: Value = serde_json::from_slice(&body).map_err(|_| bad_request(10026, "could not parse the body"))?;
+        let (Some(name), Some(text)) = (body["name"].as_str(), body["text"].as_str()) else {
+            return Err(bad_request(10026, "name and text are required"));
+        };
+        s.write_secrets(|secrets| {
+            secrets.insert(name.into(), text.into());
+        });
+        Ok(json!({"name": name, "type": "secret_text"}))
+    }))
 }
 
 async fn remove(
@@ -145,13 +304,16 @@ async fn remove(
     headers: HeaderMap,
     Path((account, script, name)): Path<(String, String, String)>,
 ) -> Response {
-    if let Err(r) = script_for(&state, &headers, &account, &script) {
-        return r;
-    }
-    match state.scripts.lock().unwrap().get_mut(&script).unwrap().remove(&name) {
-        Some(_) => envelope(StatusCode::OK, &[], Value::Null),
-        None => envelope(StatusCode::NOT_FOUND, &[(10056, "secret not found")], Value::Null),
-    }
+    answer(with_script(&state, &headers, &account, &script, |s| {
+        s.writable()?;
+        if !s.latest().secrets.contains_key(&name) {
+            return Err(envelope(StatusCode::NOT_FOUND, &[(10056, "secret not found")], Value::Null));
+        }
+        s.write_secrets(|secrets| {
+            secrets.remove(&name);
+        });
+        Ok(Value::Null)
+    }))
 }
 
 async fn bulk(
@@ -170,45 +332,265 @@ async fn bulk(
             Value::Null,
         );
     }
-    if let Err(r) =
-        script_for(&state, &headers, &account, &script).and_then(|()| refuse_if_not_deployed(&state, &script))
-    {
-        return r;
-    }
-    if headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/merge-patch+json") {
-        return envelope(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &[(10026, "expected application/merge-patch+json")],
-            Value::Null,
-        );
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return envelope(StatusCode::BAD_REQUEST, &[(10026, "could not parse the request body")], Value::Null);
-    };
-    let Some(ops) = body["secrets"].as_object() else {
-        return envelope(StatusCode::BAD_REQUEST, &[(10026, "secrets is required")], Value::Null);
-    };
-    if ops.len() > 100 {
-        return envelope(
-            StatusCode::BAD_REQUEST,
-            &[(10021, "too many operations in one request (at most 100)")],
-            Value::Null,
-        );
-    }
-    let mut scripts = state.scripts.lock().unwrap();
-    let secrets = scripts.get_mut(&script).unwrap();
-    for (name, op) in ops {
-        match op {
-            Value::Null => {
-                secrets.remove(name);
-            }
-            op => match op["text"].as_str() {
-                Some(text) => {
-                    secrets.insert(name.clone(), text.into());
+    answer(with_script(&state, &headers, &account, &script, |s| {
+        s.writable()?;
+        if headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/merge-patch+json") {
+            return Err(envelope(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &[(10026, "expected application/merge-patch+json")],
+                Value::Null,
+            ));
+        }
+        let body: Value = serde_json::from_slice(&body).map_err(|_| bad_request(10026, "could not parse the body"))?;
+        let ops = body["secrets"].as_object().ok_or_else(|| bad_request(10026, "secrets is required"))?;
+        if ops.len() > 100 {
+            return Err(bad_request(10021, "too many operations in one request (at most 100)"));
+        }
+        let mut changes = Vec::new();
+        for (name, op) in ops {
+            match op {
+                Value::Null => changes.push((name.clone(), None)),
+                op => {
+                    let text = op["text"].as_str().ok_or_else(|| bad_request(10026, "each secret needs text"))?;
+                    changes.push((name.clone(), Some(text.to_string())));
                 }
-                None => return envelope(StatusCode::BAD_REQUEST, &[(10026, "each secret needs text")], Value::Null),
-            },
+            }
+        }
+        s.write_secrets(|secrets| {
+            for (name, text) in changes {
+                match text {
+                    Some(text) => secrets.insert(name, text),
+                    None => secrets.remove(&name),
+                };
+            }
+        });
+        Ok(json!({}))
+    }))
+}
+
+async fn deployments(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, script)): Path<(String, String)>,
+) -> Response {
+    answer(with_script(&state, &headers, &account, &script, |s| {
+        let versions: Vec<Value> =
+            s.deployment.iter().map(|(id, p)| json!({"version_id": id, "percentage": f64::from(*p)})).collect();
+        Ok(json!({"deployments": [{
+            "id": format!("dep-{}", s.deployment.first().map_or("", |d| d.0.as_str())),
+            "source": "api",
+            "strategy": "percentage",
+            "created_on": "2026-11-01T00:00:00Z",
+            "versions": versions,
+        }]}))
+    }))
+}
+
+/// `POST …/deployments`: percentages add up to 100 over known versions.
+async fn deploy(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, script)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    answer(with_script(&state, &headers, &account, &script, |s| {
+        let body: Value = serde_json::from_slice(&body).map_err(|_| bad_request(10026, "could not parse the body"))?;
+        if body["strategy"] != "percentage" {
+            return Err(bad_request(10021, "strategy must be percentage"));
+        }
+        let mut split = Vec::new();
+        for v in body["versions"].as_array().into_iter().flatten() {
+            let (Some(id), Some(p)) = (v["version_id"].as_str(), v["percentage"].as_f64()) else {
+                return Err(bad_request(10021, "each version needs version_id and percentage"));
+            };
+            if s.version(id).is_none() {
+                return Err(bad_request(10218, "version not found"));
+            }
+            split.push((id.to_string(), p as u32));
+        }
+        if split.is_empty() || split.len() > 2 || split.iter().map(|(_, p)| p).sum::<u32>() != 100 {
+            return Err(bad_request(10021, "one or two versions whose percentages add up to 100"));
+        }
+        s.deployment = split;
+        Ok(json!({"id": "dep-new", "strategy": "percentage"}))
+    }))
+}
+
+fn version_summary(v: &Version) -> Value {
+    json!({
+        "id": v.id,
+        "number": v.number,
+        "metadata": {"created_on": "2026-11-01T00:00:00Z", "source": "api", "author_email": "dev@example.com"},
+        "annotations": {"workers/message": v.message},
+    })
+}
+
+/// Newest first, paginated (`page`, `per_page`).
+async fn versions(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, script)): Path<(String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    answer(with_script(&state, &headers, &account, &script, |s| {
+        let per_page = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(10usize).clamp(1, 100);
+        let page = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1usize).max(1);
+        let items: Vec<Value> =
+            s.versions.iter().rev().skip((page - 1) * per_page).take(per_page).map(version_summary).collect();
+        Ok(json!({"items": items}))
+    }))
+}
+
+async fn version_detail(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, script, id)): Path<(String, String, String)>,
+) -> Response {
+    answer(with_script(&state, &headers, &account, &script, |s| {
+        let v = s
+            .version(&id)
+            .ok_or_else(|| envelope(StatusCode::NOT_FOUND, &[(10218, "This version does not exist.")], Value::Null))?;
+        let mut bindings = v.bindings.clone();
+        bindings.extend(v.secrets.keys().map(|n| json!({"type": "secret_text", "name": n})));
+        let mut out = version_summary(v);
+        out["resources"] = json!({
+            "bindings": bindings,
+            "script": {"etag": format!("etag-{}", v.number), "handlers": ["fetch"]},
+            "script_runtime": {"compatibility_date": "2026-10-01", "compatibility_flags": ["nodejs_compat"], "usage_model": "standard"},
+        });
+        Ok(out)
+    }))
+}
+
+const BOUNDARY: &str = "fake-cloudflare-boundary-7c1e";
+
+/// `GET …/content/v2?version=ID`: the version's modules as multipart form
+/// data, the entry point named in `cf-entrypoint`.
+async fn content(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, script)): Path<(String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let found = with_script(&state, &headers, &account, &script, |s| {
+        let v = match query.get("version") {
+            Some(id) => s.version(id).cloned(),
+            None => Some(s.latest().clone()),
+        };
+        v.ok_or_else(|| envelope(StatusCode::NOT_FOUND, &[(10218, "This version does not exist.")], Value::Null))
+    });
+    let v = match found {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut body = Vec::new();
+    for m in &v.modules {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{0}\"; filename=\"{0}\"\r\nContent-Type: {1}\r\n\r\n",
+                m.name, m.content_type
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&m.content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    (
+        StatusCode::OK,
+        [("content-type", format!("multipart/form-data; boundary={BOUNDARY}")), ("cf-entrypoint", v.main_module)],
+        body,
+    )
+        .into_response()
+}
+
+/// `POST …/versions` (multipart): a `metadata` part and the code's modules.
+/// Bindings of type `inherit` take the named binding from `version_id`
+/// (the latest version when absent); `keep_bindings` keeps every binding of
+/// those types from the latest. The version is not deployed.
+async fn upload(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, script)): Path<(String, String)>,
+    mut form: Multipart,
+) -> Response {
+    let mut metadata: Option<Value> = None;
+    let mut modules = Vec::new();
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_string();
+                let content_type = field.content_type().unwrap_or("application/octet-stream").to_string();
+                let Ok(bytes) = field.bytes().await else { return bad_request(10026, "a part could not be read") };
+                if name == "metadata" {
+                    match serde_json::from_slice(&bytes) {
+                        Ok(m) => metadata = Some(m),
+                        Err(_) => return bad_request(10026, "metadata is not JSON"),
+                    }
+                } else {
+                    modules.push(Module { name, content_type, content: bytes.to_vec() });
+                }
+            }
+            Ok(None) => break,
+            Err(_) => return bad_request(10026, "the body is not multipart form data"),
         }
     }
-    envelope(StatusCode::OK, &[], json!({}))
+    answer(with_script(&state, &headers, &account, &script, |s| {
+        let metadata = metadata.ok_or_else(|| bad_request(10026, "the metadata part is required"))?;
+        let main_module = metadata["main_module"].as_str().unwrap_or_default().to_string();
+        if !modules.iter().any(|m| m.name == main_module) {
+            return Err(bad_request(10021, "main_module must name an uploaded module"));
+        }
+        let latest = s.latest().clone();
+        let mut version = Version {
+            id: String::new(),
+            number: 0,
+            main_module,
+            modules,
+            bindings: Vec::new(),
+            secrets: BTreeMap::new(),
+            message: metadata["annotations"]["workers/message"].as_str().map(str::to_string),
+        };
+        let keep: Vec<&str> =
+            metadata["keep_bindings"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if keep.contains(&"secret_text") {
+            version.secrets = latest.secrets.clone();
+        }
+        version
+            .bindings
+            .extend(latest.bindings.iter().filter(|b| keep.contains(&b["type"].as_str().unwrap_or(""))).cloned());
+        for b in metadata["bindings"].as_array().into_iter().flatten() {
+            let name = b["name"].as_str().unwrap_or_default().to_string();
+            match b["type"].as_str() {
+                Some("secret_text") => {
+                    let text =
+                        b["text"].as_str().ok_or_else(|| bad_request(10021, "a secret_text binding needs text"))?;
+                    version.secrets.insert(name, text.to_string());
+                }
+                Some("inherit") => {
+                    let from = match b["version_id"].as_str() {
+                        Some(id) => s.version(id).ok_or_else(|| bad_request(10218, "inherit: version not found"))?,
+                        None => &latest,
+                    };
+                    let old = b["old_name"].as_str().unwrap_or(&name);
+                    if let Some(text) = from.secrets.get(old) {
+                        version.secrets.insert(name, text.clone());
+                    } else if let Some(binding) = from.bindings.iter().find(|x| x["name"] == old) {
+                        let mut binding = binding.clone();
+                        binding["name"] = json!(name);
+                        version.bindings.push(binding);
+                    } else {
+                        return Err(bad_request(10021, &format!("inherit: no binding named {old} to inherit")));
+                    }
+                }
+                Some(_) => version.bindings.push(b.clone()),
+                None => return Err(bad_request(10021, "each binding needs a type")),
+            }
+        }
+        version.number = latest.number + 1;
+        version.id = version_id(version.number);
+        let out = version_summary(&version);
+        s.versions.push(version);
+        Ok(out)
+    }))
 }

@@ -209,7 +209,14 @@ fn list(app: &App, headers: &HeaderMap, scope: String, paging: Paging, path: Str
             .iter()
             .skip((page - 1) * per_page)
             .take(per_page)
-            .map(|(name, v)| json!({"name": name, "created_at": v.created_at, "updated_at": v.updated_at}))
+            .map(|(name, v)| {
+                let mut item = json!({"name": name, "created_at": v.created_at, "updated_at": v.updated_at});
+                // Organization secrets are listed with who may use them.
+                if scope.contains("org:") {
+                    item["visibility"] = json!(v.visibility.clone().unwrap_or_else(|| "private".into()));
+                }
+                item
+            })
             .collect();
         let mut response = Json(json!({"total_count": total, "secrets": items})).into_response();
         if page * per_page < total {

@@ -415,7 +415,7 @@ fn token_values_never_appear_in_output_of_remote_commands() {
     let p = Project::initialised(&s.policy("0s"));
     let mut outputs = vec![s.run(&p, &["rotate"])];
     s.gh.control.set_faults(Faults { fail_percent: 100, ..Faults::default() });
-    s.cf.state.not_deployed.lock().unwrap().insert("platform".into());
+    s.cf.upload_version("platform");
     for args in [
         &["rotate"][..],
         &["sync", "--verify"],
@@ -427,7 +427,7 @@ fn token_values_never_appear_in_output_of_remote_commands() {
         outputs.push(s.run(&p, args));
     }
     s.gh.control.set_faults(Faults::default());
-    s.cf.state.not_deployed.lock().unwrap().clear();
+    s.cf.deploy("platform", &[(&s.cf.latest_id("platform"), 100)]);
     outputs.push(s.run(&p, &["rotate", "--emergency", "CHITTY_ID_TOKEN"]));
     let values: Vec<String> = s.id.tokens().into_iter().map(|t| t.token).collect();
     assert!(values.len() >= 2, "{values:?}");

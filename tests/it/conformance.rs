@@ -196,11 +196,26 @@ async fn target_github_fake() {
 
 #[tokio::test]
 async fn target_cloudflare_fake() {
+    cloudflare_contract("").await;
+}
+
+/// `deploy = "version"`: each write a new version, not deployed; what it
+/// lists is the version it made.
+#[tokio::test]
+async fn target_cloudflare_versions_fake() {
+    let fake = cloudflare_contract("deploy = \"version\"\n").await;
+    let script = fake.script("conf-worker");
+    let ours: Vec<&str> = script.versions.iter().filter(|v| v.message.is_some()).map(|v| v.id.as_str()).collect();
+    assert!(ours.len() >= 3, "one version per write: {ours:?}");
+    assert!(script.deployment.iter().all(|(id, _)| !ours.contains(&id.as_str())), "a version was deployed");
+}
+
+async fn cloudflare_contract(options: &str) -> Arc<FakeCloudflare> {
     let fake = FakeCloudflare::start();
     fake.add_script("conf-worker");
-    let (_dir, policy) = policy_with_targets(
-        "[[tokens.CONF_A.targets]]\nkind = \"wrangler\"\nworker = \"conf-worker\"\n[[tokens.CONF_A.targets]]\nkind = \"wrangler\"\nworker = \"missing-worker\"\n",
-    );
+    let (_dir, policy) = policy_with_targets(&format!(
+        "[[tokens.CONF_A.targets]]\nkind = \"wrangler\"\nworker = \"conf-worker\"\n{options}[[tokens.CONF_A.targets]]\nkind = \"wrangler\"\nworker = \"missing-worker\"\n{options}",
+    ));
     let remote = Remote::with_vars([
         ("CLOUDFLARE_API_BASE_URL".to_string(), fake.url()),
         ("CLOUDFLARE_API_TOKEN".to_string(), cloudflare::TOKEN.to_string()),
@@ -219,6 +234,7 @@ async fn target_cloudflare_fake() {
     };
     target_contract(subject).await;
     assert_eq!(fake.value("conf-worker", "CONF_A").as_deref(), Some(value(3).expose()));
+    fake
 }
 
 // ---------------------------------------------------------------- issuers

@@ -16,3 +16,4 @@ mod remote;
 mod schema;
 mod teams;
 mod values;
+mod workers;

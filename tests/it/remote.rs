@@ -152,7 +152,7 @@ fn delivers_everywhere_and_a_second_sync_makes_no_request() {
     // A sync batches across tokens: one bulk request per Worker, one key
     // fetch per GitHub scope, for every token at once.
     for (script, name) in [("api", "API_TOKEN"), ("api", "DB_PASSWORD")] {
-        r.cf.state.scripts.lock().unwrap().get_mut(script).unwrap().remove(name);
+        r.cf.remove_by_hand(script, name);
     }
     r.gh.delete_by_hand("repo:acme/app", "API_TOKEN");
     r.gh.delete_by_hand("repo:acme/app", "DB_PASSWORD");
@@ -219,7 +219,7 @@ fn verify_repairs_remote_deletions_and_hand_edits() {
     r.ok(&p, &["rotate"]);
     r.gh.delete_by_hand("repo:acme/app", "API_TOKEN_ALIAS");
     r.gh.set_by_hand("env:acme/app:production", "API_TOKEN", "edited-in-the-web-ui");
-    r.cf.state.scripts.lock().unwrap().get_mut("api-production").unwrap().remove("API_TOKEN");
+    r.cf.remove_by_hand("api-production", "API_TOKEN");
     // Records alone see nothing: zero requests.
     r.reset();
     r.ok(&p, &["sync"]);
@@ -261,7 +261,7 @@ fn twenty_percent_faults_still_end_correct_and_retries_are_reported() {
     for scope in ["repo:acme/app", "env:acme/app:production"] {
         r.gh.delete_by_hand(scope, "API_TOKEN");
     }
-    r.cf.state.scripts.lock().unwrap().get_mut("api").unwrap().clear();
+    r.cf.clear_by_hand("api");
     let mut sync_retries = 0;
     let mut exhausted = 0;
     r.reset();
@@ -345,16 +345,19 @@ fn cloudflare_falls_back_to_put_and_explains_its_error_codes() {
     assert!(counts["PUT /client/v4/accounts/{account}/workers/scripts/{script}/secrets"] >= 3, "{counts:?}");
 
     r.cf.state.bulk_disabled.store(false, std::sync::atomic::Ordering::SeqCst);
-    r.cf.state.not_deployed.lock().unwrap().insert("api".into());
+    let uploaded = r.cf.upload_version("api");
+    r.reset();
     let out = r.run(&p, &["rotate", "DB_PASSWORD"]);
     assert_eq!(code(&out), 4, "{}", text(&out));
-    assert!(text(&out).contains("(10215)") && text(&out).contains("deploy it (`wrangler deploy`)"), "{}", text(&out));
+    assert!(text(&out).contains("is not the deployed one") && text(&out).contains("(10215)"), "{}", text(&out));
+    assert!(text(&out).contains("`wrangler versions deploy`"), "{}", text(&out));
+    assert_eq!(r.cf.control.writes(), 0, "a write Cloudflare refuses was sent: {:?}", r.cf.control.counts());
     assert!(text(&out).contains("rotate DB_PASSWORD` to resume"), "{}", text(&out));
-    r.cf.state.not_deployed.lock().unwrap().clear();
+    r.cf.deploy("api", &[(&uploaded, 100)]);
     r.ok(&p, &["rotate", "DB_PASSWORD"]);
     r.assert_everywhere(&p);
 
-    r.cf.state.scripts.lock().unwrap().remove("api-production");
+    r.cf.remove_script("api-production");
     let out = r.run(&p, &["rotate", "API_TOKEN"]);
     assert_eq!(code(&out), 4);
     assert!(text(&out).contains("(10007)") && text(&out).contains("no Worker script by that name"), "{}", text(&out));
@@ -454,12 +457,15 @@ fn check_is_offline_and_check_online_lists_each_remote_once() {
         report["findings"].as_array().unwrap().iter().filter(|f| f["code"] == "remote-missing").collect();
     assert_eq!(missing.len(), 1, "{report}");
     assert_eq!(missing[0]["message"], "DB_PASSWORD at github:acme/app is missing");
-    // Five remote targets: five list calls, and no writes.
-    assert_eq!(r.requests(), 5, "{:?} {:?}", r.gh.control.counts(), r.cf.control.counts());
+    // Five remote targets: five list calls; each Worker's deployments read
+    // once (does what runs hold the value?); no writes.
+    let counts = r.cf.control.counts();
+    assert_eq!(counts["GET /client/v4/accounts/{account}/workers/scripts/{script}/deployments"], 2, "{counts:?}");
+    assert_eq!(r.requests(), 7, "{:?} {counts:?}", r.gh.control.counts());
     assert_eq!(r.writes(), 0);
     // The tokens' issuers are local (`random`): their verify is a shape
     // check here, not a call.
-    assert_eq!(report["service_calls"], 5, "five lists, no verify call for local issuers");
+    assert_eq!(report["service_calls"], 7, "five lists and two deployment reads, no verify call for local issuers");
 }
 
 /// 20 tokens to 250 repositories is 5,000 writes: more than GitHub's
@@ -582,6 +588,25 @@ fn an_org_secret_keeps_its_visibility_when_the_policy_is_silent() {
     run(&["rotate"]);
     assert_eq!(visibility(), (Some("selected".into()), Some(vec![11, 12])));
     assert!(gh.value("org:acme", "ORG_TOKEN").unwrap().len() >= 32);
+
+    // When the policy does set it, `plan` says what the next write changes.
+    std::fs::write(
+        p.path("policies/main.toml"),
+        "[tokens.ORG_TOKEN]\nissuer = \"random\"\n[[tokens.ORG_TOKEN.targets]]\nkind = \"github\"\norg = \"acme\"\nvisibility = \"private\"\n",
+    )
+    .unwrap();
+    let out = with_fakes(&mut p.command(&["plan"]), &gh, &cf).output().unwrap();
+    assert!(
+        text(&out).contains(
+            "github:org:acme: ORG_TOKEN is visible to `selected` repositories; the policy sets `private`: the next write changes who may use it"
+        ),
+        "{}",
+        text(&out)
+    );
+    run(&["rotate"]);
+    assert_eq!(visibility(), (Some("private".into()), None));
+    let out = with_fakes(&mut p.command(&["plan"]), &gh, &cf).output().unwrap();
+    assert!(!text(&out).contains("is visible to"), "{}", text(&out));
 }
 
 /// Pull requests opened by Dependabot see only Dependabot secrets, and

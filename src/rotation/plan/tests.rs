@@ -48,7 +48,7 @@ fn delivered(meta: &mut TokenMeta, version: u32) {
     for name in ["A", "A_ALIAS"] {
         meta.deliveries.insert(
             DeliveryKey::new("dotenv:app/.env", name),
-            Delivery { version, at: now(), remote_updated_at: None },
+            Delivery { version, at: now(), remote_updated_at: None, worker_version: None },
         );
     }
 }
@@ -111,8 +111,10 @@ fn a_pending_version_is_resumed_only_where_not_delivered() {
     meta.versions.push(version(1, Stage::Current, now() - TimeDelta::days(100)));
     meta.versions.push(version(2, Stage::Pending, now()));
     delivered(&mut meta, 1);
-    meta.deliveries
-        .insert(DeliveryKey::new("dotenv:app/.env", "A"), Delivery { version: 2, at: now(), remote_updated_at: None });
+    meta.deliveries.insert(
+        DeliveryKey::new("dotenv:app/.env", "A"),
+        Delivery { version: 2, at: now(), remote_updated_at: None, worker_version: None },
+    );
     let plans = rotate_due(&p, &metas(meta));
     let steps = &plans[0].steps;
     assert!(matches!(&steps[0], Step::Resume { version: 2, .. }));

@@ -1,0 +1,204 @@
+//! Cloudflare Workers as versions and deployments: a write deploys, and is
+//! refused while the latest version is not what runs; `deploy = "version"`
+//! makes a version and leaves the rollout to the team; the old token is not
+//! revoked while a deployed version may still run it.
+
+use std::process::Output;
+
+use crate::common::*;
+use crate::fakes::cloudflare::FakeCloudflare;
+use crate::fakes::github::FakeGithub;
+use crate::remote::with_fakes;
+
+struct Workers {
+    gh: FakeGithub,
+    cf: FakeCloudflare,
+}
+
+impl Workers {
+    fn start() -> Self {
+        let cf = FakeCloudflare::start();
+        cf.add_script("api");
+        Workers { gh: FakeGithub::start(), cf }
+    }
+
+    fn run(&self, p: &Project, args: &[&str]) -> Output {
+        with_fakes(&mut p.command(args), &self.gh, &self.cf).output().unwrap()
+    }
+
+    fn ok(&self, p: &Project, args: &[&str]) -> String {
+        let out = self.run(p, args);
+        assert_eq!(code(&out), 0, "{args:?}:\n{}", text(&out));
+        text(&out)
+    }
+}
+
+fn policy(target_options: &str) -> String {
+    format!(
+        "[tokens.API_TOKEN]\nissuer = \"random\"\noverlap = \"0s\"\n\n[[tokens.API_TOKEN.targets]]\nkind = \"wrangler\"\nworker = \"api\"\n{target_options}"
+    )
+}
+
+#[test]
+fn a_worker_mid_gradual_deployment_is_reported_before_any_write() {
+    let w = Workers::start();
+    let p = Project::initialised(&policy(""));
+    w.ok(&p, &["rotate"]);
+    let out = w.ok(&p, &["plan"]);
+    assert!(out.contains("wrangler:api: a write makes a new version of the Worker and deploys it at 100%"), "{out}");
+    let first = p.ok(&["get", "API_TOKEN"]).trim_end().to_string();
+    assert_eq!(w.cf.value("api", "API_TOKEN").as_ref(), Some(&first));
+
+    // The team uploads new code and starts a gradual deployment.
+    let deployed = w.cf.deployed("api")[0].0.clone();
+    let canary = w.cf.upload_version("api");
+    w.cf.deploy("api", &[(&canary, 10), (&deployed, 90)]);
+    w.cf.control.reset_counts();
+    let out = w.run(&p, &["plan"]);
+    assert!(
+        text(&out).contains("warning: wrangler:api: a gradual deployment is in progress")
+            && text(&out).contains("at 10%")
+            && text(&out).contains("at 90%"),
+        "{}",
+        text(&out)
+    );
+    let out = w.run(&p, &["rotate"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(
+        text(&out).contains("Cloudflare would refuse a secret write (10215), so nothing was written"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("deploy = \"version\""), "{}", text(&out));
+    assert_eq!(w.cf.control.writes(), 0, "a refused write was sent: {:?}", w.cf.control.counts());
+    assert_eq!(w.cf.deployed("api"), vec![(canary.clone(), 10), (deployed, 90)], "the rollout was touched");
+
+    // Once the rollout finishes, the pending rotation resumes and deploys.
+    w.cf.deploy("api", &[(&canary, 100)]);
+    w.ok(&p, &["rotate"]);
+    let second = p.ok(&["get", "API_TOKEN"]).trim_end().to_string();
+    assert_ne!(first, second);
+    assert_eq!(w.cf.value("api", "API_TOKEN").as_ref(), Some(&second));
+    assert_eq!(w.cf.deployed("api"), vec![(w.cf.latest_id("api"), 100)]);
+}
+
+#[test]
+fn deploy_version_makes_a_version_and_the_old_token_lives_until_it_runs() {
+    let w = Workers::start();
+    let p = Project::initialised(&policy("deploy = \"version\"\n"));
+    let v1_id = w.cf.latest_id("api");
+
+    // v1 of the token goes into Worker version #2, which is not deployed.
+    w.ok(&p, &["rotate"]);
+    let out = w.ok(&p, &["plan"]);
+    assert!(out.contains("a write makes a new version from the one chitty-secrets made last"), "{out}");
+    assert!(out.contains("not deployed yet), not deployed: you roll it out"), "{out}");
+    let first = p.ok(&["get", "API_TOKEN"]).trim_end().to_string();
+    let made = w.cf.latest_id("api");
+    assert_ne!(made, v1_id);
+    assert_eq!(w.cf.value_in("api", &made, "API_TOKEN").as_ref(), Some(&first));
+    assert_eq!(w.cf.deployed("api"), vec![(v1_id.clone(), 100)], "the version was deployed");
+    let script = w.cf.script("api");
+    let (base, new) = (&script.versions[0], script.versions.last().unwrap());
+    assert_eq!(new.modules, base.modules, "the code was not carried over");
+    assert_eq!(new.bindings, base.bindings, "the other bindings were not inherited");
+    assert!(new.message.as_deref().is_some_and(|m| m.contains("API_TOKEN")), "{:?}", new.message);
+
+    // The gate and check know the current value is not running yet.
+    let out = w.ok(&p, &["sync", "--check", "--verify"]);
+    assert!(out.contains("holds v1 in Worker version #2") && out.contains("not deployed yet"), "{out}");
+    let out = w.run(&p, &["check", "--online"]);
+    assert!(text(&out).contains("not-deployed"), "{}", text(&out));
+    assert!(!text(&out).contains(&first), "a value leaked");
+
+    // The team rolls #2 out; a rotation makes #3 from it (deployed #2).
+    w.cf.deploy("api", &[(&made, 100)]);
+    let out = w.ok(&p, &["sync", "--check", "--verify"]);
+    assert!(!out.contains("not deployed yet"), "{out}");
+    let out = w.run(&p, &["rotate"]);
+    let second = p.ok(&["get", "API_TOKEN"]).trim_end().to_string();
+    let third_version = w.cf.latest_id("api");
+    assert_eq!(w.cf.value_in("api", &third_version, "API_TOKEN").as_ref(), Some(&second));
+    // v1 is still what runs (#2): not revoked, and the run says why.
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(
+        text(&out).contains("v1 is not revoked yet: wrangler:api runs version #2")
+            && text(&out).contains("wrangler versions deploy"),
+        "{}",
+        text(&out)
+    );
+    let status = p.ok(&["status", "--json"]);
+    assert!(status.contains("\"previous\""), "{status}");
+    // Again on the next scheduled run, with no new mint.
+    let out = w.run(&p, &["rotate", "--due"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(!text(&out).contains("minted"), "{}", text(&out));
+
+    // Rolled out: the next run retires v1.
+    w.cf.deploy("api", &[(&third_version, 100)]);
+    let out = w.ok(&p, &["rotate", "--due"]);
+    assert!(out.contains("retired v1"), "{out}");
+
+    // A leaked token is revoked at once, and the run says what still runs it.
+    let out = w.ok(&p, &["rotate", "--emergency", "API_TOKEN"]);
+    assert!(out.contains("warning: emergency: v2 is revoked although wrangler:api runs version #3"), "{out}");
+    assert!(out.contains("retired v2"), "{out}");
+}
+
+#[test]
+fn rollout_100_deploys_the_new_version_and_a_rollback_is_repaired() {
+    let w = Workers::start();
+    let p = Project::initialised(&policy("deploy = \"version\"\nrollout = \"100%\"\n"));
+    w.ok(&p, &["rotate"]);
+    let made = w.cf.latest_id("api");
+    assert_eq!(w.cf.deployed("api"), vec![(made.clone(), 100)]);
+    let value = p.ok(&["get", "API_TOKEN"]).trim_end().to_string();
+    assert_eq!(w.cf.value_in("api", &made, "API_TOKEN").as_ref(), Some(&value));
+
+    // Someone rolls back to the version before: it does not hold the value.
+    let before = w.cf.script("api").versions[0].id.clone();
+    w.cf.deploy("api", &[(&before, 100)]);
+    let out = w.run(&p, &["sync", "--check", "--verify"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("API_TOKEN differs from the registry"), "{}", text(&out));
+    // sync puts it into a version made from what runs, deployed at once.
+    w.ok(&p, &["sync", "--verify"]);
+    let repaired = w.cf.latest_id("api");
+    assert_eq!(w.cf.deployed("api"), vec![(repaired.clone(), 100)]);
+    assert_eq!(w.cf.value_in("api", &repaired, "API_TOKEN").as_ref(), Some(&value));
+    w.ok(&p, &["sync", "--check", "--verify"]);
+}
+
+#[test]
+fn worker_options_that_cannot_work_are_refused_at_load() {
+    for (options, want) in [
+        ("rollout = \"100%\"\n", "`rollout` goes with deploy = \"version\""),
+        ("deploy = \"version\"\nrollout = \"10%\"\n", "rollout `10%` is not supported"),
+        ("deploy = \"version\"\nvia = \"cli\"\n", "works over the API, not via = \"cli\""),
+        ("deploy = \"later\"\n", "deploy"),
+    ] {
+        let p = Project::new(&policy(options));
+        let out = p.run(&["policy", "check"]);
+        assert_eq!(code(&out), 2, "{options}: {}", text(&out));
+        assert!(text(&out).contains(want) && text(&out).contains("policies/main.toml:"), "{options}: {}", text(&out));
+    }
+}
+
+/// Tokens rotated one after another in one run each make a version; the
+/// last holds every new value, so rolling it out rolls out all of them.
+#[test]
+fn versions_made_one_after_another_add_up() {
+    let w = Workers::start();
+    let mut text = policy("deploy = \"version\"\n");
+    text.push_str(
+        "\n[tokens.DB_PASSWORD]\nissuer = \"random\"\n[[tokens.DB_PASSWORD.targets]]\nkind = \"wrangler\"\nworker = \"api\"\ndeploy = \"version\"\n",
+    );
+    let p = Project::initialised(&text);
+    w.ok(&p, &["rotate"]);
+    let latest = w.cf.latest_id("api");
+    for name in ["API_TOKEN", "DB_PASSWORD"] {
+        let value = p.ok(&["get", name]).trim_end().to_string();
+        assert_eq!(w.cf.value_in("api", &latest, name).as_ref(), Some(&value), "{name} is not in the latest version");
+    }
+    assert_eq!(w.cf.script("api").versions[0].bindings, w.cf.script("api").versions.last().unwrap().bindings);
+}
