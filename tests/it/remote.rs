@@ -613,15 +613,16 @@ fn an_org_secret_keeps_its_visibility_when_the_policy_is_silent() {
 /// Codespaces have their own: a token goes to each with `app`, sealed with
 /// that app's own key (the fake refuses a box sealed with another).
 #[test]
-fn a_token_reaches_actions_dependabot_and_codespaces_each_with_its_own_key() {
+fn a_token_reaches_repository_environment_dependabot_and_codespaces_each_with_its_own_key() {
     let gh = FakeGithub::start();
     let cf = FakeCloudflare::start();
     gh.add_repo("acme/app");
     gh.add_repo_app("acme/app", "dependabot");
     gh.add_repo_app("acme/app", "codespaces");
     gh.add_org_app("acme", "dependabot");
+    gh.add_env("acme/app", "production");
     let mut policy = String::from("[tokens.NPM_TOKEN]\nissuer = \"random\"\n");
-    for app in ["", "app = \"dependabot\"\n", "app = \"codespaces\"\n"] {
+    for app in ["", "app = \"dependabot\"\n", "app = \"codespaces\"\n", "environment = \"production\"\n"] {
         policy.push_str(&format!("[[tokens.NPM_TOKEN.targets]]\nkind = \"github\"\nrepo = \"acme/app\"\n{app}"));
     }
     policy.push_str(
@@ -632,7 +633,13 @@ fn a_token_reaches_actions_dependabot_and_codespaces_each_with_its_own_key() {
     let out = with_fakes(&mut cmd, &gh, &cf).output().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
     let value = p.ok(&["get", "NPM_TOKEN"]).trim_end().to_string();
-    for scope in ["repo:acme/app", "dependabot:repo:acme/app", "codespaces:repo:acme/app", "dependabot:org:acme"] {
+    for scope in [
+        "repo:acme/app",
+        "dependabot:repo:acme/app",
+        "codespaces:repo:acme/app",
+        "env:acme/app:production",
+        "dependabot:org:acme",
+    ] {
         assert_eq!(gh.value(scope, "NPM_TOKEN").as_deref(), Some(value.as_str()), "{scope}");
     }
     assert!(p.ok(&["status", "--json"]).contains("\"github:acme/app@dependabot\""));
