@@ -162,18 +162,9 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
                 Some("declare it, or delete its two files from the registry"),
             );
         }
-        let values = inputs.registry.values_path(&name);
-        if world_or_group_readable(&values) {
-            let at = Some((c.rel(&values), None));
-            c.add(
-                Severity::Warning,
-                "file-permissions",
-                Some(&name),
-                at,
-                "value file is readable by group or others (it is encrypted, but keep it 0600)".into(),
-                Some("chmod 600 it"),
-            );
-        }
+        // A value file's mode is not checked: it is ciphertext made to be
+        // committed, and every git checkout writes it 0644. Identity files
+        // and .env files, which hold secrets in the clear, are.
     }
     if inputs.registry.rekey_marker().exists() {
         let at = Some((c.rel(&inputs.registry.rekey_marker()), None));

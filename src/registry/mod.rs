@@ -32,12 +32,10 @@ use crate::fsutil;
 pub enum RegistryError {
     #[error("no registry at {0}")]
     Missing(PathBuf),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// The OS error is said in the message, not chained as a cause: every
+    /// renderer (`caused by:` lines, a run's joined chain) says it once.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("the registry at {path} is locked by another chitty-secrets; gave up after {}s", waited.as_secs())]
     Locked { path: PathBuf, waited: Duration },
     #[error("{path} changed on disk since it was read (generation {on_disk} there, {ours} here); nothing was written")]
@@ -76,7 +74,7 @@ fn checked_name(name: &str) -> Result<(), RegistryError> {
 
 impl RegistryError {
     pub fn io(path: &Path, source: io::Error) -> Self {
-        RegistryError::Io { path: path.to_path_buf(), source }
+        RegistryError::Io { path: path.to_path_buf(), error: source }
     }
 
     /// What the user can do about it.
@@ -283,6 +281,7 @@ impl Registry {
         if on_disk != meta.generation {
             return Err(RegistryError::Stale { path, on_disk, ours: meta.generation });
         }
+        self.ensure_tokens_dir()?;
         meta.generation += 1;
         let text = toml::to_string(meta).expect("metadata always serializes");
         let result = fsutil::write_atomic(&path, text.as_bytes()).map_err(|e| RegistryError::io(&path, e));
@@ -392,7 +391,18 @@ impl Registry {
         }
         let bytes = encrypt(name, values, &recipients)?;
         let path = self.values_path(name);
+        self.ensure_tokens_dir()?;
         fsutil::write_atomic(&path, &bytes).map_err(|e| RegistryError::io(&path, e))
+    }
+
+    /// `tokens/` exists before the first token file is written: git keeps
+    /// no empty folder, so a fresh clone of a new registry has none.
+    fn ensure_tokens_dir(&self) -> Result<(), RegistryError> {
+        let dir = self.dir.join("tokens");
+        if dir.is_dir() {
+            return Ok(());
+        }
+        fsutil::create_private_dir(&dir).map_err(|e| RegistryError::io(&dir, e))
     }
 }
 
