@@ -92,7 +92,16 @@ fn doctor(g: &Globals<'_>, args: &DoctorArgs) -> anyhow::Result<u8> {
     let missing = credentials::missing(&needs, credentials::env_is_set);
     for need in &missing {
         let secret = credentials::secret_name(&need.any_of[0]);
-        eprintln!("error: {}; set the repository secret {secret} (`gh secret set {secret}`)", need.unset());
+        let message = format!("{}; set the repository secret {secret} (`gh secret set {secret}`)", need.unset());
+        eprintln!("error: {message}");
+        super::actions::annotate(&super::actions::Annotation {
+            kind: "error",
+            title: "chitty-secrets ci doctor",
+            file: None,
+            line: None,
+            col: None,
+            message: &message,
+        });
     }
     if missing.is_empty() {
         println!(

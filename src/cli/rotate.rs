@@ -190,6 +190,9 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
         } else {
             print_plans(&report.plans, if is_sync { "every target is up to date" } else { "nothing to do" }, "");
         }
+        if is_sync {
+            annotate_drift(&report.plans);
+        }
         for address in &report.not_on_this_machine {
             println!("note: {}", crate::check::not_on_this_machine(address));
         }
@@ -330,13 +333,44 @@ fn print_outcome(o: &TokenOutcome) {
         Outcome::Failed { error, hint } => (error, hint.as_ref()),
     };
     // Say the token's name once, whether or not the error starts with it.
-    if error.starts_with(&format!("{} ", o.token)) || error.starts_with(&format!("{}:", o.token)) {
-        eprintln!("error: {error}");
+    let error = if error.starts_with(&format!("{} ", o.token)) || error.starts_with(&format!("{}:", o.token)) {
+        error.clone()
     } else {
-        eprintln!("error: {}: {error}", o.token);
-    }
+        format!("{}: {error}", o.token)
+    };
+    eprintln!("error: {error}");
+    actions::annotate(&actions::Annotation {
+        kind: if matches!(o.outcome, Outcome::Partial { .. }) { "warning" } else { "error" },
+        title: "chitty-secrets",
+        file: None,
+        line: None,
+        col: None,
+        message: &error,
+    });
     for line in hint.into_iter().flat_map(|h| h.lines()) {
         eprintln!("hint: {line}");
+    }
+}
+
+/// In GitHub Actions, `sync --check`'s drift as annotations: one per
+/// target that needs a write, naming it (a .env target on its file).
+fn annotate_drift(plans: &[TokenPlan]) {
+    for plan in plans {
+        for step in &plan.steps {
+            let message = format!("{}: {}", plan.token, describe(step));
+            let file = match step {
+                Step::Deliver { target, .. } => target.strip_prefix("dotenv:"),
+                _ => None,
+            };
+            actions::annotate(&actions::Annotation {
+                kind: "error",
+                title: "chitty-secrets sync --check",
+                file,
+                line: None,
+                col: None,
+                message: &message,
+            });
+        }
     }
 }
 
