@@ -1,5 +1,6 @@
 //! Integration tests: the real binary, real files, temp dirs.
 
+mod actions_runner;
 mod checks;
 mod chitty;
 mod common;
@@ -17,3 +18,4 @@ mod schema;
 mod teams;
 mod values;
 mod workers;
+mod workflow;
