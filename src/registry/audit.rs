@@ -45,8 +45,14 @@ fn hash(line: &str) -> String {
     Sha256::digest(line.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Who is acting: the CI run in GitHub Actions, else user@host.
+/// Who is acting: the CI run in GitHub Actions, else user@host (read once
+/// a run).
 pub fn actor() -> String {
+    static ACTOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ACTOR.get_or_init(find_actor).clone()
+}
+
+fn find_actor() -> String {
     if let (Ok(actor), Ok(run)) = (std::env::var("GITHUB_ACTOR"), std::env::var("GITHUB_RUN_ID")) {
         return format!("{actor} (github actions run {run})");
     }
@@ -58,11 +64,7 @@ pub fn actor() -> String {
 
 /// Appends one event. The caller holds the registry lock.
 pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>) -> Result<(), RegistryError> {
-    let existing = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(RegistryError::io(path, e)),
-    };
+    let existing = read_tail(path).map_err(|e| RegistryError::io(path, e))?;
     // A last line without its newline was cut short by a crash mid-append:
     // it is kept as it is (evidence) and fenced by an entry that names it,
     // chained to the last whole line, so the chain and `seq` go on from there.
@@ -111,6 +113,45 @@ pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>) -> Result<(), Re
     let mut file =
         OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(|e| RegistryError::io(path, e))?;
     file.write_all(lines.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| RegistryError::io(path, e))
+}
+
+/// The end of the log, enough to chain the next entry: from a line
+/// boundary to the end, holding the last whole line. The whole file when it
+/// is small or its last line is torn (the fence names the torn line by
+/// number). An append costs the same however long the log has grown.
+fn read_tail(path: &Path) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let mut chunk: u64 = 64 * 1024;
+    loop {
+        if chunk >= len {
+            let mut text = String::new();
+            file.seek(SeekFrom::Start(0))?;
+            file.read_to_string(&mut text)?;
+            return Ok(text);
+        }
+        let mut buf = vec![0; chunk as usize];
+        file.seek(SeekFrom::Start(len - chunk))?;
+        file.read_exact(&mut buf)?;
+        if buf.last() != Some(&b'\n') {
+            chunk = len;
+            continue;
+        }
+        // Past the first newline, the tail starts on a line boundary; keep
+        // it if a non-blank line follows.
+        if let Some(start) = buf.iter().position(|&b| b == b'\n')
+            && buf[start + 1..].iter().any(|b| !b.is_ascii_whitespace())
+        {
+            return String::from_utf8(buf[start + 1..].to_vec())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+        }
+        chunk = chunk.saturating_mul(4);
+    }
 }
 
 /// The event that fences a line cut short by a crash.
@@ -215,5 +256,30 @@ mod tests {
         assert_eq!(verify(&merged).map(|v| v.entries), Ok(3));
         append(&a, event("deliver"), Utc::now()).unwrap();
         assert_eq!(verify(&std::fs::read_to_string(&a).unwrap()).map(|v| v.entries), Ok(4));
+    }
+
+    /// Past 64 KiB only the tail is read: the chain and `seq` go on, and a
+    /// torn last line is still fenced with its line number.
+    #[test]
+    fn a_long_log_is_appended_to_from_its_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let detail = "x".repeat(1000);
+        for _ in 0..200 {
+            let e = Event { event: "deliver", token: Some("T"), version: Some(1), detail: Some(detail.clone()) };
+            append(&path, e, Utc::now()).unwrap();
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() > 2 * 64 * 1024);
+        append(&path, event("rotate.promote"), Utc::now()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(verify(&text).map(|v| v.entries), Ok(201));
+        let last: AuditEntry = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last.seq, 200);
+
+        std::fs::write(&path, format!("{text}{{\"seq\":201,\"at\"")).unwrap();
+        append(&path, event("rotate.mint"), Utc::now()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("line 202 (sha256"), "the torn line is named by number");
+        assert_eq!(verify(&text).map(|v| (v.entries, v.torn)), Ok((203, vec![202])));
     }
 }
