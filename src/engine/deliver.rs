@@ -27,6 +27,19 @@ pub struct Batch {
     pub items: Vec<Item>,
 }
 
+impl Batch {
+    /// Adds `items` for `target` to the batch that delivers alike (same
+    /// address and options), or starts one: a .env file is rewritten once,
+    /// a GitHub scope's key fetched once, for every token it holds.
+    pub fn add(batches: &mut Vec<Batch>, target: &TargetPolicy, items: impl IntoIterator<Item = Item>) {
+        let key = target.delivery_key();
+        match batches.iter_mut().find(|b| b.target.delivery_key() == key) {
+            Some(batch) => batch.items.extend(items),
+            None => batches.push(Batch { target: target.clone(), items: items.into_iter().collect() }),
+        }
+    }
+}
+
 /// A write, and what the remote said about it (GitHub's `updated_at`, the
 /// Worker version).
 pub type WriteResult = Result<(Written, Landing), TargetError>;

@@ -283,21 +283,13 @@ impl Workspace {
             report.targets = targets;
         } else {
             let emergency = matches!(mode, Mode::Rotate { emergency: true, .. });
-            for plan in &report.plans {
-                let token = self.policy.token(&plan.token).expect("plans are made from the policy");
-                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                    report.outcomes.push(TokenOutcome {
-                        token: plan.token.clone(),
-                        outcome: Outcome::Partial {
-                            done: Vec::new(),
-                            error: "not started: the run's time limit (--max-duration) was reached".into(),
-                            hint: "run the same command again: it continues where this run stopped".into(),
-                            resumable: true,
-                        },
-                    });
-                    continue;
-                }
-                let outcome = runner::run(self, token, &plan.steps, emergency).await;
+            let plans: Vec<(&policy::TokenPolicy, &[crate::rotation::Step])> = report
+                .plans
+                .iter()
+                .map(|p| (self.policy.token(&p.token).expect("plans are made from the policy"), &p.steps[..]))
+                .collect();
+            let outcomes = runner::run_all(self, &plans, emergency, deadline).await;
+            for (plan, outcome) in report.plans.iter().zip(outcomes) {
                 report.outcomes.push(TokenOutcome { token: plan.token.clone(), outcome });
             }
         }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::Workspace;
-use super::deliver::{Batch, Item, deliver_all, push_unique, record};
+use super::deliver::{Batch, Item, TargetReport, deliver_all, push_unique, record};
 use super::outcome::{Event, Outcome};
 use crate::identity::Identity;
 use crate::issuer::{self, IssueRequest, Revoked, Verdict};
@@ -18,16 +18,78 @@ use crate::rotation::Step;
 use crate::secret::Secret;
 use crate::targets::Running;
 
-/// Runs `steps` for `token`; `emergency` keeps no overlap.
-pub async fn run(ws: &Workspace, token: &TokenPolicy, steps: &[Step], emergency: bool) -> Outcome {
+/// Runs every token's plan, side by side: each token's steps up to its
+/// delivery (mint, resume), then every token's deliveries at once — a .env
+/// file is rewritten once for all the tokens it holds, a GitHub scope's key
+/// fetched once — then each token's remaining steps (verify, promote,
+/// retire). `emergency` keeps no overlap; no token starts once `deadline`
+/// has passed.
+pub async fn run_all(
+    ws: &Workspace,
+    plans: &[(&TokenPolicy, &[Step])],
+    emergency: bool,
+    deadline: Option<std::time::Instant>,
+) -> Vec<Outcome> {
     let identity = match ws.identity() {
         Ok(i) => i,
-        Err(e) => return Outcome::failed(format!("{e:#}"), crate::error::hints(&e).into_iter().next()),
+        Err(e) => {
+            let hint = crate::error::hints(&e).into_iter().next();
+            return plans.iter().map(|_| Outcome::failed(format!("{e:#}"), hint.clone())).collect();
+        }
     };
-    match Runner::new(ws, identity, token, emergency) {
-        Ok(mut runner) => runner.run(steps).await,
-        Err(e) => Outcome::failed(e.to_string(), e.hint()),
+    let mut states: Vec<State<'_>> = Vec::new();
+    for (token, steps) in plans {
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            states.push(State::Finished(Outcome::Partial {
+                done: Vec::new(),
+                error: "not started: the run's time limit (--max-duration) was reached".into(),
+                hint: "run the same command again: it continues where this run stopped".into(),
+                resumable: true,
+            }));
+            continue;
+        }
+        states.push(match Runner::new(ws, identity, token, emergency) {
+            Err(e) => State::Finished(Outcome::failed(e.to_string(), e.hint())),
+            Ok(mut runner) => match runner.before_delivery(steps).await {
+                Ok(next) => State::Running { runner, steps, next },
+                Err(outcome) => State::Finished(outcome),
+            },
+        });
     }
+
+    // Every running token's deliveries, in shared batches.
+    let mut batches = Vec::new();
+    for state in &mut states {
+        if let State::Running { runner, steps, .. } = state {
+            match runner.batches(steps) {
+                Ok(theirs) => {
+                    for b in theirs {
+                        Batch::add(&mut batches, &b.target, b.items);
+                    }
+                }
+                Err(e) => *state = State::Finished(runner.stopped_by(&e)),
+            }
+        }
+    }
+    let reports = if batches.is_empty() { Vec::new() } else { deliver_all(ws, batches).await };
+
+    let mut outcomes = Vec::new();
+    for state in states {
+        outcomes.push(match state {
+            State::Finished(outcome) => outcome,
+            State::Running { mut runner, steps, next } => match runner.take_delivery(&reports) {
+                Ok(failures) => runner.after_delivery(&steps[next..], failures).await,
+                Err(e) => runner.stopped_by(&e),
+            },
+        });
+    }
+    outcomes
+}
+
+/// One token's place in [`run_all`].
+enum State<'a> {
+    Running { runner: Runner<'a>, steps: &'a [Step], next: usize },
+    Finished(Outcome),
 }
 
 struct Runner<'a> {
@@ -71,10 +133,10 @@ impl<'a> Runner<'a> {
         })
     }
 
-    async fn run(&mut self, steps: &[Step]) -> Outcome {
-        let mut failures = Vec::new();
-        let mut delivered = false;
-        for step in steps {
+    /// The steps before any delivery (mint, resume, a reminder); returns
+    /// where the rest begins, or how the token's run ended.
+    async fn before_delivery(&mut self, steps: &[Step]) -> Result<usize, Outcome> {
+        for (i, step) in steps.iter().enumerate() {
             let result = match step {
                 Step::Mint { .. } => self.mint().await,
                 Step::Resume { version, .. } => {
@@ -82,30 +144,57 @@ impl<'a> Runner<'a> {
                     Ok(())
                 }
                 Step::Remind { reason, hint } => {
-                    return Outcome::failed(format!("{} {reason}", self.token.name), Some(hint.clone()));
+                    return Err(Outcome::failed(format!("{} {reason}", self.token.name), Some(hint.clone())));
                 }
-                // Every target of the token at once: the first Deliver step
-                // runs them all.
-                Step::Deliver { .. } if delivered => continue,
-                Step::Deliver { .. } => {
-                    delivered = true;
-                    let wanted: Vec<(String, Vec<String>, Option<u32>)> = steps
-                        .iter()
-                        .filter_map(|s| match s {
-                            Step::Deliver { target, names, version, .. } => {
-                                Some((target.clone(), names.clone(), *version))
-                            }
-                            _ => None,
-                        })
-                        .collect();
-                    match self.deliver(wanted).await {
-                        Ok(failed) => {
-                            failures.extend(failed);
-                            continue;
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
+                _ => return Ok(i),
+            };
+            if let Err(e) = result {
+                return Err(self.stopped_by(&e));
+            }
+        }
+        Ok(steps.len())
+    }
+
+    /// Every Deliver step of the plan, as batches (the version about to be
+    /// minted is the incoming one).
+    fn batches(&self, steps: &[Step]) -> anyhow::Result<Vec<Batch>> {
+        let mut batches = Vec::new();
+        for step in steps {
+            let Step::Deliver { target: address, names, version, .. } = step else { continue };
+            let version =
+                version.or(self.incoming).ok_or_else(|| anyhow::anyhow!("no version to deliver to {address}"))?;
+            let value = self.value(version)?;
+            let target = self
+                .token
+                .targets
+                .iter()
+                .find(|t| &t.address() == address)
+                .ok_or_else(|| anyhow::anyhow!("{address} is no longer in the policy"))?;
+            let items = names
+                .iter()
+                .map(|name| Item { token: self.token.name.clone(), name: name.clone(), version, value: value.clone() });
+            Batch::add(&mut batches, target, items);
+        }
+        Ok(batches)
+    }
+
+    /// Records what of this token landed in `reports`; one line per name
+    /// that did not (other targets still land).
+    fn take_delivery(&mut self, reports: &[TargetReport]) -> anyhow::Result<Vec<String>> {
+        let recorded = record(self.ws, &mut self.meta, &self.token.name, reports)?;
+        for h in recorded.hints() {
+            push_unique(&mut self.hints, h);
+        }
+        self.done.extend(recorded.events);
+        Ok(recorded.failures.iter().map(ToString::to_string).collect())
+    }
+
+    /// The steps after delivery; verify and promote only when every target
+    /// took the new value.
+    async fn after_delivery(&mut self, steps: &[Step], failures: Vec<String>) -> Outcome {
+        for step in steps {
+            let result = match step {
+                Step::Deliver { .. } | Step::Mint { .. } | Step::Resume { .. } | Step::Remind { .. } => continue,
                 Step::Verify | Step::Promote if !failures.is_empty() => break,
                 Step::Verify => self.verify().await,
                 Step::Promote => self.promote(),
@@ -113,16 +202,21 @@ impl<'a> Runner<'a> {
                 Step::Abort { version } => self.abort(*version).await,
             };
             if let Err(e) = result {
-                for h in crate::error::hints(&e) {
-                    push_unique(&mut self.hints, h);
-                }
-                return self.stopped(error_text(&e));
+                return self.stopped_by(&e);
             }
         }
         if !failures.is_empty() {
             return self.stopped(failures.join("\n  "));
         }
         Outcome::Done { done: std::mem::take(&mut self.done) }
+    }
+
+    /// How the run ends after `e`: its hints kept, the way to resume said.
+    fn stopped_by(&mut self, e: &anyhow::Error) -> Outcome {
+        for h in crate::error::hints(e) {
+            push_unique(&mut self.hints, h);
+        }
+        self.stopped(error_text(e))
     }
 
     fn stopped(&mut self, error: String) -> Outcome {
@@ -275,35 +369,6 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    /// Delivers to every wanted target at once and records what landed;
-    /// returns one line per name that did not (other targets still land).
-    async fn deliver(&mut self, wanted: Vec<(String, Vec<String>, Option<u32>)>) -> anyhow::Result<Vec<String>> {
-        let mut batches = Vec::new();
-        for (address, names, version) in wanted {
-            let version =
-                version.or(self.incoming).ok_or_else(|| anyhow::anyhow!("no version to deliver to {address}"))?;
-            let value = self.value(version)?;
-            let target = self
-                .token
-                .targets
-                .iter()
-                .find(|t| t.address() == address)
-                .ok_or_else(|| anyhow::anyhow!("{address} is no longer in the policy"))?;
-            let items = names
-                .into_iter()
-                .map(|name| Item { token: self.token.name.clone(), name, version, value: value.clone() })
-                .collect();
-            batches.push(Batch { target: target.clone(), items });
-        }
-        let reports = deliver_all(self.ws, batches).await;
-        let recorded = record(self.ws, &mut self.meta, &self.token.name, &reports)?;
-        for h in recorded.hints() {
-            push_unique(&mut self.hints, h);
-        }
-        self.done.extend(recorded.events);
-        Ok(recorded.failures.iter().map(ToString::to_string).collect())
-    }
-
     fn value(&self, version: u32) -> anyhow::Result<Secret> {
         self.values.get(version).cloned().ok_or_else(|| {
             anyhow::anyhow!(
@@ -368,8 +433,12 @@ impl<'a> Runner<'a> {
             for key in held {
                 by_target.entry(key.target).or_default().push(key.name);
             }
-            let wanted = by_target.into_iter().map(|(target, names)| (target, names, Some(current))).collect();
-            let failures = self.deliver(wanted).await?;
+            let put_back: Vec<Step> = by_target
+                .into_iter()
+                .map(|(target, names)| Step::Deliver { target, names, version: Some(current), reason: "abort".into() })
+                .collect();
+            let reports = deliver_all(self.ws, self.batches(&put_back)?).await;
+            let failures = self.take_delivery(&reports)?;
             if !failures.is_empty() {
                 anyhow::bail!(
                     "could not put v{current} back everywhere ({}); v{pending} is not revoked: run `rotate --abort` again",

@@ -81,10 +81,7 @@ pub async fn sync_all(
                 version: *version,
                 value: value.clone(),
             });
-            match batches.iter_mut().find(|b| &b.target.address() == address) {
-                Some(batch) => batch.items.extend(items),
-                None => batches.push(Batch { target: target.clone(), items: items.collect() }),
-            }
+            Batch::add(&mut batches, target, items);
         }
     }
     let reports = deliver_all(ws, batches).await;
@@ -104,9 +101,17 @@ pub async fn sync_all(
     }
     let summaries = declared
         .into_iter()
-        .map(|(address, n)| match reports.iter().find(|r| r.address == address) {
-            Some(r) => TargetSummary { unchanged: n.saturating_sub(r.items.len()), ..r.summary() },
-            None => TargetSummary { target: address, unchanged: n, ..TargetSummary::default() },
+        .map(|(address, n)| {
+            // One address can have two batches (entries whose options differ).
+            let mut total = TargetSummary { target: address.clone(), ..TargetSummary::default() };
+            let mut written = 0;
+            for r in reports.iter().filter(|r| r.address == address) {
+                let s = r.summary();
+                (total.created, total.updated, total.written, total.failed) =
+                    (total.created + s.created, total.updated + s.updated, total.written + s.written, total.failed + s.failed);
+                written += r.items.len();
+            }
+            TargetSummary { unchanged: n.saturating_sub(written), ..total }
         })
         .collect();
 

@@ -465,6 +465,20 @@ pub struct DotenvSpec {
 }
 
 impl TargetPolicy {
+    /// What makes two entries deliver alike: the address and every option
+    /// of the write (an organization secret's visibility, a Worker's
+    /// deploy mode), not the names. Entries of different tokens with the
+    /// same key can share one batch.
+    pub fn delivery_key(&self) -> String {
+        let mut spec = self.spec.clone();
+        match &mut spec {
+            TargetSpec::Dotenv(d) => d.names = None,
+            TargetSpec::Github(g) => g.names = None,
+            TargetSpec::Wrangler(w) => w.names = None,
+        }
+        format!("{spec:?}")
+    }
+
     /// A stable address naming the target, used as the key of delivery
     /// records: `dotenv:app/.env`.
     pub fn address(&self) -> String {
