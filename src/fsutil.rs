@@ -12,11 +12,19 @@ use std::path::{Path, PathBuf};
 /// already exists its owner and group are kept (best effort: only root may
 /// change them).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = replace(path, bytes)?;
+    sync_dir(&dir)
+}
+
+/// [`write_atomic`] but for the last step: the new file's data is on disk
+/// before it takes the old one's place, and the rename is made durable by
+/// the caller's `sync_dir` of the returned folder — one for many files.
+pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
     let dir = parent_dir(path);
     let file_name =
         path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let file_name = file_name.to_string_lossy();
-    remove_stale_temps(&dir, &file_name);
+    remove_stale_temps(&dir);
     let tmp = temp_path(&dir, &file_name);
     let result = (|| {
         let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
@@ -31,13 +39,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&tmp, path)?;
-        sync_dir(&dir)
+        fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result
+    result.map(|()| dir)
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -59,18 +66,27 @@ fn temp_path(dir: &Path, name: &str) -> PathBuf {
 
 const TEMP_MARK: &str = ".chitty-tmp-";
 
-/// Removes temp files a killed run left beside `name` (they may hold
-/// values). Writers of one file are serialised by the registry lock, so a
-/// temp file found here is never one in use. Old-style names (`.NAME.…`)
-/// are cleaned too.
-fn remove_stale_temps(dir: &Path, name: &str) {
+/// Removes temp files a killed run left in `dir` (they may hold values):
+/// `NAME.chitty-tmp-` and 12 hex digits, beside any file. Writers are
+/// serialised by the registry lock, so a temp file found here is never one
+/// in use. Each folder is listed once a run: listing a folder of thousands
+/// of token files on every write would make a large rotation quadratic.
+fn remove_stale_temps(dir: &Path) {
+    static CLEANED: std::sync::Mutex<Option<std::collections::HashSet<PathBuf>>> = std::sync::Mutex::new(None);
+    {
+        let mut cleaned = CLEANED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        if !cleaned.get_or_insert_with(Default::default).insert(key) {
+            return;
+        }
+    }
     let Ok(entries) = fs::read_dir(dir) else { return };
-    let ours = format!("{name}{TEMP_MARK}");
-    let old_style = format!(".{name}{TEMP_MARK}");
     for entry in entries.flatten() {
         let file = entry.file_name();
-        let file = file.to_string_lossy();
-        if file.starts_with(&ours) || file.starts_with(&old_style) {
+        let is_temp = file.to_string_lossy().rsplit_once(TEMP_MARK).is_some_and(|(stem, suffix)| {
+            !stem.is_empty() && suffix.len() == 12 && suffix.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        if is_temp {
             let _ = fs::remove_file(entry.path());
         }
     }

@@ -235,6 +235,42 @@ pub fn record(
     token: &str,
     reports: &[TargetReport],
 ) -> Result<Recorded, RegistryError> {
+    let (recorded, audits) = note_deliveries(ws, meta, token, reports);
+    if audits.is_empty() {
+        return Ok(recorded);
+    }
+    ws.registry.save(meta)?;
+    for (version, detail) in audits {
+        ws.audit("deliver", token, Some(version), Some(detail))?;
+    }
+    crate::crash::point("after-deliver");
+    Ok(recorded)
+}
+
+/// [`record`] without the save: a rotation saves the records with its
+/// promotion, in one write (a record lost to a crash only means the next
+/// run delivers the pending value again). Whether `meta` changed is
+/// `!recorded.events.is_empty()`.
+pub fn record_unsaved(
+    ws: &Workspace,
+    meta: &mut TokenMeta,
+    token: &str,
+    reports: &[TargetReport],
+) -> Result<Recorded, RegistryError> {
+    let (recorded, audits) = note_deliveries(ws, meta, token, reports);
+    for (version, detail) in audits {
+        ws.audit("deliver", token, Some(version), Some(detail))?;
+    }
+    Ok(recorded)
+}
+
+/// Notes the landed writes in `meta`; the audit lines to write.
+fn note_deliveries(
+    ws: &Workspace,
+    meta: &mut TokenMeta,
+    token: &str,
+    reports: &[TargetReport],
+) -> (Recorded, Vec<(u32, String)>) {
     let mut out = Recorded::default();
     let mut audits = Vec::new();
     for report in reports {
@@ -266,13 +302,5 @@ pub fn record(
             out.events.push(Event::Delivered { version: first.version, target: report.address.clone(), names });
         }
     }
-    if audits.is_empty() {
-        return Ok(out);
-    }
-    ws.registry.save(meta)?;
-    for (version, detail) in audits {
-        ws.audit("deliver", token, Some(version), Some(detail))?;
-    }
-    crate::crash::point("after-deliver");
-    Ok(out)
+    (out, audits)
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::Workspace;
-use super::deliver::{Batch, Item, TargetReport, deliver_all, push_unique, record};
+use super::deliver::{Batch, Item, TargetReport, deliver_all, push_unique, record_unsaved};
 use super::outcome::{Event, Outcome};
 use crate::identity::Identity;
 use crate::issuer::{self, IssueRequest, Revoked, Verdict};
@@ -37,6 +37,25 @@ pub async fn run_all(
             return plans.iter().map(|_| Outcome::failed(format!("{e:#}"), hint.clone())).collect();
         }
     };
+    // One folder sync and one audit append per phase, not per write; a
+    // barrier before anything leaves this machine keeps every crash
+    // guarantee.
+    ws.registry.defer_durability();
+    let outcomes = run_phases(ws, identity, plans, emergency, deadline).await;
+    if let Err(e) = ws.registry.end_deferral() {
+        let hint = e.hint();
+        return outcomes.into_iter().map(|_| Outcome::failed(e.to_string(), hint.clone())).collect();
+    }
+    outcomes
+}
+
+async fn run_phases(
+    ws: &Workspace,
+    identity: &Identity,
+    plans: &[(&TokenPolicy, &[Step])],
+    emergency: bool,
+    deadline: Option<std::time::Instant>,
+) -> Vec<Outcome> {
     let mut states: Vec<State<'_>> = Vec::new();
     for (token, steps) in plans {
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
@@ -51,7 +70,7 @@ pub async fn run_all(
         states.push(match Runner::new(ws, identity, token, emergency) {
             Err(e) => State::Finished(Outcome::failed(e.to_string(), e.hint())),
             Ok(mut runner) => match runner.before_delivery(steps).await {
-                Ok(next) => State::Running { runner, steps, next },
+                Ok(next) => State::Running { runner: Box::new(runner), steps, next },
                 Err(outcome) => State::Finished(outcome),
             },
         });
@@ -71,7 +90,22 @@ pub async fn run_all(
             }
         }
     }
-    let reports = if batches.is_empty() { Vec::new() } else { deliver_all(ws, batches).await };
+    let reports = if batches.is_empty() {
+        Vec::new()
+    } else {
+        // Every pending value is durable before it is delivered anywhere.
+        if let Err(e) = ws.registry.barrier() {
+            let e = anyhow::Error::new(e);
+            return states
+                .into_iter()
+                .map(|s| match s {
+                    State::Finished(outcome) => outcome,
+                    State::Running { mut runner, .. } => runner.stopped_by(&e),
+                })
+                .collect();
+        }
+        deliver_all(ws, batches).await
+    };
 
     let mut outcomes = Vec::new();
     for state in states {
@@ -88,7 +122,7 @@ pub async fn run_all(
 
 /// One token's place in [`run_all`].
 enum State<'a> {
-    Running { runner: Runner<'a>, steps: &'a [Step], next: usize },
+    Running { runner: Box<Runner<'a>>, steps: &'a [Step], next: usize },
     Finished(Outcome),
 }
 
@@ -106,6 +140,8 @@ struct Runner<'a> {
     incoming: Option<u32>,
     /// Stopped for a reason a rerun fixes (quota, no answer): exit 4.
     resumable: bool,
+    /// Delivery records not saved yet (they go with the promotion).
+    unsaved: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -130,6 +166,7 @@ impl<'a> Runner<'a> {
             hints: Vec::new(),
             incoming,
             resumable: false,
+            unsaved: false,
         })
     }
 
@@ -170,18 +207,24 @@ impl<'a> Runner<'a> {
                 .iter()
                 .find(|t| &t.address() == address)
                 .ok_or_else(|| anyhow::anyhow!("{address} is no longer in the policy"))?;
-            let items = names
-                .iter()
-                .map(|name| Item { token: self.token.name.clone(), name: name.clone(), version, value: value.clone() });
+            let items = names.iter().map(|name| Item {
+                token: self.token.name.clone(),
+                name: name.clone(),
+                version,
+                value: value.clone(),
+            });
             Batch::add(&mut batches, target, items);
         }
         Ok(batches)
     }
 
-    /// Records what of this token landed in `reports`; one line per name
-    /// that did not (other targets still land).
+    /// Records what of this token landed in `reports` (saved with the
+    /// promotion, or when the run stops); one line per name that did not
+    /// (other targets still land).
     fn take_delivery(&mut self, reports: &[TargetReport]) -> anyhow::Result<Vec<String>> {
-        let recorded = record(self.ws, &mut self.meta, &self.token.name, reports)?;
+        let recorded = record_unsaved(self.ws, &mut self.meta, &self.token.name, reports)?;
+        self.unsaved |= !recorded.events.is_empty();
+        crate::crash::point("after-deliver");
         for h in recorded.hints() {
             push_unique(&mut self.hints, h);
         }
@@ -192,6 +235,17 @@ impl<'a> Runner<'a> {
     /// The steps after delivery; verify and promote only when every target
     /// took the new value.
     async fn after_delivery(&mut self, steps: &[Step], failures: Vec<String>) -> Outcome {
+        let outcome = self.steps_after_delivery(steps, failures).await;
+        // Records of a run that stopped before its promotion.
+        if self.unsaved
+            && let Err(e) = self.save()
+        {
+            return self.stopped_by(&e);
+        }
+        outcome
+    }
+
+    async fn steps_after_delivery(&mut self, steps: &[Step], failures: Vec<String>) -> Outcome {
         for step in steps {
             let result = match step {
                 Step::Deliver { .. } | Step::Mint { .. } | Step::Resume { .. } | Step::Remind { .. } => continue,
@@ -251,6 +305,7 @@ impl<'a> Runner<'a> {
 
     fn save(&mut self) -> anyhow::Result<()> {
         self.ws.registry.save(&mut self.meta)?;
+        self.unsaved = false;
         Ok(())
     }
 
@@ -305,6 +360,9 @@ impl<'a> Runner<'a> {
         let tag = random_tag();
         self.meta.begin_mint(self.ws.now, Some(tag.clone()));
         self.save()?;
+        if !issuer_policy.spec.is_local() {
+            self.ws.registry.barrier()?;
+        }
         crate::crash::point("before-issue");
         let request = IssueRequest {
             token: &self.token.name,
@@ -437,8 +495,12 @@ impl<'a> Runner<'a> {
                 .into_iter()
                 .map(|(target, names)| Step::Deliver { target, names, version: Some(current), reason: "abort".into() })
                 .collect();
+            self.ws.registry.barrier()?;
             let reports = deliver_all(self.ws, self.batches(&put_back)?).await;
             let failures = self.take_delivery(&reports)?;
+            // Where the current value went back is on disk before the
+            // pending one is revoked.
+            self.save()?;
             if !failures.is_empty() {
                 anyhow::bail!(
                     "could not put v{current} back everywhere ({}); v{pending} is not revoked: run `rotate --abort` again",
@@ -465,6 +527,14 @@ impl<'a> Runner<'a> {
             .ok_or_else(|| anyhow::anyhow!("v{version} is not in the registry"))?;
         crate::crash::point("before-revoke");
         let revoked = match self.ws.policy.issuers.get(&issuer_name) {
+            Some(p) if !p.spec.is_local() => {
+                // What the registry says now is durable before the issuer acts.
+                self.ws.registry.barrier()?;
+                match self.issuer(p)?.revoke(token_id.as_deref()).await {
+                    Ok(r) => r,
+                    Err(e) => return Err(self.issuer_error(e)),
+                }
+            }
             Some(p) => match self.issuer(p)?.revoke(token_id.as_deref()).await {
                 Ok(r) => r,
                 Err(e) => return Err(self.issuer_error(e)),

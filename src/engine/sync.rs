@@ -107,8 +107,12 @@ pub async fn sync_all(
             let mut written = 0;
             for r in reports.iter().filter(|r| r.address == address) {
                 let s = r.summary();
-                (total.created, total.updated, total.written, total.failed) =
-                    (total.created + s.created, total.updated + s.updated, total.written + s.written, total.failed + s.failed);
+                (total.created, total.updated, total.written, total.failed) = (
+                    total.created + s.created,
+                    total.updated + s.updated,
+                    total.written + s.written,
+                    total.failed + s.failed,
+                );
                 written += r.items.len();
             }
             TargetSummary { unchanged: n.saturating_sub(written), ..total }
@@ -118,6 +122,9 @@ pub async fn sync_all(
     // Record per token, from every target's report: one save each.
     let pending: Vec<&str> =
         plans.iter().map(|p| p.token.as_str()).filter(|t| !outcomes.iter().any(|o| o.token == *t)).collect();
+    // The records of every token made durable together: one folder sync
+    // and one audit append (nothing leaves the machine after this).
+    ws.registry.defer_durability();
     for token in pending {
         let outcome = match ws.registry.load(token) {
             Err(e) => Outcome::failed(e.to_string(), e.hint()),
@@ -141,6 +148,11 @@ pub async fn sync_all(
             },
         };
         outcomes.push(TokenOutcome { token: token.to_string(), outcome });
+    }
+    if let Err(e) = ws.registry.end_deferral() {
+        for o in &mut outcomes {
+            o.outcome = Outcome::failed(e.to_string(), e.hint());
+        }
     }
     outcomes.sort_by(|a, b| a.token.cmp(&b.token));
     (outcomes, summaries)

@@ -62,8 +62,39 @@ fn find_actor() -> String {
     format!("{user}@{host}")
 }
 
+/// An event kept to be appended later (see `Registry::defer_durability`).
+#[derive(Debug, Clone)]
+pub struct Deferred {
+    pub event: String,
+    pub token: Option<String>,
+    pub version: Option<u32>,
+    pub detail: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl Deferred {
+    pub fn new(event: Event<'_>, at: DateTime<Utc>) -> Self {
+        Deferred {
+            event: event.event.to_string(),
+            token: event.token.map(str::to_string),
+            version: event.version,
+            detail: event.detail,
+            at,
+        }
+    }
+}
+
 /// Appends one event. The caller holds the registry lock.
 pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>) -> Result<(), RegistryError> {
+    append_all(path, &[Deferred::new(event, at)])
+}
+
+/// Appends events in order, with one write and one fsync. The caller holds
+/// the registry lock.
+pub fn append_all(path: &Path, events: &[Deferred]) -> Result<(), RegistryError> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let existing = read_tail(path).map_err(|e| RegistryError::io(path, e))?;
     // A last line without its newline was cut short by a crash mid-append:
     // it is kept as it is (evidence) and fenced by an entry that names it,
@@ -83,7 +114,7 @@ pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>) -> Result<(), Re
         lines.push('\n');
         let fence = AuditEntry {
             seq,
-            at,
+            at: events[0].at,
             actor: actor(),
             event: TORN_TAIL.into(),
             token: None,
@@ -98,18 +129,22 @@ pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>) -> Result<(), Re
         lines.push_str(&fence);
         lines.push('\n');
     }
-    let entry = AuditEntry {
-        seq,
-        at,
-        actor: actor(),
-        event: event.event.to_string(),
-        token: event.token.map(str::to_string),
-        version: event.version,
-        detail: event.detail,
-        prev,
-    };
-    lines.push_str(&serde_json::to_string(&entry).expect("an audit entry always serializes"));
-    lines.push('\n');
+    for event in events {
+        let entry = AuditEntry {
+            seq,
+            at: event.at,
+            actor: actor(),
+            event: event.event.clone(),
+            token: event.token.clone(),
+            version: event.version,
+            detail: event.detail.clone(),
+            prev,
+        };
+        let line = serde_json::to_string(&entry).expect("an audit entry always serializes");
+        (seq, prev) = (seq + 1, hash(&line));
+        lines.push_str(&line);
+        lines.push('\n');
+    }
     let mut file =
         OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(|e| RegistryError::io(path, e))?;
     file.write_all(lines.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| RegistryError::io(path, e))

@@ -108,6 +108,16 @@ impl RegistryError {
 #[derive(Debug, Clone)]
 pub struct Registry {
     dir: PathBuf,
+    /// While set (a batch of rotations): folder syncs and audit lines wait
+    /// for the next [`Registry::barrier`], one for many writes.
+    deferred: std::sync::Arc<std::sync::Mutex<Option<Deferred>>>,
+}
+
+/// What a batch has written and not yet made durable.
+#[derive(Debug, Default)]
+struct Deferred {
+    dirs: std::collections::BTreeSet<PathBuf>,
+    audit: Vec<audit::Deferred>,
 }
 
 impl Registry {
@@ -125,7 +135,7 @@ impl Registry {
             }
             return Err(RegistryError::Missing(dir.to_path_buf()));
         }
-        Ok(Registry { dir: dir.to_path_buf() })
+        Ok(Registry { dir: dir.to_path_buf(), deferred: Default::default() })
     }
 
     /// Creates the folder layout if missing; keeps whatever is there.
@@ -150,7 +160,7 @@ impl Registry {
             fsutil::write_atomic(&recipients, b"# age recipients: every key here can read every value.\n")
                 .map_err(|e| RegistryError::io(&recipients, e))?;
         }
-        Ok(Registry { dir: dir.to_path_buf() })
+        Ok(Registry { dir: dir.to_path_buf(), deferred: Default::default() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -284,7 +294,7 @@ impl Registry {
         self.ensure_tokens_dir()?;
         meta.generation += 1;
         let text = toml::to_string(meta).expect("metadata always serializes");
-        let result = fsutil::write_atomic(&path, text.as_bytes()).map_err(|e| RegistryError::io(&path, e));
+        let result = self.write(&path, text.as_bytes());
         if result.is_err() {
             meta.generation -= 1;
         }
@@ -297,7 +307,14 @@ impl Registry {
 
     /// Appends to the audit log. The caller holds the lock.
     pub fn audit(&self, event: audit::Event<'_>, at: chrono::DateTime<chrono::Utc>) -> Result<(), RegistryError> {
-        audit::append(&self.audit_path(), event, at)
+        let mut deferred = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match deferred.as_mut() {
+            Some(d) => {
+                d.audit.push(audit::Deferred::new(event, at));
+                Ok(())
+            }
+            None => audit::append(&self.audit_path(), event, at),
+        }
     }
 
     /// Replaces the recipients file (atomically).
@@ -392,7 +409,51 @@ impl Registry {
         let bytes = encrypt(name, values, &recipients)?;
         let path = self.values_path(name);
         self.ensure_tokens_dir()?;
-        fsutil::write_atomic(&path, &bytes).map_err(|e| RegistryError::io(&path, e))
+        self.write(&path, &bytes)
+    }
+
+    /// An atomic write of a token file; its folder's sync waits for the
+    /// next barrier while durability is deferred.
+    fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
+        let dir = fsutil::replace(path, bytes).map_err(|e| RegistryError::io(path, e))?;
+        let mut deferred = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match deferred.as_mut() {
+            Some(d) => {
+                d.dirs.insert(dir);
+                Ok(())
+            }
+            None => fsutil::sync_dir(&dir).map_err(|e| RegistryError::io(&dir, e)),
+        }
+    }
+
+    /// From now on, token writes and audit lines become durable together at
+    /// each [`Registry::barrier`] (and at [`Registry::end_deferral`]): one
+    /// folder sync and one audit append for many tokens. Each file's data
+    /// is still on disk before it replaces the old one, so a crash leaves
+    /// old or new files, never torn ones. The caller places a barrier before
+    /// anything leaves this machine (an issuer call, a delivery, a revoke).
+    pub fn defer_durability(&self) {
+        let mut deferred = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        deferred.get_or_insert_with(Deferred::default);
+    }
+
+    /// Makes everything written so far durable: the folders' entries, then
+    /// the audit lines.
+    pub fn barrier(&self) -> Result<(), RegistryError> {
+        let mut guard = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(deferred) = guard.as_mut() else { return Ok(()) };
+        for dir in std::mem::take(&mut deferred.dirs) {
+            fsutil::sync_dir(&dir).map_err(|e| RegistryError::io(&dir, e))?;
+        }
+        let lines = std::mem::take(&mut deferred.audit);
+        audit::append_all(&self.audit_path(), &lines)
+    }
+
+    /// A last barrier, and writes are durable one by one again.
+    pub fn end_deferral(&self) -> Result<(), RegistryError> {
+        let result = self.barrier();
+        *self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        result
     }
 
     /// `tokens/` exists before the first token file is written: git keeps
