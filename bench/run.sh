@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Benchmarks (not tests): `status` and `check` on a registry of 1,000 tokens,
-# and `scan` throughput on a generated tree of >= 200 MB beside `rg -F -f`
-# with the same patterns. Everything generated goes to $BENCH_DIR (default
-# /tmp/chitty-bench), never into the repository.
+# Benchmarks (not tests): every local row of the README's performance
+# table in one run — `policy check` at 1,000/2,000/4,000 tokens (linear?),
+# `status` and `check` at 1,000 and 10,000 tokens, the fsyncs of a rotation
+# of 50 tokens into 5 .env files (strace), a rotation of 1,000 tokens (wall
+# against CPU) — and `scan` throughput on a generated tree of >= 200 MB
+# beside `rg -F -f` with the same patterns. The delivery rows (GitHub and
+# Cloudflare fakes) are `cargo bench --bench delivery`. Everything
+# generated goes to $BENCH_DIR (default /tmp/chitty-bench), never into the
+# repository.
 #
-#   apt-get install -y hyperfine ripgrep && bash bench/run.sh
+#   apt-get install -y hyperfine ripgrep strace && bash bench/run.sh
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dir=${BENCH_DIR:-/tmp/chitty-bench}
@@ -13,21 +18,48 @@ tree_mb=${TREE_MB:-210}
 
 cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
 bin="$repo/target/release/chitty-secrets"
-rm -rf "$dir" && mkdir -p "$dir/project/policies"
-cd "$dir/project"
+rm -rf "$dir" && mkdir -p "$dir"
 export HOME="$dir/home" XDG_CONFIG_HOME="$dir/home/.config" CHITTY_SECRETS_NO_KEYRING=1
 
-python3 - "$tokens" > policies/bench.toml <<'PY'
+# project NAME TOKENS FILES: a policy of TOKENS random tokens spread over
+# FILES .env files, in $dir/NAME.
+project() {
+  mkdir -p "$dir/$1/policies"
+  python3 - "$2" "$3" > "$dir/$1/policies/bench.toml" <<'PY'
 import sys
-n = int(sys.argv[1])
+n, files = int(sys.argv[1]), int(sys.argv[2])
 print('[issuers.chittyid]\nkind = "random"\nprefix = "mcp_auth_"\nbytes = 16\n')
 for i in range(n):
-    print(f'[tokens.TOKEN_{i:04d}]\nissuer = "chittyid"\nttl = "365d"\nrotate_every = "90d"\n')
-    print(f'[[tokens.TOKEN_{i:04d}.targets]]\nkind = "dotenv"\npath = "env/service{i % 20:02d}.env"\n')
+    print(f'[tokens.TOKEN_{i:05d}]\nissuer = "chittyid"\nttl = "365d"\nrotate_every = "90d"\n')
+    print(f'[[tokens.TOKEN_{i:05d}.targets]]\nkind = "dotenv"\npath = "env/service{i % files:02d}.env"\n')
 PY
+}
+
+echo "== policy check: linear in the number of tokens"
+for n in 1000 2000 4000; do project "policy$n" "$n" 20; done
+hyperfine --warmup 1 --runs 10 --export-json "$dir/policy.json" \
+  -n "policy check, 1,000 tokens" "$bin --policies $dir/policy1000/policies policy check" \
+  -n "policy check, 2,000 tokens" "$bin --policies $dir/policy2000/policies policy check" \
+  -n "policy check, 4,000 tokens" "$bin --policies $dir/policy4000/policies policy check" > /dev/null
+python3 - "$dir/policy.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))['results']
+for x in r:
+    print(f"{x['command']}: {x['mean']*1000:.1f} ms")
+print(f"4,000 / 1,000 tokens: {r[2]['mean'] / r[0]['mean']:.2f}x (goal <= 4.5x)")
+PY
+
+echo "== fsyncs: rotate of 50 tokens into 5 .env files (strace -f -c)"
+project fsync 50 5
+(cd "$dir/fsync" && "$bin" init > /dev/null && strace -f -c -e trace=fsync,fdatasync,rename,openat -o "$dir/strace.txt" "$bin" rotate > /dev/null)
+grep -E "fsync|rename|openat" "$dir/strace.txt" | awk '{print $5, $4 " calls"}'
+echo "goal: <= 4 fsyncs a token + 2 per .env file = 210"
+
+project project "$tokens" 20
+cd "$dir/project"
 "$bin" init > /dev/null
-echo "minting and delivering $tokens tokens…"
-/usr/bin/time -f "rotate of $tokens tokens: %es" "$bin" rotate > /dev/null
+echo "== rotate of $tokens tokens: wall against CPU"
+/usr/bin/time -f "rotate of $tokens tokens: %e s wall, %U s user + %S s system CPU" "$bin" rotate > /dev/null
 
 echo "== status and check on $tokens tokens (hyperfine, mean of runs)"
 hyperfine --warmup 1 --runs 10 --export-markdown "$dir/registry.md" \
@@ -36,6 +68,15 @@ hyperfine --warmup 1 --runs 10 --export-markdown "$dir/registry.md" \
   -n "check (no identity)" "env -u XDG_CONFIG_HOME HOME=/nonexistent $bin check" \
   -n "check (identity: compares values)" "$bin check" \
   -n "sync --check" "$bin sync --check"
+
+if [ "${TEN_THOUSAND:-1}" = 1 ]; then
+  echo "== status and check on 10,000 tokens (goal: <= 10x the 1,000-token time)"
+  project big 10000 20
+  (cd "$dir/big" && "$bin" init > /dev/null && "$bin" rotate > /dev/null)
+  hyperfine --warmup 1 --runs 5 \
+    -n "status, 10,000 tokens" "cd $dir/big && $bin status" \
+    -n "check (no identity), 10,000 tokens" "cd $dir/big && env -u XDG_CONFIG_HOME HOME=/nonexistent $bin check"
+fi
 
 echo "== scan: generating a ${tree_mb} MB tree…"
 "$bin" run -- sh -c 'env' | sed -n 's/^TOKEN_[0-9]*=//p' | sort -u > "$dir/patterns.txt"

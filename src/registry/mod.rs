@@ -463,7 +463,9 @@ impl Registry {
         if dir.is_dir() {
             return Ok(());
         }
-        fsutil::create_private_dir(&dir).map_err(|e| RegistryError::io(&dir, e))
+        fsutil::create_private_dir(&dir).map_err(|e| RegistryError::io(&dir, e))?;
+        // The new folder's own entry is durable before files go into it.
+        fsutil::sync_dir(&self.dir).map_err(|e| RegistryError::io(&self.dir, e))
     }
 }
 

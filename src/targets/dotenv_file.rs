@@ -18,6 +18,7 @@
 //! The reader is as strict: a hand-written value the four parsers would read
 //! differently is [`Unreadable::Disputed`], never guessed at.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use zeroize::Zeroizing;
@@ -88,6 +89,9 @@ pub struct DotenvFile {
     text: Zeroizing<String>,
     bom: bool,
     crlf: bool,
+    /// The assignments, by key, parsed once on first look (a check of a
+    /// file holding thousands of keys looks each one up).
+    index: std::sync::OnceLock<HashMap<String, Vec<Assignment>>>,
 }
 
 impl DotenvFile {
@@ -98,11 +102,11 @@ impl DotenvFile {
             None => (false, text),
         };
         let crlf = text.contains("\r\n");
-        Ok(DotenvFile { text: Zeroizing::new(text.to_string()), bom, crlf })
+        Ok(DotenvFile { text: Zeroizing::new(text.to_string()), bom, crlf, index: std::sync::OnceLock::new() })
     }
 
     pub fn empty() -> Self {
-        DotenvFile { text: Zeroizing::new(String::new()), bom: false, crlf: false }
+        DotenvFile { text: Zeroizing::new(String::new()), bom: false, crlf: false, index: std::sync::OnceLock::new() }
     }
 
     pub fn render(&self) -> Zeroizing<Vec<u8>> {
@@ -116,7 +120,14 @@ impl DotenvFile {
 
     /// Every assignment of `key`, in file order.
     pub fn get_all(&self, key: &str) -> Vec<Found> {
-        assignments(&self.text).into_iter().filter(|a| a.key == key).map(|a| self.found(&a)).collect()
+        let index = self.index.get_or_init(|| {
+            let mut index: HashMap<String, Vec<Assignment>> = HashMap::new();
+            for a in assignments(&self.text) {
+                index.entry(a.key.clone()).or_default().push(a);
+            }
+            index
+        });
+        index.get(key).map(|all| all.iter().map(|a| self.found(a)).collect()).unwrap_or_default()
     }
 
     /// Every key with its value (or why it has none) and 1-based line.
@@ -176,6 +187,7 @@ impl DotenvFile {
             text.push_str(&self.text[at..]);
         }
         self.text = text;
+        self.index = std::sync::OnceLock::new();
         Ok(())
     }
 }
