@@ -66,6 +66,8 @@ pub struct Http {
 
 impl Http {
     pub fn new() -> Result<Self, HttpError> {
+        // Once a process; an error only says one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .user_agent(concat!("chitty-secrets/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))

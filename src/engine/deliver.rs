@@ -247,6 +247,51 @@ pub fn record(
     Ok(recorded)
 }
 
+/// [`record`] for many tokens at once: their saves run side by side (the
+/// file system commits concurrent fsyncs together), then the audit lines.
+/// One result per `(token, meta)`, in order.
+pub fn record_many(
+    ws: &Workspace,
+    metas: &mut [(String, TokenMeta)],
+    reports: &[TargetReport],
+) -> Vec<Result<Recorded, RegistryError>> {
+    let noted: Vec<(Recorded, Vec<(u32, String)>)> =
+        metas.iter_mut().map(|(token, meta)| note_deliveries(ws, meta, token, reports)).collect();
+    let registry = &ws.registry;
+    let mut saved: Vec<Result<(), RegistryError>> = Vec::with_capacity(metas.len());
+    let workers = std::thread::available_parallelism().map_or(4, |n| n.get()).clamp(2, 8);
+    let chunk = metas.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = metas
+            .chunks_mut(chunk)
+            .zip(noted.chunks(chunk))
+            .map(|(metas, noted)| {
+                scope.spawn(move || {
+                    metas
+                        .iter_mut()
+                        .zip(noted)
+                        .map(|((_, meta), (_, audits))| if audits.is_empty() { Ok(()) } else { registry.save(meta) })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            saved.extend(h.join().expect("a save does not panic"));
+        }
+    });
+    let mut out = Vec::with_capacity(metas.len());
+    for (((token, _), (recorded, audits)), save) in metas.iter().zip(noted).zip(saved) {
+        out.push(save.and_then(|()| {
+            for (version, detail) in audits {
+                ws.audit("deliver", token, Some(version), Some(detail))?;
+            }
+            Ok(recorded)
+        }));
+    }
+    crate::crash::point("after-deliver");
+    out
+}
+
 /// [`record`] without the save: a rotation saves the records with its
 /// promotion, in one write (a record lost to a crash only means the next
 /// run delivers the pending value again). Whether `meta` changed is

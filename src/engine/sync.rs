@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Workspace;
-use super::deliver::{Batch, Item, TargetSummary, deliver_all, record};
+use super::deliver::{Batch, Item, TargetSummary, deliver_all, record_many};
 use super::outcome::{Event, Outcome, TokenOutcome};
 use crate::registry::DeliveryKey;
 use crate::rotation::{Step, TokenPlan};
@@ -125,29 +125,30 @@ pub async fn sync_all(
     // The records of every token made durable together: one folder sync
     // and one audit append (nothing leaves the machine after this).
     ws.registry.defer_durability();
+    let mut loaded = Vec::new();
     for token in pending {
-        let outcome = match ws.registry.load(token) {
+        match ws.registry.load(token) {
+            Ok(meta) => loaded.push((token.to_string(), meta)),
+            Err(e) => outcomes
+                .push(TokenOutcome { token: token.to_string(), outcome: Outcome::failed(e.to_string(), e.hint()) }),
+        }
+    }
+    let recorded = record_many(ws, &mut loaded, &reports);
+    for ((token, _), recorded) in loaded.iter().zip(recorded) {
+        let outcome = match recorded {
             Err(e) => Outcome::failed(e.to_string(), e.hint()),
-            Ok(mut meta) => match record(ws, &mut meta, token, &reports) {
-                Err(e) => Outcome::failed(e.to_string(), e.hint()),
-                Ok(recorded) if recorded.failures.is_empty() => Outcome::Done { done: recorded.events },
-                Ok(recorded) => {
-                    let mut hints = recorded.hints();
-                    hints.push(format!(
-                        "fix the problem and run `chitty-secrets sync {token}`; what was delivered is recorded"
-                    ));
-                    let lines: Vec<String> = recorded.failures.iter().map(ToString::to_string).collect();
-                    let resumable = recorded.failures.iter().all(|f| f.deferred);
-                    Outcome::Partial {
-                        done: recorded.events,
-                        error: lines.join("\n  "),
-                        hint: hints.join("\n"),
-                        resumable,
-                    }
-                }
-            },
+            Ok(recorded) if recorded.failures.is_empty() => Outcome::Done { done: recorded.events },
+            Ok(recorded) => {
+                let mut hints = recorded.hints();
+                hints.push(format!(
+                    "fix the problem and run `chitty-secrets sync {token}`; what was delivered is recorded"
+                ));
+                let lines: Vec<String> = recorded.failures.iter().map(ToString::to_string).collect();
+                let resumable = recorded.failures.iter().all(|f| f.deferred);
+                Outcome::Partial { done: recorded.events, error: lines.join("\n  "), hint: hints.join("\n"), resumable }
+            }
         };
-        outcomes.push(TokenOutcome { token: token.to_string(), outcome });
+        outcomes.push(TokenOutcome { token: token.clone(), outcome });
     }
     if let Err(e) = ws.registry.end_deferral() {
         for o in &mut outcomes {

@@ -129,6 +129,7 @@ impl FakeCloudflare {
             .route(&format!("{base}/versions"), get(versions).post(upload))
             .route(&format!("{base}/versions/{{version}}"), get(version_detail))
             .route(&format!("{base}/content/v2"), get(content))
+            .route(&format!("{base}/settings"), get(settings).patch(patch_settings))
             .layer(axum::middleware::from_fn_with_state(control.clone(), faults_layer))
             .with_state(state.clone());
         FakeCloudflare { addr: serve(router), state, control }
@@ -459,6 +460,75 @@ async fn version_detail(
             "script_runtime": {"compatibility_date": "2026-10-01", "compatibility_flags": ["nodejs_compat"], "usage_model": "standard"},
         });
         Ok(out)
+    }))
+}
+
+/// `GET …/settings`: the latest version's bindings, names and types only.
+async fn settings(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, script)): Path<(String, String)>,
+) -> Response {
+    answer(with_script(&state, &headers, &account, &script, |s| {
+        let latest = s.latest();
+        let mut bindings: Vec<Value> =
+            latest.bindings.iter().map(|b| json!({"type": b["type"], "name": b["name"]})).collect();
+        bindings.extend(latest.secrets.keys().map(|n| json!({"type": "secret_text", "name": n})));
+        Ok(json!({"bindings": bindings, "logpush": false, "tail_consumers": null}))
+    }))
+}
+
+/// `PATCH …/settings` (multipart, a `settings` part): the full list of
+/// bindings — `{type, name}` alone keeps a binding as it is, a
+/// `secret_text` with `text` sets it, one left out is removed — written as
+/// a secret write is: a new version, deployed at once (10215 while the
+/// latest is not what runs).
+async fn patch_settings(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, script)): Path<(String, String)>,
+    mut form: Multipart,
+) -> Response {
+    let mut settings: Option<Value> = None;
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_string();
+                let Ok(bytes) = field.bytes().await else { return bad_request(10026, "a part could not be read") };
+                if name == "settings" {
+                    match serde_json::from_slice(&bytes) {
+                        Ok(v) => settings = Some(v),
+                        Err(_) => return bad_request(10026, "settings is not JSON"),
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(_) => return bad_request(10026, "the body is not multipart form data"),
+        }
+    }
+    answer(with_script(&state, &headers, &account, &script, |s| {
+        s.writable()?;
+        let settings = settings.ok_or_else(|| bad_request(10026, "the settings part is required"))?;
+        let Some(list) = settings["bindings"].as_array() else { return Ok(json!({})) };
+        let latest = s.latest().clone();
+        let mut secrets = BTreeMap::new();
+        for b in list {
+            let name = b["name"].as_str().unwrap_or_default().to_string();
+            match (b["type"].as_str(), b["text"].as_str()) {
+                (Some("secret_text"), Some(text)) => {
+                    secrets.insert(name, text.to_string());
+                }
+                (Some("secret_text"), None) => match latest.secrets.get(&name) {
+                    Some(text) => {
+                        secrets.insert(name, text.clone());
+                    }
+                    None => return Err(bad_request(10021, &format!("no secret named {name} to keep"))),
+                },
+                _ => {}
+            }
+        }
+        s.write_secrets(|current| *current = secrets);
+        Ok(json!({"bindings": list.iter().map(|b| json!({"type": b["type"], "name": b["name"]})).collect::<Vec<_>>()}))
     }))
 }
 

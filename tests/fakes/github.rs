@@ -60,7 +60,7 @@ impl FakeGithub {
         let state = Arc::new(State_::default());
         let control = Arc::new(Control::default());
         let app = App { state: state.clone() };
-        let router = Router::new()
+        let routes = Router::new()
             .route("/repos/{owner}/{repo}/{app}/secrets/public-key", get(repo_key))
             .route("/repos/{owner}/{repo}/{app}/secrets", get(repo_list))
             .route("/repos/{owner}/{repo}/{app}/secrets/{name}", axum::routing::put(repo_put).delete(repo_delete))
@@ -75,7 +75,12 @@ impl FakeGithub {
             .route("/orgs/{org}/{app}/secrets/public-key", get(org_key))
             .route("/orgs/{org}/{app}/secrets", get(org_list))
             .route("/orgs/{org}/{app}/secrets/{name}", get(org_get).put(org_put).delete(org_delete))
-            .route("/orgs/{org}/{app}/secrets/{name}/repositories", get(org_repositories))
+            .route("/orgs/{org}/{app}/secrets/{name}/repositories", get(org_repositories));
+        // GitHub Enterprise Server serves the same API under /api/v3 (how
+        // `gh` reaches a host other than github.com).
+        let router = Router::new()
+            .merge(routes.clone())
+            .nest("/api/v3", routes)
             .layer(axum::middleware::from_fn_with_state(control.clone(), faults_layer))
             .with_state(app);
         FakeGithub { addr: serve(router), state, control }
@@ -169,7 +174,8 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 fn authorized(headers: &HeaderMap) -> Result<(), Response> {
     match headers.get("authorization").and_then(|v| v.to_str().ok()) {
-        Some(v) if v == format!("Bearer {TOKEN}") => Ok(()),
+        // GitHub takes both schemes (`gh` sends `token`).
+        Some(v) if v == format!("Bearer {TOKEN}") || v == format!("token {TOKEN}") => Ok(()),
         _ => Err(error(StatusCode::UNAUTHORIZED, "Bad credentials")),
     }
 }

@@ -152,3 +152,58 @@ pub fn serve(router: axum::Router) -> SocketAddr {
     }));
     rx.recv().unwrap()
 }
+
+/// HTTPS in front of a fake: a TLS listener on its own loopback port that
+/// forwards each connection's bytes to the plain-HTTP fake at `plain`,
+/// with a fresh certificate for 127.0.0.1 and localhost signed by a fresh
+/// CA. Returns the HTTPS address and the CA's certificate (PEM), for
+/// clients to trust (`SSL_CERT_FILE`, `NODE_EXTRA_CA_CERTS`).
+pub fn serve_tls(plain: SocketAddr) -> (SocketAddr, String) {
+    use std::sync::Arc;
+    // A CA of its own (node's OpenSSL trusts a CA, not a self-signed leaf;
+    // rustls refuses a CA as the server's certificate), named after the
+    // fake: OpenSSL picks an issuer by name among every CA it trusts.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("chitty-secrets fake on port {}", plain.port()));
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let pem = ca_cert.pem();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(plain).await else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                });
+            }
+        });
+    });
+    (rx.recv().unwrap(), pem)
+}

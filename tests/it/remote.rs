@@ -742,3 +742,44 @@ fn selected_repositories_are_named_and_resolved_to_ids() {
     let out = with_fakes(&mut cmd, &gh, &cf).output().unwrap();
     assert!(text(&out).contains("repository `nope` is not in organization acme"), "{}", text(&out));
 }
+
+/// Real HTTPS to both services: a CA named by `SSL_CERT_FILE` is trusted
+/// (how GitHub Enterprise with a private CA works); without it the
+/// certificate is refused and the error names the target.
+#[test]
+fn delivers_over_https_trusting_the_ca_in_ssl_cert_file() {
+    let gh = FakeGithub::start();
+    gh.add_repo("acme/app");
+    let cf = FakeCloudflare::start();
+    cf.add_script("api");
+    let (gh_tls, gh_pem) = crate::fakes::serve_tls(gh.addr);
+    let (cf_tls, cf_pem) = crate::fakes::serve_tls(cf.addr);
+    let p = Project::initialised(
+        "[tokens.T]\nissuer = \"random\"\n[[tokens.T.targets]]\nkind = \"github\"\nrepo = \"acme/app\"\n[[tokens.T.targets]]\nkind = \"wrangler\"\nworker = \"api\"\n",
+    );
+    let ca = p.path("ca.pem");
+    std::fs::write(&ca, format!("{gh_pem}{cf_pem}")).unwrap();
+    let run = |trust: bool| {
+        let mut cmd = p.command(&["rotate"]);
+        with_fakes(&mut cmd, &gh, &cf)
+            .env("GITHUB_API_URL", format!("https://127.0.0.1:{}/api/v3", gh_tls.port()))
+            .env("CLOUDFLARE_API_BASE_URL", format!("https://127.0.0.1:{}/client/v4", cf_tls.port()));
+        if trust {
+            cmd.env("SSL_CERT_FILE", &ca);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(false);
+    assert_ne!(code(&out), 0, "an unknown CA was trusted: {}", text(&out));
+    assert!(
+        text(&out).contains("github:acme/app") && text(&out).to_lowercase().contains("certificate"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(gh.control.writes() + cf.control.writes(), 0);
+    let out = run(true);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let value = p.ok(&["get", "T"]).trim_end().to_string();
+    assert_eq!(gh.value("repo:acme/app", "T"), Some(value.clone()));
+    assert_eq!(cf.value("api", "T"), Some(value));
+}
