@@ -227,29 +227,10 @@ pub fn push_unique(hints: &mut Vec<String>, hint: String) {
     }
 }
 
-/// Records `token`'s successful writes from `reports` in `meta`: one save,
-/// then one audit line per target. The bookkeeping every delivery shares.
-pub fn record(
-    ws: &Workspace,
-    meta: &mut TokenMeta,
-    token: &str,
-    reports: &[TargetReport],
-) -> Result<Recorded, RegistryError> {
-    let (recorded, audits) = note_deliveries(ws, meta, token, reports);
-    if audits.is_empty() {
-        return Ok(recorded);
-    }
-    ws.registry.save(meta)?;
-    for (version, detail) in audits {
-        ws.audit("deliver", token, Some(version), Some(detail))?;
-    }
-    crate::crash::point("after-deliver");
-    Ok(recorded)
-}
-
-/// [`record`] for many tokens at once: their saves run side by side (the
-/// file system commits concurrent fsyncs together), then the audit lines.
-/// One result per `(token, meta)`, in order.
+/// Records each token's successful writes from `reports` in its metadata:
+/// one save per token — the saves side by side (the file system commits
+/// concurrent fsyncs together) — then one audit line per target. The
+/// bookkeeping of `sync`. One result per `(token, meta)`, in order.
 pub fn record_many(
     ws: &Workspace,
     metas: &mut [(String, TokenMeta)],
@@ -292,7 +273,7 @@ pub fn record_many(
     out
 }
 
-/// [`record`] without the save: a rotation saves the records with its
+/// [`record_many`] for one token, without the save: a rotation saves the records with its
 /// promotion, in one write (a record lost to a crash only means the next
 /// run delivers the pending value again). Whether `meta` changed is
 /// `!recorded.events.is_empty()`.

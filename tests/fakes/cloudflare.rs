@@ -487,25 +487,12 @@ async fn patch_settings(
     State(state): State<Arc<State_>>,
     headers: HeaderMap,
     Path((account, script)): Path<(String, String)>,
-    mut form: Multipart,
+    form: Multipart,
 ) -> Response {
-    let mut settings: Option<Value> = None;
-    loop {
-        match form.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_string();
-                let Ok(bytes) = field.bytes().await else { return bad_request(10026, "a part could not be read") };
-                if name == "settings" {
-                    match serde_json::from_slice(&bytes) {
-                        Ok(v) => settings = Some(v),
-                        Err(_) => return bad_request(10026, "settings is not JSON"),
-                    }
-                }
-            }
-            Ok(None) => break,
-            Err(_) => return bad_request(10026, "the body is not multipart form data"),
-        }
-    }
+    let (settings, _) = match read_form(form, "settings").await {
+        Ok(parts) => parts,
+        Err(r) => return r,
+    };
     answer(with_script(&state, &headers, &account, &script, |s| {
         s.writable()?;
         let settings = settings.ok_or_else(|| bad_request(10026, "the settings part is required"))?;
@@ -530,6 +517,31 @@ async fn patch_settings(
         s.write_secrets(|current| *current = secrets);
         Ok(json!({"bindings": list.iter().map(|b| json!({"type": b["type"], "name": b["name"]})).collect::<Vec<_>>()}))
     }))
+}
+
+/// A multipart body: the JSON part named `json` (if any) and every other
+/// part, as Cloudflare's upload routes take them.
+async fn read_form(mut form: Multipart, json: &str) -> Result<(Option<Value>, Vec<Module>), Response> {
+    let (mut found, mut others) = (None, Vec::new());
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_string();
+                let content_type = field.content_type().unwrap_or("application/octet-stream").to_string();
+                let bytes = field.bytes().await.map_err(|_| bad_request(10026, "a part could not be read"))?;
+                if name == json {
+                    found = Some(
+                        serde_json::from_slice(&bytes)
+                            .map_err(|_| bad_request(10026, &format!("the {json} part is not JSON")))?,
+                    );
+                } else {
+                    others.push(Module { name, content_type, content: bytes.to_vec() });
+                }
+            }
+            Ok(None) => return Ok((found, others)),
+            Err(_) => return Err(bad_request(10026, "the body is not multipart form data")),
+        }
+    }
 }
 
 const BOUNDARY: &str = "fake-cloudflare-boundary-7c1e";
@@ -582,29 +594,12 @@ async fn upload(
     State(state): State<Arc<State_>>,
     headers: HeaderMap,
     Path((account, script)): Path<(String, String)>,
-    mut form: Multipart,
+    form: Multipart,
 ) -> Response {
-    let mut metadata: Option<Value> = None;
-    let mut modules = Vec::new();
-    loop {
-        match form.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_string();
-                let content_type = field.content_type().unwrap_or("application/octet-stream").to_string();
-                let Ok(bytes) = field.bytes().await else { return bad_request(10026, "a part could not be read") };
-                if name == "metadata" {
-                    match serde_json::from_slice(&bytes) {
-                        Ok(m) => metadata = Some(m),
-                        Err(_) => return bad_request(10026, "metadata is not JSON"),
-                    }
-                } else {
-                    modules.push(Module { name, content_type, content: bytes.to_vec() });
-                }
-            }
-            Ok(None) => break,
-            Err(_) => return bad_request(10026, "the body is not multipart form data"),
-        }
-    }
+    let (metadata, modules) = match read_form(form, "metadata").await {
+        Ok(parts) => parts,
+        Err(r) => return r,
+    };
     answer(with_script(&state, &headers, &account, &script, |s| {
         let metadata = metadata.ok_or_else(|| bad_request(10026, "the metadata part is required"))?;
         let main_module = metadata["main_module"].as_str().unwrap_or_default().to_string();
