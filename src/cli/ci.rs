@@ -43,12 +43,15 @@ pub struct InitArgs {
     /// When scheduled rotation runs (cron, UTC).
     #[arg(long, default_value = "23 5 * * *")]
     pub cron: String,
-    /// How the workflow installs chitty-secrets: a shell command.
-    #[arg(long, default_value = "cargo install --locked chitty-secrets", conflicts_with = "action")]
-    pub install: String,
-    /// Install with this repository's composite action instead (a release
-    /// binary, checksum-verified and cached; no compiling), pinned by commit:
-    /// e.g. chittyos/chitty-secrets@<commit SHA>.
+    /// How the workflow installs chitty-secrets: a shell command (default:
+    /// the composite action below when this binary comes from a release,
+    /// else `cargo install --git` of this version's tag, which compiles).
+    #[arg(long, conflicts_with = "action", value_name = "CMD")]
+    pub install: Option<String>,
+    /// Install with this repository's composite action (a release binary,
+    /// checksum-verified and cached; no compiling), pinned by commit: e.g.
+    /// chittyos/chitty-secrets@<commit SHA>. Default: the commit a release
+    /// binary was built from.
     #[arg(long, value_name = "OWNER/REPO@SHA")]
     pub action: Option<String>,
     /// The release the action installs.
@@ -129,6 +132,13 @@ fn init(g: &Globals<'_>, args: &InitArgs) -> anyhow::Result<u8> {
     }
     fsutil::write_atomic(&args.output, text.as_bytes())?;
     println!("wrote {}", shown(&args.output));
+    if let Install::Command(command) = install_of(args, BUILT_FROM)
+        && args.install.is_none()
+    {
+        println!(
+            "note: this chitty-secrets was not built by the release workflow, so the jobs install it with `{command}` (compiling on every run); pass --action OWNER/chitty-secrets@<commit SHA> to install a checksum-verified release binary instead"
+        );
+    }
     println!("next: make a key for CI and give it to the repository as the secret CHITTY_SECRETS_IDENTITY:");
     println!("  age-keygen -o ci-key.txt && chitty-secrets keys add \"$(age-keygen -y ci-key.txt)\" --name ci");
     println!("  gh secret set CHITTY_SECRETS_IDENTITY < ci-key.txt && shred -u ci-key.txt");
@@ -155,6 +165,40 @@ fn env_lines(needs: &[Need], indent: &str) -> String {
         .collect()
 }
 
+/// The commit this binary was built from: the release workflow sets it, so
+/// a released `chitty-secrets ci init` pins the install action to the very
+/// commit its binaries come from.
+const BUILT_FROM: Option<&str> = option_env!("CHITTY_SECRETS_COMMIT");
+
+/// How the jobs get chitty-secrets.
+#[derive(Debug, PartialEq, Eq)]
+enum Install {
+    /// `uses:` this repository's composite action at a commit.
+    Action(String),
+    /// `run:` a shell command.
+    Command(String),
+}
+
+/// `--action`, else `--install`, else the action at the commit this binary
+/// was built from, else `cargo install` from this version's tag (the crate
+/// is not on crates.io; this compiles, on every run).
+fn install_of(args: &InitArgs, built_from: Option<&str>) -> Install {
+    if let Some(action) = &args.action {
+        return Install::Action(action.clone());
+    }
+    if let Some(command) = &args.install {
+        return Install::Command(command.clone());
+    }
+    let repository = env!("CARGO_PKG_REPOSITORY");
+    let released = built_from.filter(|sha| sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()));
+    match (released, repository.trim_end_matches('/').strip_prefix("https://github.com/")) {
+        (Some(sha), Some(owner_repo)) => Install::Action(format!("{owner_repo}@{sha}")),
+        _ => {
+            Install::Command(format!("cargo install --locked --git {repository} --tag {} chitty-secrets", args.version))
+        }
+    }
+}
+
 /// actions/checkout, pinned to a commit (zizmor: unpinned actions can change
 /// under a workflow that holds secrets).
 const CHECKOUT: &str = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2";
@@ -169,11 +213,11 @@ pub fn workflow(
     registry: &std::path::Path,
 ) -> String {
     let (branch, cron) = (&args.branch, &args.cron);
-    let install = match &args.action {
-        Some(action) => {
+    let install = match install_of(args, BUILT_FROM) {
+        Install::Action(action) => {
             format!("uses: {action} # {}\n        with:\n          version: {}", args.version, args.version)
         }
-        None => format!("run: {}", args.install),
+        Install::Command(command) => format!("run: {command}"),
     };
     let dirs = format!("--policies {} --registry {}", policies.display(), registry.display());
     let gate_env = env_lines(&needs_of(policy, Job::Gate), "          ");
@@ -309,4 +353,41 @@ fn commit_step(registry: &std::path::Path, pull_request: bool) -> String {
 "#
     };
     format!("{common}{script}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        init: InitArgs,
+    }
+
+    fn args(argv: &[&str]) -> InitArgs {
+        Args::parse_from(std::iter::once("ci-init").chain(argv.iter().copied())).init
+    }
+
+    /// A release binary pins the action to its own commit; a local build
+    /// falls back to compiling this version's tag; flags win.
+    #[test]
+    fn the_install_is_the_action_at_the_commit_a_release_was_built_from() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(install_of(&args(&[]), Some(sha)), Install::Action(format!("chittyos/chitty-secrets@{sha}")));
+        let version = concat!("v", env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            install_of(&args(&[]), None),
+            Install::Command(format!(
+                "cargo install --locked --git https://github.com/chittyos/chitty-secrets --tag {version} chitty-secrets"
+            ))
+        );
+        assert!(matches!(install_of(&args(&[]), Some("not-a-sha")), Install::Command(_)));
+        assert_eq!(
+            install_of(&args(&["--install", "make install"]), Some(sha)),
+            Install::Command("make install".into())
+        );
+        assert_eq!(install_of(&args(&["--action", "a/b@c"]), None), Install::Action("a/b@c".into()));
+    }
 }
