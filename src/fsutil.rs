@@ -58,10 +58,15 @@ fn parent_dir(path: &Path) -> PathBuf {
 /// file's own name, so an ignore pattern that covers the file (`.env*`,
 /// `.dev.vars*`) covers its temp file too.
 fn temp_path(dir: &Path, name: &str) -> PathBuf {
-    let mut rnd = [0u8; 6];
+    dir.join(format!("{name}{TEMP_MARK}{}", random_hex(6)))
+}
+
+/// `bytes` random bytes as hex: names that must not collide (temp files,
+/// mint tags, multipart boundaries), never secrets.
+pub fn random_hex(bytes: usize) -> String {
+    let mut rnd = vec![0u8; bytes];
     let _ = getrandom::getrandom(&mut rnd);
-    let suffix: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-    dir.join(format!("{name}{TEMP_MARK}{suffix}"))
+    rnd.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 const TEMP_MARK: &str = ".chitty-tmp-";

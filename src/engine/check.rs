@@ -88,31 +88,32 @@ impl Workspace {
             self.observe_remote(&metas, &mut seen).await?;
             service_calls += (self.backends.remote_counts().0 - before) as usize;
             for ((token, key), observed) in seen {
-                let (code, what) = match observed {
-                    Observed::Missing => ("remote-missing", "is missing"),
-                    Observed::Differs => ("remote-changed", "was changed by someone else since it was delivered"),
-                    Observed::NotDeployed => {
-                        findings.push(Finding {
-                            severity: Severity::Warning,
-                            code: "not-deployed",
-                            token: Some(token.clone()),
-                            file: Some(key.target.clone()),
-                            line: None,
-                            message: not_deployed_message(&metas, &token, &key),
-                            hint: Some("roll the version out: `wrangler versions deploy VERSION@100%`".into()),
-                        });
-                        continue;
-                    }
+                let drift = |what: &str| format!("{} at {} {what}", key.name, key.target);
+                let sync_hint = "run `chitty-secrets sync --verify`";
+                let (severity, code, message, hint) = match observed {
+                    Observed::Missing => (Severity::Error, "remote-missing", drift("is missing"), sync_hint),
+                    Observed::Differs => (
+                        Severity::Error,
+                        "remote-changed",
+                        drift("was changed by someone else since it was delivered"),
+                        sync_hint,
+                    ),
+                    Observed::NotDeployed => (
+                        Severity::Warning,
+                        "not-deployed",
+                        not_deployed_message(&metas, &token, &key),
+                        "roll the version out: `wrangler versions deploy VERSION@100%`",
+                    ),
                     Observed::Holds => continue,
                 };
                 findings.push(Finding {
-                    severity: Severity::Error,
+                    severity,
                     code,
                     token: Some(token),
                     file: Some(key.target.clone()),
                     line: None,
-                    message: format!("{} at {} {what}", key.name, key.target),
-                    hint: Some("run `chitty-secrets sync --verify`".into()),
+                    message,
+                    hint: Some(hint.into()),
                 });
             }
         }

@@ -262,12 +262,7 @@ pub fn record_many(
     });
     let mut out = Vec::with_capacity(metas.len());
     for (((token, _), (recorded, audits)), save) in metas.iter().zip(noted).zip(saved) {
-        out.push(save.and_then(|()| {
-            for (version, detail) in audits {
-                ws.audit("deliver", token, Some(version), Some(detail))?;
-            }
-            Ok(recorded)
-        }));
+        out.push(save.and_then(|()| audit_deliveries(ws, token, audits)).map(|()| recorded));
     }
     crate::crash::point("after-deliver");
     out
@@ -284,10 +279,16 @@ pub fn record_unsaved(
     reports: &[TargetReport],
 ) -> Result<Recorded, RegistryError> {
     let (recorded, audits) = note_deliveries(ws, meta, token, reports);
+    audit_deliveries(ws, token, audits)?;
+    Ok(recorded)
+}
+
+/// One audit line per target a token's value landed at.
+fn audit_deliveries(ws: &Workspace, token: &str, audits: Vec<(u32, String)>) -> Result<(), RegistryError> {
     for (version, detail) in audits {
         ws.audit("deliver", token, Some(version), Some(detail))?;
     }
-    Ok(recorded)
+    Ok(())
 }
 
 /// Notes the landed writes in `meta`; the audit lines to write.

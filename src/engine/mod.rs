@@ -278,7 +278,7 @@ impl Workspace {
             return Ok(report);
         }
         if is_sync {
-            let (outcomes, targets) = sync::sync_all(self, &report.plans, only, force).await;
+            let (outcomes, targets) = sync::sync_all(self, &report.plans, &metas, only, force).await;
             report.outcomes.extend(outcomes);
             report.targets = targets;
         } else {

@@ -97,24 +97,24 @@ impl Workspace {
         let lists = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
             let target = self.backends.target(t)?;
             let listed = target.list().await?.unwrap_or_default();
-            // A Worker: does what runs predate the versions that hold the
-            // current values?
-            let mut older = BTreeMap::new();
+            // A Worker: the versions holding current values that something
+            // older still runs beside or instead of.
+            let mut overtaken = std::collections::BTreeSet::new();
             let versions = current_worker_versions(metas, address);
             if !versions.is_empty() {
                 let running = target.running(&versions).await?.unwrap_or_default();
-                for version in &versions {
-                    older.insert(version.id.clone(), Running::older_than(&running, version).len());
-                }
+                overtaken.extend(
+                    versions.iter().filter(|v| !Running::older_than(&running, v).is_empty()).map(|v| v.id.clone()),
+                );
             }
-            Ok::<_, crate::targets::TargetError>((address.clone(), listed, older))
+            Ok::<_, crate::targets::TargetError>((address.clone(), listed, overtaken))
         }))
         .await;
         let mut unmanaged = Vec::new();
         let mut unreachable = Vec::new();
         let mut notes = Vec::new();
         for listed in lists {
-            let (address, listed, older) = match listed {
+            let (address, listed, overtaken) = match listed {
                 Ok(listed) => listed,
                 Err(e) => {
                     unreachable.push(e);
@@ -141,7 +141,7 @@ impl Workspace {
                                 Some(Observed::Differs)
                             }
                             (Some(_), Some(d)) => match &d.worker_version {
-                                Some(w) if older.get(&w.id).is_some_and(|n| *n > 0) => {
+                                Some(w) if overtaken.contains(&w.id) => {
                                     // Ours deployed it, yet an older version runs:
                                     // rolled back. Not deployed by us: a rollout
                                     // left to the team.

@@ -621,9 +621,7 @@ fn error_text(e: &anyhow::Error) -> String {
 
 /// Eight random hex digits, to find a token at its issuer by description.
 fn random_tag() -> String {
-    let mut b = [0u8; 4];
-    let _ = getrandom::getrandom(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::fsutil::random_hex(4)
 }
 
 /// Why a freshly issued token cannot be used, if it cannot: a placeholder,

@@ -8,14 +8,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Workspace;
 use super::deliver::{Batch, Item, TargetSummary, deliver_all, record_many};
 use super::outcome::{Event, Outcome, TokenOutcome};
-use crate::registry::DeliveryKey;
+use crate::registry::{DeliveryKey, TokenMeta};
 use crate::rotation::{Step, TokenPlan};
 
-/// Delivers every planned value; `only` are the tokens asked for (all when
-/// empty), whose names at each target count as unchanged when in sync.
+/// Delivers every planned value; `metas` are the tokens' records the plans
+/// were made from (read under the lock the caller holds), `only` the tokens
+/// asked for (all when empty), whose names at each target count as
+/// unchanged when in sync.
 pub async fn sync_all(
     ws: &Workspace,
     plans: &[TokenPlan],
+    metas: &BTreeMap<String, TokenMeta>,
     only: &[String],
     force: bool,
 ) -> (Vec<TokenOutcome>, Vec<TargetSummary>) {
@@ -38,17 +41,11 @@ pub async fn sync_all(
             outcomes.push(fail(&plan.token, format!("{} {reason}", plan.token), Some(hint.clone())));
             continue;
         }
-        let meta = match ws.registry.load(&plan.token) {
-            Ok(meta) => meta,
-            Err(e) => {
-                outcomes.push(fail(&plan.token, e.to_string(), e.hint()));
-                continue;
-            }
-        };
+        let Some(meta) = metas.get(&plan.token) else { continue };
         // A value from another issuer (another project's registry, a changed
         // policy) never reaches a remote service unasked; the token is left
         // whole (nothing delivered, nothing recorded) until it is settled.
-        if !force && let Some((address, why)) = remote_origin_problem(ws, token, &meta, &plan.steps) {
+        if !force && let Some((address, why)) = remote_origin_problem(ws, token, meta, &plan.steps) {
             let hint = format!(
                 "run `chitty-secrets rotate {}` to mint from the policy's issuer, or `sync --force` if this value is right",
                 plan.token
@@ -56,7 +53,7 @@ pub async fn sync_all(
             outcomes.push(fail(&plan.token, format!("not delivering to {address}: {why}"), Some(hint)));
             continue;
         }
-        let values = match ws.registry.live_values(&meta, &identity.key) {
+        let values = match ws.registry.live_values(meta, &identity.key) {
             Ok(v) => v,
             Err(e) => {
                 outcomes.push(fail(&plan.token, e.to_string(), e.hint()));
@@ -125,14 +122,8 @@ pub async fn sync_all(
     // The records of every token made durable together: one folder sync
     // and one audit append (nothing leaves the machine after this).
     ws.registry.defer_durability();
-    let mut loaded = Vec::new();
-    for token in pending {
-        match ws.registry.load(token) {
-            Ok(meta) => loaded.push((token.to_string(), meta)),
-            Err(e) => outcomes
-                .push(TokenOutcome { token: token.to_string(), outcome: Outcome::failed(e.to_string(), e.hint()) }),
-        }
-    }
+    let mut loaded: Vec<(String, TokenMeta)> =
+        pending.into_iter().filter_map(|t| Some((t.to_string(), metas.get(t)?.clone()))).collect();
     let recorded = record_many(ws, &mut loaded, &reports);
     for ((token, _), recorded) in loaded.iter().zip(recorded) {
         let outcome = match recorded {

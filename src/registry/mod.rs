@@ -291,7 +291,6 @@ impl Registry {
         if on_disk != meta.generation {
             return Err(RegistryError::Stale { path, on_disk, ours: meta.generation });
         }
-        self.ensure_tokens_dir()?;
         meta.generation += 1;
         let text = toml::to_string(meta).expect("metadata always serializes");
         let result = self.write(&path, text.as_bytes());
@@ -408,13 +407,13 @@ impl Registry {
         }
         let bytes = encrypt(name, values, &recipients)?;
         let path = self.values_path(name);
-        self.ensure_tokens_dir()?;
         self.write(&path, &bytes)
     }
 
     /// An atomic write of a token file; its folder's sync waits for the
     /// next barrier while durability is deferred.
     fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
+        self.ensure_tokens_dir()?;
         let dir = fsutil::replace(path, bytes).map_err(|e| RegistryError::io(path, e))?;
         let mut deferred = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match deferred.as_mut() {

@@ -307,12 +307,20 @@ impl CloudflareTarget {
 
     /// The newest version, numbered.
     async fn latest(&self) -> Result<Option<WorkerVersion>, TargetError> {
-        let Some(v) = self.latest_summary().await? else { return Ok(None) };
+        match self.latest_summary().await? {
+            Some(v) => self.numbered(v).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A version as listed or made, with its number (looked up where the
+    /// answer did not give it).
+    async fn numbered(&self, v: VersionSummary) -> Result<WorkerVersion, TargetError> {
         let number = match v.number {
             Some(n) => n,
             None => self.detail(&v.id).await?.number,
         };
-        Ok(Some(WorkerVersion { id: v.id, number, deployed: false }))
+        Ok(WorkerVersion { id: v.id, number, deployed: false })
     }
 
     async fn detail(&self, id: &str) -> Result<VersionDetail, TargetError> {
@@ -496,11 +504,7 @@ impl CloudflareTarget {
         let made: VersionSummary =
             self.fetch(Method::POST, &url, Some((&content_type, &body.0[..]))).await.map_err(|(_, e)| e)?;
         self.wrote.store(true, Ordering::SeqCst);
-        let number = match made.number {
-            Some(n) => n,
-            None => self.detail(&made.id).await?.number,
-        };
-        let mut version = WorkerVersion { id: made.id, number, deployed: false };
+        let mut version = self.numbered(made).await?;
         if self.roll_out {
             let url = self.url(&["deployments"], &[])?;
             let body = serde_json::to_vec(&serde_json::json!({
@@ -534,12 +538,7 @@ impl CloudflareTarget {
             .bindings
             .into_iter()
             .filter(|b| b.kind == "secret_text")
-            .map(|b| RemoteSecret {
-                name: b.name,
-                updated_at: None,
-                worker_version: Some(version.clone()),
-                visibility: None,
-            })
+            .map(|b| RemoteSecret { worker_version: Some(version.clone()), ..RemoteSecret::named(b.name) })
             .collect())
     }
 
@@ -548,17 +547,7 @@ impl CloudflareTarget {
         let list: serde_json::Value = self.get(&["secrets"], &[]).await?;
         Ok(list
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s["name"].as_str())
-                    .map(|n| RemoteSecret {
-                        name: n.to_string(),
-                        updated_at: None,
-                        worker_version: None,
-                        visibility: None,
-                    })
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|s| s["name"].as_str()).map(RemoteSecret::named).collect())
             .unwrap_or_default())
     }
 }
@@ -590,11 +579,7 @@ fn version_form(
     let head = serde_json::to_vec(metadata).expect("JSON of strings");
     let plain: Vec<Vec<u8>> = bindings.iter().map(|b| serde_json::to_vec(b).expect("JSON of strings")).collect();
     let sealed: Vec<Zeroizing<Vec<u8>>> = secrets.iter().map(crate::secret::json_body).collect();
-    let boundary = {
-        let mut b = [0u8; 16];
-        let _ = getrandom::getrandom(&mut b);
-        format!("chitty-secrets-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
-    };
+    let boundary = format!("chitty-secrets-{}", crate::fsutil::random_hex(16));
     let part_head = |name: &str, content_type: &str, file: bool| {
         let file = if file { format!("; filename=\"{name}\"") } else { String::new() };
         format!(

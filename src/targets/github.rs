@@ -434,10 +434,9 @@ impl Target for GithubTarget {
             let page: ListPage = serde_json::from_value(page)
                 .map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
             out.extend(page.secrets.into_iter().map(|s| RemoteSecret {
-                name: s.name,
                 updated_at: s.updated_at,
-                worker_version: None,
                 visibility: s.visibility,
+                ..RemoteSecret::named(s.name)
             }));
         }
         Ok(Some(out))

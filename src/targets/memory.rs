@@ -127,12 +127,7 @@ impl Target for MemoryTarget {
         Ok(Some(
             secrets
                 .iter()
-                .map(|(name, (_, at))| RemoteSecret {
-                    name: name.clone(),
-                    updated_at: Some(*at),
-                    worker_version: None,
-                    visibility: None,
-                })
+                .map(|(name, (_, at))| RemoteSecret { updated_at: Some(*at), ..RemoteSecret::named(name.clone()) })
                 .collect(),
         ))
     }

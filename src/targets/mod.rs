@@ -90,6 +90,13 @@ pub struct RemoteSecret {
     pub visibility: Option<String>,
 }
 
+impl RemoteSecret {
+    /// A listed name, with nothing else said about it.
+    pub fn named(name: impl Into<String>) -> Self {
+        RemoteSecret { name: name.into(), updated_at: None, worker_version: None, visibility: None }
+    }
+}
+
 pub type PutResults = Vec<(String, Result<Written, TargetError>)>;
 
 #[async_trait]

@@ -29,6 +29,13 @@ pub struct Stored {
     pub selected_repository_ids: Option<Vec<u64>>,
 }
 
+impl Stored {
+    /// Who may use an organization secret, as GitHub lists it.
+    fn shown_visibility(&self) -> &str {
+        self.visibility.as_deref().unwrap_or("private")
+    }
+}
+
 pub struct Scope {
     pub secret_key: crypto_box::SecretKey,
     pub key_id: String,
@@ -219,7 +226,7 @@ fn list(app: &App, headers: &HeaderMap, scope: String, paging: Paging, path: Str
                 let mut item = json!({"name": name, "created_at": v.created_at, "updated_at": v.updated_at});
                 // Organization secrets are listed with who may use them.
                 if scope.contains("org:") {
-                    item["visibility"] = json!(v.visibility.clone().unwrap_or_else(|| "private".into()));
+                    item["visibility"] = json!(v.shown_visibility());
                 }
                 item
             })
@@ -464,7 +471,7 @@ async fn org_get(
     with_scope(&app, &scope_of(&a, &format!("org:{org}")), |s| match s.secrets.get(&n) {
         Some(v) => Json(json!({
             "name": n, "created_at": v.created_at, "updated_at": v.updated_at,
-            "visibility": v.visibility.clone().unwrap_or_else(|| "private".into()),
+            "visibility": v.shown_visibility(),
             "selected_repositories_url": format!("/orgs/{org}/{a}/secrets/{n}/repositories"),
         }))
         .into_response(),
