@@ -72,18 +72,19 @@ pub fn random_hex(bytes: usize) -> String {
 const TEMP_MARK: &str = ".chitty-tmp-";
 
 /// Removes temp files a killed run left in `dir` (they may hold values):
-/// `NAME.chitty-tmp-` and 12 hex digits, beside any file. Writers are
-/// serialised by the registry lock, so a temp file found here is never one
-/// in use. Each folder is listed once a run: listing a folder of thousands
-/// of token files on every write would make a large rotation quadratic.
+/// `NAME.chitty-tmp-` and 12 hex digits, beside any file. Other processes
+/// are kept out by the registry lock; within this one, the folder is
+/// cleaned under a mutex before any of its writes makes a temp file, so a
+/// temp file found here is never one in use (threads saving side by side
+/// wait for the cleaning instead of having their temp file taken). Each
+/// folder is listed once a run: listing a folder of thousands of token
+/// files on every write would make a large rotation quadratic.
 fn remove_stale_temps(dir: &Path) {
     static CLEANED: std::sync::Mutex<Option<std::collections::HashSet<PathBuf>>> = std::sync::Mutex::new(None);
-    {
-        let mut cleaned = CLEANED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let key = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        if !cleaned.get_or_insert_with(Default::default).insert(key) {
-            return;
-        }
+    let mut cleaned = CLEANED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if !cleaned.get_or_insert_with(Default::default).insert(key) {
+        return;
     }
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
@@ -139,5 +140,31 @@ mod tests {
             fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         left.sort();
         assert_eq!(left, [".env", ".envrc"]);
+    }
+
+    #[test]
+    fn threads_writing_side_by_side_never_lose_a_temp_file_to_the_cleaning() {
+        // Saves of many tokens run on several threads; the first write in a
+        // folder cleans it (here of many stale temp files, so the cleaning
+        // takes a while), and must not take another thread's temp file: its
+        // rename would fail with "No such file or directory".
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            for i in 0..3000 {
+                fs::write(dir.path().join(format!("old{i}.toml.chitty-tmp-0a0b0c0d0e{:02x}", i % 256)), "x").unwrap();
+            }
+            std::thread::scope(|scope| {
+                for t in 0..4 {
+                    let dir = dir.path();
+                    scope.spawn(move || {
+                        for i in 0..25 {
+                            write_atomic(&dir.join(format!("T{t}-{i}.toml")), b"generation = 1\n").unwrap();
+                        }
+                    });
+                }
+            });
+            let left = fs::read_dir(dir.path()).unwrap().count();
+            assert_eq!(left, 100, "the files written, no temp file");
+        }
     }
 }
