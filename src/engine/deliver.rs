@@ -5,13 +5,14 @@
 //! `rotate --abort` and `sync` alike.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::outcome::Event;
 use super::{Progress, Workspace};
 use crate::policy::TargetPolicy;
 use crate::registry::{DeliveryKey, Landing, RegistryError, TokenMeta};
 use crate::secret::Secret;
-use crate::targets::{TargetError, Written};
+use crate::targets::{Target, TargetError, Written};
 
 /// One name of one token's version, bound for one target.
 pub struct Item {
@@ -37,6 +38,34 @@ impl Batch {
             Some(batch) => batch.items.extend(items),
             None => batches.push(Batch { target: target.clone(), items: items.into_iter().collect() }),
         }
+    }
+}
+
+/// Remote targets opened as soon as their first value is ready, each
+/// reading ahead what its writes need ([`Target::prepare`]: GitHub's public
+/// key, a Worker's deployments) in the background while the other values
+/// are decrypted; the delivery then uses the same instance. Only targets
+/// that a value is bound for are opened, so a run that delivers nothing
+/// asks nothing.
+#[derive(Default)]
+pub struct Warm(HashMap<String, Arc<dyn Target>>);
+
+impl Warm {
+    pub fn start(&mut self, ws: &Workspace, policy: &TargetPolicy) {
+        if !policy.is_remote() {
+            return;
+        }
+        let key = policy.delivery_key();
+        if self.0.contains_key(&key) {
+            return;
+        }
+        // A target that cannot be opened is met again, and reported, by
+        // its delivery.
+        let Ok(target) = ws.backends.target(policy) else { return };
+        let target: Arc<dyn Target> = Arc::from(target);
+        let ready = Arc::clone(&target);
+        tokio::spawn(async move { ready.prepare().await });
+        self.0.insert(key, target);
     }
 }
 
@@ -101,18 +130,20 @@ impl std::fmt::Display for TargetSummary {
 }
 
 /// Delivers every batch, all targets concurrently (GitHub's own pacing
-/// still applies across its targets).
-pub async fn deliver_all(ws: &Workspace, batches: Vec<Batch>) -> Vec<TargetReport> {
+/// still applies across its targets), through the targets `warm` opened
+/// where it has them.
+pub async fn deliver_all(ws: &Workspace, batches: Vec<Batch>, warm: &Warm) -> Vec<TargetReport> {
     (ws.progress)(Progress::Delivering { targets: batches.len() });
     futures_util::future::join_all(batches.into_iter().map(|b| async move {
-        let report = deliver_one(ws, b).await;
+        let opened = warm.0.get(&b.target.delivery_key()).cloned();
+        let report = deliver_one(ws, b, opened).await;
         (ws.progress)(Progress::TargetDone(&report.summary()));
         report
     }))
     .await
 }
 
-async fn deliver_one(ws: &Workspace, batch: Batch) -> TargetReport {
+async fn deliver_one(ws: &Workspace, batch: Batch, opened: Option<Arc<dyn Target>>) -> TargetReport {
     let address = batch.target.address();
     let fail_all = |error: TargetError| TargetReport {
         address: address.clone(),
@@ -127,7 +158,7 @@ async fn deliver_one(ws: &Workspace, batch: Batch) -> TargetReport {
             })
             .collect(),
     };
-    let target = match ws.backends.target(&batch.target) {
+    let target = match opened.map_or_else(|| ws.backends.target(&batch.target).map(Arc::from), Ok) {
         Ok(t) => t,
         Err(e) => return fail_all(e),
     };
@@ -240,7 +271,9 @@ pub fn record_many(
         metas.iter_mut().map(|(token, meta)| note_deliveries(ws, meta, token, reports)).collect();
     let registry = &ws.registry;
     let mut saved: Vec<Result<(), RegistryError>> = Vec::with_capacity(metas.len());
-    let workers = std::thread::available_parallelism().map_or(4, |n| n.get()).clamp(2, 8);
+    // Waiting on the disk, not the CPU: fsyncs of many files issued side
+    // by side share the file system's journal commits.
+    let workers = 16;
     let chunk = metas.len().div_ceil(workers).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = metas

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Workspace;
-use super::deliver::{Batch, Item, TargetSummary, deliver_all, record_many};
+use super::deliver::{Batch, Item, TargetSummary, Warm, deliver_all, record_many};
 use super::outcome::{Event, Outcome, TokenOutcome};
 use crate::registry::{DeliveryKey, TokenMeta};
 use crate::rotation::{Step, TokenPlan};
@@ -35,6 +35,7 @@ pub async fn sync_all(
         }
     };
     let mut batches: Vec<Batch> = Vec::new();
+    let mut warm = Warm::default();
     for plan in plans {
         let Some(token) = ws.policy.token(&plan.token) else { continue };
         if let Some(Step::Remind { reason, hint }) = plan.steps.iter().find(|s| matches!(s, Step::Remind { .. })) {
@@ -79,9 +80,10 @@ pub async fn sync_all(
                 value: value.clone(),
             });
             Batch::add(&mut batches, target, items);
+            warm.start(ws, target);
         }
     }
-    let reports = deliver_all(ws, batches).await;
+    let reports = deliver_all(ws, batches, &warm).await;
 
     // Per target: what was written, and how many declared names were
     // already in sync (unchanged) — every target of the synced tokens.

@@ -622,6 +622,13 @@ impl Target for CloudflareTarget {
         &self.address
     }
 
+    async fn prepare(&self) {
+        // Cached per target; the write meets and reports any refusal.
+        if self.deploy == Deploy::Immediate {
+            let _ = self.preflight().await;
+        }
+    }
+
     async fn put_many(&self, items: &[(String, Secret)]) -> PutResults {
         match self.deploy {
             Deploy::Immediate => {

@@ -35,7 +35,9 @@ pub struct Shared {
     /// GitHub's write budget: 80 a minute and 500 an hour.
     pacer: Pacer,
     serial: Mutex<()>,
-    keys: Mutex<HashMap<String, PublicKey>>,
+    /// Each scope's public key, or why it could not be had: asked once a
+    /// run (a key read ahead by `prepare` that failed is not asked again).
+    keys: Mutex<HashMap<String, Result<PublicKey, TargetError>>>,
     /// Each organization's repositories (name → id), listed once per run.
     org_repos: Mutex<HashMap<String, HashMap<String, u64>>>,
 }
@@ -227,9 +229,15 @@ impl GithubTarget {
         let url = self.url(&["public-key"])?;
         let mut keys = self.remote.github.keys.lock().await;
         if !refresh && let Some(k) = keys.get(&url) {
-            return Ok(k.clone());
+            return k.clone();
         }
-        let mut response = self.call(Method::GET, &url, None).await?;
+        let key = self.fetch_key(&url).await;
+        keys.insert(url, key.clone());
+        key
+    }
+
+    async fn fetch_key(&self, url: &str) -> Result<PublicKey, TargetError> {
+        let mut response = self.call(Method::GET, url, None).await?;
         if response.status() == StatusCode::NOT_FOUND && self.environment {
             // The repository may exist and the environment not: say which.
             if !self.create_environment {
@@ -243,15 +251,12 @@ impl GithubTarget {
             if !created.status().is_success() {
                 return Err(self.api_error(&Method::PUT, &create, created).await);
             }
-            response = self.call(Method::GET, &url, None).await?;
+            response = self.call(Method::GET, url, None).await?;
         }
         if !response.status().is_success() {
-            return Err(self.api_error(&Method::GET, &url, response).await);
+            return Err(self.api_error(&Method::GET, url, response).await);
         }
-        let key: PublicKey =
-            response.json().await.map_err(|e| self.err(format!("GET {url}: not a public key: {e}"), None))?;
-        keys.insert(url, key.clone());
-        Ok(key)
+        response.json().await.map_err(|e| self.err(format!("GET {url}: not a public key: {e}"), None))
     }
 
     fn seal(&self, key: &PublicKey, value: &Secret) -> Result<String, TargetError> {
@@ -417,6 +422,15 @@ impl GithubTarget {
 impl Target for GithubTarget {
     fn address(&self) -> &str {
         &self.address
+    }
+
+    async fn prepare(&self) {
+        // Cached for the run; put_many asks again and reports any error.
+        // Not where the key's fetch may create an environment: nothing is
+        // changed before a value is ready to go.
+        if !self.create_environment {
+            let _ = self.public_key(false).await;
+        }
     }
 
     async fn put_many(&self, items: &[(String, Secret)]) -> PutResults {

@@ -104,6 +104,12 @@ pub trait Target: Send + Sync {
     /// A stable name for the target, e.g. `dotenv:app/.env`, `github:o/r`.
     fn address(&self) -> &str;
 
+    /// Reads ahead what every write needs and no value changes (GitHub's
+    /// public key, a Worker's deployments), so that it runs while the
+    /// values are still being decrypted. Errors are left for `put_many`
+    /// to meet and report.
+    async fn prepare(&self) {}
+
     /// Writes every `(name, value)` pair; one result per name.
     async fn put_many(&self, items: &[(String, Secret)]) -> PutResults;
 

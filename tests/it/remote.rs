@@ -783,3 +783,43 @@ fn delivers_over_https_trusting_the_ca_in_ssl_cert_file() {
     assert_eq!(gh.value("repo:acme/app", "T"), Some(value.clone()));
     assert_eq!(cf.value("api", "T"), Some(value));
 }
+
+#[test]
+fn a_sync_reads_each_key_once_even_when_it_fails_and_asks_nothing_when_nothing_goes_out() {
+    // The key is read ahead while values are decrypted; the delivery uses
+    // that read, success or failure, and never asks twice.
+    let r = Remote::start();
+    let policy = r#"
+[tokens.ONE]
+issuer = "random"
+[[tokens.ONE.targets]]
+kind = "github"
+repo = "acme/ghost"
+
+[tokens.TWO]
+issuer = "random"
+[[tokens.TWO.targets]]
+kind = "github"
+repo = "acme/ghost"
+"#;
+    // Minted with no target first: the sync below is the first delivery.
+    let p = Project::initialised("[tokens.ONE]\nissuer = \"random\"\n[tokens.TWO]\nissuer = \"random\"\n");
+    p.ok(&["rotate"]);
+    std::fs::write(p.path("policies/main.toml"), policy).unwrap();
+    r.reset();
+    let out = r.run(&p, &["sync"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("404"), "GitHub's answer is shown: {}", text(&out));
+    let counts = r.gh.control.counts();
+    assert_eq!(counts.get("GET /repos/{owner}/{repo}/{app}/secrets/public-key"), Some(&1), "{counts:?}");
+    assert_eq!(r.writes(), 0, "{counts:?}");
+
+    // Values that cannot be decrypted go nowhere, and nothing is asked.
+    r.gh.add_repo("acme/ghost");
+    std::fs::remove_file(p.path(".chitty-secrets/tokens/ONE.age")).unwrap();
+    std::fs::remove_file(p.path(".chitty-secrets/tokens/TWO.age")).unwrap();
+    r.reset();
+    let out = r.run(&p, &["sync"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert_eq!(r.requests(), 0, "{:?}", r.gh.control.counts());
+}
