@@ -2,6 +2,8 @@
 //! metadata: no identity, no network. The report is the engine's; this
 //! module renders it.
 
+use std::io::{self, Write};
+
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Globals, Need, exit, parse_duration};
@@ -23,11 +25,17 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let ws = g.workspace(Need::Nothing)?;
     let window = args.expiring.map(|w| TimeDelta::from_std(w).unwrap_or(TimeDelta::MAX));
     let report = ws.status(window)?;
+    // One buffer for the whole report: stdout is line-buffered, and a
+    // registry of 10,000 tokens is 40,000 lines (a write call each).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
     } else {
-        print_report(&report, window);
+        print_report(&mut out, &report, window)?;
     }
+    out.flush()?;
+    drop(out);
     let damaged = report.tokens.iter().filter(|t| t.damaged.is_some()).count();
     if damaged > 0 {
         eprintln!(
@@ -41,59 +49,60 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     Ok(if report.expiring.is_empty() { exit::OK } else { exit::FINDINGS })
 }
 
-fn print_report(report: &StatusReport, window: Option<TimeDelta>) {
+fn print_report(out: &mut impl Write, report: &StatusReport, window: Option<TimeDelta>) -> io::Result<()> {
     let now = report.now;
     for row in &report.tokens {
-        print_row(row, now);
+        print_row(out, row, now)?;
     }
     for name in &report.not_in_policy {
-        println!("{name}: in the registry but in no policy (left alone)");
+        writeln!(out, "{name}: in the registry but in no policy (left alone)")?;
     }
     if let Some(w) = window {
         if report.expiring.is_empty() {
-            println!("nothing expires within {}", Dur::human(w));
+            writeln!(out, "nothing expires within {}", Dur::human(w))?;
         }
         for row in report.tokens.iter().filter(|r| report.expiring.contains(&r.name)) {
             let e = row.expires_at.expect("expiring tokens have an expiry");
-            println!("expiring within {}: {} ({})", Dur::human(w), row.name, when(now, e));
+            writeln!(out, "expiring within {}: {} ({})", Dur::human(w), row.name, when(now, e))?;
         }
     }
+    Ok(())
 }
 
-fn print_row(row: &TokenStatus, now: DateTime<Utc>) {
+fn print_row(out: &mut impl Write, row: &TokenStatus, now: DateTime<Utc>) -> io::Result<()> {
     if let Some(why) = &row.damaged {
-        println!("{}  [{}]  cannot be read: {why}", row.name, row.issuer);
-        return;
+        return writeln!(out, "{}  [{}]  cannot be read: {why}", row.name, row.issuer);
     }
     let current = match row.current_version() {
         Some(v) => format!("v{} current, {} old", v.id, Dur::human(now - v.created_at)),
         None => "no value yet".into(),
     };
-    println!("{}  [{}]  {current}", row.name, row.issuer);
+    writeln!(out, "{}  [{}]  {current}", row.name, row.issuer)?;
     if let Some(e) = row.expires_at {
-        println!("  expires: {}", when(now, e));
+        writeln!(out, "  expires: {}", when(now, e))?;
     }
     if let Some(why) = &row.origin_mismatch {
-        println!("  issuer mismatch: {why} (not delivered to remote targets without `sync --force`)");
+        writeln!(out, "  issuer mismatch: {why} (not delivered to remote targets without `sync --force`)")?;
     }
     if let Some(p) = row.pending {
-        println!("  pending: v{p} (rotation in progress; `chitty-secrets rotate {}` resumes it)", row.name);
+        writeln!(out, "  pending: v{p} (rotation in progress; `chitty-secrets rotate {}` resumes it)", row.name)?;
     }
     for v in row.versions.iter().filter(|v| v.stage == Stage::Previous) {
         let until = v.retire_after.map(|r| format!(", valid until {}", when(now, r))).unwrap_or_default();
-        println!("  previous: v{}{until}", v.id);
+        writeln!(out, "  previous: v{}{until}", v.id)?;
     }
     match (&row.due, row.next_due_at) {
-        (Some(due), _) => println!("  due now: {due}"),
-        (None, Some(at)) => println!("  next rotation due: {}", when(now, at)),
+        (Some(due), _) => writeln!(out, "  due now: {due}")?,
+        (None, Some(at)) => writeln!(out, "  next rotation due: {}", when(now, at))?,
         (None, None) => {}
     }
     let fresh = row.deliveries.iter().filter(|d| d.up_to_date).count();
-    println!("  delivered: {fresh}/{} up to date", row.deliveries.len());
+    writeln!(out, "  delivered: {fresh}/{} up to date", row.deliveries.len())?;
     for d in row.deliveries.iter().filter(|d| !d.up_to_date) {
         let holds = d.version.map_or("never delivered".to_string(), |v| format!("has v{v}"));
-        println!("    {}#{}: {holds}", d.target, d.name);
+        writeln!(out, "    {}#{}: {holds}", d.target, d.name)?;
     }
+    Ok(())
 }
 
 fn when(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
