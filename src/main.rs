@@ -6,6 +6,13 @@ use chitty_secrets::cli::{self, Cli, actions};
 use chitty_secrets::error::{self, exit};
 use chitty_secrets::policy::PolicyError;
 
+/// Loading a large registry is tens of thousands of small allocations
+/// (TOML documents, records); glibc's allocator grew slower per token as
+/// the heap grew (10,000 tokens took 10.3x the time of 1,000, against
+/// 9.1x with mimalloc, which is also ~20% faster at both sizes).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     quiet_on_closed_pipe();
     let args = match Cli::from_arg_matches(&cli::command().get_matches()) {
