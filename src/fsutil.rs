@@ -98,6 +98,28 @@ fn remove_stale_temps(dir: &Path) {
     }
 }
 
+/// Folders holding files put in place by [`replace_synced_later`], whose
+/// entries [`sync_later_folders`] makes durable: one sync per folder for
+/// many files (five .env files in one folder are one folder sync, not five).
+static UNSYNCED: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// [`write_atomic`] whose folder sync is left to [`sync_later_folders`]:
+/// the new file's data is on disk before it takes the old one's place, so
+/// a crash leaves the old file or the new one, never a torn one.
+pub fn replace_synced_later(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = replace(path, bytes)?;
+    UNSYNCED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(dir);
+    Ok(())
+}
+
+/// Syncs every folder [`replace_synced_later`] wrote into; the folders
+/// that failed, with why.
+pub fn sync_later_folders() -> Vec<(PathBuf, io::Error)> {
+    let dirs = std::mem::take(&mut *UNSYNCED.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    dirs.into_iter().filter_map(|dir| sync_dir(&dir).err().map(|e| (dir, e))).collect()
+}
+
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }

@@ -134,13 +134,26 @@ impl std::fmt::Display for TargetSummary {
 /// where it has them.
 pub async fn deliver_all(ws: &Workspace, batches: Vec<Batch>, warm: &Warm) -> Vec<TargetReport> {
     (ws.progress)(Progress::Delivering { targets: batches.len() });
-    futures_util::future::join_all(batches.into_iter().map(|b| async move {
+    let local: Vec<bool> = batches.iter().map(|b| !b.target.is_remote()).collect();
+    let mut reports = futures_util::future::join_all(batches.into_iter().map(|b| async move {
         let opened = warm.0.get(&b.target.delivery_key()).cloned();
         let report = deliver_one(ws, b, opened).await;
         (ws.progress)(Progress::TargetDone(&report.summary()));
         report
     }))
-    .await
+    .await;
+    // Files written here share their folders' syncs, made before anything
+    // is recorded as delivered.
+    if let Some((dir, e)) = crate::fsutil::sync_later_folders().first() {
+        for report in reports.iter_mut().zip(&local).filter_map(|(r, local)| local.then_some(r)) {
+            for item in report.items.iter_mut().filter(|i| i.result.is_ok()) {
+                let message =
+                    format!("{} was written, but {} could not be synced to disk: {e}", item.name, dir.display());
+                item.result = Err(TargetError::new(&report.address, message, None));
+            }
+        }
+    }
+    reports
 }
 
 async fn deliver_one(ws: &Workspace, batch: Batch, opened: Option<Arc<dyn Target>>) -> TargetReport {

@@ -86,12 +86,13 @@ impl Deferred {
 
 /// Appends one event. The caller holds the registry lock.
 pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>) -> Result<(), RegistryError> {
-    append_all(path, &[Deferred::new(event, at)])
+    append_all(path, &[Deferred::new(event, at)], true)
 }
 
-/// Appends events in order, with one write and one fsync. The caller holds
-/// the registry lock.
-pub fn append_all(path: &Path, events: &[Deferred]) -> Result<(), RegistryError> {
+/// Appends events in order, with one write, and one fsync if `durable`
+/// (else the caller [`sync`]s the log later). The caller holds the
+/// registry lock.
+pub fn append_all(path: &Path, events: &[Deferred], durable: bool) -> Result<(), RegistryError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -147,7 +148,13 @@ pub fn append_all(path: &Path, events: &[Deferred]) -> Result<(), RegistryError>
     }
     let mut file =
         OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(|e| RegistryError::io(path, e))?;
-    file.write_all(lines.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| RegistryError::io(path, e))
+    file.write_all(lines.as_bytes()).map_err(|e| RegistryError::io(path, e))?;
+    if durable { file.sync_all().map_err(|e| RegistryError::io(path, e)) } else { Ok(()) }
+}
+
+/// Makes lines appended without `durable` durable.
+pub fn sync(path: &Path) -> Result<(), RegistryError> {
+    std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| RegistryError::io(path, e))
 }
 
 /// The end of the log, enough to chain the next entry: from a line

@@ -118,6 +118,9 @@ pub struct Registry {
 struct Deferred {
     dirs: std::collections::BTreeSet<PathBuf>,
     audit: Vec<audit::Deferred>,
+    /// Audit lines were appended at a barrier and wait for the last one's
+    /// fsync.
+    audit_unsynced: bool,
 }
 
 impl Registry {
@@ -436,21 +439,37 @@ impl Registry {
         deferred.get_or_insert_with(Deferred::default);
     }
 
-    /// Makes everything written so far durable: the folders' entries, then
-    /// the audit lines.
+    /// Makes every token file written so far durable (their folders'
+    /// entries) and appends the audit lines: a killed process loses none of
+    /// them; their fsync waits for the last barrier (the log is a record,
+    /// not state a resumed run needs).
     pub fn barrier(&self) -> Result<(), RegistryError> {
+        self.settle(false)
+    }
+
+    fn settle(&self, last: bool) -> Result<(), RegistryError> {
         let mut guard = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(deferred) = guard.as_mut() else { return Ok(()) };
         for dir in std::mem::take(&mut deferred.dirs) {
             fsutil::sync_dir(&dir).map_err(|e| RegistryError::io(&dir, e))?;
         }
         let lines = std::mem::take(&mut deferred.audit);
-        audit::append_all(&self.audit_path(), &lines)
+        if !lines.is_empty() {
+            audit::append_all(&self.audit_path(), &lines, last)?;
+            deferred.audit_unsynced |= !last;
+        } else if last && deferred.audit_unsynced {
+            audit::sync(&self.audit_path())?;
+        }
+        if last {
+            deferred.audit_unsynced = false;
+        }
+        Ok(())
     }
 
-    /// A last barrier, and writes are durable one by one again.
+    /// A last barrier that makes the audit lines durable too, and writes
+    /// are durable one by one again.
     pub fn end_deferral(&self) -> Result<(), RegistryError> {
-        let result = self.barrier();
+        let result = self.settle(true);
         *self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         result
     }

@@ -54,7 +54,9 @@ impl DotenvTarget {
                 .map_err(|e| self.error(format!("cannot create {}: {e}", dir.display()), None))?;
         }
         let new = !real.exists();
-        fsutil::write_atomic(&real, &file.render()).map_err(|e| {
+        // The folder's sync is shared by every .env file of the delivery
+        // (the executor syncs them all before anything is recorded).
+        fsutil::replace_synced_later(&real, &file.render()).map_err(|e| {
             let hint = (e.kind() == std::io::ErrorKind::PermissionDenied).then_some("check the folder's permissions");
             self.error(format!("cannot write {}: {e}", real.display()), hint)
         })?;
