@@ -214,7 +214,8 @@ impl CloudflareTarget {
     async fn call(&self, method: Method, url: &str, body: Option<(&str, &[u8])>) -> Result<Response, TargetError> {
         let token = Secret::new(self.env("CLOUDFLARE_API_TOKEN")?);
         // Cloudflare counts every request against 1,200 per 5 minutes.
-        let _ticket = self.remote.cloudflare.admit().await.map_err(|_| TargetError::deferred(&self.address))?;
+        let _ticket =
+            self.remote.cloudflare.admit().await.map_err(|_| TargetError::deferred(&self.address, "Cloudflare"))?;
         let http = &self.remote.http;
         let build = || {
             let r = http.request(method.clone(), url).bearer_auth(token.expose());

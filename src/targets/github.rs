@@ -277,7 +277,7 @@ impl GithubTarget {
     ) -> Result<T, TargetError> {
         let shared = &self.remote.github;
         let _slot = shared.in_flight.acquire().await.expect("the semaphore is never closed");
-        let _ticket = shared.pacer.admit().await.map_err(|_| TargetError::deferred(&self.address))?;
+        let _ticket = shared.pacer.admit().await.map_err(|_| TargetError::deferred(&self.address, "GitHub"))?;
         // After a "slow down", writes go one at a time, spaced out.
         if self.remote.github_http.stats.rate_limited.load(Ordering::Relaxed) > 0 {
             let _serial = shared.serial.lock().await;

@@ -50,12 +50,16 @@ impl TargetError {
     }
 
     /// A write not attempted because the run's time limit would pass first.
-    pub fn deferred(address: &str) -> Self {
+    /// Not sent: `service`'s request budget would only allow the request
+    /// after the run's time limit.
+    pub fn deferred(address: &str, service: &str) -> Self {
         TargetError {
             deferred: true,
             ..TargetError::new(
                 address,
-                "not written: the run's time limit (--max-duration) would pass before GitHub's write budget allows it",
+                format!(
+                    "not written: the run's time limit (--max-duration) would pass before {service}'s request budget allows it"
+                ),
                 Some("run the same command again: it continues where this run stopped"),
             )
         }

@@ -518,7 +518,10 @@ fn many_repositories_are_delivered_across_runs_inside_the_budget() {
         let out = cmd.output().unwrap();
         match code(&out) {
             0 => break,
-            4 => cut += 1,
+            4 => {
+                cut += 1;
+                assert!(text(&out).contains("before GitHub's request budget allows it"), "{}", text(&out));
+            }
             other => panic!("run {run} exited {other}: {}", text(&out)),
         }
         assert!(run < 8, "never finished");
