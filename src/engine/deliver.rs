@@ -5,14 +5,14 @@
 //! `rotate --abort` and `sync` alike.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
+use super::opened::Opened;
 use super::outcome::Event;
 use super::{Progress, Workspace};
 use crate::policy::TargetPolicy;
 use crate::registry::{DeliveryKey, Landing, RegistryError, TokenMeta};
 use crate::secret::Secret;
-use crate::targets::{Target, TargetError, Written};
+use crate::targets::{TargetError, Written};
 
 /// One name of one token's version, bound for one target.
 pub struct Item {
@@ -38,34 +38,6 @@ impl Batch {
             Some(batch) => batch.items.extend(items),
             None => batches.push(Batch { target: target.clone(), items: items.into_iter().collect() }),
         }
-    }
-}
-
-/// Remote targets opened as soon as their first value is ready, each
-/// reading ahead what its writes need ([`Target::prepare`]: GitHub's public
-/// key, a Worker's deployments) in the background while the other values
-/// are decrypted; the delivery then uses the same instance. Only targets
-/// that a value is bound for are opened, so a run that delivers nothing
-/// asks nothing.
-#[derive(Default)]
-pub struct Warm(HashMap<String, Arc<dyn Target>>);
-
-impl Warm {
-    pub fn start(&mut self, ws: &Workspace, policy: &TargetPolicy) {
-        if !policy.is_remote() {
-            return;
-        }
-        let key = policy.delivery_key();
-        if self.0.contains_key(&key) {
-            return;
-        }
-        // A target that cannot be opened is met again, and reported, by
-        // its delivery.
-        let Ok(target) = ws.backends.target(policy) else { return };
-        let target: Arc<dyn Target> = Arc::from(target);
-        let ready = Arc::clone(&target);
-        tokio::spawn(async move { ready.prepare().await });
-        self.0.insert(key, target);
     }
 }
 
@@ -130,13 +102,12 @@ impl std::fmt::Display for TargetSummary {
 }
 
 /// Delivers every batch, all targets concurrently (GitHub's own pacing
-/// still applies across its targets), through the targets `warm` opened
-/// where it has them.
-pub async fn deliver_all(ws: &Workspace, batches: Vec<Batch>, warm: &Warm) -> Vec<TargetReport> {
+/// still applies across its targets), through the targets `opened` has
+/// open where it has them.
+pub async fn deliver_all(ws: &Workspace, batches: Vec<Batch>, opened: &Opened) -> Vec<TargetReport> {
     (ws.progress)(Progress::Delivering { targets: batches.len() });
     let local: Vec<bool> = batches.iter().map(|b| !b.target.is_remote()).collect();
     let mut reports = futures_util::future::join_all(batches.into_iter().map(|b| async move {
-        let opened = warm.0.get(&b.target.delivery_key()).cloned();
         let report = deliver_one(ws, b, opened).await;
         (ws.progress)(Progress::TargetDone(&report.summary()));
         report
@@ -156,7 +127,7 @@ pub async fn deliver_all(ws: &Workspace, batches: Vec<Batch>, warm: &Warm) -> Ve
     reports
 }
 
-async fn deliver_one(ws: &Workspace, batch: Batch, opened: Option<Arc<dyn Target>>) -> TargetReport {
+async fn deliver_one(ws: &Workspace, batch: Batch, opened: &Opened) -> TargetReport {
     let address = batch.target.address();
     let fail_all = |error: TargetError| TargetReport {
         address: address.clone(),
@@ -171,7 +142,7 @@ async fn deliver_one(ws: &Workspace, batch: Batch, opened: Option<Arc<dyn Target
             })
             .collect(),
     };
-    let target = match opened.map_or_else(|| ws.backends.target(&batch.target).map(Arc::from), Ok) {
+    let target = match opened.target(ws, &batch.target) {
         Ok(t) => t,
         Err(e) => return fail_all(e),
     };

@@ -11,6 +11,7 @@ pub mod deliver;
 pub mod keys;
 pub mod memory;
 pub mod observe;
+mod opened;
 pub mod outcome;
 pub mod reads;
 mod runner;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use self::opened::Opened;
 use crate::error::Hinted;
 use crate::identity::Identity;
 use crate::policy::{self, Policy, TokenPolicy};
@@ -154,10 +156,10 @@ impl Workspace {
     /// For each remote target whose service has something to say about
     /// writes (a Worker's deployments): a note of what a write will do, or
     /// a warning that the service would refuse it — before any write.
-    async fn write_effects(&self, notes: &mut Vec<String>) -> Vec<LimitProblem> {
+    async fn write_effects(&self, notes: &mut Vec<String>, opened: &Opened) -> Vec<LimitProblem> {
         let targets = self.policy.remote_targets();
         let effects = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
-            let effect = match self.backends.target(t) {
+            let effect = match opened.target(self, t) {
                 Ok(target) => target.write_effect().await,
                 Err(e) => Some(Err(e)),
             };
@@ -187,6 +189,9 @@ impl Workspace {
         let mut unmanaged = Vec::new();
         let mut remote_notes = Vec::new();
         let mut reachable = false;
+        // The listing and the write preview share each target (one read of
+        // a Worker's deployments).
+        let opened = Opened::default();
         let missing: Vec<String> =
             crate::credentials::missing(&crate::credentials::needed(&self.policy, &[]), crate::credentials::env_is_set)
                 .into_iter()
@@ -197,7 +202,7 @@ impl Workspace {
             // Without credentials a listing can only fail: none is tried.
             remote_notes.extend(missing.into_iter().map(|m| format!("remote targets were not listed: {m}")));
         } else if self.needs_remote(&[]) {
-            let (u, unreachable, notes) = self.observe_remote_all(&metas, &mut observed).await;
+            let (u, unreachable, notes) = self.observe_remote_all(&metas, &mut observed, &opened).await;
             unmanaged = u;
             remote_notes.extend(notes);
             reachable = unreachable.is_empty();
@@ -218,7 +223,7 @@ impl Workspace {
         let github = github_load(&self.policy, [&rotate, &sync]);
         let mut limits = github_limits(&self.policy, &unmanaged);
         if reachable {
-            limits.extend(self.write_effects(&mut remote_notes).await);
+            limits.extend(self.write_effects(&mut remote_notes, &opened).await);
         }
         Ok(Preview {
             rotate,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::Workspace;
+use super::opened::Opened;
 use crate::registry::{DeliveryKey, TokenMeta, WorkerVersion};
 use crate::rotation::{Observations, Observed};
 use crate::targets::Running;
@@ -78,7 +79,7 @@ impl Workspace {
         metas: &BTreeMap<String, TokenMeta>,
         seen: &mut Observations,
     ) -> anyhow::Result<Vec<Unmanaged>> {
-        let (unmanaged, unreachable, _) = self.observe_remote_all(metas, seen).await;
+        let (unmanaged, unreachable, _) = self.observe_remote_all(metas, seen, &Opened::default()).await;
         match unreachable.into_iter().next() {
             Some(e) => Err(e.into()),
             None => Ok(unmanaged),
@@ -92,10 +93,11 @@ impl Workspace {
         &self,
         metas: &BTreeMap<String, TokenMeta>,
         seen: &mut Observations,
+        opened: &Opened,
     ) -> (Vec<Unmanaged>, Vec<crate::targets::TargetError>, Vec<String>) {
         let targets = self.policy.remote_targets();
         let lists = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
-            let target = self.backends.target(t)?;
+            let target = opened.target(self, t)?;
             let listed = target.list().await?.unwrap_or_default();
             // A Worker: the versions holding current values that something
             // older still runs beside or instead of.

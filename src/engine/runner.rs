@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 
 use super::Workspace;
-use super::deliver::{Batch, Item, TargetReport, Warm, deliver_all, push_unique, record_unsaved};
+use super::deliver::{Batch, Item, TargetReport, deliver_all, push_unique, record_unsaved};
+use super::opened::Opened;
 use super::outcome::{Event, Outcome};
 use crate::identity::Identity;
 use crate::issuer::{self, IssueRequest, Revoked, Verdict};
@@ -104,7 +105,7 @@ async fn run_phases(
                 })
                 .collect();
         }
-        deliver_all(ws, batches, &Warm::default()).await
+        deliver_all(ws, batches, &Opened::default()).await
     };
 
     let mut outcomes = Vec::new();
@@ -496,7 +497,7 @@ impl<'a> Runner<'a> {
                 .map(|(target, names)| Step::Deliver { target, names, version: Some(current), reason: "abort".into() })
                 .collect();
             self.ws.registry.barrier()?;
-            let reports = deliver_all(self.ws, self.batches(&put_back)?, &Warm::default()).await;
+            let reports = deliver_all(self.ws, self.batches(&put_back)?, &Opened::default()).await;
             let failures = self.take_delivery(&reports)?;
             // Where the current value went back is on disk before the
             // pending one is revoked.

@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Workspace;
-use super::deliver::{Batch, Item, TargetSummary, Warm, deliver_all, record_many};
+use super::deliver::{Batch, Item, TargetSummary, deliver_all, record_many};
+use super::opened::Opened;
 use super::outcome::{Event, Outcome, TokenOutcome};
 use crate::registry::{DeliveryKey, TokenMeta};
 use crate::rotation::{Step, TokenPlan};
@@ -35,7 +36,7 @@ pub async fn sync_all(
         }
     };
     let mut batches: Vec<Batch> = Vec::new();
-    let mut warm = Warm::default();
+    let opened = Opened::default();
     for plan in plans {
         let Some(token) = ws.policy.token(&plan.token) else { continue };
         if let Some(Step::Remind { reason, hint }) = plan.steps.iter().find(|s| matches!(s, Step::Remind { .. })) {
@@ -80,10 +81,10 @@ pub async fn sync_all(
                 value: value.clone(),
             });
             Batch::add(&mut batches, target, items);
-            warm.start(ws, target);
+            opened.warm(ws, target);
         }
     }
-    let reports = deliver_all(ws, batches, &warm).await;
+    let reports = deliver_all(ws, batches, &opened).await;
 
     // Per target: what was written, and how many declared names were
     // already in sync (unchanged) — every target of the synced tokens.

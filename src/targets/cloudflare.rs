@@ -163,6 +163,10 @@ pub struct CloudflareTarget {
     /// Whether a deploying write would be accepted, read once a run (our
     /// own writes keep the latest version deployed).
     writable: tokio::sync::OnceCell<Result<(), TargetError>>,
+    /// What runs, as read before this target sent anything but a read:
+    /// `plan`'s listing and its write preview share one read. Any other
+    /// request forgets it.
+    deployments: Mutex<Option<Option<Vec<Deployed>>>>,
 }
 
 impl CloudflareTarget {
@@ -176,6 +180,7 @@ impl CloudflareTarget {
             wrote: AtomicBool::new(false),
             placed: Mutex::new(None),
             writable: tokio::sync::OnceCell::new(),
+            deployments: Mutex::new(None),
         })
     }
 
@@ -213,6 +218,9 @@ impl CloudflareTarget {
 
     async fn call(&self, method: Method, url: &str, body: Option<(&str, &[u8])>) -> Result<Response, TargetError> {
         let token = Secret::new(self.env("CLOUDFLARE_API_TOKEN")?);
+        if method != Method::GET {
+            *self.deployments.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
         // Cloudflare counts every request against 1,200 per 5 minutes.
         let _ticket =
             self.remote.cloudflare.admit().await.map_err(|_| TargetError::deferred(&self.address, "Cloudflare"))?;
@@ -292,12 +300,19 @@ impl CloudflareTarget {
 
     /// What runs now; `None` where the account has no deployments API.
     async fn deployed(&self) -> Result<Option<Vec<Deployed>>, TargetError> {
-        let url = self.url(&["deployments"], &[])?;
-        match self.fetch::<Deployments>(Method::GET, &url, None).await {
-            Ok(d) => Ok(d.deployments.into_iter().next().map(|d| d.versions)),
-            Err((StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED, e)) if !Self::no_such_script(&e) => Ok(None),
-            Err((_, e)) => Err(e),
+        if let Some(read) = self.deployments.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
+            return Ok(read);
         }
+        let url = self.url(&["deployments"], &[])?;
+        let read = match self.fetch::<Deployments>(Method::GET, &url, None).await {
+            Ok(d) => d.deployments.into_iter().next().map(|d| d.versions),
+            Err((StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED, e)) if !Self::no_such_script(&e) => None,
+            Err((_, e)) => return Err(e),
+        };
+        if !self.wrote.load(Ordering::SeqCst) {
+            *self.deployments.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(read.clone());
+        }
+        Ok(read)
     }
 
     /// The newest version as the list gives it (newest first).

@@ -62,6 +62,9 @@ fn a_worker_mid_gradual_deployment_is_reported_before_any_write() {
         "{}",
         text(&out)
     );
+    // What runs is read once: the listing and the write preview share it.
+    let counts = w.cf.control.counts();
+    assert_eq!(counts["GET /client/v4/accounts/{account}/workers/scripts/{script}/deployments"], 1, "{counts:?}");
     let out = w.run(&p, &["rotate"]);
     assert_eq!(code(&out), 4, "{}", text(&out));
     assert!(

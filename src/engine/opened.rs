@@ -1,0 +1,47 @@
+//! Targets opened once per run step and shared by its parts: `plan`'s
+//! listing and its write preview read a Worker's deployments once; a
+//! sync's delivery uses the target that read ahead while values were
+//! decrypted.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::Workspace;
+use crate::policy::TargetPolicy;
+use crate::targets::{Target, TargetError};
+
+/// Open targets by delivery key (address and write options).
+#[derive(Default)]
+pub struct Opened(Mutex<HashMap<String, Arc<dyn Target>>>);
+
+impl Opened {
+    /// The target `policy` describes: the one opened before for the same
+    /// delivery key, or a new one.
+    pub fn target(&self, ws: &Workspace, policy: &TargetPolicy) -> Result<Arc<dyn Target>, TargetError> {
+        let key = policy.delivery_key();
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(target) = open.get(&key) {
+            return Ok(Arc::clone(target));
+        }
+        let target: Arc<dyn Target> = Arc::from(ws.backends.target(policy)?);
+        open.insert(key, Arc::clone(&target));
+        Ok(target)
+    }
+
+    /// Opens a remote target as soon as its first value is ready and reads
+    /// ahead what its writes need ([`Target::prepare`]: GitHub's public key,
+    /// a Worker's deployments) in the background while the other values
+    /// are decrypted. Only targets a value is bound for are opened, so a
+    /// run that delivers nothing asks nothing.
+    pub fn warm(&self, ws: &Workspace, policy: &TargetPolicy) {
+        let opened_before = self.0.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&policy.delivery_key());
+        if !policy.is_remote() || opened_before {
+            return;
+        }
+        // A target that cannot be opened is met again, and reported, by
+        // its delivery.
+        if let Ok(target) = self.target(ws, policy) {
+            tokio::spawn(async move { target.prepare().await });
+        }
+    }
+}
