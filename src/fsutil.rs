@@ -114,10 +114,11 @@ pub fn replace_synced_later(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Syncs every folder [`replace_synced_later`] wrote into; the folders
-/// that failed, with why.
+/// that failed, with why. Under the lock: a caller that finds nothing to
+/// sync knows that every folder written before is synced.
 pub fn sync_later_folders() -> Vec<(PathBuf, io::Error)> {
-    let dirs = std::mem::take(&mut *UNSYNCED.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    dirs.into_iter().filter_map(|dir| sync_dir(&dir).err().map(|e| (dir, e))).collect()
+    let mut unsynced = UNSYNCED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    std::mem::take(&mut *unsynced).into_iter().filter_map(|dir| sync_dir(&dir).err().map(|e| (dir, e))).collect()
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -50,32 +50,32 @@ pub async fn run_all(
     outcomes
 }
 
-async fn run_phases(
-    ws: &Workspace,
-    identity: &Identity,
-    plans: &[(&TokenPolicy, &[Step])],
+async fn run_phases<'a>(
+    ws: &'a Workspace,
+    identity: &'a Identity,
+    plans: &[(&'a TokenPolicy, &'a [Step])],
     emergency: bool,
     deadline: Option<std::time::Instant>,
 ) -> Vec<Outcome> {
-    let mut states: Vec<State<'_>> = Vec::new();
-    for (token, steps) in plans {
+    let begin = |(token, steps): (&'a TokenPolicy, &'a [Step])| async move {
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-            states.push(State::Finished(Outcome::Partial {
+            return State::Finished(Outcome::Partial {
                 done: Vec::new(),
                 error: "not started: the run's time limit (--max-duration) was reached".into(),
                 hint: "run the same command again: it continues where this run stopped".into(),
                 resumable: true,
-            }));
-            continue;
+            });
         }
-        states.push(match Runner::new(ws, identity, token, emergency) {
+        match Runner::new(ws, identity, token, emergency) {
             Err(e) => State::Finished(Outcome::failed(e.to_string(), e.hint())),
             Ok(mut runner) => match runner.before_delivery(steps).await {
                 Ok(next) => State::Running { runner: Box::new(runner), steps, next },
                 Err(outcome) => State::Finished(outcome),
             },
-        });
-    }
+        }
+    };
+    let local = |token: &TokenPolicy| ws.policy.issuer_of(token).spec.is_local();
+    let mut states = in_order(plans.iter().copied(), |(t, _)| local(t), begin).await;
 
     // Every running token's deliveries, in shared batches.
     let mut batches = Vec::new();
@@ -108,17 +108,88 @@ async fn run_phases(
         deliver_all(ws, batches, &Opened::default()).await
     };
 
-    let mut outcomes = Vec::new();
-    for state in states {
-        outcomes.push(match state {
-            State::Finished(outcome) => outcome,
-            State::Running { mut runner, steps, next } => match runner.take_delivery(&reports) {
-                Ok(failures) => runner.after_delivery(&steps[next..], failures).await,
-                Err(e) => runner.stopped_by(&e),
-            },
+    let finish = |state: State<'a>| {
+        let reports = &reports;
+        async move {
+            match state {
+                State::Finished(outcome) => outcome,
+                State::Running { mut runner, steps, next } => match runner.take_delivery(reports) {
+                    Ok(failures) => runner.after_delivery(&steps[next..], failures).await,
+                    Err(e) => runner.stopped_by(&e),
+                },
+            }
+        }
+    };
+    // Not an abort: it writes its own deliveries, and two tokens' writes to
+    // one .env file must not interleave.
+    let finished_or_local = |s: &State<'_>| match s {
+        State::Finished(_) => true,
+        State::Running { runner, steps, next } => {
+            local(runner.token) && !steps[*next..].iter().any(|s| matches!(s, Step::Abort { .. }))
+        }
+    };
+    in_order(states, finished_or_local, finish).await
+}
+
+/// `work` on every item, in `items`' order of results. Items `side_by_side`
+/// says may (tokens whose issuer is local: their steps are CPU and saves,
+/// and fsyncs issued side by side share the file system's journal commits)
+/// run on a few threads that each drive their futures on this runtime; the
+/// others run one after another, as they must (a remote issuer's quota and
+/// its answers are met in order).
+async fn in_order<T, R, F, Fut>(
+    items: impl IntoIterator<Item = T>,
+    side_by_side: impl Fn(&T) -> bool,
+    work: F,
+) -> Vec<R>
+where
+    T: Send,
+    R: Send,
+    F: Fn(T) -> Fut + Sync,
+    Fut: std::future::Future<Output = R>,
+{
+    let mut together = Vec::new();
+    let mut alone = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        if side_by_side(&item) { together.push((i, item)) } else { alone.push((i, item)) }
+    }
+    let mut out: Vec<(usize, R)> = Vec::with_capacity(together.len() + alone.len());
+    let handle = tokio::runtime::Handle::current();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(4, 8).min(together.len());
+    if threads < 2 || handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        alone.append(&mut together);
+    } else {
+        let per_thread = together.len().div_ceil(threads);
+        let work = &work;
+        let handle = &handle;
+        tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let mut parts = Vec::new();
+                while !together.is_empty() {
+                    let rest = together.split_off(per_thread.min(together.len()));
+                    let part = std::mem::replace(&mut together, rest);
+                    parts.push(scope.spawn(move || {
+                        handle.block_on(async move {
+                            let mut done = Vec::with_capacity(part.len());
+                            for (i, item) in part {
+                                done.push((i, work(item).await));
+                            }
+                            done
+                        })
+                    }));
+                }
+                for part in parts {
+                    out.extend(part.join().expect("a token's steps do not panic"));
+                }
+            });
         });
     }
-    outcomes
+    alone.sort_by_key(|(i, _)| *i);
+    for (i, item) in alone {
+        out.push((i, work(item).await));
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
 }
 
 /// One token's place in [`run_all`].

@@ -190,3 +190,37 @@ fn github_actions_masks_a_value_before_printing_it() {
     assert_eq!(lines.len(), 2, "{stdout}");
     assert_eq!(lines[0], format!("::add-mask::{}", lines[1]));
 }
+
+#[test]
+fn many_local_tokens_rotated_side_by_side_end_whole_and_in_order() {
+    // Tokens with a local issuer mint and promote on several threads; the
+    // .env files they share are still written once per run, by one writer.
+    let mut policy = String::new();
+    for i in 0..60 {
+        policy.push_str(&format!(
+            "[tokens.T{i:02}]\nissuer = \"random\"\n[[tokens.T{i:02}.targets]]\nkind = \"dotenv\"\npath = \"env/s{}.env\"\n",
+            i % 3
+        ));
+    }
+    let p = Project::initialised(&policy);
+    for round in 1..=2 {
+        let out = p.ok(&["rotate"]);
+        let named: Vec<&str> = out.lines().filter(|l| l.starts_with('T')).collect();
+        let mut sorted = named.clone();
+        sorted.sort();
+        assert_eq!(named, sorted, "tokens are reported in order");
+        assert_eq!(named.len(), 60, "{out}");
+        assert!(out.contains("60 done, 0 left pending, 0 failed"), "{out}");
+        for i in 0..60 {
+            let value = p.ok(&["get", &format!("T{i:02}")]);
+            let held = env_value(&p.path(&format!("env/s{}.env", i % 3)), &format!("T{i:02}"));
+            assert_eq!(held.as_deref(), Some(value.trim_end()), "round {round}: T{i:02}");
+        }
+    }
+    let status: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+    for token in status["tokens"].as_array().unwrap() {
+        assert_eq!(token["current"], 2, "{token}");
+    }
+    assert!(p.ok(&["audit", "verify"]).contains("chain intact"));
+    assert_eq!(code(&p.run(&["check"])), 0);
+}
