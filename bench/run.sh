@@ -21,6 +21,9 @@ tree_mb=${TREE_MB:-210}
 cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
 bin="$repo/target/release/chitty-secrets"
 rm -rf "$dir" && mkdir -p "$dir"
+# The project's commands get a scratch home; cargo keeps the real one (its
+# registry and toolchain live there).
+own_home=$HOME
 export HOME="$dir/home" XDG_CONFIG_HOME="$dir/home/.config" CHITTY_SECRETS_NO_KEYRING=1
 
 # project NAME TOKENS FILES: a policy of TOKENS random tokens spread over
@@ -39,7 +42,7 @@ PY
 
 echo "== policy check: linear in the number of tokens"
 for n in 1000 2000 4000; do project "policy$n" "$n" 20; done
-hyperfine --warmup 1 --runs 10 --export-json "$dir/policy.json" \
+hyperfine -N --warmup 3 --runs 20 --export-json "$dir/policy.json" \
   -n "policy check, 1,000 tokens" "$bin --policies $dir/policy1000/policies policy check" \
   -n "policy check, 2,000 tokens" "$bin --policies $dir/policy2000/policies policy check" \
   -n "policy check, 4,000 tokens" "$bin --policies $dir/policy4000/policies policy check" > /dev/null
@@ -54,7 +57,7 @@ PY
 echo "== fsyncs: rotate of 50 tokens into 5 .env files (strace -f -c)"
 project fsync 50 5
 (cd "$dir/fsync" && "$bin" init > /dev/null && strace -f -c -e trace=fsync,fdatasync,rename,openat -o "$dir/strace.txt" "$bin" rotate > /dev/null)
-grep -E "fsync|rename|openat" "$dir/strace.txt" | awk '{print $5, $4 " calls"}'
+grep -E "fsync|rename|openat" "$dir/strace.txt" | awk '{print $NF, $4 " calls"}'
 echo "goal: <= 4 fsyncs a token + 2 per .env file = 210"
 
 project project "$tokens" 20
@@ -64,7 +67,7 @@ echo "== rotate of $tokens tokens: wall against CPU"
 /usr/bin/time -f "rotate of $tokens tokens: %e s wall, %U s user + %S s system CPU" "$bin" rotate > /dev/null
 
 echo "== status and check on $tokens tokens (hyperfine, mean of runs)"
-hyperfine --warmup 1 --runs 10 --export-markdown "$dir/registry.md" \
+hyperfine --warmup 3 --runs 20 --export-markdown "$dir/registry.md" \
   -n "status" "$bin status" \
   -n "status --json" "$bin status --json" \
   -n "check (no identity)" "env -u XDG_CONFIG_HOME HOME=/nonexistent $bin check" \
@@ -75,7 +78,7 @@ if [ "${TEN_THOUSAND:-1}" = 1 ]; then
   echo "== status and check on 10,000 tokens (goal: <= 10x the 1,000-token time)"
   project big 10000 20
   (cd "$dir/big" && "$bin" init > /dev/null && "$bin" rotate > /dev/null)
-  hyperfine --warmup 1 --runs 5 \
+  hyperfine --warmup 2 --runs 10 \
     -n "status, 10,000 tokens" "cd $dir/big && $bin status" \
     -n "check (no identity), 10,000 tokens" "cd $dir/big && env -u XDG_CONFIG_HOME HOME=/nonexistent $bin check"
 fi
@@ -117,4 +120,4 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 
 echo "== delivery: 50 secrets over HTTPS fakes with 20 ms latency, beside gh and wrangler (cargo bench)"
 # gh from apt, wrangler from npm (WRANGLER=path); a peer that is missing is named and skipped.
-(cd "$repo" && cargo bench --quiet --bench delivery 2>/dev/null | grep -v '^$')
+(cd "$repo" && HOME=$own_home cargo bench --quiet --bench delivery | grep -v '^$')
