@@ -67,7 +67,7 @@ echo "== rotate of $tokens tokens: wall against CPU"
 /usr/bin/time -f "rotate of $tokens tokens: %e s wall, %U s user + %S s system CPU" "$bin" rotate > /dev/null
 
 echo "== status and check on $tokens tokens (hyperfine, mean of runs)"
-hyperfine --warmup 3 --runs 20 --export-markdown "$dir/registry.md" \
+hyperfine --warmup 3 --runs 20 --export-markdown "$dir/registry.md" --export-json "$dir/registry.json" \
   -n "status" "$bin status" \
   -n "status --json" "$bin status --json" \
   -n "check (no identity)" "env -u XDG_CONFIG_HOME HOME=/nonexistent $bin check" \
@@ -78,9 +78,17 @@ if [ "${TEN_THOUSAND:-1}" = 1 ]; then
   echo "== status and check on 10,000 tokens (goal: <= 10x the 1,000-token time)"
   project big 10000 20
   (cd "$dir/big" && "$bin" init > /dev/null && "$bin" rotate > /dev/null)
-  hyperfine --warmup 2 --runs 10 \
+  hyperfine --warmup 2 --runs 10 --export-json "$dir/big.json" \
     -n "status, 10,000 tokens" "cd $dir/big && $bin status" \
     -n "check (no identity), 10,000 tokens" "cd $dir/big && env -u XDG_CONFIG_HOME HOME=/nonexistent $bin check"
+  # Medians: one slow run (another process, the disk) moves a mean of ten.
+  python3 - "$dir/registry.json" "$dir/big.json" <<'PY'
+import json, sys
+small = {r['command']: r['median'] for r in json.load(open(sys.argv[1]))['results']}
+big = [r['median'] for r in json.load(open(sys.argv[2]))['results']]
+for name, ten in zip(['status', 'check (no identity)'], big):
+    print(f"{name}: median {small[name]*1000:.1f} ms at 1,000 tokens, {ten*1000:.1f} ms at 10,000: {ten / small[name]:.1f}x (goal <= 10x)")
+PY
 fi
 
 echo "== scan: generating a ${tree_mb} MB tree…"
