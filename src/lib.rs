@@ -22,3 +22,4 @@ pub mod rotation;
 pub mod scan;
 pub mod secret;
 pub mod targets;
+pub mod threads;

@@ -253,30 +253,12 @@ pub fn record_many(
 ) -> Vec<Result<Recorded, RegistryError>> {
     let noted: Vec<(Recorded, Vec<(u32, String)>)> =
         metas.iter_mut().map(|(token, meta)| note_deliveries(ws, meta, token, reports)).collect();
-    let registry = &ws.registry;
-    let mut saved: Vec<Result<(), RegistryError>> = Vec::with_capacity(metas.len());
     // Waiting on the disk, not the CPU: fsyncs of many files issued side
     // by side share the file system's journal commits.
-    let workers = 16;
-    let chunk = metas.len().div_ceil(workers).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = metas
-            .chunks_mut(chunk)
-            .zip(noted.chunks(chunk))
-            .map(|(metas, noted)| {
-                scope.spawn(move || {
-                    metas
-                        .iter_mut()
-                        .zip(noted)
-                        .map(|((_, meta), (_, audits))| if audits.is_empty() { Ok(()) } else { registry.save(meta) })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            saved.extend(h.join().expect("a save does not panic"));
-        }
-    });
+    let saved =
+        crate::threads::map_on_threads(metas.iter_mut().zip(&noted).collect(), 16, |((_, meta), (_, audits))| {
+            if audits.is_empty() { Ok(()) } else { ws.registry.save(meta) }
+        });
     let mut out = Vec::with_capacity(metas.len());
     for (((token, _), (recorded, audits)), save) in metas.iter().zip(noted).zip(saved) {
         out.push(save.and_then(|()| audit_deliveries(ws, token, audits)).map(|()| recorded));

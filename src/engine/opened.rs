@@ -18,14 +18,19 @@ impl Opened {
     /// The target `policy` describes: the one opened before for the same
     /// delivery key, or a new one.
     pub fn target(&self, ws: &Workspace, policy: &TargetPolicy) -> Result<Arc<dyn Target>, TargetError> {
+        self.open(ws, policy).map(|(target, _)| target)
+    }
+
+    /// The target, and whether it was opened just now.
+    fn open(&self, ws: &Workspace, policy: &TargetPolicy) -> Result<(Arc<dyn Target>, bool), TargetError> {
         let key = policy.delivery_key();
         let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(target) = open.get(&key) {
-            return Ok(Arc::clone(target));
+            return Ok((Arc::clone(target), false));
         }
         let target: Arc<dyn Target> = Arc::from(ws.backends.target(policy)?);
         open.insert(key, Arc::clone(&target));
-        Ok(target)
+        Ok((target, true))
     }
 
     /// Opens a remote target as soon as its first value is ready and reads
@@ -34,13 +39,11 @@ impl Opened {
     /// are decrypted. Only targets a value is bound for are opened, so a
     /// run that delivers nothing asks nothing.
     pub fn warm(&self, ws: &Workspace, policy: &TargetPolicy) {
-        let opened_before = self.0.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&policy.delivery_key());
-        if !policy.is_remote() || opened_before {
-            return;
-        }
         // A target that cannot be opened is met again, and reported, by
         // its delivery.
-        if let Ok(target) = self.target(ws, policy) {
+        if policy.is_remote()
+            && let Ok((target, true)) = self.open(ws, policy)
+        {
             tokio::spawn(async move { target.prepare().await });
         }
     }

@@ -155,34 +155,16 @@ where
     }
     let mut out: Vec<(usize, R)> = Vec::with_capacity(together.len() + alone.len());
     let handle = tokio::runtime::Handle::current();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(4, 8).min(together.len());
-    if threads < 2 || handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        alone.append(&mut together);
-    } else {
-        let per_thread = together.len().div_ceil(threads);
+    if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(4, 8);
         let work = &work;
-        let handle = &handle;
-        tokio::task::block_in_place(|| {
-            std::thread::scope(|scope| {
-                let mut parts = Vec::new();
-                while !together.is_empty() {
-                    let rest = together.split_off(per_thread.min(together.len()));
-                    let part = std::mem::replace(&mut together, rest);
-                    parts.push(scope.spawn(move || {
-                        handle.block_on(async move {
-                            let mut done = Vec::with_capacity(part.len());
-                            for (i, item) in part {
-                                done.push((i, work(item).await));
-                            }
-                            done
-                        })
-                    }));
-                }
-                for part in parts {
-                    out.extend(part.join().expect("a token's steps do not panic"));
-                }
-            });
+        out = tokio::task::block_in_place(|| {
+            crate::threads::map_on_threads(std::mem::take(&mut together), threads, |(i, item)| {
+                (i, handle.block_on(work(item)))
+            })
         });
+    } else {
+        alone.append(&mut together);
     }
     alone.sort_by_key(|(i, _)| *i);
     for (i, item) in alone {

@@ -255,18 +255,10 @@ impl Registry {
     /// [`Self::load`] for many tokens, on a few threads (a registry of
     /// thousands of tokens is thousands of small files); in `names`' order.
     pub fn load_many<S: AsRef<str> + Sync>(&self, names: &[S]) -> Vec<Result<TokenMeta, RegistryError>> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-        if names.len() < 64 || threads == 1 {
-            return names.iter().map(|n| self.load(n.as_ref())).collect();
-        }
-        let chunk = names.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let parts: Vec<_> = names
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || part.iter().map(|n| self.load(n.as_ref())).collect::<Vec<_>>()))
-                .collect();
-            parts.into_iter().flat_map(|p| p.join().expect("a metadata reader panicked")).collect()
-        })
+        // A thread costs more than a few dozen small reads.
+        let threads =
+            if names.len() < 64 { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4) };
+        crate::threads::map_on_threads(names.iter().collect(), threads, |n| self.load(n.as_ref()))
     }
 
     pub fn load_existing(&self, name: &str) -> Result<Option<TokenMeta>, RegistryError> {
