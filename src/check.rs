@@ -124,7 +124,7 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
         };
         let has_values = inputs.registry.has_values(name);
         if meta.current().is_some() && !has_values {
-            let at = Some((c.rel(&inputs.registry.values_path(name)), None));
+            let at = Some((c.rel(&inputs.registry.values_dir(name)), None));
             c.add(
                 Severity::Error,
                 "value-missing",

@@ -10,3 +10,7 @@ pub const KEYRING_SERVICE: &str = "CHITTY_SECRETS_KEYRING_SERVICE";
 pub const NO_KEYRING: &str = "CHITTY_SECRETS_NO_KEYRING";
 /// `true` inside GitHub Actions: printed values are masked first.
 pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// The registry's id (`chitty-secrets status` shows it): where set, a key
+/// file that makes another id is refused. For CI, whose fresh machines
+/// remember no registry.
+pub const REGISTRY_ID: &str = "CHITTY_SECRETS_REGISTRY_ID";

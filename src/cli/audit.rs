@@ -12,6 +12,12 @@ pub enum Command {
 pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
     let Command::Verify = command;
     let registry = g.registry()?;
+    // With a member's identity every line's MAC is checked too; without
+    // one, only the hash chain (which anyone can recompute).
+    if let Some(identity) = g.optional_identity().ok().flatten() {
+        registry.unlock(&identity.key)?;
+    }
+    let keys = registry.keys();
     let path = registry.audit_path();
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -26,21 +32,37 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
         }
     };
     let file = shown(&path);
-    match audit::verify(&text) {
+    match audit::verify(&text, keys.as_deref()) {
         Ok(verified) => {
             for line in &verified.torn {
                 println!(
                     "{file}:{line}: cut short by a crash mid-append; kept as it is and left out of the chain (the next entry fences it)"
                 );
             }
-            println!("{file}: {} entries, chain intact", verified.entries);
+            if verified.authenticated {
+                let legacy = match verified.legacy {
+                    0 => String::new(),
+                    n => format!(" ({n} from before the registry was authenticated, fixed by the line that began it)"),
+                };
+                println!("{file}: {} entries, chain intact, every line a member's{legacy}", verified.entries);
+            } else {
+                println!("{file}: {} entries, chain intact", verified.entries);
+                let why = if registry.is_authenticated() {
+                    "no member's identity is at hand"
+                } else {
+                    "the registry is of the format before authentication (`chitty-secrets upgrade`)"
+                };
+                eprintln!(
+                    "warning: authenticity not verified: {why}; anyone can recompute a hash chain, only the MACs prove a member wrote each line"
+                );
+            }
             Ok(exit::OK)
         }
         Err(breaks) => {
             for b in &breaks {
                 println!("{file}:{}: {}", b.line, b.why);
             }
-            eprintln!("error: {file}: the hash chain is broken at {} place(s)", breaks.len());
+            eprintln!("error: {file}: the log is broken or not a member's at {} place(s)", breaks.len());
             eprintln!("hint: compare the file with its git history (`git log -p -- {file}`) to see what changed");
             Ok(exit::FINDINGS)
         }

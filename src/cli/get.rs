@@ -48,9 +48,12 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         Hinted::new(format!("{name} has no {wanted} version"), "`chitty-secrets status` lists the versions there are")
     })?;
     let identity = g.identity()?;
-    let values = ws.registry.load_values(&name, &identity.key)?;
+    ws.registry.unlock(&identity.key)?;
+    // The metadata again, now checked against its MAC.
+    let meta = ws.registry.load(&name)?;
+    let values = ws.registry.load_values(&meta, &identity.key)?;
     let value = values.get(version.id).ok_or_else(|| RegistryError::ValuesMissing {
-        path: ws.registry.values_path(&name),
+        path: ws.registry.values_dir(&name),
         token: name.clone(),
         versions: vec![version.id],
     })?;

@@ -338,6 +338,10 @@ impl Globals<'_> {
             Need::IfReadable => self.optional_identity().ok().flatten(),
             Need::Required => Some(self.identity()?),
         };
+        if let Some(identity) = &identity {
+            // Every file read from here on is checked against its MAC.
+            registry.unlock(&identity.key)?;
+        }
         let backends = Box::new(Live::new(self.project_files(&policy)));
         Ok(Workspace {
             policy,

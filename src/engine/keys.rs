@@ -47,10 +47,13 @@ impl Keys<'_> {
         self.registry.audit(Event { event, token: None, version: None, detail: Some(detail) }, self.now)
     }
 
-    /// Every recipient with its name, in file order.
+    /// Every recipient with its name, in file order (checked against the
+    /// file's MAC when the key is unlocked).
     pub fn list(&self) -> Result<Vec<RecipientEntry>, RegistryError> {
-        let path = self.registry.recipients_path();
-        let text = std::fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
+        if self.registry.keys().is_some() {
+            self.registry.recipients()?;
+        }
+        let text = self.registry.recipients_text()?;
         let mut entries = Vec::new();
         let mut comment = None;
         for line in text.lines() {
@@ -70,21 +73,32 @@ impl Keys<'_> {
     /// Whether a recipients change was interrupted before every file was
     /// re-encrypted.
     pub fn rekey_pending(&self) -> bool {
-        self.registry.rekey_marker().exists()
+        self.registry.rekey_pending()
     }
 
     /// Adds `keys` under `label` and re-encrypts every value file (even when
     /// nothing was new: a rerun finishes an interrupted add).
     pub fn add(&self, identity: &Identity, keys: &[Recipient], label: &str) -> anyhow::Result<Added> {
         let _lock = self.lock()?;
+        self.refuse_while_rekeying()?;
         self.registry.check_member(&identity.key)?;
+        let mut text = self.registry.recipients_text()?;
+        let listed: Vec<String> = self.registry.recipients()?.iter().map(ToString::to_string).collect();
         let mut added = Vec::new();
         for key in keys {
-            if self.registry.add_recipient(key, label)? {
-                added.push(key.to_string());
+            let key = key.to_string();
+            if !listed.contains(&key) && !added.contains(&key) {
+                if !text.is_empty() && !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text.push_str(&format!("# {label}\n{key}\n"));
+                added.push(key);
             }
         }
-        let reencrypted = self.rekey_locked(identity)?;
+        // A new member gets the key as it is (every epoch's): nothing they
+        // could read before, they are given now.
+        let same = (*self.registry.keys().expect("a member unlocked it")).clone();
+        let reencrypted = self.rekey_locked(identity, same, Some(&text))?;
         for key in &added {
             self.audit("keys.add", format!("{key} ({label})"))?;
         }
@@ -97,10 +111,11 @@ impl Keys<'_> {
     pub fn remove(&self, identity: &Identity, key: &Recipient, force: bool) -> anyhow::Result<usize> {
         let key = key.to_string();
         let _lock = self.lock()?;
+        self.refuse_while_rekeying()?;
         self.registry.check_member(&identity.key)?;
         let path = self.registry.recipients_path();
-        let text = std::fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
-        let current = parse_recipients(&text, &path)?;
+        let current = self.registry.recipients()?;
+        let text = self.registry.recipients_text()?;
         if !current.iter().any(|r| r.to_string() == key) {
             return Err(Hinted::new(
                 format!("{} is not a recipient", shorten(&key)),
@@ -122,10 +137,13 @@ impl Keys<'_> {
             )
             .into());
         }
-        self.registry.write_recipients(&without_key(&text, &key))?;
-        // With --force on our own key we can still decrypt: the files are not
-        // re-encrypted yet. After this, we cannot.
-        let reencrypted = self.rekey_locked(identity)?;
+        let _ = &path;
+        // A new key (epoch): the removed member knows the old ones only, and
+        // every file is MACed again under the new one. With --force on our
+        // own key we can still decrypt: the files are not re-encrypted yet.
+        // After this, we cannot.
+        let next = self.registry.keys().expect("a member unlocked it").next_epoch();
+        let reencrypted = self.rekey_locked(identity, next, Some(&without_key(&text, &key)))?;
         self.audit("keys.remove", key)?;
         Ok(reencrypted)
     }
@@ -133,18 +151,43 @@ impl Keys<'_> {
     /// Re-encrypts every value file to the current recipients.
     pub fn rekey(&self, identity: &Identity) -> anyhow::Result<usize> {
         let _lock = self.lock()?;
+        if self.registry.keys().is_none() && !self.registry.unlock(&identity.key)? {
+            self.registry.check_member(&identity.key)?;
+        }
+        if self.registry.rekey_pending() {
+            return Ok(self.registry.finish_rekey(&identity.key, crash_after_first())?);
+        }
         self.registry.check_member(&identity.key)?;
-        self.rekey_locked(identity)
+        let same = (*self.registry.keys().expect("a member unlocked it")).clone();
+        self.rekey_locked(identity, same, None)
     }
 
-    fn rekey_locked(&self, identity: &Identity) -> anyhow::Result<usize> {
-        let mut first = true;
-        Ok(self.registry.rekey_all(&identity.key, |_| {
-            if first {
-                crate::crash::point("rekey-after-first-file");
-                first = false;
-            }
-        })?)
+    /// A change begun and cut short is finished first (`keys rekey`).
+    fn refuse_while_rekeying(&self) -> Result<(), RegistryError> {
+        if self.registry.rekey_pending() {
+            return Err(RegistryError::RekeyPending { path: self.registry.rekey_marker() });
+        }
+        Ok(())
+    }
+
+    fn rekey_locked(
+        &self,
+        identity: &Identity,
+        keys: crate::registry::RegistryKeys,
+        recipients: Option<&str>,
+    ) -> anyhow::Result<usize> {
+        Ok(self.registry.rekey_all(&identity.key, keys, recipients, crash_after_first())?)
+    }
+}
+
+/// The crash point tests use to cut a recipients change short.
+fn crash_after_first() -> impl FnMut(&str) {
+    let mut first = true;
+    move |_| {
+        if first {
+            crate::crash::point("rekey-after-first-file");
+            first = false;
+        }
     }
 }
 
@@ -173,14 +216,15 @@ pub fn init(
     let added = {
         let keys = Keys { registry: &registry, now, lock_timeout };
         let _lock = keys.lock()?;
-        let listed = registry.recipients()?;
+        let listed = parse_recipients(&registry.recipients_text()?, &registry.recipients_path())?;
         if !listed.is_empty() && !listed.iter().any(|r| r.to_string() == recipient.to_string()) {
             return Err(
                 RegistryError::NotMember { path: registry.recipients_path(), key: recipient.to_string() }.into()
             );
         }
-        let added = registry.add_recipient(recipient, label)?;
+        let added = listed.is_empty();
         if added {
+            registry.begin(recipient, label, now)?;
             keys.audit("keys.add", format!("{recipient} (init)"))?;
         }
         added

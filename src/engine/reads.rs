@@ -71,7 +71,7 @@ pub fn known_values(registry: &Registry, key: &age::x25519::Identity) -> anyhow:
     let mut known = Vec::new();
     let mut unreadable = Vec::new();
     for name in registry.token_names()? {
-        let read = registry.load(&name).and_then(|meta| Ok((registry.load_values(&name, key)?, meta)));
+        let read = registry.load(&name).and_then(|meta| Ok((registry.load_values(&meta, key)?, meta)));
         let (values, meta) = match read {
             Ok(read) => read,
             Err(e) => {

@@ -207,7 +207,7 @@ impl<'a> Runner<'a> {
     ) -> Result<Self, crate::registry::RegistryError> {
         // Load under the lock: the plan may have been made from an older read.
         let meta = ws.registry.load(&token.name)?;
-        let values = ws.registry.load_values(&token.name, &identity.key)?;
+        let values = ws.registry.load_values(&meta, &identity.key)?;
         let incoming = meta.pending().map(|v| v.id);
         Ok(Runner {
             ws,
@@ -465,13 +465,15 @@ impl<'a> Runner<'a> {
             expires_at: issued.expires_at,
             origin: ValueOrigin::Issued,
             placeholder: false,
+            value: None,
         };
+        let mut new = new;
         let id = self.meta.next_version_id();
         crate::crash::point("after-mint");
         // The value is saved (encrypted) before anything refers to it, and
         // before it is sent anywhere.
+        new.value = Some(self.ws.registry.save_value(&self.token.name, id, new.minted(), &issued.value)?);
         self.values.insert(id, issued.value);
-        self.ws.registry.save_values(&self.token.name, &self.values)?;
         crate::crash::point("after-save-value");
         self.meta.add_pending(new, self.ws.now);
         self.save()?;
@@ -486,7 +488,7 @@ impl<'a> Runner<'a> {
             anyhow::anyhow!(
                 "the value of {} v{version} is not in {} (the value file is older than the metadata)",
                 self.token.name,
-                self.ws.registry.values_path(&self.token.name).display()
+                self.ws.registry.values_dir(&self.token.name).display()
             )
         })
     }
@@ -660,8 +662,8 @@ impl<'a> Runner<'a> {
         self.audit(&format!("rotate.{}", stage.as_str()), Some(version), None)?;
         if !dropped.is_empty() {
             // Metadata first: it must never name a value that is gone.
-            self.values.retain(|id| !dropped.contains(&id));
-            self.ws.registry.save_values(&self.token.name, &self.values)?;
+            self.values.retain(|id| !dropped.iter().any(|v| v.id == id));
+            self.ws.registry.remove_values(&self.token.name, &dropped)?;
         }
         self.done.push(Event::Ended { version, stage });
         Ok(())

@@ -59,12 +59,17 @@ impl Workspace {
             expires_at: token.ttl.map(|t| now + t.0),
             origin,
             placeholder,
+            value: None,
         };
         // Refused (nothing written) while a rotation is in progress.
+        if let Some(p) = meta.pending() {
+            return Err(crate::registry::LifecycleError::RotationInProgress { token: meta.name.clone(), pending: p.id }.into());
+        }
+        let mut new = new;
         let mut next = meta.clone();
+        new.value = Some(self.registry.save_value(&token.name, next.next_version_id(), new.minted(), &value)?);
         let id = next.store_current(new, now + token.overlap.0)?;
         values.insert(id, value);
-        self.registry.save_values(&token.name, values)?;
         *meta = next;
         self.registry.save(meta)?;
         self.audit(origin.as_str(), &token.name, Some(id), None)?;
@@ -114,7 +119,7 @@ impl Workspace {
         let identity = self.identity()?;
         let _lock = self.lock()?;
         let mut meta = self.registry.load(name)?;
-        let mut values = self.registry.load_values(name, &identity.key)?;
+        let mut values = self.registry.load_values(&meta, &identity.key)?;
         self.store_value(&mut meta, &mut values, value, ValueOrigin::Set, placeholder.is_some())
     }
 
@@ -183,7 +188,7 @@ impl Workspace {
             }
             let token = &self.policy.tokens[&name];
             let mut meta = self.registry.load(&name)?;
-            let mut values = self.registry.load_values(&name, &identity.key)?;
+            let mut values = self.registry.load_values(&meta, &identity.key)?;
             let same = meta.current().and_then(|c| values.get(c.id)).is_some_and(|c| c.same_as(value));
             let id = if same {
                 report.stored.push(Imported { token: name.clone(), version: None, line: *first_line });

@@ -39,7 +39,7 @@ fn fixture() -> Fixture {
     let policy = crate::policy::load(&dir.path().join("policies")).unwrap();
     let registry = Registry::create(&dir.path().join(".chitty-secrets")).unwrap();
     let key = age::x25519::Identity::generate();
-    registry.add_recipient(&key.to_public(), "test").unwrap();
+    registry.begin(&key.to_public(), "test", chrono::Utc::now()).unwrap();
     let identity = Identity { key, source: crate::identity::Source::EnvKey };
     let backends = Arc::new(MemoryBackends::default());
     let progress = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -82,7 +82,7 @@ fn sync() -> RunRequest<'static> {
 
 fn current_value(f: &Fixture) -> String {
     let meta = f.ws.registry.load("T").unwrap();
-    let values = f.ws.registry.load_values("T", &f.ws.identity.as_ref().unwrap().key).unwrap();
+    let values = f.ws.registry.load_values(&meta, &f.ws.identity.as_ref().unwrap().key).unwrap();
     values.get(meta.current().unwrap().id).unwrap().expose().to_string()
 }
 

@@ -24,7 +24,7 @@ pub fn resolve(
             };
             let meta = registry.load(name).map_err(|e| e.to_string())?;
             let current = meta.current().ok_or_else(|| format!("the registry has no current value for {name}"))?;
-            let values = registry.load_values(name, &identity.key).map_err(|e| e.to_string())?;
+            let values = registry.load_values(&meta, &identity.key).map_err(|e| e.to_string())?;
             values.get(current.id).cloned().ok_or_else(|| format!("the value of {name} v{} is missing", current.id))
         }
         CredentialSource::Invalid => Err("the policy's credential source is invalid".into()),

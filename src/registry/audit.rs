@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::RegistryError;
+use super::auth::RegistryKeys;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -31,6 +32,38 @@ pub struct AuditEntry {
     pub detail: Option<String>,
     /// SHA-256 (hex) of the previous line's bytes; zeros for the first.
     pub prev: String,
+    /// The MAC of the line without this field, under the registry key:
+    /// only a member can write a line that verifies. Absent on lines from
+    /// before the registry was authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// The event that starts authentication: the lines before it (of an older
+/// format) are fixed by the SHA-256 it names.
+pub const KEY_EVENT: &str = "registry.key";
+
+/// The MAC's kind for audit lines.
+const LINE_MAC: &str = "audit";
+
+/// A line of `entry` (whose `mac` is unset) with its MAC.
+fn mac_line(entry: &AuditEntry, keys: &RegistryKeys) -> String {
+    let body = serde_json::to_string(entry).expect("an audit entry always serializes");
+    let tag = keys.tag(LINE_MAC, "", body.as_bytes());
+    format!("{},\"mac\":\"{tag}\"}}", &body[..body.len() - 1])
+}
+
+/// A line split into the bytes its MAC covers and the MAC.
+fn split_mac(line: &str) -> Option<(String, &str)> {
+    let at = line.rfind(",\"mac\":\"")?;
+    let tag = line[at + 8..].strip_suffix("\"}")?;
+    Some((format!("{}}}", &line[..at]), tag))
+}
+
+/// The SHA-256 (hex) of the log's bytes before a line: what a
+/// [`KEY_EVENT`] line names.
+pub fn prefix_hash(text: &str) -> String {
+    hash(text)
 }
 
 /// What happened, before the chain fields are filled in.
@@ -85,14 +118,14 @@ impl Deferred {
 }
 
 /// Appends one event. The caller holds the registry lock.
-pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>) -> Result<(), RegistryError> {
-    append_all(path, &[Deferred::new(event, at)], true)
+pub fn append(path: &Path, event: Event<'_>, at: DateTime<Utc>, keys: &RegistryKeys) -> Result<(), RegistryError> {
+    append_all(path, &[Deferred::new(event, at)], true, keys)
 }
 
 /// Appends events in order, with one write, and one fsync if `durable`
 /// (else the caller [`sync`]s the log later). The caller holds the
 /// registry lock.
-pub fn append_all(path: &Path, events: &[Deferred], durable: bool) -> Result<(), RegistryError> {
+pub fn append_all(path: &Path, events: &[Deferred], durable: bool, keys: &RegistryKeys) -> Result<(), RegistryError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -124,8 +157,9 @@ pub fn append_all(path: &Path, events: &[Deferred], durable: bool) -> Result<(),
                 "line {line_no} (sha256 {torn_hash}) was cut short by a crash mid-append; kept as it is"
             )),
             prev,
+            mac: None,
         };
-        let fence = serde_json::to_string(&fence).expect("an audit entry always serializes");
+        let fence = mac_line(&fence, keys);
         (seq, prev) = (seq + 1, hash(&fence));
         lines.push_str(&fence);
         lines.push('\n');
@@ -140,8 +174,9 @@ pub fn append_all(path: &Path, events: &[Deferred], durable: bool) -> Result<(),
             version: event.version,
             detail: event.detail.clone(),
             prev,
+            mac: None,
         };
-        let line = serde_json::to_string(&entry).expect("an audit entry always serializes");
+        let line = mac_line(&entry, keys);
         (seq, prev) = (seq + 1, hash(&line));
         lines.push_str(&line);
         lines.push('\n');
@@ -199,12 +234,19 @@ fn read_tail(path: &Path) -> std::io::Result<String> {
 /// The event that fences a line cut short by a crash.
 const TORN_TAIL: &str = "audit.torn-tail";
 
-/// A verified log: its entries, and the lines a crash cut short (fenced,
-/// or the last line, which the next write fences).
+/// A verified log: its entries, the lines a crash cut short (fenced, or
+/// the last line, which the next write fences), and how far it is
+/// authenticated.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Verified {
     pub entries: usize,
     pub torn: Vec<usize>,
+    /// Entries from before the registry was authenticated (fixed by the
+    /// [`KEY_EVENT`] line's hash).
+    pub legacy: usize,
+    /// Every line after those was checked against its MAC (a member's
+    /// identity was at hand).
+    pub authenticated: bool,
 }
 
 /// A break in the chain: the 1-based line and why.
@@ -214,32 +256,60 @@ pub struct Break {
     pub why: String,
 }
 
-/// Checks the chain; returns the number of entries, or every break found.
+/// Checks the chain, and with `keys` every line's MAC; returns the number
+/// of entries, or every break found.
 ///
 /// Each line must name the hash of an earlier line: normally the one just
 /// before it, or, after two branches' logs were joined by git's union merge
 /// (`audit.log merge=union`), the last line before the branches forked. An
 /// edited line, a removed one or a reordering still breaks the chain: the
-/// line after it names a hash that no earlier line has.
+/// line after it names a hash that no earlier line has. The hash chain
+/// alone proves nothing against someone who rewrites the whole log (they
+/// recompute it); the MACs do: only a member can write a line that
+/// verifies, and a line under a key a member's removal retired cannot
+/// follow one under the newer key.
 ///
 /// A line a crash cut short is no break when it is the file's last (no
 /// newline) or the next line is the fence `append` wrote for it (naming its
 /// hash); anything else that is not an entry is.
-pub fn verify(text: &str) -> Result<Verified, Vec<Break>> {
+pub fn verify(text: &str, keys: Option<&RegistryKeys>) -> Result<Verified, Vec<Break>> {
     let mut breaks = Vec::new();
     let mut seen = std::collections::HashSet::from([GENESIS.to_string()]);
-    let mut verified = Verified { entries: 0, torn: Vec::new() };
-    let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
-    for (k, &(i, line)) in lines.iter().enumerate() {
+    let mut verified = Verified { entries: 0, torn: Vec::new(), legacy: 0, authenticated: keys.is_some() };
+    let mut lines: Vec<(usize, usize, &str)> = Vec::new();
+    let mut offset = 0;
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let line = raw.trim_end_matches(['\n', '\r']);
+        if !line.trim().is_empty() {
+            lines.push((i, offset, line));
+        }
+        offset += raw.len();
+    }
+    // The epoch of the last MACed line: a later line under an older key
+    // was written by someone who only knows a retired key.
+    let mut epoch_so_far: Option<u32> = None;
+    for (k, &(i, offset, line)) in lines.iter().enumerate() {
         match serde_json::from_str::<AuditEntry>(line) {
-            Ok(entry) if seen.contains(&entry.prev) => verified.entries += 1,
-            Ok(_) => breaks.push(Break {
-                line: i + 1,
-                why: "does not follow any line before it (a line was edited, removed or reordered)".into(),
-            }),
+            Ok(entry) => {
+                if !seen.contains(&entry.prev) {
+                    breaks.push(Break {
+                        line: i + 1,
+                        why: "does not follow any line before it (a line was edited, removed or reordered)".into(),
+                    });
+                } else if let Some(keys) = keys
+                    && let Some(why) = line_refusal(keys, line, &entry, &text[..offset], &mut epoch_so_far)
+                {
+                    breaks.push(Break { line: i + 1, why });
+                } else {
+                    verified.entries += 1;
+                    if entry.mac.is_none() && epoch_so_far.is_none() {
+                        verified.legacy += 1;
+                    }
+                }
+            }
             Err(e) => {
                 let fenced =
-                    lines.get(k + 1).and_then(|(_, next)| serde_json::from_str::<AuditEntry>(next).ok()).is_some_and(
+                    lines.get(k + 1).and_then(|(_, _, next)| serde_json::from_str::<AuditEntry>(next).ok()).is_some_and(
                         |next| next.event == TORN_TAIL && next.detail.is_some_and(|d| d.contains(&hash(line))),
                     );
                 let last_unfinished = k + 1 == lines.len() && !text.ends_with('\n');
@@ -252,12 +322,64 @@ pub fn verify(text: &str) -> Result<Verified, Vec<Break>> {
         }
         seen.insert(hash(line));
     }
+    if keys.is_some() && epoch_so_far.is_none() && verified.entries > 0 && breaks.is_empty() {
+        breaks.push(Break {
+            line: lines.first().map_or(1, |l| l.0 + 1),
+            why: "no line of the log carries a MAC: it was rewritten by someone without the registry key".into(),
+        });
+    }
     if breaks.is_empty() { Ok(verified) } else { Err(breaks) }
+}
+
+/// Why a chained line is not a member's, if it is not.
+fn line_refusal(
+    keys: &RegistryKeys,
+    line: &str,
+    entry: &AuditEntry,
+    before: &str,
+    epoch_so_far: &mut Option<u32>,
+) -> Option<String> {
+    let Some((body, tag)) = entry.mac.as_ref().and_then(|_| split_mac(line)) else {
+        return epoch_so_far.is_some().then(|| {
+            "carries no MAC after lines that do: it was added by someone without the registry key".to_string()
+        });
+    };
+    if let Err(why) = keys.check(tag, LINE_MAC, "", body.as_bytes(), true) {
+        return Some(format!("was not written by a member: {why}"));
+    }
+    let epoch: u32 = tag[1..].split('.').next().and_then(|e| e.parse().ok()).unwrap_or(0);
+    match *epoch_so_far {
+        Some(latest) if epoch < latest => {
+            return Some(format!(
+                "is under the key of epoch {epoch}, after a line under epoch {latest}: a key retired by a member's removal"
+            ));
+        }
+        None if !before.trim().is_empty() => {
+            // The first authenticated line: the lines before it are from
+            // before authentication, and it must fix them by their hash.
+            let want = format!("sha256 {}", hash(before));
+            if entry.event != KEY_EVENT || !entry.detail.as_deref().is_some_and(|d| d.contains(&want)) {
+                return Some(
+                    "is the first line with a MAC, but the lines before it are not the ones the registry's authentication began after (lines were added or changed before it)"
+                        .into(),
+                );
+            }
+        }
+        _ => {}
+    }
+    *epoch_so_far = Some(epoch.max(epoch_so_far.unwrap_or(0)));
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One registry key for the whole test binary.
+    fn keys() -> RegistryKeys {
+        static KEYS: std::sync::OnceLock<RegistryKeys> = std::sync::OnceLock::new();
+        KEYS.get_or_init(RegistryKeys::generate).clone()
+    }
 
     fn event(name: &str) -> Event<'_> {
         Event { event: name, token: Some("T"), version: Some(1), detail: None }
@@ -268,36 +390,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         for name in ["init", "rotate.mint", "rotate.promote"] {
-            append(&path, event(name), Utc::now()).unwrap();
+            append(&path, event(name), Utc::now(), &keys()).unwrap();
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(verify(&text).map(|v| v.entries), Ok(3));
+        assert_eq!(verify(&text, Some(&keys())).map(|v| v.entries), Ok(3));
         let tampered = text.replacen("rotate.mint", "rotate.mlnt", 1);
-        let breaks = verify(&tampered).unwrap_err();
-        assert_eq!(breaks.len(), 1);
-        assert_eq!(breaks[0].line, 3);
+        // The edited line is not a member's any more, and the next one no
+        // longer follows it; without the key only the chain tells.
+        let breaks = verify(&tampered, Some(&keys())).unwrap_err();
+        assert_eq!(breaks.iter().map(|b| b.line).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(verify(&tampered, None).unwrap_err().iter().map(|b| b.line).collect::<Vec<_>>(), vec![3]);
         let removed: String =
             text.lines().enumerate().filter(|(i, _)| *i != 1).map(|(_, l)| format!("{l}\n")).collect();
-        assert_eq!(verify(&removed).unwrap_err()[0].line, 2);
+        assert_eq!(verify(&removed, Some(&keys())).unwrap_err()[0].line, 2);
         let lines: Vec<&str> = text.lines().collect();
         let swapped = format!("{}\n{}\n{}\n", lines[0], lines[2], lines[1]);
-        assert_eq!(verify(&swapped).unwrap_err()[0].line, 2);
+        assert_eq!(verify(&swapped, Some(&keys())).unwrap_err()[0].line, 2);
     }
 
     #[test]
     fn a_union_merge_of_two_branches_verifies() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
-        append(&a, event("init"), Utc::now()).unwrap();
+        append(&a, event("init"), Utc::now(), &keys()).unwrap();
         std::fs::copy(&a, &b).unwrap();
-        append(&a, event("rotate.mint"), Utc::now()).unwrap();
-        append(&b, event("set"), Utc::now()).unwrap();
+        append(&a, event("rotate.mint"), Utc::now(), &keys()).unwrap();
+        append(&b, event("set"), Utc::now(), &keys()).unwrap();
         let (ta, tb) = (std::fs::read_to_string(&a).unwrap(), std::fs::read_to_string(&b).unwrap());
         let merged = format!("{ta}{}", tb.lines().skip(1).map(|l| format!("{l}\n")).collect::<String>());
         std::fs::write(&a, &merged).unwrap();
-        assert_eq!(verify(&merged).map(|v| v.entries), Ok(3));
-        append(&a, event("deliver"), Utc::now()).unwrap();
-        assert_eq!(verify(&std::fs::read_to_string(&a).unwrap()).map(|v| v.entries), Ok(4));
+        assert_eq!(verify(&merged, Some(&keys())).map(|v| v.entries), Ok(3));
+        append(&a, event("deliver"), Utc::now(), &keys()).unwrap();
+        assert_eq!(verify(&std::fs::read_to_string(&a).unwrap(), Some(&keys())).map(|v| v.entries), Ok(4));
     }
 
     /// Past 64 KiB only the tail is read: the chain and `seq` go on, and a
@@ -309,19 +433,44 @@ mod tests {
         let detail = "x".repeat(1000);
         for _ in 0..200 {
             let e = Event { event: "deliver", token: Some("T"), version: Some(1), detail: Some(detail.clone()) };
-            append(&path, e, Utc::now()).unwrap();
+            append(&path, e, Utc::now(), &keys()).unwrap();
         }
         assert!(std::fs::metadata(&path).unwrap().len() > 2 * 64 * 1024);
-        append(&path, event("rotate.promote"), Utc::now()).unwrap();
+        append(&path, event("rotate.promote"), Utc::now(), &keys()).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(verify(&text).map(|v| v.entries), Ok(201));
+        assert_eq!(verify(&text, Some(&keys())).map(|v| v.entries), Ok(201));
         let last: AuditEntry = serde_json::from_str(text.lines().last().unwrap()).unwrap();
         assert_eq!(last.seq, 200);
 
         std::fs::write(&path, format!("{text}{{\"seq\":201,\"at\"")).unwrap();
-        append(&path, event("rotate.mint"), Utc::now()).unwrap();
+        append(&path, event("rotate.mint"), Utc::now(), &keys()).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("line 202 (sha256"), "the torn line is named by number");
-        assert_eq!(verify(&text).map(|v| (v.entries, v.torn)), Ok((203, vec![202])));
+        assert_eq!(verify(&text, Some(&keys())).map(|v| (v.entries, v.torn)), Ok((203, vec![202])));
+    }
+
+    #[test]
+    fn a_log_rewritten_without_the_key_is_refused_though_its_chain_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        append(&path, event("init"), Utc::now(), &keys()).unwrap();
+        append(&path, event("rotate.mint"), Utc::now(), &keys()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The forger recomputes the hash chain under a key of their own.
+        let forger = RegistryKeys::generate();
+        let forged = dir.path().join("forged.log");
+        append(&forged, Event { event: "keys.add", token: None, version: None, detail: Some("age1mallory".into()) }, Utc::now(), &forger).unwrap();
+        let forged_text = std::fs::read_to_string(&forged).unwrap();
+        assert!(verify(&forged_text, None).is_ok(), "the chain alone cannot tell");
+        assert!(verify(&forged_text, Some(&keys())).unwrap_err()[0].why.contains("not written by a member"));
+        // Stripping every MAC does not make it a log from before authentication.
+        let stripped: String = forged_text.lines().map(|l| format!("{}\n", split_mac(l).unwrap().0)).collect();
+        assert!(verify(&stripped, Some(&keys())).unwrap_err()[0].why.contains("no line of the log carries a MAC"));
+        // A line appended without a MAC after members' lines.
+        let entry: AuditEntry = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        let appended = AuditEntry { seq: 2, prev: hash(text.lines().last().unwrap()), mac: None, ..entry };
+        let appended = format!("{text}{}\n", serde_json::to_string(&appended).unwrap());
+        assert!(verify(&appended, Some(&keys())).unwrap_err()[0].why.contains("carries no MAC"));
+        assert_eq!(verify(&text, Some(&keys())).map(|v| v.entries), Ok(2));
     }
 }

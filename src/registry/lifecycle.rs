@@ -25,6 +25,25 @@ pub struct NewVersion {
     pub expires_at: Option<DateTime<Utc>>,
     pub origin: ValueOrigin,
     pub placeholder: bool,
+    /// Its value file's id, once the value is saved.
+    pub value: Option<String>,
+}
+
+impl NewVersion {
+    /// What its value file keeps of it.
+    pub fn minted(&self) -> super::Minted {
+        super::Minted {
+            issuer: self.issuer.clone(),
+            issuer_kind: Some(self.issued_by.kind.clone()),
+            issuer_url: self.issued_by.url.clone(),
+            token_id: self.token_id.clone(),
+            scopes: self.scopes.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            origin: self.origin,
+            placeholder: self.placeholder,
+        }
+    }
 }
 
 /// A lifecycle change that the token's state does not allow.
@@ -50,7 +69,7 @@ impl LifecycleError {
 impl TokenMeta {
     fn push_version(&mut self, stage: Stage, new: NewVersion) -> u32 {
         let id = self.next_version_id();
-        let NewVersion { issuer, issued_by, token_id, scopes, created_at, expires_at, origin, placeholder } = new;
+        let NewVersion { issuer, issued_by, token_id, scopes, created_at, expires_at, origin, placeholder, value } = new;
         self.versions.push(Version {
             id,
             stage,
@@ -66,6 +85,7 @@ impl TokenMeta {
             revoked_at: None,
             origin,
             placeholder,
+            value,
         });
         id
     }
@@ -175,6 +195,7 @@ mod tests {
             expires_at: None,
             origin,
             placeholder: false,
+            value: None,
         }
     }
 

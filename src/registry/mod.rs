@@ -2,26 +2,36 @@
 //!
 //! ```text
 //! .chitty-secrets/
-//!   recipients         age public keys, one a line
-//!   tokens/NAME.toml   metadata (versions, stages, deliveries, journal): no secret
-//!   tokens/NAME.age    the values of every version, age-encrypted to every recipient
-//!   lock               the writers' lock (not committed)
+//!   key.age              the registry key of every epoch, age-encrypted to every recipient
+//!   recipients           age public keys, one a line, and a MAC line
+//!   tokens/NAME.toml     metadata (versions, stages, deliveries, journal): no secret; a MAC line first
+//!   tokens/NAME/ID.age   one version's value, age-encrypted to every recipient, MACed inside
+//!   audit.log            hash-chained lines, each MACed
+//!   lock                 the writers' lock (not committed)
 //! ```
 //!
-//! Every save is atomic and 0600; writers hold [`RegistryLock`].
+//! Every save is atomic and 0600; writers hold [`RegistryLock`]. Every
+//! file a member's command trusts is authenticated with the registry key
+//! ([`auth`]): a member's command refuses a file someone without it
+//! changed. Without the identity, files are read unverified, and the
+//! commands say so.
 
 pub mod audit;
+pub mod auth;
 mod crypto;
 mod lifecycle;
 mod lock;
 mod model;
+mod upgrade;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-pub use crypto::{Values, decrypt, encrypt, parse_recipients};
+pub use auth::{RegistryKeys, Refusal};
+pub use crypto::{Minted, ValueFile, Values, parse_recipients};
 pub use lifecycle::{LifecycleError, NewVersion};
 pub use lock::RegistryLock;
 pub use model::*;
@@ -54,9 +64,8 @@ pub enum RegistryError {
     #[error("{path} is in format {schema}, newer than this chitty-secrets understands")]
     Newer { path: PathBuf, schema: u32 },
     /// Versions the metadata says are live (current, pending, previous)
-    /// whose values the value file does not hold: it was deleted, or an
-    /// older copy was restored.
-    #[error("{path} lacks the value of {token} {} (the file was deleted, or an older copy restored)", versions.iter().map(|v| format!("v{v}")).collect::<Vec<_>>().join(", "))]
+    /// whose values are not in the registry: a value file was deleted.
+    #[error("{path} lacks the value of {token} {} (a value file was deleted, or an older copy restored)", versions.iter().map(|v| format!("v{v}")).collect::<Vec<_>>().join(", "))]
     ValuesMissing { path: PathBuf, token: String, versions: Vec<u32> },
     #[error("{0}")]
     Crypto(String),
@@ -64,12 +73,38 @@ pub enum RegistryError {
     /// touches the filesystem.
     #[error("`{0}` is not a token name (letters, digits and `_`, not starting with a digit)")]
     BadName(String),
+    /// A file a member's command trusts, changed by someone without the
+    /// registry key (or by hand).
+    #[error("{path} was not written by a member of the registry: {why}")]
+    Unauthentic { path: PathBuf, why: String },
+    /// The key file is not the one this machine knew.
+    #[error("{path} is not this registry's key: {why}")]
+    KeyReplaced { path: PathBuf, why: String },
+    /// A write, or a read of values, on an authenticated registry without
+    /// its key.
+    #[error("{what} needs the registry key, and no member's identity unlocked it ({path})")]
+    NeedsKey { path: PathBuf, what: &'static str },
+    /// A registry (or a file) from before the registry was authenticated.
+    #[error("{path} is in the format from before the registry was authenticated")]
+    Legacy { path: PathBuf },
+    /// A recipients change was cut short.
+    #[error("a recipients change is under way ({path})")]
+    RekeyPending { path: PathBuf },
 }
 
 /// Token names reach the filesystem as `tokens/NAME.*`: only the policy's
 /// name rule passes, wherever the name came from (policy, argv, a listing).
 fn checked_name(name: &str) -> Result<(), RegistryError> {
     if crate::policy::is_secret_name(name) { Ok(()) } else { Err(RegistryError::BadName(name.to_string())) }
+}
+
+/// A value file's id: hex digits only (it becomes a file name).
+fn checked_value_id(id: &str, meta_path: &Path) -> Result<(), RegistryError> {
+    if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(RegistryError::Corrupt { path: meta_path.to_path_buf(), why: format!("`{id}` is not a value file id") })
+    }
 }
 
 impl RegistryError {
@@ -91,15 +126,33 @@ impl RegistryError {
             RegistryError::NoRecipients { .. } | RegistryError::Recipients { .. } => {
                 "list at least one age public key (age1…) in the recipients file; `chitty-secrets init` adds yours".into()
             }
-            RegistryError::Corrupt { .. } => "restore the file from git (`git checkout -- FILE`) and run again".into(),
+            RegistryError::Corrupt { path, .. } => format!(
+                "restore the file from git: `git log -- {0}` shows its history, `git checkout COMMIT -- {0}` brings a good copy back",
+                path.display()
+            ),
             RegistryError::NotMember { key, .. } => format!(
                 "a member who can read the values adds you: `chitty-secrets keys add {key}`; or pass the --identity of a member"
             ),
             RegistryError::Newer { .. } => "upgrade chitty-secrets: a newer version wrote this file".into(),
             RegistryError::ValuesMissing { token, .. } => format!(
-                "restore the value file from git (`git log -- FILE` shows its history), or run `chitty-secrets rotate {token}` to mint a new value"
+                "restore the value file from git (`git log -- .chitty-secrets/tokens/{token}` shows its history), or run `chitty-secrets rotate {token}` to mint a new value"
             ),
             RegistryError::BadName(_) => "`chitty-secrets status` lists the tokens".into(),
+            RegistryError::Unauthentic { path, .. } => format!(
+                "anyone who can push to the repository could have made this change; nothing was done with it. See it with `git log -p -- {0}`; restore the last good copy (`git checkout COMMIT -- {0}`), or, once a member has reviewed the change, accept it: `chitty-secrets trust accept {0}`",
+                path.display()
+            ),
+            RegistryError::KeyReplaced { path, .. } => format!(
+                "someone replaced the key file (anyone can encrypt a new one to the recipients); nothing was done with it. See `git log -p -- {0}` and restore the registry from a good commit; if a member really made a new registry here, `chitty-secrets trust forget` lets this machine learn it",
+                path.display()
+            ),
+            RegistryError::NeedsKey { .. } => {
+                "run it as a member: give the identity (--identity FILE, $CHITTY_SECRETS_IDENTITY, the keyring or the config file); a non-member asks a member to `chitty-secrets keys add` their public key".into()
+            }
+            RegistryError::Legacy { .. } => {
+                "a member runs `chitty-secrets upgrade` once and commits .chitty-secrets/: from then on every file is authenticated".into()
+            }
+            RegistryError::RekeyPending { .. } => "a member finishes it with `chitty-secrets keys rekey`".into(),
             _ => return None,
         })
     }
@@ -111,6 +164,11 @@ pub struct Registry {
     /// While set (a batch of rotations): folder syncs and audit lines wait
     /// for the next [`Registry::barrier`], one for many writes.
     deferred: std::sync::Arc<std::sync::Mutex<Option<Deferred>>>,
+    /// The registry key, once a member's identity has unlocked it.
+    keys: Arc<RwLock<Option<Arc<RegistryKeys>>>>,
+    /// Files under a retired epoch's key are accepted (only while `keys
+    /// rekey` finishes a recipients change it can prove a member began).
+    accept_older: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What a batch has written and not yet made durable.
@@ -123,7 +181,46 @@ struct Deferred {
     audit_unsynced: bool,
 }
 
+/// How far this run can trust the registry's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// Unlocked by a member: every file read is checked.
+    Verified { id: String, epoch: u32 },
+    /// Authenticated format, but no member's identity: files are read
+    /// without being checked.
+    Unverified,
+    /// The format from before authentication.
+    Legacy,
+}
+
+/// What is written as the first line of a metadata file.
+const META_MAC: &str = "mac = \"";
+
+/// The metadata text without its MAC line, and the MAC.
+fn split_meta_mac(text: &str) -> (&str, Option<&str>) {
+    match text.strip_prefix(META_MAC).and_then(|rest| rest.split_once('\n')) {
+        Some((line, rest)) => (rest, Some(line.trim_end().trim_end_matches('"'))),
+        None => (text, None),
+    }
+}
+
+/// The metadata file's text for `meta`, with its MAC line.
+fn meta_text(meta: &TokenMeta, keys: &RegistryKeys) -> String {
+    let body = toml::to_string(meta).expect("metadata always serializes");
+    let tag = keys.tag("meta", &meta.name, body.as_bytes());
+    format!("{META_MAC}{tag}\"\n{body}")
+}
+
 impl Registry {
+    fn at(dir: &Path) -> Self {
+        Registry {
+            dir: dir.to_path_buf(),
+            deferred: Default::default(),
+            keys: Default::default(),
+            accept_older: Default::default(),
+        }
+    }
+
     /// Opens an existing registry.
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
         let recipients = dir.join("recipients");
@@ -138,7 +235,7 @@ impl Registry {
             }
             return Err(RegistryError::Missing(dir.to_path_buf()));
         }
-        Ok(Registry { dir: dir.to_path_buf(), deferred: Default::default() })
+        Ok(Self::at(dir))
     }
 
     /// Creates the folder layout if missing; keeps whatever is there.
@@ -155,7 +252,7 @@ impl Registry {
             // instead of writing conflict markers into an age file.
             // The audit log is append-only: a union merge keeps both sides'
             // lines, and `audit verify` accepts the fork.
-            fsutil::write_atomic(&attributes, b"tokens/*.age binary\naudit.log merge=union\n")
+            fsutil::write_atomic(&attributes, GITATTRIBUTES.as_bytes())
                 .map_err(|e| RegistryError::io(&attributes, e))?;
         }
         let recipients = dir.join("recipients");
@@ -163,7 +260,7 @@ impl Registry {
             fsutil::write_atomic(&recipients, b"# age recipients: every key here can read every value.\n")
                 .map_err(|e| RegistryError::io(&recipients, e))?;
         }
-        Ok(Registry { dir: dir.to_path_buf(), deferred: Default::default() })
+        Ok(Self::at(dir))
     }
 
     pub fn dir(&self) -> &Path {
@@ -174,29 +271,102 @@ impl Registry {
         RegistryLock::acquire(&self.dir.join("lock"), timeout)
     }
 
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.join(auth::KEY_FILE)
+    }
+
+    /// Whether the registry is in the authenticated format (it has a key file).
+    pub fn is_authenticated(&self) -> bool {
+        self.key_path().is_file()
+    }
+
+    /// The registry key, where a member's identity unlocked it.
+    pub fn keys(&self) -> Option<Arc<RegistryKeys>> {
+        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn set_keys(&self, keys: Option<RegistryKeys>) {
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = keys.map(Arc::new);
+    }
+
+    /// The key a write (or a read of values) needs.
+    fn require_keys(&self, what: &'static str) -> Result<Arc<RegistryKeys>, RegistryError> {
+        if let Some(keys) = self.keys() {
+            return Ok(keys);
+        }
+        if self.is_authenticated() {
+            Err(RegistryError::NeedsKey { path: self.key_path(), what })
+        } else {
+            Err(RegistryError::Legacy { path: self.dir.clone() })
+        }
+    }
+
+    /// What this run can trust.
+    pub fn trust(&self) -> Trust {
+        match self.keys() {
+            Some(keys) => Trust::Verified { id: keys.registry_id(), epoch: keys.epoch() },
+            None if self.is_authenticated() => Trust::Unverified,
+            None => Trust::Legacy,
+        }
+    }
+
+    /// Unlocks the registry key with a member's identity: the key file
+    /// must be the one this machine knew here, and the recipients file
+    /// must carry the key's MAC. Returns whether it was unlocked: an
+    /// identity that is not a recipient (or a registry of the older
+    /// format) reads unverified, as without one.
+    pub fn unlock(&self, identity: &age::x25519::Identity) -> Result<bool, RegistryError> {
+        let path = self.key_path();
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(RegistryError::io(&path, e)),
+        };
+        let keys = match RegistryKeys::open(&bytes, identity, &path) {
+            Ok(keys) => keys,
+            Err(RegistryError::Decrypt { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if let auth::PinCheck::Replaced(why) = auth::Pins::of_user().check(&self.dir, &keys) {
+            return Err(RegistryError::KeyReplaced { path, why });
+        }
+        self.set_keys(Some(keys));
+        if let Err(e) = self.recipients() {
+            self.set_keys(None);
+            return Err(e);
+        }
+        Ok(true)
+    }
+
     pub fn recipients_path(&self) -> PathBuf {
         self.dir.join("recipients")
     }
 
+    /// The recipients, checked against their MAC when the key is unlocked.
     pub fn recipients(&self) -> Result<Vec<age::x25519::Recipient>, RegistryError> {
         let path = self.recipients_path();
         let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
-        parse_recipients(&text, &path)
+        let (rest, mac) = crypto::split_recipients_mac(&text);
+        if let Some(keys) = self.keys() {
+            let older = self.accept_older.load(std::sync::atomic::Ordering::Relaxed);
+            keys.check(mac.ok_or(Refusal::Missing).map_err(|why| unauthentic(&path, why))?, "recipients", "", rest.as_bytes(), older)
+                .map_err(|why| unauthentic(&path, why))?;
+        }
+        parse_recipients(&rest, &path)
     }
 
     /// Proves `identity` belongs to the registry before it changes who can
-    /// read it: its key is a recipient and it decrypts every value file.
+    /// read it: its key is a recipient and it unlocks the registry key.
     /// Checked before anything is written, so a stranger's `keys add` never
     /// reaches the recipients file.
     pub fn check_member(&self, identity: &age::x25519::Identity) -> Result<(), RegistryError> {
         let key = identity.to_public().to_string();
-        if !self.recipients()?.iter().any(|r| r.to_string() == key) {
-            return Err(RegistryError::NotMember { path: self.recipients_path(), key });
+        let not_member = || RegistryError::NotMember { path: self.recipients_path(), key: key.clone() };
+        if self.keys().is_none() && !self.unlock(identity)? {
+            return Err(if self.is_authenticated() { not_member() } else { RegistryError::Legacy { path: self.dir.clone() } });
         }
-        for name in self.token_names()? {
-            if self.has_values(&name) {
-                self.load_values(&name, identity)?;
-            }
+        if !self.recipients()?.iter().any(|r| r.to_string() == key) {
+            return Err(not_member());
         }
         Ok(())
     }
@@ -204,25 +374,43 @@ impl Registry {
     /// Appends a recipient unless it is listed already; returns whether it was added.
     pub fn add_recipient(&self, recipient: &age::x25519::Recipient, comment: &str) -> Result<bool, RegistryError> {
         let path = self.recipients_path();
-        let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
         let key = recipient.to_string();
-        if parse_recipients(&text, &path)?.iter().any(|r| r.to_string() == key) {
+        if self.recipients()?.iter().any(|r| r.to_string() == key) {
             return Ok(false);
         }
-        let mut text = text;
+        let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
+        let (mut text, _) = crypto::split_recipients_mac(&text);
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
         text.push_str(&format!("# {comment}\n{key}\n"));
-        fsutil::write_atomic(&path, text.as_bytes()).map_err(|e| RegistryError::io(&path, e))?;
+        self.write_recipients(&text)?;
         Ok(true)
+    }
+
+    /// The recipients file's text, without its MAC line (unverified: for
+    /// listing and editing by a member).
+    pub fn recipients_text(&self) -> Result<String, RegistryError> {
+        let path = self.recipients_path();
+        let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
+        Ok(crypto::split_recipients_mac(&text).0)
     }
 
     pub fn meta_path(&self, name: &str) -> PathBuf {
         self.dir.join("tokens").join(format!("{name}.toml"))
     }
 
-    pub fn values_path(&self, name: &str) -> PathBuf {
+    /// The folder of a token's value files.
+    pub fn values_dir(&self, name: &str) -> PathBuf {
+        self.dir.join("tokens").join(name)
+    }
+
+    pub fn value_path(&self, name: &str, id: &str) -> PathBuf {
+        self.values_dir(name).join(format!("{id}.age"))
+    }
+
+    /// Where the format before authentication kept all of a token's values.
+    pub fn legacy_values_path(&self, name: &str) -> PathBuf {
         self.dir.join("tokens").join(format!("{name}.age"))
     }
 
@@ -261,6 +449,8 @@ impl Registry {
         crate::threads::map_on_threads(names.iter().collect(), threads, |n| self.load(n.as_ref()))
     }
 
+    /// The token's metadata if it has a file; checked against its MAC when
+    /// the key is unlocked.
     pub fn load_existing(&self, name: &str) -> Result<Option<TokenMeta>, RegistryError> {
         checked_name(name)?;
         let path = self.meta_path(name);
@@ -269,17 +459,39 @@ impl Registry {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(RegistryError::io(&path, e)),
         };
-        let meta: TokenMeta = toml::from_str(&text)
-            .map_err(|e| RegistryError::Corrupt { path: path.clone(), why: e.message().to_string() })?;
+        let (body, mac) = split_meta_mac(&text);
+        if let Some(keys) = self.keys() {
+            let older = self.accept_older.load(std::sync::atomic::Ordering::Relaxed);
+            let tag = mac.ok_or_else(|| unauthentic(&path, Refusal::Missing))?;
+            keys.check(tag, "meta", name, body.as_bytes(), older).map_err(|why| unauthentic(&path, why))?;
+        }
+        let meta: TokenMeta = toml::from_str(body).map_err(|e| {
+            // A newer format says so, whatever else it holds.
+            match toml::from_str::<SchemaProbe>(body) {
+                Ok(probe) if probe.schema > SCHEMA => RegistryError::Newer { path: path.clone(), schema: probe.schema },
+                _ => RegistryError::Corrupt { path: path.clone(), why: e.message().to_string() },
+            }
+        })?;
         if meta.schema > SCHEMA {
             return Err(RegistryError::Newer { path, schema: meta.schema });
+        }
+        if meta.name != name {
+            return Err(RegistryError::Corrupt {
+                path,
+                why: format!("it holds the metadata of `{}`, not `{name}`", meta.name),
+            });
+        }
+        for id in meta.versions.iter().filter_map(|v| v.value.as_deref()) {
+            checked_value_id(id, &path)?;
         }
         Ok(Some(meta))
     }
 
-    /// Saves metadata atomically. Refused if the file on disk is not the
-    /// generation `meta` was loaded from (someone else wrote it meanwhile).
+    /// Saves metadata atomically, with its MAC. Refused if the file on disk
+    /// is not the generation `meta` was loaded from (someone else wrote it
+    /// meanwhile), or is not a member's.
     pub fn save(&self, meta: &mut TokenMeta) -> Result<(), RegistryError> {
+        let keys = self.require_keys("writing the registry")?;
         // `load_existing` refuses a name that is not a token name.
         let path = self.meta_path(&meta.name);
         let on_disk = self.load_existing(&meta.name)?.map_or(0, |m| m.generation);
@@ -287,7 +499,8 @@ impl Registry {
             return Err(RegistryError::Stale { path, on_disk, ours: meta.generation });
         }
         meta.generation += 1;
-        let text = toml::to_string(meta).expect("metadata always serializes");
+        meta.schema = SCHEMA;
+        let text = meta_text(meta, &keys);
         let result = self.write(&path, text.as_bytes());
         if result.is_err() {
             meta.generation -= 1;
@@ -299,22 +512,25 @@ impl Registry {
         self.dir.join("audit.log")
     }
 
-    /// Appends to the audit log. The caller holds the lock.
+    /// Appends to the audit log, MACed. The caller holds the lock.
     pub fn audit(&self, event: audit::Event<'_>, at: chrono::DateTime<chrono::Utc>) -> Result<(), RegistryError> {
+        let keys = self.require_keys("writing the audit log")?;
         let mut deferred = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match deferred.as_mut() {
             Some(d) => {
                 d.audit.push(audit::Deferred::new(event, at));
                 Ok(())
             }
-            None => audit::append(&self.audit_path(), event, at),
+            None => audit::append(&self.audit_path(), event, at, &keys),
         }
     }
 
-    /// Replaces the recipients file (atomically).
+    /// Replaces the recipients file (atomically), with a MAC under the key.
     pub fn write_recipients(&self, text: &str) -> Result<(), RegistryError> {
+        let keys = self.require_keys("changing the recipients")?;
         let path = self.recipients_path();
         parse_recipients(text, &path)?;
+        let text = crypto::with_recipients_mac(text, &keys);
         fsutil::write_atomic(&path, text.as_bytes()).map_err(|e| RegistryError::io(&path, e))
     }
 
@@ -323,51 +539,195 @@ impl Registry {
         self.dir.join("rekey-pending")
     }
 
-    /// Re-encrypts every value file to the recipients file's current set, one
-    /// atomic rename at a time: each file is at every instant readable by the
-    /// old set or the new one. A marker file stays until every file is done,
-    /// so an interrupted change is visible and `keys rekey` finishes it.
+    /// Whether the rekey marker is there and a member wrote it (its MAC
+    /// under the current key): only then may files under the previous
+    /// epoch's key be taken as a member's.
+    fn rekey_marker_is_genuine(&self, keys: &RegistryKeys) -> bool {
+        let Ok(text) = fs::read_to_string(self.rekey_marker()) else { return false };
+        let (rest, mac) = crypto::split_recipients_mac(&text);
+        mac.is_some_and(|tag| keys.check(tag, "rekey", "", rest.as_bytes(), false).is_ok())
+    }
+
+    fn write_rekey_marker(&self, keys: &RegistryKeys) -> Result<(), RegistryError> {
+        let marker = self.rekey_marker();
+        let text = format!(
+            "a recipients change to epoch {} is under way; `chitty-secrets keys rekey` finishes it\n",
+            keys.epoch()
+        );
+        let (rest, _) = crypto::split_recipients_mac(&text);
+        let tag = keys.tag("rekey", "", rest.as_bytes());
+        fsutil::write_atomic(&marker, format!("{rest}# mac: {tag}\n").as_bytes())
+            .map_err(|e| RegistryError::io(&marker, e))
+    }
+
+    /// Re-encrypts the key file and every value file to the recipients
+    /// file's current set, and MACs every file under `keys` (a new epoch
+    /// after a member's removal), one atomic rename at a time: each file is
+    /// at every instant readable by the old set or the new one. A marker
+    /// file (MACed) stays until every file is done, so an interrupted change
+    /// is visible and `keys rekey` finishes it.
+    ///
+    /// `recipients` is the new recipients text (without a MAC line), or
+    /// `None` to keep the file's.
     pub fn rekey_all(
         &self,
         identity: &age::x25519::Identity,
+        keys: RegistryKeys,
+        recipients: Option<&str>,
         mut after_each: impl FnMut(&str),
     ) -> Result<usize, RegistryError> {
-        let marker = self.rekey_marker();
-        fsutil::write_atomic(&marker, b"a recipients change is under way; `chitty-secrets keys rekey` finishes it\n")
-            .map_err(|e| RegistryError::io(&marker, e))?;
+        let old = self.require_keys("changing the recipients")?;
+        if keys.registry_id() != old.registry_id() {
+            return Err(RegistryError::Crypto("a recipients change cannot change the registry".into()));
+        }
+        let text = match recipients {
+            Some(text) => text.to_string(),
+            None => {
+                self.recipients()?;
+                self.recipients_text()?
+            }
+        };
+        let new_recipients = parse_recipients(&text, &self.recipients_path())?;
+        if new_recipients.is_empty() {
+            return Err(RegistryError::NoRecipients { path: self.recipients_path() });
+        }
+        // From here on, files under the older epoch are a member's: the
+        // marker (under the new key) says a member began this change.
+        self.write_rekey_marker(&keys)?;
+        let sealed = keys.seal(&new_recipients)?;
+        self.set_keys(Some(keys));
+        self.accept_older.store(true, std::sync::atomic::Ordering::Relaxed);
+        let result = (|| {
+            let path = self.key_path();
+            fsutil::write_atomic(&path, &sealed).map_err(|e| RegistryError::io(&path, e))?;
+            self.write_recipients(&text)?;
+            let count = self.reseal_every_file(identity, &new_recipients, &mut after_each)?;
+            // The audit log's later lines are under the new key.
+            let marker = self.rekey_marker();
+            std::fs::remove_file(&marker).map_err(|e| RegistryError::io(&marker, e))?;
+            Ok(count)
+        })();
+        self.accept_older.store(false, std::sync::atomic::Ordering::Relaxed);
+        result
+    }
+
+    /// Finishes a recipients change a member began (the marker is theirs).
+    pub fn finish_rekey(
+        &self,
+        identity: &age::x25519::Identity,
+        after_each: impl FnMut(&str),
+    ) -> Result<usize, RegistryError> {
+        let keys = self.require_keys("changing the recipients")?;
+        if !self.rekey_marker_is_genuine(&keys) {
+            return Err(RegistryError::Unauthentic {
+                path: self.rekey_marker(),
+                why: "it carries no valid MAC under the registry key".into(),
+            });
+        }
+        self.accept_older.store(true, std::sync::atomic::Ordering::Relaxed);
+        let text = self.recipients().and_then(|_| self.recipients_text());
+        self.accept_older.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.rekey_all(identity, (*keys).clone(), Some(&text?), after_each)
+    }
+
+    /// Whether a recipients change is marked as under way.
+    pub fn rekey_pending(&self) -> bool {
+        self.rekey_marker().exists()
+    }
+
+    /// Every token's metadata MACed and every value file re-encrypted to
+    /// `recipients`, under the current key.
+    fn reseal_every_file(
+        &self,
+        identity: &age::x25519::Identity,
+        recipients: &[age::x25519::Recipient],
+        after_each: &mut impl FnMut(&str),
+    ) -> Result<usize, RegistryError> {
+        let keys = self.require_keys("changing the recipients")?;
         let mut count = 0;
         for name in self.token_names()? {
-            if !self.has_values(&name) {
-                continue;
+            let meta_path = self.meta_path(&name);
+            if let Some(meta) = self.load_existing(&name)? {
+                let text = meta_text(&meta, &keys);
+                if fs::read_to_string(&meta_path).ok().as_deref() != Some(text.as_str()) {
+                    self.write(&meta_path, text.as_bytes())?;
+                }
             }
-            let values = self.load_values(&name, identity)?;
-            self.save_values(&name, &values)?;
-            count += 1;
-            after_each(&name);
+            for id in self.value_ids(&name)? {
+                let path = self.value_path(&name, &id);
+                let bytes = fs::read(&path).map_err(|e| RegistryError::io(&path, e))?;
+                let sealed = crypto::reseal(&bytes, identity, &keys, (&name, &id), recipients, &path)?;
+                self.write(&path, &sealed)?;
+                count += 1;
+                after_each(&name);
+            }
         }
-        std::fs::remove_file(&marker).map_err(|e| RegistryError::io(&marker, e))?;
         Ok(count)
     }
 
-    pub fn has_values(&self, name: &str) -> bool {
-        self.values_path(name).is_file()
+    /// The ids of every value file of a token in the registry (those its
+    /// metadata names, and any it does not).
+    pub fn value_ids(&self, name: &str) -> Result<Vec<String>, RegistryError> {
+        checked_name(name)?;
+        let dir = self.values_dir(name);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(RegistryError::io(&dir, e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| RegistryError::io(&dir, e))?.path();
+            if path.extension().is_some_and(|e| e == "age")
+                && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+                && checked_value_id(stem, &path).is_ok()
+            {
+                ids.push(stem.to_string());
+            }
+        }
+        ids.sort();
+        Ok(ids)
     }
 
-    pub fn load_values(&self, name: &str, identity: &age::x25519::Identity) -> Result<Values, RegistryError> {
-        checked_name(name)?;
-        let path = self.values_path(name);
-        match fs::read(&path) {
-            Ok(bytes) => decrypt(name, &bytes, identity, &path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Values::default()),
-            Err(e) => Err(RegistryError::io(&path, e)),
+    /// Whether any value file of the token is in the registry.
+    pub fn has_values(&self, name: &str) -> bool {
+        self.value_ids(name).is_ok_and(|ids| !ids.is_empty())
+    }
+
+    /// One value file, opened and checked: it must be a member's, and
+    /// `name`'s file `id`.
+    pub fn open_value(&self, name: &str, id: &str, identity: &age::x25519::Identity) -> Result<ValueFile, RegistryError> {
+        let keys = self.require_keys("reading values")?;
+        let path = self.value_path(name, id);
+        let bytes = fs::read(&path).map_err(|e| RegistryError::io(&path, e))?;
+        let older = self.accept_older.load(std::sync::atomic::Ordering::Relaxed);
+        crypto::open_value(&bytes, identity, &keys, older, (name, id), &path)
+    }
+
+    /// The values of the versions `meta` names files for (a file that is
+    /// gone is left out; see [`Self::live_values`]).
+    pub fn load_values(&self, meta: &TokenMeta, identity: &age::x25519::Identity) -> Result<Values, RegistryError> {
+        checked_name(&meta.name)?;
+        if self.keys().is_none() && !self.is_authenticated() && self.legacy_values_path(&meta.name).is_file() {
+            return Err(RegistryError::Legacy { path: self.legacy_values_path(&meta.name) });
         }
+        let mut values = Values::default();
+        for version in &meta.versions {
+            let Some(id) = version.value.as_deref() else { continue };
+            match self.open_value(&meta.name, id, identity) {
+                Ok(file) => values.insert(version.id, file.value),
+                Err(RegistryError::Io { error, .. }) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(values)
     }
 
     /// The values of a token whose live versions (current, pending,
-    /// previous) must all be there: a deleted or older value file is an
-    /// error, never a token silently left out.
+    /// previous) must all be there: a deleted value file is an error, never
+    /// a token silently left out.
     pub fn live_values(&self, meta: &TokenMeta, identity: &age::x25519::Identity) -> Result<Values, RegistryError> {
-        let values = self.load_values(&meta.name, identity)?;
+        let values = self.load_values(meta, identity)?;
         let versions: Vec<u32> = meta
             .versions
             .iter()
@@ -378,31 +738,65 @@ impl Registry {
         if versions.is_empty() {
             Ok(values)
         } else {
-            Err(RegistryError::ValuesMissing { path: self.values_path(&meta.name), token: meta.name.clone(), versions })
+            Err(RegistryError::ValuesMissing { path: self.values_dir(&meta.name), token: meta.name.clone(), versions })
         }
     }
 
-    /// Proves a save of `name`'s values would succeed (a valid name, a
-    /// recipients file of valid keys, at least one) without writing: done
-    /// before an issuer is asked to mint, so a mint is never wasted on a
-    /// registry that cannot keep it.
+    /// Proves a save of `name`'s values would succeed (a valid name, the
+    /// key unlocked, a recipients file of valid keys, at least one) without
+    /// writing: done before an issuer is asked to mint, so a mint is never
+    /// wasted on a registry that cannot keep it.
     pub fn check_writable(&self, name: &str) -> Result<(), RegistryError> {
         checked_name(name)?;
+        self.require_keys("writing the registry")?;
         if self.recipients()?.is_empty() {
             return Err(RegistryError::NoRecipients { path: self.recipients_path() });
         }
         Ok(())
     }
 
-    pub fn save_values(&self, name: &str, values: &Values) -> Result<(), RegistryError> {
+    /// Saves one version's value in a new value file (MACed, encrypted to
+    /// every recipient); returns its id, for the version's metadata.
+    pub fn save_value(
+        &self,
+        name: &str,
+        version: u32,
+        minted: Minted,
+        value: &crate::secret::Secret,
+    ) -> Result<String, RegistryError> {
         checked_name(name)?;
+        let keys = self.require_keys("writing the registry")?;
         let recipients = self.recipients()?;
         if recipients.is_empty() {
             return Err(RegistryError::NoRecipients { path: self.recipients_path() });
         }
-        let bytes = encrypt(name, values, &recipients)?;
-        let path = self.values_path(name);
-        self.write(&path, &bytes)
+        let id = fsutil::random_hex(8);
+        let file = ValueFile { token: name.to_string(), id: id.clone(), version, minted, value: value.clone() };
+        let bytes = crypto::seal_value(&file, &keys, &recipients)?;
+        let dir = self.values_dir(name);
+        if !dir.is_dir() {
+            self.ensure_tokens_dir()?;
+            fsutil::create_private_dir(&dir).map_err(|e| RegistryError::io(&dir, e))?;
+            self.note_dir(self.dir.join("tokens"))?;
+        }
+        self.write(&self.value_path(name, &id), &bytes)?;
+        Ok(id)
+    }
+
+    /// Deletes the value files of versions the metadata no longer names
+    /// (after the metadata was saved: it must never name a value that is gone).
+    pub fn remove_values(&self, name: &str, dropped: &[Version]) -> Result<(), RegistryError> {
+        checked_name(name)?;
+        for id in dropped.iter().filter_map(|v| v.value.as_deref()) {
+            let path = self.value_path(name, id);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RegistryError::io(&path, e)),
+            }
+            self.note_dir(self.values_dir(name))?;
+        }
+        Ok(())
     }
 
     /// An atomic write of a token file; its folder's sync waits for the
@@ -410,6 +804,11 @@ impl Registry {
     fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
         self.ensure_tokens_dir()?;
         let dir = fsutil::replace(path, bytes).map_err(|e| RegistryError::io(path, e))?;
+        self.note_dir(dir)
+    }
+
+    /// A folder whose entries changed: synced now, or at the next barrier.
+    fn note_dir(&self, dir: PathBuf) -> Result<(), RegistryError> {
         let mut deferred = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match deferred.as_mut() {
             Some(d) => {
@@ -447,7 +846,8 @@ impl Registry {
         }
         let lines = std::mem::take(&mut deferred.audit);
         if !lines.is_empty() {
-            audit::append_all(&self.audit_path(), &lines, last)?;
+            let keys = self.require_keys("writing the audit log")?;
+            audit::append_all(&self.audit_path(), &lines, last, &keys)?;
             deferred.audit_unsynced |= !last;
         } else if last && deferred.audit_unsynced {
             audit::sync(&self.audit_path())?;
@@ -479,6 +879,20 @@ impl Registry {
     }
 }
 
+
+/// What `init` writes into `.gitattributes`.
+const GITATTRIBUTES: &str = "tokens/*.age binary\ntokens/*/*.age binary\naudit.log merge=union\n";
+
+/// Reads only a metadata file's schema (to name a newer one).
+#[derive(serde::Deserialize)]
+struct SchemaProbe {
+    schema: u32,
+}
+
+fn unauthentic(path: &Path, why: Refusal) -> RegistryError {
+    RegistryError::Unauthentic { path: path.to_path_buf(), why: why.to_string() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,19 +903,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::create(&dir.path().join(".chitty-secrets")).unwrap();
         let id = age::x25519::Identity::generate();
-        reg.add_recipient(&id.to_public(), "test").unwrap();
+        reg.begin(&id.to_public(), "test", Utc::now()).unwrap();
         (dir, reg, id)
     }
 
-    #[test]
-    fn values_round_trip_and_metadata_holds_no_value() {
-        let (_d, reg, id) = registry_with_key();
-        let mut values = Values::default();
-        values.insert(1, Secret::new("canary-value-1"));
-        reg.save_values("TOK", &values).unwrap();
-        let mut meta = TokenMeta::new("TOK");
-        meta.versions.push(Version {
-            id: 1,
+    fn version(id: u32, value: Option<String>) -> Version {
+        Version {
+            id,
             stage: Stage::Current,
             issuer: "random".into(),
             issuer_kind: None,
@@ -515,14 +923,48 @@ mod tests {
             revoked_at: None,
             origin: ValueOrigin::Issued,
             placeholder: false,
-        });
+            value,
+        }
+    }
+
+    /// A token with one current version holding `value`.
+    fn saved(reg: &Registry, value: &str) -> TokenMeta {
+        let mut meta = TokenMeta::new("TOK");
+        let v = version(1, None);
+        let file = reg.save_value("TOK", 1, Minted::of(&v), &Secret::new(value)).unwrap();
+        meta.versions.push(Version { value: Some(file), ..v });
         reg.save(&mut meta).unwrap();
-        assert_eq!(reg.load_values("TOK", &id).unwrap().get(1).unwrap().expose(), "canary-value-1");
+        meta
+    }
+
+    #[test]
+    fn values_round_trip_and_metadata_holds_no_value() {
+        let (_d, reg, id) = registry_with_key();
+        let meta = saved(&reg, "canary-value-1");
+        assert_eq!(reg.load_values(&meta, &id).unwrap().get(1).unwrap().expose(), "canary-value-1");
         let meta_text = fs::read_to_string(reg.meta_path("TOK")).unwrap();
-        let age_text = fs::read_to_string(reg.values_path("TOK")).unwrap();
+        let file = meta.versions[0].value.clone().unwrap();
+        let age_text = fs::read_to_string(reg.value_path("TOK", &file)).unwrap();
         assert!(!meta_text.contains("canary") && !age_text.contains("canary"));
+        assert!(meta_text.starts_with("mac = \"e0."), "{meta_text}");
         assert!(age_text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
         assert_eq!(reg.load("TOK").unwrap(), meta);
+    }
+
+    #[test]
+    fn a_hand_edit_of_metadata_is_refused_by_a_member_and_read_without_one() {
+        let (_d, reg, _id) = registry_with_key();
+        saved(&reg, "v");
+        let path = reg.meta_path("TOK");
+        let text = fs::read_to_string(&path).unwrap().replace("stage = \"current\"", "stage = \"previous\"");
+        fs::write(&path, text).unwrap();
+        let err = reg.load("TOK").unwrap_err();
+        assert!(matches!(err, RegistryError::Unauthentic { .. }), "{err}");
+        assert!(err.hint().unwrap().contains("trust accept"));
+        let unverified = Registry::open(reg.dir()).unwrap();
+        assert_eq!(unverified.trust(), Trust::Unverified);
+        assert_eq!(unverified.load("TOK").unwrap().versions[0].stage, Stage::Previous);
+        assert!(matches!(unverified.save(&mut TokenMeta::new("U")), Err(RegistryError::NeedsKey { .. })));
     }
 
     #[test]
@@ -539,13 +981,12 @@ mod tests {
     #[test]
     fn another_identity_cannot_decrypt() {
         let (_d, reg, _id) = registry_with_key();
-        let mut values = Values::default();
-        values.insert(1, Secret::new("x"));
-        reg.save_values("TOK", &values).unwrap();
+        let meta = saved(&reg, "x");
         let stranger = age::x25519::Identity::generate();
-        let err = reg.load_values("TOK", &stranger).unwrap_err();
+        let err = reg.load_values(&meta, &stranger).unwrap_err();
         assert!(matches!(err, RegistryError::Decrypt { .. }));
         assert!(err.hint().unwrap().contains("keys add"));
+        assert!(!Registry::open(reg.dir()).unwrap().unlock(&stranger).unwrap(), "a stranger reads unverified");
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub const SCHEMA: u32 = 1;
+/// Schema 2: authenticated (a MAC line, value files one a version).
+pub const SCHEMA: u32 = 2;
 /// How many versions of a token are remembered (metadata and values); older
 /// retired ones are dropped so files stay small. Revoked values are kept
 /// this long so `scan` can still find them.
@@ -70,6 +71,9 @@ pub struct Version {
     /// `check` can flag it without decrypting anything.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub placeholder: bool,
+    /// The id of its value file, `tokens/NAME/ID.age`, while it is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// The issuer a version came from, as recorded with it.
@@ -295,12 +299,12 @@ impl TokenMeta {
     }
 
     /// Drops the oldest retired/revoked versions beyond [`KEEP_VERSIONS`];
-    /// returns the ids dropped so their values can go too.
-    pub fn prune_history(&mut self) -> Vec<u32> {
+    /// returns them so their value files can go too.
+    pub fn prune_history(&mut self) -> Vec<Version> {
         let mut dropped = Vec::new();
         while self.versions.len() > KEEP_VERSIONS {
             match self.versions.iter().position(|v| matches!(v.stage, Stage::Retired | Stage::Revoked)) {
-                Some(i) => dropped.push(self.versions.remove(i).id),
+                Some(i) => dropped.push(self.versions.remove(i)),
                 None => break,
             }
         }

@@ -41,6 +41,7 @@ fn version(id: u32, stage: Stage, created: DateTime<Utc>) -> Version {
         revoked_at: None,
         origin: ValueOrigin::Issued,
         placeholder: false,
+        value: None,
     }
 }
 
