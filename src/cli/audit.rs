@@ -15,7 +15,7 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
     // With a member's identity every line's MAC is checked too; without
     // one, only the hash chain (which anyone can recompute).
     if let Some(identity) = g.optional_identity().ok().flatten() {
-        registry.unlock(&identity.key)?;
+        super::unlock(&registry, &identity)?;
     }
     let keys = registry.keys();
     let path = registry.audit_path();

@@ -48,7 +48,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         Hinted::new(format!("{name} has no {wanted} version"), "`chitty-secrets status` lists the versions there are")
     })?;
     let identity = g.identity()?;
-    ws.registry.unlock(&identity.key)?;
+    super::unlock(&ws.registry, &identity)?;
     // The metadata again, now checked against its MAC.
     let meta = ws.registry.load(&name)?;
     let values = ws.registry.load_values(&meta, &identity.key)?;

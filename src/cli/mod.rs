@@ -339,8 +339,7 @@ impl Globals<'_> {
             Need::Required => Some(self.identity()?),
         };
         if let Some(identity) = &identity {
-            // Every file read from here on is checked against its MAC.
-            registry.unlock(&identity.key)?;
+            unlock(&registry, identity)?;
         }
         let backends = Box::new(Live::new(self.project_files(&policy)));
         Ok(Workspace {
@@ -353,6 +352,17 @@ impl Globals<'_> {
             progress: terminal_progress(),
         })
     }
+}
+
+/// Unlocks the registry key with a member's identity: every file read from
+/// here on is checked against its MAC. While a member's removal is being
+/// finished, files may be under the retired key: only `keys rekey` reads
+/// them then.
+pub fn unlock(registry: &Registry, identity: &Identity) -> anyhow::Result<()> {
+    if registry.unlock(&identity.key)? && registry.rekey_pending() && registry.rekey_changes_key() {
+        return Err(crate::registry::RegistryError::RekeyPending { path: registry.rekey_marker() }.into());
+    }
+    Ok(())
 }
 
 /// Every command that reads the identity says so when its file is exposed.

@@ -75,7 +75,7 @@ pub struct PlanArgs {
 
 pub async fn rotate(g: &Globals<'_>, args: &RotateArgs) -> anyhow::Result<u8> {
     if let Some(tag) = &args.forget_orphan {
-        let (token, issuer) = g.workspace(Need::Nothing)?.forget_orphan(tag)?;
+        let (token, issuer) = g.workspace(Need::Required)?.forget_orphan(tag)?;
         println!("{token}: forgot the suspected orphan {tag} of issuer `{issuer}` (recorded in the audit log)");
         return Ok(exit::OK);
     }

@@ -29,7 +29,10 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let registry = g.registry()?;
     let identity = g.optional_identity()?;
     let (known, unreadable) = match &identity {
-        Some(id) => known_values(&registry, &id.key)?,
+        Some(id) => {
+            super::unlock(&registry, id)?;
+            known_values(&registry, &id.key)?
+        }
         None => {
             eprintln!(
                 "note: no identity, so only unknown ChittyID-shaped tokens are looked for (not the registry's values)"

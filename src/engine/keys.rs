@@ -80,8 +80,8 @@ impl Keys<'_> {
     /// nothing was new: a rerun finishes an interrupted add).
     pub fn add(&self, identity: &Identity, keys: &[Recipient], label: &str) -> anyhow::Result<Added> {
         let _lock = self.lock()?;
-        self.refuse_while_rekeying()?;
         self.registry.check_member(&identity.key)?;
+        self.finish_cut_short(identity)?;
         let mut text = self.registry.recipients_text()?;
         let listed: Vec<String> = self.registry.recipients()?.iter().map(ToString::to_string).collect();
         let mut added = Vec::new();
@@ -111,8 +111,8 @@ impl Keys<'_> {
     pub fn remove(&self, identity: &Identity, key: &Recipient, force: bool) -> anyhow::Result<usize> {
         let key = key.to_string();
         let _lock = self.lock()?;
-        self.refuse_while_rekeying()?;
         self.registry.check_member(&identity.key)?;
+        self.finish_cut_short(identity)?;
         let path = self.registry.recipients_path();
         let current = self.registry.recipients()?;
         let text = self.registry.recipients_text()?;
@@ -162,10 +162,10 @@ impl Keys<'_> {
         self.rekey_locked(identity, same, None)
     }
 
-    /// A change begun and cut short is finished first (`keys rekey`).
-    fn refuse_while_rekeying(&self) -> Result<(), RegistryError> {
+    /// A change begun and cut short is finished before another begins.
+    fn finish_cut_short(&self, identity: &Identity) -> Result<(), RegistryError> {
         if self.registry.rekey_pending() {
-            return Err(RegistryError::RekeyPending { path: self.registry.rekey_marker() });
+            self.registry.finish_rekey(&identity.key, crash_after_first())?;
         }
         Ok(())
     }

@@ -63,7 +63,11 @@ impl Workspace {
         };
         // Refused (nothing written) while a rotation is in progress.
         if let Some(p) = meta.pending() {
-            return Err(crate::registry::LifecycleError::RotationInProgress { token: meta.name.clone(), pending: p.id }.into());
+            return Err(crate::registry::LifecycleError::RotationInProgress {
+                token: meta.name.clone(),
+                pending: p.id,
+            }
+            .into());
         }
         let mut new = new;
         let mut next = meta.clone();

@@ -308,10 +308,12 @@ pub fn verify(text: &str, keys: Option<&RegistryKeys>) -> Result<Verified, Vec<B
                 }
             }
             Err(e) => {
-                let fenced =
-                    lines.get(k + 1).and_then(|(_, _, next)| serde_json::from_str::<AuditEntry>(next).ok()).is_some_and(
-                        |next| next.event == TORN_TAIL && next.detail.is_some_and(|d| d.contains(&hash(line))),
-                    );
+                let fenced = lines
+                    .get(k + 1)
+                    .and_then(|(_, _, next)| serde_json::from_str::<AuditEntry>(next).ok())
+                    .is_some_and(|next| {
+                        next.event == TORN_TAIL && next.detail.is_some_and(|d| d.contains(&hash(line)))
+                    });
                 let last_unfinished = k + 1 == lines.len() && !text.ends_with('\n');
                 if fenced || last_unfinished {
                     verified.torn.push(i + 1);
@@ -459,7 +461,13 @@ mod tests {
         // The forger recomputes the hash chain under a key of their own.
         let forger = RegistryKeys::generate();
         let forged = dir.path().join("forged.log");
-        append(&forged, Event { event: "keys.add", token: None, version: None, detail: Some("age1mallory".into()) }, Utc::now(), &forger).unwrap();
+        append(
+            &forged,
+            Event { event: "keys.add", token: None, version: None, detail: Some("age1mallory".into()) },
+            Utc::now(),
+            &forger,
+        )
+        .unwrap();
         let forged_text = std::fs::read_to_string(&forged).unwrap();
         assert!(verify(&forged_text, None).is_ok(), "the chain alone cannot tell");
         assert!(verify(&forged_text, Some(&keys())).unwrap_err()[0].why.contains("not written by a member"));

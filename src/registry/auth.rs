@@ -74,7 +74,9 @@ impl std::fmt::Display for Refusal {
                 f,
                 "its MAC is under the registry key of epoch {epoch}, retired when a member was removed (the key is at epoch {current} now)"
             ),
-            Refusal::UnknownEpoch(epoch) => write!(f, "its MAC names key epoch {epoch}, which the key file does not have"),
+            Refusal::UnknownEpoch(epoch) => {
+                write!(f, "its MAC names key epoch {epoch}, which the key file does not have")
+            }
         }
     }
 }
@@ -198,7 +200,10 @@ impl RegistryKeys {
             .map(|k| unhex32(k).map(Zeroizing::new))
             .collect::<Option<Vec<_>>>()
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| RegistryError::Corrupt { path: path.to_path_buf(), why: "it holds a malformed key".into() })?;
+            .ok_or_else(|| RegistryError::Corrupt {
+                path: path.to_path_buf(),
+                why: "it holds a malformed key".into(),
+            })?;
         Ok(RegistryKeys { keys })
     }
 }
@@ -351,7 +356,10 @@ mod tests {
         assert_eq!(next.registry_id(), keys.registry_id());
         assert_eq!(next.check(&tag, "meta", "T", b"content", false), Err(Refusal::Retired { epoch: 0, current: 1 }));
         assert_eq!(next.check(&tag, "meta", "T", b"content", true), Ok(()));
-        assert_eq!(keys.check(&next.tag("meta", "T", b"content"), "meta", "T", b"content", false), Err(Refusal::UnknownEpoch(1)));
+        assert_eq!(
+            keys.check(&next.tag("meta", "T", b"content"), "meta", "T", b"content", false),
+            Err(Refusal::UnknownEpoch(1))
+        );
     }
 
     #[test]

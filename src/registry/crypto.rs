@@ -21,9 +21,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::RegistryError;
 use super::auth::{RegistryKeys, decrypt_with, encrypt_to};
 use super::model::{ValueOrigin, Version};
-use super::RegistryError;
 use crate::secret::Secret;
 
 /// The values of one token's versions, decrypted, by version id.
@@ -185,8 +185,6 @@ pub fn open_value(
             Err(_) => not_ours(e),
         }
     })?;
-    keys.check(&outer.mac, VALUE_MAC, token, outer.body.get().as_bytes(), older)
-        .map_err(|why| RegistryError::Unauthentic { path: path.to_path_buf(), why: why.to_string() })?;
     // serde_json's errors name a position, never the text around it.
     let body: BodyIn = serde_json::from_str(outer.body.get()).map_err(not_ours)?;
     if body.schema > VALUE_SCHEMA {
@@ -196,11 +194,13 @@ pub fn open_value(
         return Err(RegistryError::Unauthentic {
             path: path.to_path_buf(),
             why: format!(
-                "it is {}'s value file {}, not {token}'s {id} (a member's file copied over another)",
+                "it is {}'s value file {}, not {token}'s {id} (a file copied over another?)",
                 body.token, body.id
             ),
         });
     }
+    keys.check(&outer.mac, VALUE_MAC, token, outer.body.get().as_bytes(), older)
+        .map_err(|why| RegistryError::Unauthentic { path: path.to_path_buf(), why: why.to_string() })?;
     Ok(ValueFile { token: body.token, id: body.id, version: body.version, minted: body.minted, value: body.value })
 }
 
@@ -342,8 +342,14 @@ mod tests {
         assert!(!String::from_utf8_lossy(&sealed).contains("canary"));
         let back = open_value(&sealed, &id, &keys, false, ("T", "abc"), path).unwrap();
         assert_eq!((back.value.expose(), back.minted.token_id.as_deref()), ("canary-value", Some("tok_1")));
-        assert!(matches!(open_value(&sealed, &id, &keys, false, ("U", "abc"), path), Err(RegistryError::Unauthentic { .. })));
-        assert!(matches!(open_value(&sealed, &id, &keys, false, ("T", "abd"), path), Err(RegistryError::Unauthentic { .. })));
+        assert!(matches!(
+            open_value(&sealed, &id, &keys, false, ("U", "abc"), path),
+            Err(RegistryError::Unauthentic { .. })
+        ));
+        assert!(matches!(
+            open_value(&sealed, &id, &keys, false, ("T", "abd"), path),
+            Err(RegistryError::Unauthentic { .. })
+        ));
         // Anyone can encrypt to the recipients; only a member can MAC.
         let forged = seal_value(&file("T", "abc", "attacker"), &RegistryKeys::generate(), &[id.to_public()]).unwrap();
         let err = open_value(&forged, &id, &keys, false, ("T", "abc"), path).unwrap_err();

@@ -69,7 +69,8 @@ impl LifecycleError {
 impl TokenMeta {
     fn push_version(&mut self, stage: Stage, new: NewVersion) -> u32 {
         let id = self.next_version_id();
-        let NewVersion { issuer, issued_by, token_id, scopes, created_at, expires_at, origin, placeholder, value } = new;
+        let NewVersion { issuer, issued_by, token_id, scopes, created_at, expires_at, origin, placeholder, value } =
+            new;
         self.versions.push(Version {
             id,
             stage,

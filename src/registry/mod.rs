@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-pub use auth::{RegistryKeys, Refusal};
+pub use auth::{Refusal, RegistryKeys};
 pub use crypto::{Minted, ValueFile, Values, parse_recipients};
 pub use lifecycle::{LifecycleError, NewVersion};
 pub use lock::RegistryLock;
@@ -330,12 +330,25 @@ impl Registry {
         if let auth::PinCheck::Replaced(why) = auth::Pins::of_user().check(&self.dir, &keys) {
             return Err(RegistryError::KeyReplaced { path, why });
         }
+        // A recipients change a member began and that was cut short may
+        // have left the recipients file under the previous epoch's key.
+        let genuine_rekey = self.rekey_marker_is_genuine(&keys);
         self.set_keys(Some(keys));
-        if let Err(e) = self.recipients() {
+        let checked = self.with_older(genuine_rekey, || self.recipients());
+        if let Err(e) = checked {
             self.set_keys(None);
             return Err(e);
         }
         Ok(true)
+    }
+
+    /// Runs `f` accepting files under an older epoch's key when `older`.
+    fn with_older<T>(&self, older: bool, f: impl FnOnce() -> T) -> T {
+        use std::sync::atomic::Ordering;
+        let before = self.accept_older.swap(older, Ordering::Relaxed);
+        let result = f();
+        self.accept_older.store(before, Ordering::Relaxed);
+        result
     }
 
     pub fn recipients_path(&self) -> PathBuf {
@@ -349,8 +362,14 @@ impl Registry {
         let (rest, mac) = crypto::split_recipients_mac(&text);
         if let Some(keys) = self.keys() {
             let older = self.accept_older.load(std::sync::atomic::Ordering::Relaxed);
-            keys.check(mac.ok_or(Refusal::Missing).map_err(|why| unauthentic(&path, why))?, "recipients", "", rest.as_bytes(), older)
-                .map_err(|why| unauthentic(&path, why))?;
+            keys.check(
+                mac.ok_or(Refusal::Missing).map_err(|why| unauthentic(&path, why))?,
+                "recipients",
+                "",
+                rest.as_bytes(),
+                older,
+            )
+            .map_err(|why| unauthentic(&path, why))?;
         }
         parse_recipients(&rest, &path)
     }
@@ -363,9 +382,15 @@ impl Registry {
         let key = identity.to_public().to_string();
         let not_member = || RegistryError::NotMember { path: self.recipients_path(), key: key.clone() };
         if self.keys().is_none() && !self.unlock(identity)? {
-            return Err(if self.is_authenticated() { not_member() } else { RegistryError::Legacy { path: self.dir.clone() } });
+            return Err(if self.is_authenticated() {
+                not_member()
+            } else {
+                RegistryError::Legacy { path: self.dir.clone() }
+            });
         }
-        if !self.recipients()?.iter().any(|r| r.to_string() == key) {
+        let keys = self.require_keys("changing the recipients")?;
+        let genuine_rekey = self.rekey_marker_is_genuine(&keys);
+        if !self.with_older(genuine_rekey, || self.recipients())?.iter().any(|r| r.to_string() == key) {
             return Err(not_member());
         }
         Ok(())
@@ -460,11 +485,8 @@ impl Registry {
             Err(e) => return Err(RegistryError::io(&path, e)),
         };
         let (body, mac) = split_meta_mac(&text);
-        if let Some(keys) = self.keys() {
-            let older = self.accept_older.load(std::sync::atomic::Ordering::Relaxed);
-            let tag = mac.ok_or_else(|| unauthentic(&path, Refusal::Missing))?;
-            keys.check(tag, "meta", name, body.as_bytes(), older).map_err(|why| unauthentic(&path, why))?;
-        }
+        // Parsed first: a file that is not metadata at all is damaged,
+        // whoever damaged it; then, with the key, it must be a member's.
         let meta: TokenMeta = toml::from_str(body).map_err(|e| {
             // A newer format says so, whatever else it holds.
             match toml::from_str::<SchemaProbe>(body) {
@@ -474,6 +496,11 @@ impl Registry {
         })?;
         if meta.schema > SCHEMA {
             return Err(RegistryError::Newer { path, schema: meta.schema });
+        }
+        if let Some(keys) = self.keys() {
+            let older = self.accept_older.load(std::sync::atomic::Ordering::Relaxed);
+            let tag = mac.ok_or_else(|| unauthentic(&path, Refusal::Missing))?;
+            keys.check(tag, "meta", name, body.as_bytes(), older).map_err(|why| unauthentic(&path, why))?;
         }
         if meta.name != name {
             return Err(RegistryError::Corrupt {
@@ -548,11 +575,18 @@ impl Registry {
         mac.is_some_and(|tag| keys.check(tag, "rekey", "", rest.as_bytes(), false).is_ok())
     }
 
-    fn write_rekey_marker(&self, keys: &RegistryKeys) -> Result<(), RegistryError> {
+    /// Whether a recipients change under way brings a new key (a member's
+    /// removal): until it is finished, files may be under the old key, and
+    /// nothing but `keys rekey` reads them.
+    pub fn rekey_changes_key(&self) -> bool {
+        fs::read_to_string(self.rekey_marker()).is_ok_and(|t| t.contains(NEW_KEY_MARK))
+    }
+
+    fn write_rekey_marker(&self, keys: &RegistryKeys, new_key: bool) -> Result<(), RegistryError> {
         let marker = self.rekey_marker();
         let text = format!(
-            "a recipients change to epoch {} is under way; `chitty-secrets keys rekey` finishes it\n",
-            keys.epoch()
+            "a recipients change{} is under way; `chitty-secrets keys rekey` finishes it\n",
+            if new_key { format!("{NEW_KEY_MARK}{}", keys.epoch()) } else { String::new() }
         );
         let (rest, _) = crypto::split_recipients_mac(&text);
         let tag = keys.tag("rekey", "", rest.as_bytes());
@@ -593,7 +627,8 @@ impl Registry {
         }
         // From here on, files under the older epoch are a member's: the
         // marker (under the new key) says a member began this change.
-        self.write_rekey_marker(&keys)?;
+        let new_key = keys.epoch() != old.epoch() || self.rekey_changes_key();
+        self.write_rekey_marker(&keys, new_key)?;
         let sealed = keys.seal(&new_recipients)?;
         self.set_keys(Some(keys));
         self.accept_older.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -624,9 +659,7 @@ impl Registry {
                 why: "it carries no valid MAC under the registry key".into(),
             });
         }
-        self.accept_older.store(true, std::sync::atomic::Ordering::Relaxed);
-        let text = self.recipients().and_then(|_| self.recipients_text());
-        self.accept_older.store(false, std::sync::atomic::Ordering::Relaxed);
+        let text = self.with_older(true, || self.recipients().and_then(|_| self.recipients_text()));
         self.rekey_all(identity, (*keys).clone(), Some(&text?), after_each)
     }
 
@@ -696,7 +729,12 @@ impl Registry {
 
     /// One value file, opened and checked: it must be a member's, and
     /// `name`'s file `id`.
-    pub fn open_value(&self, name: &str, id: &str, identity: &age::x25519::Identity) -> Result<ValueFile, RegistryError> {
+    pub fn open_value(
+        &self,
+        name: &str,
+        id: &str,
+        identity: &age::x25519::Identity,
+    ) -> Result<ValueFile, RegistryError> {
         let keys = self.require_keys("reading values")?;
         let path = self.value_path(name, id);
         let bytes = fs::read(&path).map_err(|e| RegistryError::io(&path, e))?;
@@ -879,6 +917,8 @@ impl Registry {
     }
 }
 
+/// How the rekey marker says the change brings a new key.
+const NEW_KEY_MARK: &str = " to a new registry key, epoch ";
 
 /// What `init` writes into `.gitattributes`.
 const GITATTRIBUTES: &str = "tokens/*.age binary\ntokens/*/*.age binary\naudit.log merge=union\n";

@@ -75,6 +75,14 @@ impl Project {
         std::fs::read_to_string(self.path(rel)).unwrap()
     }
 
+    /// The value file of `token`'s version `version`, as its metadata names it.
+    pub fn value_file(&self, token: &str, version: u32) -> PathBuf {
+        let meta: toml::Value = toml::from_str(&self.read(&format!(".chitty-secrets/tokens/{token}.toml"))).unwrap();
+        let versions = meta["versions"].as_array().unwrap();
+        let v = versions.iter().find(|v| v["id"].as_integer() == Some(version.into())).expect("the version");
+        self.path(&format!(".chitty-secrets/tokens/{token}/{}.age", v["value"].as_str().expect("a value file")))
+    }
+
     pub fn identity_file(&self) -> PathBuf {
         self.path("config/chitty-secrets/identity.txt")
     }

@@ -42,12 +42,13 @@ fn the_stock_age_cli_decrypts_a_value_file() {
         .arg("-d")
         .arg("-i")
         .arg(p.identity_file())
-        .arg(p.path(".chitty-secrets/tokens/CHITTY_ID_TOKEN.age"))
+        .arg(p.value_file("CHITTY_ID_TOKEN", 1))
         .output()
         .expect("the `age` CLI is installed (apt-get install age)");
     assert!(out.status.success(), "{}", text(&out));
     let plain: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(plain["values"]["1"].as_str(), Some(token.trim_end()));
+    assert_eq!(plain["body"]["value"].as_str(), Some(token.trim_end()));
+    assert_eq!(plain["body"]["token"].as_str(), Some("CHITTY_ID_TOKEN"));
 }
 
 #[test]

@@ -819,8 +819,8 @@ repo = "acme/ghost"
 
     // Values that cannot be decrypted go nowhere, and nothing is asked.
     r.gh.add_repo("acme/ghost");
-    std::fs::remove_file(p.path(".chitty-secrets/tokens/ONE.age")).unwrap();
-    std::fs::remove_file(p.path(".chitty-secrets/tokens/TWO.age")).unwrap();
+    std::fs::remove_dir_all(p.path(".chitty-secrets/tokens/ONE")).unwrap();
+    std::fs::remove_dir_all(p.path(".chitty-secrets/tokens/TWO")).unwrap();
     r.reset();
     let out = r.run(&p, &["sync"]);
     assert_ne!(code(&out), 0, "{}", text(&out));
