@@ -89,6 +89,8 @@ impl Collector<'_> {
         let code = match e {
             RegistryError::ValuesMissing { .. } => "value-missing",
             RegistryError::Decrypt { .. } => "not-a-recipient",
+            RegistryError::Unauthentic { .. } | RegistryError::KeyReplaced { .. } => "not-a-members-change",
+            RegistryError::Conflicted { .. } => "merge-unfinished",
             _ => "registry-damaged",
         };
         let hint = e.hint();
@@ -122,7 +124,38 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
                 continue;
             }
         };
-        let has_values = inputs.registry.has_values(name);
+        // One listing of the token's value files: whether it has any, and
+        // those no metadata names (what a merge of two rotations leaves).
+        let files = inputs.registry.value_ids(name).unwrap_or_default();
+        let has_values = !files.is_empty();
+        let named: BTreeSet<&str> = meta.value_files().collect();
+        for file in files.iter().filter(|f| !named.contains(f.as_str())) {
+            let at = Some((c.rel(&inputs.registry.value_path(name, file)), None));
+            c.add(
+                Severity::Warning,
+                "untracked-value",
+                Some(name),
+                at,
+                format!("{name} has a value file no version names: a value minted on another branch whose record a git merge dropped (a live token nothing tracks)"),
+                Some("a member's `chitty-secrets sync` or `rotate` records it as previous, then retires it once every target has the current value"),
+            );
+        }
+        if let Some(merged) = meta.merged_at {
+            let unsettled = token.targets.iter().any(|t| {
+                let address = t.address();
+                t.names.iter().any(|n| meta.in_doubt(&address, n))
+            });
+            if unsettled {
+                c.add(
+                    Severity::Warning,
+                    "merge-unsettled",
+                    Some(name),
+                    None,
+                    format!("{name}: since a merge joined two rotations ({}), some targets may hold either branch's value; no version is retired until each gets the current one again", merged.format("%Y-%m-%d %H:%M UTC")),
+                    Some("run `chitty-secrets sync`"),
+                );
+            }
+        }
         if meta.current().is_some() && !has_values {
             let at = Some((c.rel(&inputs.registry.values_dir(name)), None));
             c.add(
@@ -165,6 +198,25 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
         // A value file's mode is not checked: it is ciphertext made to be
         // committed, and every git checkout writes it 0644. Identity files
         // and .env files, which hold secrets in the clear, are.
+    }
+    match inputs.registry.trust() {
+        crate::registry::Trust::Verified { .. } => {}
+        crate::registry::Trust::Unverified => c.add(
+            Severity::Info,
+            "authenticity-not-verified",
+            None,
+            None,
+            "the registry's files were read without checking who wrote them: no member's identity is at hand".into(),
+            Some("everything else was checked; a member's `check` (or `chitty-secrets trust status`) also checks every file's MAC"),
+        ),
+        crate::registry::Trust::Legacy => c.add(
+            Severity::Warning,
+            "registry-not-authenticated",
+            None,
+            None,
+            "the registry is of the format before authentication: anyone who can push could have changed its values, recipients or metadata".into(),
+            Some("a member runs `chitty-secrets upgrade` once and commits the registry"),
+        ),
     }
     if inputs.registry.rekey_marker().exists() {
         let at = Some((c.rel(&inputs.registry.rekey_marker()), None));

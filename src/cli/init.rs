@@ -81,6 +81,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         println!("wrote {} (commands find the project from any folder below it)", shown(&file));
     }
 
+    super::trust::set_up_merge_driver(&done.registry);
     let dir = shown(done.registry.dir());
     println!("{} registry at {dir}", if done.existed { "using the" } else { "created a" });
     println!("{how}");

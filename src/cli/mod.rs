@@ -15,6 +15,7 @@ mod run;
 mod scan;
 mod set;
 mod status;
+pub mod trust;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -111,6 +112,13 @@ pub enum Command {
         #[command(subcommand)]
         command: audit::Command,
     },
+    /// Who wrote the registry: every file is a member's, or refused.
+    Trust {
+        #[command(subcommand)]
+        command: trust::Command,
+    },
+    /// Move a registry from before authentication to the authenticated format (once, a member).
+    Upgrade,
 }
 
 impl Cli {
@@ -140,9 +148,9 @@ pub enum PolicyCommand {
 
 /// The commands as `--help` lists them: by what they are for.
 const GROUPS: &[(&str, &[&str])] = &[
-    ("Set up", &["init", "policy", "keys", "ci"]),
+    ("Set up", &["init", "policy", "keys", "ci", "upgrade"]),
     ("Every day", &["rotate", "sync", "plan", "status", "get", "set", "import", "run"]),
-    ("Check", &["check", "scan", "audit"]),
+    ("Check", &["check", "scan", "audit", "trust"]),
     ("Shell", &["completions", "man"]),
 ];
 
@@ -238,6 +246,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => check::run(&ctx, args).await,
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Audit { command } => audit::run(&ctx, command),
+        Command::Trust { command } => trust::run(&ctx, command),
+        Command::Upgrade => trust::upgrade(&ctx),
         Command::Keys { command } => keys::run(&ctx, command),
         Command::Ci { command } => ci::run(&ctx, command),
         Command::Completions { shell } => docs::completions(*shell),
@@ -363,6 +373,20 @@ pub fn unlock(registry: &Registry, identity: &Identity) -> anyhow::Result<()> {
         return Err(crate::registry::RegistryError::RekeyPending { path: registry.rekey_marker() }.into());
     }
     Ok(())
+}
+
+/// Says on stderr when the registry's files were read without checking
+/// who wrote them.
+pub fn say_authenticity(registry: &Registry) {
+    match registry.trust() {
+        crate::registry::Trust::Verified { .. } => {}
+        crate::registry::Trust::Unverified => eprintln!(
+            "note: authenticity not verified: no member's identity is at hand, so the registry's files were read without checking their MACs"
+        ),
+        crate::registry::Trust::Legacy => eprintln!(
+            "warning: the registry is of the format before authentication: anyone who can push could have changed it; a member runs `chitty-secrets upgrade` once"
+        ),
+    }
 }
 
 /// Every command that reads the identity says so when its file is exposed.

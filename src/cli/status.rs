@@ -1,5 +1,6 @@
 //! `status`: versions, stages, ages, expiries and delivery state. Reads only
-//! metadata: no identity, no network. The report is the engine's; this
+//! metadata: no value, no network; with a member's identity at hand, every
+//! file is checked against its MAC. The report is the engine's; this
 //! module renders it.
 
 use std::io::{self, Write};
@@ -22,7 +23,8 @@ pub struct Args {
 }
 
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
-    let ws = g.workspace(Need::Nothing)?;
+    let ws = g.workspace(Need::IfReadable)?;
+    super::say_authenticity(&ws.registry);
     let window = args.expiring.map(|w| TimeDelta::from_std(w).unwrap_or(TimeDelta::MAX));
     let report = ws.status(window)?;
     // One buffer for the whole report: stdout is line-buffered, and a
@@ -39,7 +41,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let damaged = report.tokens.iter().filter(|t| t.damaged.is_some()).count();
     if damaged > 0 {
         eprintln!(
-            "error: {damaged} token file{} could not be read\nhint: restore {} from git (`git checkout -- FILE`), or upgrade chitty-secrets if a newer one wrote {}",
+            "error: {damaged} token file{} could not be read\nhint: restore {} from git (`git log -p -- FILE`, `git checkout COMMIT -- FILE`; on a conflicted merge `git checkout --ours|--theirs -- FILE`), or upgrade chitty-secrets if a newer one wrote {}",
             super::policy_check::plural(damaged),
             if damaged == 1 { "it" } else { "them" },
             if damaged == 1 { "it" } else { "them" },

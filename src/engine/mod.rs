@@ -10,6 +10,7 @@ pub mod check;
 pub mod deliver;
 pub mod keys;
 pub mod memory;
+pub mod merge;
 pub mod observe;
 mod opened;
 pub mod outcome;
@@ -259,13 +260,22 @@ impl Workspace {
         // Hold the lock from planning to the last save, so the plan is made
         // from the state it is executed against. A dry run writes nothing.
         let _lock = if dry_run { None } else { Some(self.lock()?) };
+        // What a git merge left untracked is recorded before anything is planned.
+        let merged: Vec<String> =
+            if dry_run { Vec::new() } else { self.adopt_strays(only)?.iter().map(ToString::to_string).collect() };
         let (metas, damaged) = self.readable_metas(only);
         let (mut observed, not_on_this_machine) =
             if is_sync { self.observe_local(&metas).await? } else { (Observations::new(), Vec::new()) };
         if verify && self.needs_remote(only) {
             self.observe_remote(&metas, &mut observed).await?;
         }
-        let remote_notes = observe::not_deployed_notes(&metas, &observed);
+        let mut remote_notes = observe::not_deployed_notes(&metas, &observed);
+        remote_notes.extend(merged);
+        if dry_run {
+            remote_notes.extend(self.strays(&metas).into_iter().map(|(token, file)| {
+                format!("{token}: tokens/{token}/{file}.age is a value no metadata names (a merge?): the run records it first")
+            }));
+        }
         let mut plans = crate::rotation::plan(&self.policy, &metas, &observed, self.now, mode);
         plans.retain(|p| metas.contains_key(&p.token));
         let mut report = RunReport {

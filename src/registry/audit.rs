@@ -43,6 +43,11 @@ pub struct AuditEntry {
 /// format) are fixed by the SHA-256 it names.
 pub const KEY_EVENT: &str = "registry.key";
 
+/// A member vouching for the log as it is after review (`trust accept
+/// audit.log`): like [`KEY_EVENT`], it fixes every line before it by hash,
+/// and the breaks before it are forgiven.
+pub const ACCEPT_EVENT: &str = "trust.accept";
+
 /// The MAC's kind for audit lines.
 const LINE_MAC: &str = "audit";
 
@@ -290,6 +295,13 @@ pub fn verify(text: &str, keys: Option<&RegistryKeys>) -> Result<Verified, Vec<B
     let mut epoch_so_far: Option<u32> = None;
     for (k, &(i, offset, line)) in lines.iter().enumerate() {
         match serde_json::from_str::<AuditEntry>(line) {
+            Ok(entry) if keys.is_some_and(|keys| is_anchor(keys, line, &entry, &text[..offset])) => {
+                // A member vouched for everything before this line.
+                breaks.clear();
+                verified.entries += 1;
+                let tag = split_mac(line).map(|(_, t)| t).unwrap_or_default();
+                epoch_so_far = Some(tag[1..].split('.').next().and_then(|e| e.parse().ok()).unwrap_or(0));
+            }
             Ok(entry) => {
                 if !seen.contains(&entry.prev) {
                     breaks.push(Break {
@@ -331,6 +343,17 @@ pub fn verify(text: &str, keys: Option<&RegistryKeys>) -> Result<Verified, Vec<B
         });
     }
     if breaks.is_empty() { Ok(verified) } else { Err(breaks) }
+}
+
+/// Whether a line is a member's (its MAC) [`KEY_EVENT`] or
+/// [`ACCEPT_EVENT`] naming the hash of exactly the bytes before it.
+fn is_anchor(keys: &RegistryKeys, line: &str, entry: &AuditEntry, before: &str) -> bool {
+    if entry.event != KEY_EVENT && entry.event != ACCEPT_EVENT {
+        return false;
+    }
+    let Some((body, tag)) = split_mac(line) else { return false };
+    let names_prefix = entry.detail.as_deref().is_some_and(|d| d.contains(&format!("sha256 {}", hash(before))));
+    names_prefix && keys.check(tag, LINE_MAC, "", body.as_bytes(), true).is_ok()
 }
 
 /// Why a chained line is not a member's, if it is not.

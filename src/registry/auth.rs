@@ -277,6 +277,18 @@ impl Pins {
         Pins { path: crate::identity::config_file().with_file_name("registries.toml") }
     }
 
+    /// Forgets what this machine knew of the registry at `dir` (a member
+    /// really made a new one there); returns whether there was a pin.
+    pub fn forget(&self, dir: &Path) -> bool {
+        let place = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()).display().to_string();
+        let mut pins = self.read();
+        let had = pins.remove(&place).is_some();
+        if had && let Ok(text) = toml::to_string(&pins) {
+            let _ = crate::fsutil::write_atomic(&self.path, text.as_bytes());
+        }
+        had
+    }
+
     fn read(&self) -> BTreeMap<String, Pin> {
         std::fs::read_to_string(&self.path).ok().and_then(|t| toml::from_str(&t).ok()).unwrap_or_default()
     }

@@ -22,6 +22,7 @@ mod crypto;
 mod lifecycle;
 mod lock;
 mod model;
+mod trust;
 mod upgrade;
 
 use std::fs;
@@ -35,6 +36,8 @@ pub use crypto::{Minted, ValueFile, Values, parse_recipients};
 pub use lifecycle::{LifecycleError, NewVersion};
 pub use lock::RegistryLock;
 pub use model::*;
+pub use trust::{Accepted, Doubt, Side, merge_driver_config, pick_side};
+pub use upgrade::Upgraded;
 
 use crate::fsutil;
 
@@ -87,6 +90,9 @@ pub enum RegistryError {
     /// A registry (or a file) from before the registry was authenticated.
     #[error("{path} is in the format from before the registry was authenticated")]
     Legacy { path: PathBuf },
+    /// A file with git's conflict markers: a merge not finished.
+    #[error("{path} holds git's conflict markers: a merge or rebase was not finished")]
+    Conflicted { path: PathBuf },
     /// A recipients change was cut short.
     #[error("a recipients change is under way ({path})")]
     RekeyPending { path: PathBuf },
@@ -152,6 +158,10 @@ impl RegistryError {
             RegistryError::Legacy { .. } => {
                 "a member runs `chitty-secrets upgrade` once and commits .chitty-secrets/: from then on every file is authenticated".into()
             }
+            RegistryError::Conflicted { path } => format!(
+                "take one side whole (each is a member's; nothing is lost: both sides' value files are kept, and the next member's `sync` or `rotate` records the other side's value): `git checkout --ours -- {0}` (or `--theirs`), then `git add {0}`; `chitty-secrets init` in a clone sets up git to do this by itself",
+                path.display()
+            ),
             RegistryError::RekeyPending { .. } => "a member finishes it with `chitty-secrets keys rekey`".into(),
             _ => return None,
         })
@@ -236,6 +246,16 @@ impl Registry {
             return Err(RegistryError::Missing(dir.to_path_buf()));
         }
         Ok(Self::at(dir))
+    }
+
+    /// Writes the `.gitattributes` this version wants (a registry made by
+    /// an older one lacks the merge driver's line).
+    pub fn update_gitattributes(&self) -> Result<(), RegistryError> {
+        let path = self.dir.join(".gitattributes");
+        if fs::read_to_string(&path).ok().as_deref() != Some(GITATTRIBUTES) {
+            fsutil::write_atomic(&path, GITATTRIBUTES.as_bytes()).map_err(|e| RegistryError::io(&path, e))?;
+        }
+        Ok(())
     }
 
     /// Creates the folder layout if missing; keeps whatever is there.
@@ -324,7 +344,23 @@ impl Registry {
         };
         let keys = match RegistryKeys::open(&bytes, identity, &path) {
             Ok(keys) => keys,
-            Err(RegistryError::Decrypt { .. }) => return Ok(false),
+            Err(RegistryError::Decrypt { .. }) => {
+                // A listed member who cannot open the key file: someone
+                // replaced it (with one encrypted to themselves, say).
+                let me = identity.to_public().to_string();
+                let listed = self
+                    .recipients_text()
+                    .ok()
+                    .and_then(|t| parse_recipients(&t, &self.recipients_path()).ok())
+                    .is_some_and(|r| r.iter().any(|r| r.to_string() == me));
+                if listed {
+                    return Err(RegistryError::KeyReplaced {
+                        path,
+                        why: "it is not encrypted to your key, which the recipients file lists".into(),
+                    });
+                }
+                return Ok(false);
+            }
             Err(e) => return Err(e),
         };
         if let auth::PinCheck::Replaced(why) = auth::Pins::of_user().check(&self.dir, &keys) {
@@ -339,6 +375,23 @@ impl Registry {
             self.set_keys(None);
             return Err(e);
         }
+        Ok(true)
+    }
+
+    /// Unlocks the registry key without checking the recipients file (a
+    /// member about to accept a change to it after review).
+    pub fn unlock_keys_only(&self, identity: &age::x25519::Identity) -> Result<bool, RegistryError> {
+        let path = self.key_path();
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(RegistryError::io(&path, e)),
+        };
+        let keys = RegistryKeys::open(&bytes, identity, &path)?;
+        if let auth::PinCheck::Replaced(why) = auth::Pins::of_user().check(&self.dir, &keys) {
+            return Err(RegistryError::KeyReplaced { path, why });
+        }
+        self.set_keys(Some(keys));
         Ok(true)
     }
 
@@ -484,6 +537,9 @@ impl Registry {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(RegistryError::io(&path, e)),
         };
+        if text.lines().any(|l| l.starts_with("<<<<<<< ") || l == "=======" || l.starts_with(">>>>>>> ")) {
+            return Err(RegistryError::Conflicted { path });
+        }
         let (body, mac) = split_meta_mac(&text);
         // Parsed first: a file that is not metadata at all is damaged,
         // whoever damaged it; then, with the key, it must be a member's.
@@ -722,6 +778,14 @@ impl Registry {
         Ok(ids)
     }
 
+    /// Value files of the token that its metadata does not name: what a git
+    /// merge leaves when both branches minted (each branch's file is kept,
+    /// one branch's metadata wins).
+    pub fn strays(&self, meta: &TokenMeta) -> Result<Vec<String>, RegistryError> {
+        let named: std::collections::BTreeSet<&str> = meta.value_files().collect();
+        Ok(self.value_ids(&meta.name)?.into_iter().filter(|id| !named.contains(id.as_str())).collect())
+    }
+
     /// Whether any value file of the token is in the registry.
     pub fn has_values(&self, name: &str) -> bool {
         self.value_ids(name).is_ok_and(|ids| !ids.is_empty())
@@ -837,6 +901,15 @@ impl Registry {
         Ok(())
     }
 
+    /// Deletes one value file no metadata names.
+    pub fn remove_file_of(&self, name: &str, id: &str) -> Result<(), RegistryError> {
+        checked_name(name)?;
+        checked_value_id(id, &self.values_dir(name))?;
+        let path = self.value_path(name, id);
+        fs::remove_file(&path).map_err(|e| RegistryError::io(&path, e))?;
+        self.note_dir(self.values_dir(name))
+    }
+
     /// An atomic write of a token file; its folder's sync waits for the
     /// next barrier while durability is deferred.
     fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
@@ -921,7 +994,8 @@ impl Registry {
 const NEW_KEY_MARK: &str = " to a new registry key, epoch ";
 
 /// What `init` writes into `.gitattributes`.
-const GITATTRIBUTES: &str = "tokens/*.age binary\ntokens/*/*.age binary\naudit.log merge=union\n";
+const GITATTRIBUTES: &str =
+    "tokens/*.age binary\ntokens/*/*.age binary\ntokens/*.toml merge=chitty-secrets\naudit.log merge=union\n";
 
 /// Reads only a metadata file's schema (to name a newer one).
 #[derive(serde::Deserialize)]

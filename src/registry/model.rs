@@ -259,6 +259,12 @@ pub struct TokenMeta {
     /// reports them until someone revokes them and deletes the entry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphans: Vec<Orphan>,
+    /// When a value minted on another branch was recorded here (a git
+    /// merge joined two rotations): a delivery record older than this may
+    /// be wrong (either branch's write may have landed last), so every
+    /// target gets the current value again before any version is retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_at: Option<DateTime<Utc>>,
 }
 
 impl TokenMeta {
@@ -271,6 +277,7 @@ impl TokenMeta {
             versions: Vec::new(),
             deliveries: BTreeMap::new(),
             orphans: Vec::new(),
+            merged_at: None,
         }
     }
 
@@ -296,6 +303,17 @@ impl TokenMeta {
 
     pub fn delivered(&self, address: &str, name: &str) -> Option<&Delivery> {
         self.deliveries.get(&DeliveryKey::new(address, name))
+    }
+
+    /// Whether a delivery of `name` at `address` is in doubt since a merge
+    /// (missing, or older than the merge).
+    pub fn in_doubt(&self, address: &str, name: &str) -> bool {
+        self.merged_at.is_some_and(|m| self.delivered(address, name).is_none_or(|d| d.at < m))
+    }
+
+    /// The ids of the value files the versions name.
+    pub fn value_files(&self) -> impl Iterator<Item = &str> {
+        self.versions.iter().filter_map(|v| v.value.as_deref())
     }
 
     /// Drops the oldest retired/revoked versions beyond [`KEEP_VERSIONS`];

@@ -183,9 +183,16 @@ fn rotate_steps(
             steps.push(Step::Retire { version: current.id, reason: reason.into() });
         }
     }
+    // After a merge joined two rotations, no record from before it says
+    // for sure which value a target holds: nothing is retired until every
+    // target has been given the current value again (`sync`).
+    let doubt = token.targets.iter().any(|t| {
+        let address = t.address();
+        t.names.iter().any(|n| meta.in_doubt(&address, n))
+    });
     for previous in meta.versions.iter().filter(|v| v.stage == Stage::Previous) {
         // A value some target still holds is never retired: `sync` first.
-        let held = meta.deliveries.values().any(|d| d.version == previous.id);
+        let held = doubt || meta.deliveries.values().any(|d| d.version == previous.id);
         if let Some(after) = previous.retire_after
             && after <= now
             && !held
@@ -228,6 +235,9 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
         for name in &target.names {
             let key = DeliveryKey::new(address.as_str(), name.as_str());
             let reason = match (observed.get(&(token.name.clone(), key)), meta.delivered(&address, name)) {
+                _ if meta.in_doubt(&address, name) => {
+                    Some(format!("{name} may hold the value of another branch (a merge joined two rotations)"))
+                }
                 (Some(Observed::Holds | Observed::NotDeployed), _) => None,
                 (Some(Observed::Differs), _) => Some(format!("{name} differs from the registry")),
                 (Some(Observed::Missing), _) => Some(format!("{name} is missing")),

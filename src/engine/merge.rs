@@ -1,0 +1,170 @@
+//! What a git merge of two rotations leaves, made whole. Each branch adds
+//! its own value file (named by a random id), so git keeps both; one
+//! branch's metadata wins (by the merge driver, or by hand with `git
+//! checkout --ours|--theirs`). The other branch's value is then a file no
+//! metadata names — a live token nothing tracks. A member's `rotate` or
+//! `sync` records it, from what its (authenticated) file says was minted,
+//! as a `previous` version: retired (revoked at the issuer) once its
+//! overlap ends and every target has been given the current value again.
+
+use super::Workspace;
+use crate::registry::{Journal, JournalStep, Stage, TokenMeta, Version};
+
+/// A value a merge left untracked, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stray {
+    /// Recorded as this version (stage previous).
+    Adopted { token: String, version: u32, file: String },
+    /// The same mint as a version the metadata has: the extra file went.
+    Duplicate { token: String, file: String },
+    /// This machine's own mint, saved just before a crash: the pending
+    /// value of the rotation, which resumes.
+    Recovered { token: String, version: u32 },
+    /// Not a member's file: left alone (and reported by `check`, `trust status`).
+    Refused { token: String, file: String, why: String },
+}
+
+impl std::fmt::Display for Stray {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stray::Adopted { token, version, file } => write!(
+                f,
+                "{token}: a value minted on another branch (tokens/{token}/{file}.age, its record lost in a merge) is recorded as v{version}, previous; every target gets the current value again before it is retired"
+            ),
+            Stray::Duplicate { token, file } => {
+                write!(f, "{token}: tokens/{token}/{file}.age repeated a version already recorded; removed")
+            }
+            Stray::Recovered { token, version } => {
+                write!(f, "{token}: v{version}, saved before a crash and not yet recorded, is the pending value")
+            }
+            Stray::Refused { token, file, why } => {
+                write!(f, "{token}: tokens/{token}/{file}.age left alone: {why}")
+            }
+        }
+    }
+}
+
+impl Workspace {
+    /// Records the value files of the selected tokens that no metadata
+    /// names (see the module's doc). The caller holds the lock; the
+    /// registry key is unlocked.
+    pub fn adopt_strays(&self, only: &[String]) -> anyhow::Result<Vec<Stray>> {
+        let identity = self.identity()?;
+        let mut done = Vec::new();
+        for (name, token) in &self.policy.tokens {
+            if !only.is_empty() && !only.contains(name) {
+                continue;
+            }
+            let mut meta = match self.registry.load(name) {
+                Ok(meta) => meta,
+                // A damaged file is reported by the run itself.
+                Err(_) => continue,
+            };
+            let strays = self.registry.strays(&meta)?;
+            if strays.is_empty() {
+                continue;
+            }
+            let mut changed = false;
+            for file in strays {
+                let found = match self.registry.open_value(name, &file, &identity.key) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        done.push(Stray::Refused { token: name.clone(), file, why: e.to_string() });
+                        continue;
+                    }
+                };
+                let minted = &found.minted;
+                let same_mint = |v: &Version| {
+                    v.created_at == minted.created_at && v.token_id == minted.token_id && v.issuer == minted.issuer
+                };
+                if meta.versions.iter().any(same_mint) {
+                    self.registry.remove_file_of(name, &file)?;
+                    done.push(Stray::Duplicate { token: name.clone(), file });
+                    continue;
+                }
+                // This machine's own mint, saved just before a crash and
+                // never recorded: it is the rotation's pending value, and
+                // the rotation resumes with it (nothing is minted twice).
+                let cut_short = meta
+                    .rotation
+                    .as_ref()
+                    .filter(|j| j.step == JournalStep::Minting && j.started_at <= minted.created_at);
+                if let Some(started_at) = cut_short.map(|j| j.started_at)
+                    && meta.pending().is_none()
+                {
+                    let version = adopt(&mut meta, &found, Stage::Pending, None);
+                    meta.rotation = Some(Journal {
+                        started_at,
+                        step: JournalStep::Delivering,
+                        version: Some(version),
+                        mint_tag: None,
+                    });
+                    self.registry.save(&mut meta)?;
+                    self.audit(
+                        "rotate.recover",
+                        name,
+                        Some(version),
+                        Some(format!("value file {file} saved before a crash is the pending value")),
+                    )?;
+                    done.push(Stray::Recovered { token: name.clone(), version });
+                    continue;
+                }
+                let version = adopt(&mut meta, &found, Stage::Previous, Some(self.now + token.overlap.0));
+                changed = true;
+                self.audit(
+                    "merge.adopt",
+                    name,
+                    Some(version),
+                    Some(format!("value file {file} (v{} on its branch) recorded as previous", found.version)),
+                )?;
+                done.push(Stray::Adopted { token: name.clone(), version, file });
+            }
+            if changed {
+                meta.merged_at = Some(self.now);
+                self.registry.save(&mut meta)?;
+            }
+        }
+        Ok(done)
+    }
+
+    /// The value files of the selected tokens that no metadata names (a
+    /// dry run's view of [`Self::adopt_strays`]).
+    pub fn strays(&self, metas: &std::collections::BTreeMap<String, TokenMeta>) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (name, meta) in metas {
+            if let Ok(files) = self.registry.strays(meta) {
+                out.extend(files.into_iter().map(|f| (name.clone(), f)));
+            }
+        }
+        out
+    }
+}
+
+/// `found` as a new version of `meta` in `stage`.
+fn adopt(
+    meta: &mut TokenMeta,
+    found: &crate::registry::ValueFile,
+    stage: Stage,
+    retire_after: Option<chrono::DateTime<chrono::Utc>>,
+) -> u32 {
+    let id = meta.next_version_id();
+    let m = &found.minted;
+    meta.versions.push(Version {
+        id,
+        stage,
+        issuer: m.issuer.clone(),
+        issuer_kind: m.issuer_kind.clone(),
+        issuer_url: m.issuer_url.clone(),
+        token_id: m.token_id.clone(),
+        scopes: m.scopes.clone(),
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+        retire_after,
+        retired_at: None,
+        revoked_at: None,
+        origin: m.origin,
+        placeholder: m.placeholder,
+        value: Some(found.id.clone()),
+    });
+    id
+}

@@ -1,0 +1,194 @@
+//! A member's view of every file: which are a member's (`trust status`),
+//! and vouching for one after review (`trust accept`), audited.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::{Registry, RegistryError, TokenMeta, audit, crypto, meta_text, split_meta_mac};
+
+/// A file of the registry that is not a member's, and why.
+#[derive(Debug)]
+pub struct Doubt {
+    pub path: PathBuf,
+    pub why: String,
+}
+
+/// What `trust accept` vouched for.
+#[derive(Debug)]
+pub enum Accepted {
+    Recipients { keys: usize },
+    Metadata { token: String },
+    Value { token: String },
+    AuditLog,
+}
+
+/// Which registry file a path names.
+enum Kind {
+    Recipients,
+    Metadata(String),
+    Value(String, String),
+    AuditLog,
+}
+
+impl Registry {
+    /// Every file of the registry checked under the key (unlocked by a
+    /// member): the recipients, every token's metadata, every value file
+    /// and the audit log. Returns the ones that are not a member's.
+    pub fn doubts(&self, identity: &age::x25519::Identity) -> Result<Vec<Doubt>, RegistryError> {
+        self.require_keys("checking the registry")?;
+        let mut doubts = Vec::new();
+        let mut note = |r: Result<(), RegistryError>| {
+            if let Err(e) = r {
+                let path = match &e {
+                    RegistryError::Unauthentic { path, .. }
+                    | RegistryError::Corrupt { path, .. }
+                    | RegistryError::Io { path, .. }
+                    | RegistryError::Decrypt { path, .. }
+                    | RegistryError::Newer { path, .. } => path.clone(),
+                    _ => self.dir.clone(),
+                };
+                doubts.push(Doubt { path, why: e.to_string() });
+            }
+        };
+        note(self.recipients().map(drop));
+        for name in self.token_names()? {
+            note(self.load_existing(&name).map(drop));
+            for id in self.value_ids(&name)? {
+                note(self.open_value(&name, &id, identity).map(drop));
+            }
+        }
+        let path = self.audit_path();
+        if let Ok(text) = fs::read_to_string(&path)
+            && let Err(breaks) = audit::verify(&text, self.keys().as_deref())
+        {
+            for b in breaks {
+                doubts.push(Doubt { path: path.clone(), why: format!("line {}: {}", b.line, b.why) });
+            }
+        }
+        Ok(doubts)
+    }
+
+    fn kind_of(&self, path: &Path) -> Option<Kind> {
+        // The path as given, or as it resolves (from another folder, through links).
+        let rel = match path.strip_prefix(&self.dir) {
+            Ok(rel) => rel.to_path_buf(),
+            Err(_) => path.canonicalize().ok()?.strip_prefix(self.dir.canonicalize().ok()?).ok()?.to_path_buf(),
+        };
+        let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
+        match parts.as_slice() {
+            ["recipients"] => Some(Kind::Recipients),
+            ["audit.log"] => Some(Kind::AuditLog),
+            ["tokens", file] => file.strip_suffix(".toml").map(|n| Kind::Metadata(n.to_string())),
+            ["tokens", token, file] => {
+                file.strip_suffix(".age").map(|id| Kind::Value(token.to_string(), id.to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    /// A member vouches for a file as it is now, after reviewing it: it is
+    /// MACed under the key (the recipients: the key file is encrypted to
+    /// them too), and an audit line says who accepted what. The key must
+    /// be unlocked with [`Registry::unlock_keys_only`].
+    pub fn accept(
+        &self,
+        path: &Path,
+        identity: &age::x25519::Identity,
+        at: DateTime<Utc>,
+    ) -> Result<Accepted, RegistryError> {
+        let keys = self.require_keys("accepting a change")?;
+        let kind = self.kind_of(path).ok_or_else(|| RegistryError::Corrupt {
+            path: path.to_path_buf(),
+            why: "not a file of the registry that a member can accept (recipients, tokens/NAME.toml, tokens/NAME/ID.age or audit.log)".into(),
+        })?;
+        let (accepted, detail) = match kind {
+            Kind::Recipients => {
+                let text = self.recipients_text()?;
+                let keys_listed = crypto::parse_recipients(&text, &self.recipients_path())?.len();
+                self.rekey_all(identity, (*keys).clone(), Some(&text), |_| {})?;
+                let detail = format!("recipients ({keys_listed} keys, sha256 {})", audit::prefix_hash(&text));
+                (Accepted::Recipients { keys: keys_listed }, detail)
+            }
+            Kind::Metadata(token) => {
+                super::checked_name(&token)?;
+                let path = self.meta_path(&token);
+                let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
+                let (body, _) = split_meta_mac(&text);
+                let meta: TokenMeta = toml::from_str(body)
+                    .map_err(|e| RegistryError::Corrupt { path: path.clone(), why: e.message().to_string() })?;
+                if meta.name != token {
+                    return Err(RegistryError::Corrupt {
+                        path,
+                        why: format!("it holds the metadata of `{}`, not `{token}`", meta.name),
+                    });
+                }
+                self.write(&path, meta_text(&meta, &keys).as_bytes())?;
+                let detail = format!("tokens/{token}.toml (sha256 {})", audit::prefix_hash(body));
+                (Accepted::Metadata { token }, detail)
+            }
+            Kind::Value(token, id) => {
+                super::checked_name(&token)?;
+                super::checked_value_id(&id, path)?;
+                let path = self.value_path(&token, &id);
+                let bytes = fs::read(&path).map_err(|e| RegistryError::io(&path, e))?;
+                let file = crypto::open_value_checked(&bytes, identity, None, (&token, &id), &path)?;
+                let sealed = crypto::seal_value(&file, &keys, &self.recipients()?)?;
+                self.write(&path, &sealed)?;
+                (Accepted::Value { token: token.clone() }, format!("tokens/{token}/{id}.age"))
+            }
+            Kind::AuditLog => {
+                let path = self.audit_path();
+                let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
+                let detail =
+                    format!("audit.log as it is: the log before this line is sha256 {}", audit::prefix_hash(&text));
+                self.audit(
+                    audit::Event { event: audit::ACCEPT_EVENT, token: None, version: None, detail: Some(detail) },
+                    at,
+                )?;
+                return Ok(Accepted::AuditLog);
+            }
+        };
+        self.audit(audit::Event { event: audit::ACCEPT_EVENT, token: None, version: None, detail: Some(detail) }, at)?;
+        Ok(accepted)
+    }
+}
+
+/// Which side of a conflicted metadata file a merge keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Ours,
+    Theirs,
+}
+
+/// The git merge driver's choice for `tokens/NAME.toml` (`merge=chitty-secrets`):
+/// one side whole, never a mix of lines — the side whose current value is
+/// newer (then the pending one, then the higher generation). Each side
+/// keeps its MAC; the other side's value file stays in the tree and the
+/// next member's `sync` or `rotate` records it. `None` when a side is not
+/// metadata (git then leaves the conflict to a person).
+pub fn pick_side(ours: &str, theirs: &str) -> Option<Side> {
+    let parse = |text: &str| toml::from_str::<TokenMeta>(split_meta_mac(text).0).ok();
+    let (a, b) = (parse(ours)?, parse(theirs)?);
+    if a.name != b.name {
+        return None;
+    }
+    let rank = |m: &TokenMeta| {
+        let newest = |stage| m.in_stage(stage).map(|v| v.created_at);
+        (newest(super::Stage::Current), newest(super::Stage::Pending), m.generation)
+    };
+    Some(if rank(&b) > rank(&a) { Side::Theirs } else { Side::Ours })
+}
+
+/// The git configuration that runs [`pick_side`] for this repository, as
+/// `git config` key and value pairs, with `program` as the binary to run.
+pub fn merge_driver_config(program: &str) -> [(&'static str, String); 2] {
+    [
+        (
+            "merge.chitty-secrets.name",
+            "chitty-secrets registry metadata (one side whole; nothing minted is lost)".into(),
+        ),
+        ("merge.chitty-secrets.driver", format!("'{program}' trust merge-file %O %A %B %P")),
+    ]
+}
