@@ -344,7 +344,10 @@ fn commit_step(registry: &std::path::Path, pull_request: bool) -> String {
           git add "$REGISTRY"
           git diff --cached --quiet && exit 0
           git commit -m "chitty-secrets: scheduled rotation"
-          # The branch may have moved during the run: rebase and retry.
+          # The branch may have moved during the run: rebase and retry. A
+          # token rotated on both sides keeps one side's metadata whole; the
+          # other's value is recorded by the next run (nothing minted is lost).
+          git config merge.chitty-secrets.driver "chitty-secrets trust merge-file %O %A %B %P"
           for attempt in 1 2 3; do
             git push && exit 0
             git pull --rebase --quiet || exit 1

@@ -218,6 +218,9 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
     }
 
     if !json {
+        for note in &report.remote_notes {
+            println!("note: {note}");
+        }
         for o in &report.outcomes {
             print_outcome(o);
         }

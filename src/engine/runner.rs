@@ -581,6 +581,7 @@ impl<'a> Runner<'a> {
             .version(version)
             .map(|v| (v.issuer.clone(), v.token_id.clone()))
             .ok_or_else(|| anyhow::anyhow!("v{version} is not in the registry"))?;
+        self.check_minted_here(version, token_id.as_deref())?;
         crate::crash::point("before-revoke");
         let revoked = match self.ws.policy.issuers.get(&issuer_name) {
             Some(p) if !p.spec.is_local() => {
@@ -599,6 +600,36 @@ impl<'a> Runner<'a> {
         };
         crate::crash::point("after-revoke");
         Ok(self.meta.end_version(version, revoked == Revoked::Revoked, self.ws.now)?)
+    }
+
+    /// A revoke names only a token id this token minted: the version's
+    /// value file (a member's, bound to this token) must say the same id
+    /// as its metadata.
+    fn check_minted_here(&self, version: u32, token_id: Option<&str>) -> anyhow::Result<()> {
+        let (Some(token_id), Some(file)) = (token_id, self.meta.version(version).and_then(|v| v.value.as_deref()))
+        else {
+            return Ok(());
+        };
+        let found = match self.ws.registry.open_value(&self.token.name, file, &self.identity.key) {
+            Ok(found) => found,
+            // A value file that is gone says nothing either way.
+            Err(crate::registry::RegistryError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if found.minted.token_id.as_deref() != Some(token_id) {
+            return Err(crate::error::Hinted::new(
+                format!(
+                    "refusing to revoke v{version} of {}: its metadata names token id {token_id}, but its value file says it minted {}",
+                    self.token.name,
+                    found.minted.token_id.as_deref().unwrap_or("none")
+                ),
+                "the metadata was changed after the mint: review `git log -p -- FILE` before anything is revoked",
+            )
+            .into());
+        }
+        Ok(())
     }
 
     /// The deployed Worker versions (Cloudflare) made before every version

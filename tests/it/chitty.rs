@@ -10,14 +10,14 @@ use crate::fakes::cloudflare::FakeCloudflare;
 use crate::fakes::github::FakeGithub;
 use crate::remote::with_fakes;
 
-struct Services {
-    id: FakeChitty,
-    gh: FakeGithub,
-    cf: FakeCloudflare,
+pub struct Services {
+    pub id: FakeChitty,
+    pub gh: FakeGithub,
+    pub cf: FakeCloudflare,
 }
 
 impl Services {
-    fn start() -> Self {
+    pub fn start() -> Self {
         let gh = FakeGithub::start();
         gh.add_repo("acme/app");
         let cf = FakeCloudflare::start();
@@ -25,7 +25,7 @@ impl Services {
         Services { id: FakeChitty::start(), gh, cf }
     }
 
-    fn policy(&self, overlap: &str) -> String {
+    pub fn policy(&self, overlap: &str) -> String {
         format!(
             r#"
 [issuers.chittyid]
@@ -58,24 +58,24 @@ worker = "platform"
         )
     }
 
-    fn command(&self, p: &Project, args: &[&str]) -> Command {
+    pub fn command(&self, p: &Project, args: &[&str]) -> Command {
         let mut cmd = p.command(args);
         with_fakes(&mut cmd, &self.gh, &self.cf).env("CHITTY_ADMIN_PASSWORD", chitty::ADMIN_PASSWORD);
         cmd
     }
 
-    fn run(&self, p: &Project, args: &[&str]) -> Output {
+    pub fn run(&self, p: &Project, args: &[&str]) -> Output {
         self.command(p, args).output().unwrap()
     }
 
-    fn ok(&self, p: &Project, args: &[&str]) -> String {
+    pub fn ok(&self, p: &Project, args: &[&str]) -> String {
         let out = self.run(p, args);
         assert_eq!(code(&out), 0, "{args:?}:\n{}", text(&out));
         String::from_utf8(out.stdout).unwrap()
     }
 
     /// What each target holds for the token.
-    fn held(&self, p: &Project) -> Vec<(&'static str, Option<String>)> {
+    pub fn held(&self, p: &Project) -> Vec<(&'static str, Option<String>)> {
         vec![
             (
                 "app/.env CHITTY_ID_TOKEN",

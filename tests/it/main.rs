@@ -11,6 +11,7 @@ mod fakes;
 mod foundation;
 mod hardening;
 mod identity;
+mod merges;
 mod newcomer;
 mod parsers;
 mod remote;
