@@ -142,6 +142,10 @@ fn init(g: &Globals<'_>, args: &InitArgs) -> anyhow::Result<u8> {
     println!("next: make a key for CI and give it to the repository as the secret CHITTY_SECRETS_IDENTITY:");
     println!("  age-keygen -o ci-key.txt && chitty-secrets keys add \"$(age-keygen -y ci-key.txt)\" --name ci");
     println!("  gh secret set CHITTY_SECRETS_IDENTITY < ci-key.txt && shred -u ci-key.txt");
+    println!(
+        "  gh secret set {} --body \"$(chitty-secrets trust status | sed -n 's/.*registry \\([0-9a-f]*\\),.*/\\1/p')\"   # a runner remembers no registry: this names yours",
+        crate::env_vars::REGISTRY_ID
+    );
     // The identity's secret was named above.
     let others: Vec<String> = needs_of(&policy, Job::Rotate)
         .iter()
@@ -220,14 +224,20 @@ pub fn workflow(
         Install::Command(command) => format!("run: {command}"),
     };
     let dirs = format!("--policies {} --registry {}", policies.display(), registry.display());
-    let gate_env = env_lines(&needs_of(policy, Job::Gate), "          ");
-    let rotate_env = env_lines(&needs_of(policy, Job::Rotate), "          ");
+    // A runner remembers no registry: this secret (what `trust status`
+    // shows; not secret itself, but every tool reads a secret) names the
+    // one whose key file the jobs accept. Unset, it is empty and ignored.
+    let registry_id = format!("          {0}: ${{{{ secrets.{0} }}}}\n", crate::env_vars::REGISTRY_ID);
+    let gate_env = env_lines(&needs_of(policy, Job::Gate), "          ") + &registry_id;
+    let rotate_env = env_lines(&needs_of(policy, Job::Rotate), "          ") + &registry_id;
     let commit_step = commit_step(registry, args.pull_request);
     let rotate_permissions =
         if args.pull_request { "contents: write\n      pull-requests: write" } else { "contents: write" };
     format!(
         r#"# Written by `chitty-secrets ci init`. Repository secrets it reads:
 #   CHITTY_SECRETS_IDENTITY   the CI runner's age key (a recipient of the registry)
+#   CHITTY_SECRETS_REGISTRY_ID the registry's id (`chitty-secrets trust status`):
+#                             the jobs accept no other registry key;
 # and those the policies need (`chitty-secrets ci init` listed them;
 # `chitty-secrets ci doctor` names any that is missing).
 name: chitty-secrets
