@@ -952,7 +952,9 @@ impl Registry {
     fn settle(&self, last: bool) -> Result<(), RegistryError> {
         let mut guard = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(deferred) = guard.as_mut() else { return Ok(()) };
-        for dir in std::mem::take(&mut deferred.dirs) {
+        // Deepest first: a token's value folder before `tokens/`, so metadata
+        // that names a value file is never durable before the file is.
+        for dir in std::mem::take(&mut deferred.dirs).into_iter().rev() {
             fsutil::sync_dir(&dir).map_err(|e| RegistryError::io(&dir, e))?;
         }
         let lines = std::mem::take(&mut deferred.audit);
