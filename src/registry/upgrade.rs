@@ -106,6 +106,9 @@ impl Registry {
             for name in &names {
                 done.values += self.upgrade_token(name, identity, &keys, &recipients)?;
                 done.tokens += 1;
+                if done.tokens == 1 {
+                    crate::crash::point("upgrade-after-first-token");
+                }
             }
             self.write_recipients(&self.recipients_text()?)?;
             Ok::<_, RegistryError>(())
