@@ -309,6 +309,16 @@ impl Registry {
         *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = keys.map(Arc::new);
     }
 
+    /// A file that is not a member's, with what changed since the last
+    /// version a member wrote (from git history, where there is one).
+    fn unauthentic_with_change(&self, path: &Path, why: Refusal, now: &str) -> RegistryError {
+        let why = match trust::what_changed(self, path, now) {
+            Some(change) => format!("{why}; {change}"),
+            None => why.to_string(),
+        };
+        RegistryError::Unauthentic { path: path.to_path_buf(), why }
+    }
+
     /// The key a write (or a read of values) needs.
     fn require_keys(&self, what: &'static str) -> Result<Arc<RegistryKeys>, RegistryError> {
         if let Some(keys) = self.keys() {
@@ -415,14 +425,11 @@ impl Registry {
         let (rest, mac) = crypto::split_recipients_mac(&text);
         if let Some(keys) = self.keys() {
             let older = self.accept_older.load(std::sync::atomic::Ordering::Relaxed);
-            keys.check(
-                mac.ok_or(Refusal::Missing).map_err(|why| unauthentic(&path, why))?,
-                "recipients",
-                "",
-                rest.as_bytes(),
-                older,
-            )
-            .map_err(|why| unauthentic(&path, why))?;
+            let checked =
+                mac.ok_or(Refusal::Missing).and_then(|tag| keys.check(tag, "recipients", "", rest.as_bytes(), older));
+            if let Err(why) = checked {
+                return Err(self.unauthentic_with_change(&path, why, &text));
+            }
         }
         parse_recipients(&rest, &path)
     }
@@ -555,8 +562,11 @@ impl Registry {
         }
         if let Some(keys) = self.keys() {
             let older = self.accept_older.load(std::sync::atomic::Ordering::Relaxed);
-            let tag = mac.ok_or_else(|| unauthentic(&path, Refusal::Missing))?;
-            keys.check(tag, "meta", name, body.as_bytes(), older).map_err(|why| unauthentic(&path, why))?;
+            let checked =
+                mac.ok_or(Refusal::Missing).and_then(|tag| keys.check(tag, "meta", name, body.as_bytes(), older));
+            if let Err(why) = checked {
+                return Err(self.unauthentic_with_change(&path, why, &text));
+            }
         }
         if meta.name != name {
             return Err(RegistryError::Corrupt {
@@ -1003,10 +1013,6 @@ const GITATTRIBUTES: &str =
 #[derive(serde::Deserialize)]
 struct SchemaProbe {
     schema: u32,
-}
-
-fn unauthentic(path: &Path, why: Refusal) -> RegistryError {
-    RegistryError::Unauthentic { path: path.to_path_buf(), why: why.to_string() }
 }
 
 #[cfg(test)]

@@ -192,3 +192,102 @@ pub fn merge_driver_config(program: &str) -> [(&'static str, String); 2] {
         ("merge.chitty-secrets.driver", format!("'{program}' trust merge-file %O %A %B %P")),
     ]
 }
+
+/// What differs between the newest version of a file in git history that
+/// a member wrote and the file now: for an error that must say what
+/// changed. `None` without git, or when no earlier version verifies.
+pub(super) fn what_changed(registry: &Registry, path: &Path, now: &str) -> Option<String> {
+    let keys = registry.keys()?;
+    let rel = path.strip_prefix(&registry.dir).ok()?.to_str()?.to_string();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&registry.dir)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let commits = git(&["log", "--format=%H", "-n", "50", "--", &rel])?;
+    for commit in commits.lines() {
+        let Some(then) = git(&["show", &format!("{commit}:./{rel}")]) else { continue };
+        let short = &commit[..commit.len().min(10)];
+        if let Some(token) = rel.strip_prefix("tokens/").and_then(|r| r.strip_suffix(".toml")) {
+            let (body, mac) = split_meta_mac(&then);
+            if mac.is_none_or(|tag| keys.check(tag, "meta", token, body.as_bytes(), true).is_err()) {
+                continue;
+            }
+            let parse = |text: &str| toml::from_str::<TokenMeta>(split_meta_mac(text).0).ok();
+            let changes = meta_changes(&parse(&then)?, &parse(now)?);
+            return Some(if changes.is_empty() {
+                format!("its content is that of commit {short}, the last a member wrote, but not its MAC")
+            } else {
+                format!("since commit {short}, the last version a member wrote: {}", changes.join("; "))
+            });
+        }
+        if rel == "recipients" {
+            let (rest, mac) = crypto::split_recipients_mac(&then);
+            if mac.is_none_or(|tag| keys.check(tag, "recipients", "", rest.as_bytes(), true).is_err()) {
+                continue;
+            }
+            let keys_of = |text: &str| -> Vec<String> {
+                text.lines()
+                    .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            };
+            let (before, after) = (keys_of(&rest), keys_of(&crypto::split_recipients_mac(now).0));
+            let mut changes: Vec<String> =
+                after.iter().filter(|k| !before.contains(k)).map(|k| format!("{k} added")).collect();
+            changes.extend(before.iter().filter(|k| !after.contains(k)).map(|k| format!("{k} removed")));
+            if changes.is_empty() {
+                changes.push("comments or layout only".into());
+            }
+            return Some(format!("since commit {short}, the last version a member wrote: {}", changes.join("; ")));
+        }
+        return None;
+    }
+    None
+}
+
+/// The differences that matter between two metadata files, in words.
+fn meta_changes(then: &TokenMeta, now: &TokenMeta) -> Vec<String> {
+    let mut out = Vec::new();
+    let show = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".into());
+    let when = |o: &Option<DateTime<Utc>>| o.map_or("none".into(), |d| d.to_rfc3339());
+    for v in &now.versions {
+        let Some(old) = then.versions.iter().find(|o| o.id == v.id) else {
+            out.push(format!("v{} added ({})", v.id, v.stage.as_str()));
+            continue;
+        };
+        if old.stage != v.stage {
+            out.push(format!("v{} {} → {}", v.id, old.stage.as_str(), v.stage.as_str()));
+        }
+        if old.token_id != v.token_id {
+            out.push(format!("v{} token id {} → {}", v.id, show(&old.token_id), show(&v.token_id)));
+        }
+        if old.expires_at != v.expires_at {
+            out.push(format!("v{} expires_at {} → {}", v.id, when(&old.expires_at), when(&v.expires_at)));
+        }
+        if old.retire_after != v.retire_after {
+            out.push(format!("v{} retire_after {} → {}", v.id, when(&old.retire_after), when(&v.retire_after)));
+        }
+        if old.value != v.value {
+            out.push(format!("v{} value file {} → {}", v.id, show(&old.value), show(&v.value)));
+        }
+    }
+    for old in then.versions.iter().filter(|o| !now.versions.iter().any(|v| v.id == o.id)) {
+        out.push(format!("v{} removed", old.id));
+    }
+    if then.deliveries != now.deliveries {
+        out.push("delivery records".into());
+    }
+    if then.orphans != now.orphans {
+        out.push("suspected orphans".into());
+    }
+    if then.rotation != now.rotation {
+        out.push("the rotation journal".into());
+    }
+    out
+}
