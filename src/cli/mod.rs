@@ -166,6 +166,7 @@ Environment:
   CHITTY_SECRETS_IDENTITY        the age identity itself (CI), or
   CHITTY_SECRETS_IDENTITY_FILE   a file holding it
   CHITTY_SECRETS_NO_KEYRING=1    never use the OS keyring
+  CHITTY_SECRETS_REGISTRY_ID     accept no other registry key (CI; `trust status` shows it)
   GITHUB_TOKEN, GH_TOKEN         GitHub targets
   CLOUDFLARE_API_TOKEN           Cloudflare targets, with
   CLOUDFLARE_ACCOUNT_ID

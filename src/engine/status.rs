@@ -16,6 +16,9 @@ pub struct StatusReport {
     pub not_in_policy: Vec<String>,
     /// Names of tokens whose current value expires within the asked window.
     pub expiring: Vec<String>,
+    /// `verified` (a member's identity checked every file read), `unverified`
+    /// (no member's identity) or `not-authenticated` (the older format).
+    pub authenticity: &'static str,
 }
 
 #[derive(Serialize)]
@@ -97,7 +100,12 @@ impl Workspace {
                 .collect(),
             None => Vec::new(),
         };
-        Ok(StatusReport { now: self.now, tokens, not_in_policy, expiring })
+        let authenticity = match self.registry.trust() {
+            crate::registry::Trust::Verified { .. } => "verified",
+            crate::registry::Trust::Unverified => "unverified",
+            crate::registry::Trust::Legacy => "not-authenticated",
+        };
+        Ok(StatusReport { now: self.now, tokens, not_in_policy, expiring, authenticity })
     }
 }
 
