@@ -45,22 +45,18 @@ impl std::fmt::Display for Stray {
 }
 
 impl Workspace {
-    /// Records the value files of the selected tokens that no metadata
-    /// names (see the module's doc). The caller holds the lock; the
-    /// registry key is unlocked.
-    pub fn adopt_strays(&self, only: &[String]) -> anyhow::Result<Vec<Stray>> {
+    /// Records the value files that no metadata names (see the module's
+    /// doc) in `metas` (read under the lock the caller holds) and saves
+    /// them; the registry key is unlocked.
+    pub fn adopt_strays(
+        &self,
+        metas: &mut std::collections::BTreeMap<String, TokenMeta>,
+    ) -> anyhow::Result<Vec<Stray>> {
         let identity = self.identity()?;
         let mut done = Vec::new();
-        for (name, token) in &self.policy.tokens {
-            if !only.is_empty() && !only.contains(name) {
-                continue;
-            }
-            let mut meta = match self.registry.load(name) {
-                Ok(meta) => meta,
-                // A damaged file is reported by the run itself.
-                Err(_) => continue,
-            };
-            let strays = self.registry.strays(&meta)?;
+        for (name, meta) in metas.iter_mut() {
+            let Some(token) = self.policy.token(name) else { continue };
+            let strays = self.registry.strays(meta)?;
             if strays.is_empty() {
                 continue;
             }
@@ -92,14 +88,14 @@ impl Workspace {
                 if let Some(started_at) = cut_short.map(|j| j.started_at)
                     && meta.pending().is_none()
                 {
-                    let version = adopt(&mut meta, &found, Stage::Pending, None);
+                    let version = adopt(meta, &found, Stage::Pending, None);
                     meta.rotation = Some(Journal {
                         started_at,
                         step: JournalStep::Delivering,
                         version: Some(version),
                         mint_tag: None,
                     });
-                    self.registry.save(&mut meta)?;
+                    self.registry.save(meta)?;
                     self.audit(
                         "rotate.recover",
                         name,
@@ -109,7 +105,7 @@ impl Workspace {
                     done.push(Stray::Recovered { token: name.clone(), version });
                     continue;
                 }
-                let version = adopt(&mut meta, &found, Stage::Previous, Some(self.now + token.overlap.0));
+                let version = adopt(meta, &found, Stage::Previous, Some(self.now + token.overlap.0));
                 changed = true;
                 self.audit(
                     "merge.adopt",
@@ -121,7 +117,7 @@ impl Workspace {
             }
             if changed {
                 meta.merged_at = Some(self.now);
-                self.registry.save(&mut meta)?;
+                self.registry.save(meta)?;
             }
         }
         Ok(done)

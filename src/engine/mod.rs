@@ -260,10 +260,10 @@ impl Workspace {
         // Hold the lock from planning to the last save, so the plan is made
         // from the state it is executed against. A dry run writes nothing.
         let _lock = if dry_run { None } else { Some(self.lock()?) };
+        let (mut metas, damaged) = self.readable_metas(only);
         // What a git merge left untracked is recorded before anything is planned.
         let merged: Vec<String> =
-            if dry_run { Vec::new() } else { self.adopt_strays(only)?.iter().map(ToString::to_string).collect() };
-        let (metas, damaged) = self.readable_metas(only);
+            if dry_run { Vec::new() } else { self.adopt_strays(&mut metas)?.iter().map(ToString::to_string).collect() };
         let (mut observed, not_on_this_machine) =
             if is_sync { self.observe_local(&metas).await? } else { (Observations::new(), Vec::new()) };
         if verify && self.needs_remote(only) {
