@@ -17,6 +17,7 @@ mod parsers;
 mod remote;
 mod schema;
 mod teams;
+mod trust;
 mod upgrade;
 mod values;
 mod workers;
