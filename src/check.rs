@@ -94,7 +94,15 @@ impl Collector<'_> {
             _ => "registry-damaged",
         };
         let hint = e.hint();
-        self.add(Severity::Error, code, Some(name), None, e.to_string(), hint.as_deref());
+        // The file the finding is about, where the error names one.
+        let at = match e {
+            RegistryError::Unauthentic { path, .. }
+            | RegistryError::Conflicted { path }
+            | RegistryError::Corrupt { path, .. }
+            | RegistryError::ValuesMissing { path, .. } => Some((self.rel(path), None)),
+            _ => None,
+        };
+        self.add(Severity::Error, code, Some(name), at, e.to_string(), hint.as_deref());
     }
 
     fn rel(&self, path: &Path) -> String {

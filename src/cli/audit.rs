@@ -40,11 +40,16 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
                 );
             }
             if verified.authenticated {
-                let legacy = match verified.legacy {
-                    0 => String::new(),
-                    n => format!(" ({n} from before the registry was authenticated, fixed by the line that began it)"),
+                let whose = match (verified.legacy, verified.accepted) {
+                    (_, n) if n > 0 => format!(
+                        "the {n} lines before the last `trust accept` were vouched for by a member after review, every line after it is a member's"
+                    ),
+                    (0, _) => "every line a member's".into(),
+                    (n, _) => format!(
+                        "every line a member's ({n} from before the registry was authenticated, fixed by the line that began it)"
+                    ),
                 };
-                println!("{file}: {} entries, chain intact, every line a member's{legacy}", verified.entries);
+                println!("{file}: {} entries, chain intact, {whose}", verified.entries);
             } else {
                 println!("{file}: {} entries, chain intact", verified.entries);
                 let why = if registry.is_authenticated() {

@@ -143,7 +143,7 @@ fn init(g: &Globals<'_>, args: &InitArgs) -> anyhow::Result<u8> {
     println!("  age-keygen -o ci-key.txt && chitty-secrets keys add \"$(age-keygen -y ci-key.txt)\" --name ci");
     println!("  gh secret set CHITTY_SECRETS_IDENTITY < ci-key.txt && shred -u ci-key.txt");
     println!(
-        "  gh secret set {} --body \"$(chitty-secrets trust status | sed -n 's/.*registry \\([0-9a-f]*\\),.*/\\1/p')\"   # a runner remembers no registry: this names yours",
+        "  gh secret set {} --body \"$(chitty-secrets trust pin)\"   # a runner remembers no registry: this pins yours",
         crate::env_vars::REGISTRY_ID
     );
     // The identity's secret was named above.

@@ -66,6 +66,10 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
             println!(
                 "note: the removed key can still read old copies (git history): rotate the tokens it could read (`chitty-secrets rotate`)"
             );
+            println!(
+                "note: the registry key changed (a new epoch): where CI pins the registry, set the pin again: gh secret set {} --body \"$(chitty-secrets trust pin)\"",
+                crate::env_vars::REGISTRY_ID
+            );
             Ok(exit::OK)
         }
         Command::Rekey => {

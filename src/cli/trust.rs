@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::policy_check::plural;
 use super::{Globals, Hinted, exit, shown};
-use crate::registry::{Accepted, RegistryError, Trust, auth::Pins};
+use crate::registry::{Accepted, RegistryError, Trust, auth::Pin, auth::Pins};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -19,6 +19,8 @@ pub enum Command {
     },
     /// Forget the registry key this machine knew here (a member made a new registry).
     Forget,
+    /// Print the registry's pin (id, key epoch and key id) for CI's CHITTY_SECRETS_REGISTRY_ID.
+    Pin,
     /// The git merge driver for tokens/NAME.toml (set up by `init`): keeps one side whole.
     #[command(hide = true)]
     MergeFile { base: PathBuf, ours: PathBuf, theirs: PathBuf, path: Option<String> },
@@ -33,7 +35,12 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
         Command::Status => {
             let identity = g.optional_identity()?;
             if let Some(identity) = &identity {
-                super::unlock(&registry, identity)?;
+                // The key alone: the recipients file is one of the files
+                // this lists, not a reason to list nothing.
+                registry.unlock_keys_only(&identity.key).or_else(|e| match e {
+                    RegistryError::Decrypt { .. } => Ok(false),
+                    e => Err(e),
+                })?;
             }
             match registry.trust() {
                 Trust::Legacy => {
@@ -50,6 +57,9 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
                 }
                 Trust::Verified { id, epoch } => {
                     println!("{}: registry {id}, key epoch {epoch}", shown(registry.dir()));
+                    if let Some(keys) = registry.keys() {
+                        println!("pin (for CI's {}): {}", crate::env_vars::REGISTRY_ID, Pin::of(&keys));
+                    }
                 }
             }
             let identity = identity.expect("verified with an identity");
@@ -93,6 +103,13 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::MergeFile { .. } => unreachable!("handled above"),
+        Command::Pin => {
+            let identity = g.identity()?;
+            super::unlock(&registry, &identity)?;
+            let keys = registry.keys().ok_or(RegistryError::NeedsKey { path: registry.key_path(), what: "the pin" })?;
+            println!("{}", Pin::of(&keys));
+            Ok(exit::OK)
+        }
         Command::Forget => {
             if Pins::of_user().forget(registry.dir()) {
                 println!("forgot the registry key this machine knew at {}", shown(registry.dir()));

@@ -13,8 +13,9 @@ use crate::registry::{Journal, JournalStep, Stage, TokenMeta, Version};
 /// A value a merge left untracked, and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stray {
-    /// Recorded as this version (stage previous).
-    Adopted { token: String, version: u32, file: String },
+    /// Recorded as this version (current when newer than the current
+    /// value, else previous).
+    Adopted { token: String, version: u32, file: String, stage: Stage },
     /// The same mint as a version the metadata has: the extra file went.
     Duplicate { token: String, file: String },
     /// This machine's own mint, saved just before a crash: the pending
@@ -27,9 +28,10 @@ pub enum Stray {
 impl std::fmt::Display for Stray {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Stray::Adopted { token, version, file } => write!(
+            Stray::Adopted { token, version, file, stage } => write!(
                 f,
-                "{token}: a value minted on another branch (tokens/{token}/{file}.age, its record lost in a merge) is recorded as v{version}, previous; every target gets the current value again before it is retired"
+                "{token}: a value minted on another branch (tokens/{token}/{file}.age, its record lost in a merge, or an older metadata file put back) is recorded as v{version}, {}; every target gets the current value again before anything is retired",
+                stage.as_str()
             ),
             Stray::Duplicate { token, file } => {
                 write!(f, "{token}: tokens/{token}/{file}.age repeated a version already recorded; removed")
@@ -61,14 +63,17 @@ impl Workspace {
                 continue;
             }
             let mut changed = false;
+            let mut found_files = Vec::new();
             for file in strays {
-                let found = match self.registry.open_value(name, &file, &identity.key) {
-                    Ok(found) => found,
-                    Err(e) => {
-                        done.push(Stray::Refused { token: name.clone(), file, why: e.to_string() });
-                        continue;
-                    }
-                };
+                match self.registry.open_value(name, &file, &identity.key) {
+                    Ok(found) => found_files.push(found),
+                    Err(e) => done.push(Stray::Refused { token: name.clone(), file, why: e.to_string() }),
+                }
+            }
+            // Oldest first: the newest of them is the one that may become current.
+            found_files.sort_by_key(|f| f.minted.created_at);
+            for found in found_files {
+                let file = found.id.clone();
                 let minted = &found.minted;
                 let same_mint = |v: &Version| {
                     v.created_at == minted.created_at && v.token_id == minted.token_id && v.issuer == minted.issuer
@@ -88,7 +93,7 @@ impl Workspace {
                 if let Some(started_at) = cut_short.map(|j| j.started_at)
                     && meta.pending().is_none()
                 {
-                    let version = adopt(meta, &found, Stage::Pending, None);
+                    let version = meta.record_found(&found.minted, &found.id, Stage::Pending, None);
                     meta.rotation = Some(Journal {
                         started_at,
                         step: JournalStep::Delivering,
@@ -105,15 +110,25 @@ impl Workspace {
                     done.push(Stray::Recovered { token: name.clone(), version });
                     continue;
                 }
-                let version = adopt(meta, &found, Stage::Previous, Some(self.now + token.overlap.0));
+                // The newest value minted wins, as the merge driver's rule
+                // is: a stray newer than the current value (the other side
+                // kept by hand, or an older metadata file put back) becomes
+                // current; an older one, previous.
+                let newer = meta.pending().is_none() && meta.current().is_none_or(|c| minted.created_at > c.created_at);
+                let stage = if newer { Stage::Current } else { Stage::Previous };
+                let version = meta.record_found(&found.minted, &found.id, stage, Some(self.now + token.overlap.0));
                 changed = true;
                 self.audit(
                     "merge.adopt",
                     name,
                     Some(version),
-                    Some(format!("value file {file} (v{} on its branch) recorded as previous", found.version)),
+                    Some(format!(
+                        "value file {file} (v{} on its branch) recorded as {}",
+                        found.version,
+                        stage.as_str()
+                    )),
                 )?;
-                done.push(Stray::Adopted { token: name.clone(), version, file });
+                done.push(Stray::Adopted { token: name.clone(), version, file, stage });
             }
             if changed {
                 meta.merged_at = Some(self.now);
@@ -134,33 +149,4 @@ impl Workspace {
         }
         out
     }
-}
-
-/// `found` as a new version of `meta` in `stage`.
-fn adopt(
-    meta: &mut TokenMeta,
-    found: &crate::registry::ValueFile,
-    stage: Stage,
-    retire_after: Option<chrono::DateTime<chrono::Utc>>,
-) -> u32 {
-    let id = meta.next_version_id();
-    let m = &found.minted;
-    meta.versions.push(Version {
-        id,
-        stage,
-        issuer: m.issuer.clone(),
-        issuer_kind: m.issuer_kind.clone(),
-        issuer_url: m.issuer_url.clone(),
-        token_id: m.token_id.clone(),
-        scopes: m.scopes.clone(),
-        created_at: m.created_at,
-        expires_at: m.expires_at,
-        retire_after,
-        retired_at: None,
-        revoked_at: None,
-        origin: m.origin,
-        placeholder: m.placeholder,
-        value: Some(found.id.clone()),
-    });
-    id
 }

@@ -252,6 +252,9 @@ pub struct Verified {
     /// Every line after those was checked against its MAC (a member's
     /// identity was at hand).
     pub authenticated: bool,
+    /// Lines before the last `trust accept` of the log: a member vouched
+    /// for them after review (their MACs were not checked).
+    pub accepted: usize,
 }
 
 /// A break in the chain: the 1-based line and why.
@@ -280,7 +283,7 @@ pub struct Break {
 pub fn verify(text: &str, keys: Option<&RegistryKeys>) -> Result<Verified, Vec<Break>> {
     let mut breaks = Vec::new();
     let mut seen = std::collections::HashSet::from([GENESIS.to_string()]);
-    let mut verified = Verified { entries: 0, torn: Vec::new(), legacy: 0, authenticated: keys.is_some() };
+    let mut verified = Verified { entries: 0, torn: Vec::new(), legacy: 0, authenticated: keys.is_some(), accepted: 0 };
     let mut lines: Vec<(usize, usize, &str)> = Vec::new();
     let mut offset = 0;
     for (i, raw) in text.split_inclusive('\n').enumerate() {
@@ -299,6 +302,9 @@ pub fn verify(text: &str, keys: Option<&RegistryKeys>) -> Result<Verified, Vec<B
                 // A member vouched for everything before this line.
                 breaks.clear();
                 verified.entries += 1;
+                if entry.event == ACCEPT_EVENT {
+                    (verified.accepted, verified.legacy) = (k, 0);
+                }
                 let tag = split_mac(line).map(|(_, t)| t).unwrap_or_default();
                 epoch_so_far = Some(tag[1..].split('.').next().and_then(|e| e.parse().ok()).unwrap_or(0));
             }

@@ -293,59 +293,102 @@ impl Pins {
         std::fs::read_to_string(&self.path).ok().and_then(|t| toml::from_str(&t).ok()).unwrap_or_default()
     }
 
-    /// Checks `keys` against the pin of the registry at `dir`, and
-    /// remembers a new registry or a later epoch. `CHITTY_SECRETS_REGISTRY_ID`,
-    /// where set (CI, whose machines remember nothing), names the id that
-    /// must be found.
+    fn place(dir: &Path) -> String {
+        dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()).display().to_string()
+    }
+
+    /// Checks `keys` against what this machine remembers of the registry
+    /// at `dir`, and against `CHITTY_SECRETS_REGISTRY_ID` where it is set
+    /// (CI, whose machines remember nothing): a registry id, or a whole pin
+    /// `ID.eEPOCH.KEYID` (`trust status` prints it) that a removed member's
+    /// key file forged from an older epoch cannot match. Writes nothing:
+    /// [`Pins::remember`] once the registry's files are checked too.
     pub fn check(&self, dir: &Path, keys: &RegistryKeys) -> PinCheck {
         let id = keys.registry_id();
         if let Ok(want) = std::env::var(crate::env_vars::REGISTRY_ID)
             && !want.trim().is_empty()
-            && want.trim() != id
         {
-            return PinCheck::Replaced(format!(
-                "its key file makes registry id {id}, but ${} says {}",
-                crate::env_vars::REGISTRY_ID,
-                want.trim()
+            let want = want.trim();
+            let given = match Pin::parse(want) {
+                Some(pin) => pin,
+                None if want == id => Pin { id: want.to_string(), epoch: 0, key: String::new() },
+                None => {
+                    return PinCheck::Replaced(format!(
+                        "its key file makes registry id {id}, but ${} says {want}",
+                        crate::env_vars::REGISTRY_ID
+                    ));
+                }
+            };
+            if let Some(why) = given.refuses(keys, &format!("${}", crate::env_vars::REGISTRY_ID)) {
+                return PinCheck::Replaced(why);
+            }
+        }
+        match self.read().get(&Self::place(dir)) {
+            None => PinCheck::New,
+            Some(pin) => pin.refuses(keys, "this machine").map_or(PinCheck::Known, PinCheck::Replaced),
+        }
+    }
+
+    /// Remembers the registry at `dir` as `keys` make it (a new registry,
+    /// or a later epoch). Best effort: a machine that cannot remember still
+    /// checks every MAC.
+    pub fn remember(&self, dir: &Path, keys: &RegistryKeys) {
+        let place = Self::place(dir);
+        let mut pins = self.read();
+        let now = Pin::of(keys);
+        if pins.get(&place) == Some(&now) {
+            return;
+        }
+        pins.insert(place, now);
+        if let Ok(text) = toml::to_string(&pins)
+            && let Some(dir) = self.path.parent()
+            && crate::fsutil::create_private_dir(dir).is_ok()
+        {
+            let _ = crate::fsutil::write_atomic(&self.path, text.as_bytes());
+        }
+    }
+}
+
+impl Pin {
+    /// The pin of the registry `keys` make: its id, epoch and that epoch's key id.
+    pub fn of(keys: &RegistryKeys) -> Self {
+        Pin { id: keys.registry_id(), epoch: keys.epoch(), key: keys.key_id(keys.epoch()).unwrap_or_default() }
+    }
+
+    /// `ID.eEPOCH.KEYID`, as `trust status` prints it.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('.');
+        let (id, epoch, key) = (parts.next()?, parts.next()?.strip_prefix('e')?.parse().ok()?, parts.next()?);
+        parts.next().is_none().then(|| Pin { id: id.to_string(), epoch, key: key.to_string() })
+    }
+
+    /// Why a key file is not the registry this pin names, if it is not: another
+    /// id, an older epoch, or another key at the pinned epoch (forged from an
+    /// older one). An empty `key` pins the id alone.
+    fn refuses(&self, keys: &RegistryKeys, who: &str) -> Option<String> {
+        let id = keys.registry_id();
+        if self.id != id {
+            return Some(format!("its key file makes registry id {id}; {who} knows registry {} here", self.id));
+        }
+        if self.key.is_empty() {
+            return None;
+        }
+        if self.epoch > keys.epoch() {
+            return Some(format!(
+                "its key file is at epoch {}, older than epoch {} {who} saw (a member's removal undone?)",
+                keys.epoch(),
+                self.epoch
             ));
         }
-        let place = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()).display().to_string();
-        let mut pins = self.read();
-        let seen = pins.get(&place).cloned();
-        let now = Pin { id: id.clone(), epoch: keys.epoch(), key: keys.key_id(keys.epoch()).unwrap_or_default() };
-        let verdict = match &seen {
-            None => PinCheck::New,
-            Some(pin) if pin.id != id => {
-                return PinCheck::Replaced(format!(
-                    "its key file makes registry id {id}; this machine knew registry {} here",
-                    pin.id
-                ));
-            }
-            Some(pin) if pin.epoch > now.epoch => {
-                return PinCheck::Replaced(format!(
-                    "its key file is at epoch {}, older than epoch {} this machine saw (a member's removal undone?)",
-                    now.epoch, pin.epoch
-                ));
-            }
-            Some(pin) if keys.key_id(pin.epoch).as_deref() != Some(pin.key.as_str()) => {
-                return PinCheck::Replaced(format!(
-                    "its key of epoch {} is not the one this machine saw (a key file forged from an older one?)",
-                    pin.epoch
-                ));
-            }
-            Some(_) => PinCheck::Known,
-        };
-        if seen.as_ref() != Some(&now) {
-            pins.insert(place, now);
-            // Best effort: a machine that cannot remember still checks the MACs.
-            if let Ok(text) = toml::to_string(&pins)
-                && let Some(dir) = self.path.parent()
-                && crate::fsutil::create_private_dir(dir).is_ok()
-            {
-                let _ = crate::fsutil::write_atomic(&self.path, text.as_bytes());
-            }
-        }
-        verdict
+        (keys.key_id(self.epoch).as_deref() != Some(self.key.as_str())).then(|| {
+            format!("its key of epoch {} is not the one {who} saw (a key file forged from an older one?)", self.epoch)
+        })
+    }
+}
+
+impl std::fmt::Display for Pin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.e{}.{}", self.id, self.epoch, self.key)
     }
 }
 
@@ -395,10 +438,14 @@ mod tests {
         let dir = home.path();
         let keys = RegistryKeys::generate();
         assert_eq!(pins.check(dir, &keys), PinCheck::New);
+        assert_eq!(pins.check(dir, &keys), PinCheck::New, "nothing is remembered by a check");
+        pins.remember(dir, &keys);
         assert_eq!(pins.check(dir, &keys), PinCheck::Known);
         assert!(matches!(pins.check(dir, &RegistryKeys::generate()), PinCheck::Replaced(_)));
         let removed = keys.next_epoch();
         assert_eq!(pins.check(dir, &removed), PinCheck::Known);
+        pins.remember(dir, &removed);
+        assert_eq!(Pin::parse(&Pin::of(&removed).to_string()), Some(Pin::of(&removed)));
         // A removed member knows epoch 0 and forges an epoch 1 of their own.
         let forged = keys.next_epoch();
         assert!(matches!(pins.check(dir, &forged), PinCheck::Replaced(_)));

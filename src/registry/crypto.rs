@@ -191,9 +191,13 @@ pub fn open_value_checked(
         why: format!("it decrypts, but is not a chitty-secrets value file ({e})"),
     };
     let outer: Outer<'_> = serde_json::from_slice(&plain).map_err(|e| {
-        // An older format says so before anything else.
+        // The older format carries no MAC: in an authenticated registry
+        // (`upgrade` rewrote every such file), nobody's file a member wrote.
         match serde_json::from_slice::<LegacyProbe>(&plain) {
-            Ok(_) => RegistryError::Legacy { path: path.to_path_buf() },
+            Ok(_) => RegistryError::Unauthentic {
+                path: path.to_path_buf(),
+                why: "it is in the format from before authentication, which carries no MAC (an upgrade rewrote every such file)".into(),
+            },
             Err(_) => not_ours(e),
         }
     })?;

@@ -165,6 +165,45 @@ impl TokenMeta {
         Ok(v.stage)
     }
 
+    /// A value recorded after the fact, from what its value file says was
+    /// minted (a merge dropped its record, or a crash came before it):
+    /// pushed in `stage`. As `current`, the old current becomes previous
+    /// until `retire_after`; as `previous`, it is retired after
+    /// `retire_after`.
+    pub fn record_found(
+        &mut self,
+        minted: &super::Minted,
+        file: &str,
+        stage: Stage,
+        retire_after: Option<DateTime<Utc>>,
+    ) -> u32 {
+        if stage == Stage::Current
+            && let Some(after) = retire_after
+        {
+            self.demote_current(after);
+        }
+        let id = self.next_version_id();
+        let m = minted;
+        self.versions.push(Version {
+            id,
+            stage,
+            issuer: m.issuer.clone(),
+            issuer_kind: m.issuer_kind.clone(),
+            issuer_url: m.issuer_url.clone(),
+            token_id: m.token_id.clone(),
+            scopes: m.scopes.clone(),
+            created_at: m.created_at,
+            expires_at: m.expires_at,
+            retire_after: if stage == Stage::Previous { retire_after } else { None },
+            retired_at: None,
+            revoked_at: None,
+            origin: m.origin,
+            placeholder: m.placeholder,
+            value: Some(file.to_string()),
+        });
+        id
+    }
+
     /// Notes that `key` holds `version` since `at` (and what the remote
     /// said about the write, where it says anything).
     pub fn record_delivery(&mut self, key: DeliveryKey, version: u32, at: DateTime<Utc>, landing: Landing) {

@@ -373,18 +373,22 @@ impl Registry {
             }
             Err(e) => return Err(e),
         };
-        if let auth::PinCheck::Replaced(why) = auth::Pins::of_user().check(&self.dir, &keys) {
+        let pins = auth::Pins::of_user();
+        if let auth::PinCheck::Replaced(why) = pins.check(&self.dir, &keys) {
             return Err(RegistryError::KeyReplaced { path, why });
         }
         // A recipients change a member began and that was cut short may
         // have left the recipients file under the previous epoch's key.
         let genuine_rekey = self.rekey_marker_is_genuine(&keys);
-        self.set_keys(Some(keys));
+        self.set_keys(Some(keys.clone()));
         let checked = self.with_older(genuine_rekey, || self.recipients());
         if let Err(e) = checked {
             self.set_keys(None);
             return Err(e);
         }
+        // Remembered only once the recipients are the key's: a forged key
+        // file is never learnt.
+        pins.remember(&self.dir, &keys);
         Ok(true)
     }
 

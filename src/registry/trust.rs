@@ -41,15 +41,15 @@ impl Registry {
         let mut doubts = Vec::new();
         let mut note = |r: Result<(), RegistryError>| {
             if let Err(e) = r {
-                let path = match &e {
-                    RegistryError::Unauthentic { path, .. }
-                    | RegistryError::Corrupt { path, .. }
-                    | RegistryError::Io { path, .. }
-                    | RegistryError::Decrypt { path, .. }
-                    | RegistryError::Newer { path, .. } => path.clone(),
-                    _ => self.dir.clone(),
+                let (path, why) = match &e {
+                    RegistryError::Unauthentic { path, why } => (path.clone(), format!("not a member's: {why}")),
+                    RegistryError::Corrupt { path, why } => (path.clone(), why.clone()),
+                    RegistryError::Io { path, error } => (path.clone(), error.to_string()),
+                    RegistryError::Decrypt { path, why } => (path.clone(), format!("cannot decrypt: {why}")),
+                    RegistryError::Conflicted { path } => (path.clone(), "git's conflict markers".into()),
+                    _ => (self.dir.clone(), e.to_string()),
                 };
-                doubts.push(Doubt { path, why: e.to_string() });
+                doubts.push(Doubt { path, why });
             }
         };
         note(self.recipients().map(drop));

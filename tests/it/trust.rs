@@ -432,7 +432,8 @@ fn a_rewritten_audit_log_fails_verify_until_a_member_accepts_it() {
     assert_eq!(last["event"], "trust.accept", "{last}");
     let out = p.run(&["audit", "verify"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("every line a member's"), "{}", text(&out));
+    // It says which lines a member vouched for rather than checked.
+    assert!(text(&out).contains("were vouched for by a member after review"), "{}", text(&out));
     // And the next writer carries on from the accepted log.
     p.ok(&["rotate", "SESSION_KEY"]);
     assert_eq!(code(&p.run(&["audit", "verify"])), 0);
@@ -578,4 +579,54 @@ fn trust_accept_after_review_makes_a_hand_edit_a_members_and_audits_it() {
     assert_eq!(last["event"], "trust.accept", "{last}");
     assert!(last["detail"].as_str().unwrap().contains("tokens/CHITTY_ID_TOKEN.toml"), "{last}");
     assert!(p.ok(&["audit", "verify"]).contains("every line a member's"));
+}
+
+/// An older metadata file a member really wrote, put back by anyone who
+/// can push (its MAC holds: it is a replay, not a forgery). The newer
+/// value's file is still there and no metadata names it: the next member's
+/// write records it as current again, every target gets it, and the
+/// older value is never delivered.
+#[test]
+fn an_older_metadata_file_put_back_does_not_bring_its_value_back() {
+    let p = healthy();
+    let meta = ".chitty-secrets/tokens/SESSION_KEY.toml";
+    let old = p.read(meta);
+    let v1 = env_value(&p.path("app/.env"), "SESSION_KEY").unwrap();
+    p.ok(&["rotate", "SESSION_KEY"]);
+    let v2 = env_value(&p.path("app/.env"), "SESSION_KEY").unwrap();
+    assert_ne!(v1, v2);
+    std::fs::write(p.path(meta), &old).unwrap();
+    let out = p.run(&["check", "--json"]);
+    assert!(text(&out).contains("untracked-value"), "{}", text(&out));
+    let out = p.ok(&["sync", "SESSION_KEY"]);
+    assert!(out.contains("recorded as v2, current"), "{out}");
+    assert_eq!(env_value(&p.path("app/.env"), "SESSION_KEY").unwrap(), v2, "the newer value stays delivered");
+    assert_eq!(p.ok(&["get", "SESSION_KEY"]).trim_end(), v2);
+    let out = p.run(&["check"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}
+
+/// A removed member puts back the whole registry from before their
+/// removal, on a runner that remembers nothing (CI). With the full pin in
+/// CHITTY_SECRETS_REGISTRY_ID (`trust pin`, set again after the removal),
+/// the older epoch's key file is refused before anything is minted for it.
+#[test]
+fn a_whole_registry_from_before_a_removal_is_refused_where_ci_pins_the_epoch() {
+    let p = healthy();
+    let (bob, bob_pub) = stranger(&p, "bob");
+    p.ok(&["keys", "add", &bob_pub, "--name", "bob"]);
+    let before = snapshot(&p.path(".chitty-secrets"));
+    p.ok(&["keys", "remove", &bob_pub]);
+    let pin = p.ok(&["trust", "pin"]).trim_end().to_string();
+    assert!(pin.contains(".e1."), "{pin}");
+    for (path, bytes) in &before {
+        std::fs::write(path, bytes).unwrap();
+    }
+    // A fresh runner: no memory of the registry, the pin from its secret.
+    std::fs::remove_file(p.path("config/chitty-secrets/registries.toml")).unwrap();
+    let out = p.command(&["rotate", "SESSION_KEY"]).env("CHITTY_SECRETS_REGISTRY_ID", &pin).output().unwrap();
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("is not this registry's key") && text(&out).contains("epoch"), "{}", text(&out));
+    let out = p.run(&["--identity", &bob, "get", "SESSION_KEY"]);
+    assert_eq!(code(&out), 0, "bob's copy is readable by bob, but nothing new was written to it");
 }
