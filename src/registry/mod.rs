@@ -347,11 +347,7 @@ impl Registry {
     /// format) reads unverified, as without one.
     pub fn unlock(&self, identity: &age::x25519::Identity) -> Result<bool, RegistryError> {
         let path = self.key_path();
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(RegistryError::io(&path, e)),
-        };
+        let Some(bytes) = self.key_file()? else { return Ok(false) };
         let keys = match RegistryKeys::open(&bytes, identity, &path) {
             Ok(keys) => keys,
             Err(RegistryError::Decrypt { .. }) => {
@@ -396,17 +392,23 @@ impl Registry {
     /// member about to accept a change to it after review).
     pub fn unlock_keys_only(&self, identity: &age::x25519::Identity) -> Result<bool, RegistryError> {
         let path = self.key_path();
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(RegistryError::io(&path, e)),
-        };
+        let Some(bytes) = self.key_file()? else { return Ok(false) };
         let keys = RegistryKeys::open(&bytes, identity, &path)?;
         if let auth::PinCheck::Replaced(why) = auth::Pins::of_user().check(&self.dir, &keys) {
             return Err(RegistryError::KeyReplaced { path, why });
         }
         self.set_keys(Some(keys));
         Ok(true)
+    }
+
+    /// The key file's bytes, or `None` in a registry of the older format.
+    fn key_file(&self) -> Result<Option<Vec<u8>>, RegistryError> {
+        let path = self.key_path();
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RegistryError::io(&path, e)),
+        }
     }
 
     /// Runs `f` accepting files under an older epoch's key when `older`.
