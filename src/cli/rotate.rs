@@ -110,6 +110,7 @@ pub async fn sync(g: &Globals<'_>, args: &SyncArgs) -> anyhow::Result<u8> {
 
 pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
     let ws = g.workspace(Need::Optional)?;
+    super::say_authenticity(&ws.registry);
     let preview = ws.preview().await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&preview)?);
@@ -173,6 +174,7 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
     // A dry run or `sync --check` without an identity still plans from the
     // delivery records; a real run needs the identity to read values.
     let ws = g.workspace(if dry_run { Need::Optional } else { Need::Required })?;
+    super::say_authenticity(&ws.registry);
     let only = match request.mode {
         Mode::Rotate { only, .. } | Mode::Abort { only } | Mode::Sync { only } => only.to_vec(),
     };
