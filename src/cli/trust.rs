@@ -13,7 +13,7 @@ pub enum Command {
     Status,
     /// Vouch for files changed without the registry key, after reviewing them (audited).
     Accept {
-        /// Files of the registry: recipients, tokens/NAME.toml, tokens/NAME/ID.age, audit.log.
+        /// Files of the registry: recipients, tokens/NAME.toml, tokens/NAME.ID.age, audit.log.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },

@@ -30,17 +30,17 @@ impl std::fmt::Display for Stray {
         match self {
             Stray::Adopted { token, version, file, stage } => write!(
                 f,
-                "{token}: a value minted on another branch (tokens/{token}/{file}.age, its record lost in a merge, or an older metadata file put back) is recorded as v{version}, {}; every target gets the current value again before anything is retired",
+                "{token}: a value minted on another branch (tokens/{token}.{file}.age, its record lost in a merge, or an older metadata file put back) is recorded as v{version}, {}; every target gets the current value again before anything is retired",
                 stage.as_str()
             ),
             Stray::Duplicate { token, file } => {
-                write!(f, "{token}: tokens/{token}/{file}.age repeated a version already recorded; removed")
+                write!(f, "{token}: tokens/{token}.{file}.age repeated a version already recorded; removed")
             }
             Stray::Recovered { token, version } => {
                 write!(f, "{token}: v{version}, saved before a crash and not yet recorded, is the pending value")
             }
             Stray::Refused { token, file, why } => {
-                write!(f, "{token}: tokens/{token}/{file}.age left alone: {why}")
+                write!(f, "{token}: tokens/{token}.{file}.age left alone: {why}")
             }
         }
     }

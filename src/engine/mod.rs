@@ -273,7 +273,7 @@ impl Workspace {
         remote_notes.extend(merged);
         if dry_run {
             remote_notes.extend(self.strays(&metas).into_iter().map(|(token, file)| {
-                format!("{token}: tokens/{token}/{file}.age is a value no metadata names (a merge?): the run records it first")
+                format!("{token}: tokens/{token}.{file}.age is a value no metadata names (a merge?): the run records it first")
             }));
         }
         let mut plans = crate::rotation::plan(&self.policy, &metas, &observed, self.now, mode);

@@ -10,7 +10,7 @@
 //!
 //! - `recipients`: a last line `# mac: e0.HEX` over the other lines;
 //! - `tokens/NAME.toml`: a first line `mac = "e0.HEX"` over the rest;
-//! - `tokens/NAME/ID.age`: inside the encrypted payload, over its body;
+//! - `tokens/NAME.ID.age`: inside the encrypted payload, over its body;
 //! - `audit.log`: a `mac` field on each line, over the line without it.
 //!
 //! `e0` names the key's epoch. `keys remove` adds a key (a new epoch) and

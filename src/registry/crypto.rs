@@ -1,6 +1,6 @@
 //! Value files and the recipients file.
 //!
-//! Each version's value is a file of its own, `tokens/NAME/ID.age`, named
+//! Each version's value is a file of its own, `tokens/NAME.ID.age`, named
 //! by a random id: two branches that mint a version each add two files
 //! that git merges without a conflict, so no minted value is lost by a
 //! merge, and metadata names the files it means by id, so metadata from
@@ -11,7 +11,7 @@
 //! said when it was minted (so a value whose metadata a merge dropped can
 //! still be adopted and revoked), and the MAC under the registry key
 //! proves a member wrote it. It opens with the stock CLI:
-//! `age -d -i identity.txt tokens/NAME/ID.age`.
+//! `age -d -i identity.txt tokens/NAME.ID.age`.
 
 use std::collections::BTreeMap;
 use std::path::Path;

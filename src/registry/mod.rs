@@ -5,7 +5,7 @@
 //!   key.age              the registry key of every epoch, age-encrypted to every recipient
 //!   recipients           age public keys, one a line, and a MAC line
 //!   tokens/NAME.toml     metadata (versions, stages, deliveries, journal): no secret; a MAC line first
-//!   tokens/NAME/ID.age   one version's value, age-encrypted to every recipient, MACed inside
+//!   tokens/NAME.ID.age   one version's value, age-encrypted to every recipient, MACed inside
 //!   audit.log            hash-chained lines, each MACed
 //!   lock                 the writers' lock (not committed)
 //! ```
@@ -179,7 +179,12 @@ pub struct Registry {
     /// Files under a retired epoch's key are accepted (only while `keys
     /// rekey` finishes a recipients change it can prove a member began).
     accept_older: Arc<std::sync::atomic::AtomicBool>,
+    /// The value files in `tokens/`, listed once a run.
+    values: Arc<std::sync::Mutex<Option<ValueIndex>>>,
 }
+
+/// Value file ids by token name.
+type ValueIndex = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
 
 /// What a batch has written and not yet made durable.
 #[derive(Debug, Default)]
@@ -228,6 +233,7 @@ impl Registry {
             deferred: Default::default(),
             keys: Default::default(),
             accept_older: Default::default(),
+            values: Default::default(),
         }
     }
 
@@ -491,13 +497,15 @@ impl Registry {
         self.dir.join("tokens").join(format!("{name}.toml"))
     }
 
-    /// The folder of a token's value files.
+    /// How a token's value files are named, for messages: `tokens/NAME.*.age`.
     pub fn values_dir(&self, name: &str) -> PathBuf {
-        self.dir.join("tokens").join(name)
+        self.dir.join("tokens").join(format!("{name}.*.age"))
     }
 
+    /// One version's value file: `tokens/NAME.ID.age`, beside the metadata
+    /// (one folder: one folder sync for every file a batch writes).
     pub fn value_path(&self, name: &str, id: &str) -> PathBuf {
-        self.values_dir(name).join(format!("{id}.age"))
+        self.dir.join("tokens").join(format!("{name}.{id}.age"))
     }
 
     /// Where the format before authentication kept all of a token's values.
@@ -774,24 +782,47 @@ impl Registry {
     /// metadata names, and any it does not).
     pub fn value_ids(&self, name: &str) -> Result<Vec<String>, RegistryError> {
         checked_name(name)?;
-        let dir = self.values_dir(name);
+        let mut index = self.values.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if index.is_none() {
+            *index = Some(self.list_values()?);
+        }
+        Ok(index.as_ref().and_then(|i| i.get(name)).map(|ids| ids.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    /// Every value file in `tokens/`, by token: one listing a run, however
+    /// many tokens ask (kept up to date by this run's own writes).
+    fn list_values(&self) -> Result<ValueIndex, RegistryError> {
+        let dir = self.dir.join("tokens");
+        let mut index = ValueIndex::new();
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(index),
             Err(e) => return Err(RegistryError::io(&dir, e)),
         };
-        let mut ids = Vec::new();
         for entry in entries {
-            let path = entry.map_err(|e| RegistryError::io(&dir, e))?.path();
-            if path.extension().is_some_and(|e| e == "age")
-                && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
-                && checked_value_id(stem, &path).is_ok()
-            {
-                ids.push(stem.to_string());
+            let file = entry.map_err(|e| RegistryError::io(&dir, e))?.file_name();
+            let Some((name, id)) = file.to_str().and_then(|f| f.strip_suffix(".age")).and_then(|s| s.split_once('.'))
+            else {
+                continue;
+            };
+            if crate::policy::is_secret_name(name) && checked_value_id(id, &dir).is_ok() {
+                index.entry(name.to_string()).or_default().insert(id.to_string());
             }
         }
-        ids.sort();
-        Ok(ids)
+        Ok(index)
+    }
+
+    /// Notes in this run's index that a value file was written or deleted.
+    fn index_value(&self, name: &str, id: &str, present: bool) {
+        let mut index = self.values.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(index) = index.as_mut() {
+            let ids = index.entry(name.to_string()).or_default();
+            if present {
+                ids.insert(id.to_string());
+            } else {
+                ids.remove(id);
+            }
+        }
     }
 
     /// Value files of the token that its metadata does not name: what a git
@@ -891,14 +922,15 @@ impl Registry {
         let id = fsutil::random_hex(8);
         let file = ValueFile { token: name.to_string(), id: id.clone(), version, minted, value: value.clone() };
         let bytes = crypto::seal_value(&file, &keys, &recipients)?;
-        let dir = self.values_dir(name);
-        if !dir.is_dir() {
-            self.ensure_tokens_dir()?;
-            fsutil::create_private_dir(&dir).map_err(|e| RegistryError::io(&dir, e))?;
-            self.note_dir(self.dir.join("tokens"))?;
-        }
-        self.write(&self.value_path(name, &id), &bytes)?;
+        self.write_value(name, &id, &bytes)?;
         Ok(id)
+    }
+
+    /// Writes a value file (atomically) and notes it in this run's index.
+    fn write_value(&self, name: &str, id: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+        self.write(&self.value_path(name, id), bytes)?;
+        self.index_value(name, id, true);
+        Ok(())
     }
 
     /// Deletes the value files of versions the metadata no longer names
@@ -912,7 +944,8 @@ impl Registry {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(RegistryError::io(&path, e)),
             }
-            self.note_dir(self.values_dir(name))?;
+            self.index_value(name, id, false);
+            self.note_dir(self.dir.join("tokens"))?;
         }
         Ok(())
     }
@@ -923,7 +956,8 @@ impl Registry {
         checked_value_id(id, &self.values_dir(name))?;
         let path = self.value_path(name, id);
         fs::remove_file(&path).map_err(|e| RegistryError::io(&path, e))?;
-        self.note_dir(self.values_dir(name))
+        self.index_value(name, id, false);
+        self.note_dir(self.dir.join("tokens"))
     }
 
     /// An atomic write of a token file; its folder's sync waits for the
@@ -1012,8 +1046,7 @@ impl Registry {
 const NEW_KEY_MARK: &str = " to a new registry key, epoch ";
 
 /// What `init` writes into `.gitattributes`.
-const GITATTRIBUTES: &str =
-    "tokens/*.age binary\ntokens/*/*.age binary\ntokens/*.toml merge=chitty-secrets\naudit.log merge=union\n";
+const GITATTRIBUTES: &str = "tokens/*.age binary\ntokens/*.toml merge=chitty-secrets\naudit.log merge=union\n";
 
 /// Reads only a metadata file's schema (to name a newer one).
 #[derive(serde::Deserialize)]

@@ -71,7 +71,7 @@ pub struct Version {
     /// `check` can flag it without decrypting anything.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub placeholder: bool,
-    /// The id of its value file, `tokens/NAME/ID.age`, while it is kept.
+    /// The id of its value file, `tokens/NAME.ID.age`, while it is kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }

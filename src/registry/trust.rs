@@ -80,10 +80,11 @@ impl Registry {
         match parts.as_slice() {
             ["recipients"] => Some(Kind::Recipients),
             ["audit.log"] => Some(Kind::AuditLog),
-            ["tokens", file] => file.strip_suffix(".toml").map(|n| Kind::Metadata(n.to_string())),
-            ["tokens", token, file] => {
-                file.strip_suffix(".age").map(|id| Kind::Value(token.to_string(), id.to_string()))
-            }
+            ["tokens", file] => match (file.strip_suffix(".toml"), file.strip_suffix(".age")) {
+                (Some(name), _) => Some(Kind::Metadata(name.to_string())),
+                (_, Some(stem)) => stem.split_once('.').map(|(t, id)| Kind::Value(t.to_string(), id.to_string())),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -101,7 +102,7 @@ impl Registry {
         let keys = self.require_keys("accepting a change")?;
         let kind = self.kind_of(path).ok_or_else(|| RegistryError::Corrupt {
             path: path.to_path_buf(),
-            why: "not a file of the registry that a member can accept (recipients, tokens/NAME.toml, tokens/NAME/ID.age or audit.log)".into(),
+            why: "not a file of the registry that a member can accept (recipients, tokens/NAME.toml, tokens/NAME.ID.age or audit.log)".into(),
         })?;
         let (accepted, detail) = match kind {
             Kind::Recipients => {
@@ -136,7 +137,7 @@ impl Registry {
                 let file = crypto::open_value_checked(&bytes, identity, None, (&token, &id), &path)?;
                 let sealed = crypto::seal_value(&file, &keys, &self.recipients()?)?;
                 self.write(&path, &sealed)?;
-                (Accepted::Value { token: token.clone() }, format!("tokens/{token}/{id}.age"))
+                (Accepted::Value { token: token.clone() }, format!("tokens/{token}.{id}.age"))
             }
             Kind::AuditLog => {
                 let path = self.audit_path();

@@ -169,9 +169,7 @@ impl Registry {
                 value: value.clone(),
             };
             let bytes = crypto::seal_value(&file, keys, recipients)?;
-            let dir = self.values_dir(name);
-            fsutil::create_private_dir(&dir).map_err(|e| RegistryError::io(&dir, e))?;
-            self.write(&self.value_path(name, &id), &bytes)?;
+            self.write_value(name, &id, &bytes)?;
             version.value = Some(id);
             written += 1;
         }

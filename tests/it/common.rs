@@ -80,7 +80,21 @@ impl Project {
         let meta: toml::Value = toml::from_str(&self.read(&format!(".chitty-secrets/tokens/{token}.toml"))).unwrap();
         let versions = meta["versions"].as_array().unwrap();
         let v = versions.iter().find(|v| v["id"].as_integer() == Some(version.into())).expect("the version");
-        self.path(&format!(".chitty-secrets/tokens/{token}/{}.age", v["value"].as_str().expect("a value file")))
+        self.path(&format!(".chitty-secrets/tokens/{token}.{}.age", v["value"].as_str().expect("a value file")))
+    }
+
+    /// Every value file of `token` (`tokens/NAME.ID.age`), named or not.
+    pub fn value_files(&self, token: &str) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.path(".chitty-secrets/tokens"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy();
+                name.starts_with(&format!("{token}.")) && name.ends_with(".age")
+            })
+            .collect();
+        files.sort();
+        files
     }
 
     pub fn identity_file(&self) -> PathBuf {

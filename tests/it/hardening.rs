@@ -113,8 +113,7 @@ fn a_token_name_that_is_a_path_is_refused_before_any_file_is_read() {
     let outside = p.path("outside/tokens");
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::copy(p.path(".chitty-secrets/tokens/CHITTY_ID_TOKEN.toml"), outside.join("x.toml")).unwrap();
-    std::fs::create_dir_all(outside.join("x")).unwrap();
-    std::fs::copy(p.value_file("CHITTY_ID_TOKEN", 1), outside.join("x").join("v.age")).unwrap();
+    std::fs::copy(p.value_file("CHITTY_ID_TOKEN", 1), outside.join("x.0123456789abcdef.age")).unwrap();
     for name in ["../../outside/tokens/x", "../tokens/CHITTY_ID_TOKEN", "a/b", "CHITTY_ID_TOKEN/"] {
         let out = p.run(&["get", name]);
         assert_ne!(code(&out), 0, "{name}");
@@ -282,12 +281,12 @@ fn a_missing_or_older_value_file_is_reported_everywhere_and_run_refuses() {
     p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
     p.ok(&["rotate", "SESSION_KEY"]);
     p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
-    let folder = p.path(".chitty-secrets/tokens/CHITTY_ID_TOKEN");
     let newest = p.value_file("CHITTY_ID_TOKEN", 2);
-    let kept = snapshot(&folder);
+    let kept: Vec<(std::path::PathBuf, Vec<u8>)> =
+        p.value_files("CHITTY_ID_TOKEN").into_iter().map(|f| (f.clone(), std::fs::read(&f).unwrap())).collect();
     for (damage, expected) in [("deleted", "value"), ("older", "lacks the value of CHITTY_ID_TOKEN v2")] {
         match damage {
-            "deleted" => std::fs::remove_dir_all(&folder).unwrap(),
+            "deleted" => kept.iter().for_each(|(f, _)| std::fs::remove_file(f).unwrap()),
             _ => std::fs::remove_file(&newest).unwrap(),
         }
         let out = p.run(&["check"]);
@@ -303,9 +302,8 @@ fn a_missing_or_older_value_file_is_reported_everywhere_and_run_refuses() {
         assert!(!text(&out).contains("started") && text(&out).contains("CHITTY_ID_TOKEN"), "{}", text(&out));
         let out = p.ok(&["run", "--allow-missing", "--only", "SESSION_KEY", "--", "sh", "-c", "echo started"]);
         assert_eq!(out, "started\n");
-        std::fs::create_dir_all(&folder).unwrap();
         for (path, bytes) in &kept {
-            std::fs::write(folder.join(path), bytes).unwrap();
+            std::fs::write(path, bytes).unwrap();
         }
     }
     p.ok(&["sync", "--check", "CHITTY_ID_TOKEN"]);

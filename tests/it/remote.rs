@@ -819,8 +819,9 @@ repo = "acme/ghost"
 
     // Values that cannot be decrypted go nowhere, and nothing is asked.
     r.gh.add_repo("acme/ghost");
-    std::fs::remove_dir_all(p.path(".chitty-secrets/tokens/ONE")).unwrap();
-    std::fs::remove_dir_all(p.path(".chitty-secrets/tokens/TWO")).unwrap();
+    for file in [p.value_files("ONE"), p.value_files("TWO")].concat() {
+        std::fs::remove_file(file).unwrap();
+    }
     r.reset();
     let out = r.run(&p, &["sync"]);
     assert_ne!(code(&out), 0, "{}", text(&out));

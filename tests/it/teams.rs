@@ -110,8 +110,8 @@ fn a_kill_during_re_encryption_leaves_every_value_readable_and_a_rerun_finishes(
         .unwrap();
     assert_eq!(out.status.code(), None, "{}", text(&out));
     for token in TOKENS {
-        for id in std::fs::read_dir(p.path(&format!(".chitty-secrets/tokens/{token}"))).unwrap() {
-            let out = Command::new("age").arg("-d").arg("-i").arg(&owner).arg(id.unwrap().path()).output().unwrap();
+        for file in p.value_files(token) {
+            let out = Command::new("age").arg("-d").arg("-i").arg(&owner).arg(file).output().unwrap();
             assert!(out.status.success(), "{}", text(&out));
         }
     }
