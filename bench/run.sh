@@ -30,14 +30,7 @@ export HOME="$dir/home" XDG_CONFIG_HOME="$dir/home/.config" CHITTY_SECRETS_NO_KE
 # FILES .env files, in $dir/NAME.
 project() {
   mkdir -p "$dir/$1/policies"
-  python3 - "$2" "$3" > "$dir/$1/policies/bench.toml" <<'PY'
-import sys
-n, files = int(sys.argv[1]), int(sys.argv[2])
-print('[issuers.chittyid]\nkind = "random"\nprefix = "mcp_auth_"\nbytes = 16\n')
-for i in range(n):
-    print(f'[tokens.TOKEN_{i:05d}]\nissuer = "chittyid"\nttl = "365d"\nrotate_every = "90d"\n')
-    print(f'[[tokens.TOKEN_{i:05d}.targets]]\nkind = "dotenv"\npath = "env/service{i % files:02d}.env"\n')
-PY
+  python3 "$repo/bench/policy.py" "$2" "$3" > "$dir/$1/policies/bench.toml"
 }
 
 echo "== policy check: linear in the number of tokens"
