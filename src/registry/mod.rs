@@ -558,13 +558,16 @@ impl Registry {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(RegistryError::io(&path, e)),
         };
-        if text.lines().any(|l| l.starts_with("<<<<<<< ") || l == "=======" || l.starts_with(">>>>>>> ")) {
-            return Err(RegistryError::Conflicted { path });
-        }
         let (body, mac) = split_meta_mac(&text);
         // Parsed first: a file that is not metadata at all is damaged,
         // whoever damaged it; then, with the key, it must be a member's.
         let meta: TokenMeta = toml::from_str(body).map_err(|e| {
+            // Git's conflict markers are never TOML: looked for only when
+            // the file does not parse (one scan of every file costs more
+            // than its MAC).
+            if text.lines().any(|l| l.starts_with("<<<<<<< ") || l == "=======" || l.starts_with(">>>>>>> ")) {
+                return RegistryError::Conflicted { path: path.clone() };
+            }
             // A newer format says so, whatever else it holds.
             match toml::from_str::<SchemaProbe>(body) {
                 Ok(probe) if probe.schema > SCHEMA => RegistryError::Newer { path: path.clone(), schema: probe.schema },
