@@ -468,23 +468,6 @@ impl Registry {
         Ok(())
     }
 
-    /// Appends a recipient unless it is listed already; returns whether it was added.
-    pub fn add_recipient(&self, recipient: &age::x25519::Recipient, comment: &str) -> Result<bool, RegistryError> {
-        let path = self.recipients_path();
-        let key = recipient.to_string();
-        if self.recipients()?.iter().any(|r| r.to_string() == key) {
-            return Ok(false);
-        }
-        let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
-        let (mut text, _) = crypto::split_recipients_mac(&text);
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&format!("# {comment}\n{key}\n"));
-        self.write_recipients(&text)?;
-        Ok(true)
-    }
-
     /// The recipients file's text, without its MAC line (unverified: for
     /// listing and editing by a member).
     pub fn recipients_text(&self) -> Result<String, RegistryError> {
@@ -834,11 +817,6 @@ impl Registry {
     pub fn strays(&self, meta: &TokenMeta) -> Result<Vec<String>, RegistryError> {
         let named: std::collections::BTreeSet<&str> = meta.value_files().collect();
         Ok(self.value_ids(&meta.name)?.into_iter().filter(|id| !named.contains(id.as_str())).collect())
-    }
-
-    /// Whether any value file of the token is in the registry.
-    pub fn has_values(&self, name: &str) -> bool {
-        self.value_ids(name).is_ok_and(|ids| !ids.is_empty())
     }
 
     /// One value file, opened and checked: it must be a member's, and
