@@ -50,6 +50,20 @@ impl ProjectFiles {
                 path.display()
             ));
         }
+        // Git's own files: its folder (config, hooks, objects) and the files
+        // it reads from the work tree. A value there is committed, or breaks git.
+        let inside_git =
+            |p: &Path| p.strip_prefix(&self.root).unwrap_or(p).components().any(|c| c.as_os_str() == ".git");
+        let gits_own = real
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| [".gitignore", ".gitattributes", ".gitmodules", ".mailmap"].contains(&n));
+        if inside_git(&real) || inside_git(path) || gits_own {
+            return Err(format!(
+                "{} is git's own file: a value written there is committed, or breaks git",
+                path.display()
+            ));
+        }
         Ok(real)
     }
 }

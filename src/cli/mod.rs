@@ -122,6 +122,19 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Whether the command writes the registry (or its audit log): such a
+    /// command keeps real times, so `--now` is refused on it.
+    pub fn writes(&self) -> bool {
+        match &self.command {
+            Command::Init(_) | Command::Set(_) | Command::Import(_) | Command::Upgrade => true,
+            Command::Rotate(a) => !a.dry_run,
+            Command::Sync(a) => !a.check,
+            Command::Keys { command } => !matches!(command, keys::Command::List),
+            Command::Trust { command } => matches!(command, trust::Command::Accept { .. }),
+            _ => false,
+        }
+    }
+
     /// Whether the command was asked for JSON output: then even an error
     /// is written to stdout as JSON, so a script never reads nothing.
     pub fn wants_json(&self) -> bool {
@@ -228,6 +241,21 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    if let Some(now) = cli.now
+        && cli.writes()
+    {
+        // A time that is not now must never reach the registry or the audit
+        // log: `status` would show versions made in the future.
+        let mut refused = Hinted::new(
+            format!(
+                "--now {} is for looking ahead, and this command writes the registry (which keeps real times)",
+                now.to_rfc3339()
+            ),
+            "use --now with plan, status, check, rotate --dry-run or sync --check; run this command without it",
+        );
+        refused.code = exit::USAGE;
+        return Err(refused.into());
+    }
     let ctx = Globals { cli: &cli, located: std::sync::OnceLock::new() };
     match &cli.command {
         Command::Init(args) => init::run(&ctx, args),
@@ -314,7 +342,11 @@ impl Globals<'_> {
     pub fn project_files(&self, policy: &Policy) -> ProjectFiles {
         let mut files = ProjectFiles::new(&policy.root)
             .owning(&self.located().map(|l| l.registry.clone()).unwrap_or_default(), "the registry")
-            .owning(&policy.dir, "the policies folder");
+            .owning(&policy.dir, "the policies folder")
+            .owning(&policy.root.join(project::PROJECT_FILE), "the project file");
+        if let Some(file) = self.located().ok().and_then(|l| l.file.clone()) {
+            files = files.owning(&file, "the project file");
+        }
         for path in identity::possible_files(self.cli.identity.as_deref()) {
             files = files.owning(&path, "an identity file");
         }

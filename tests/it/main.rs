@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, real files, temp dirs.
 
 mod actions_runner;
+mod boundaries;
 mod checks;
 mod chitty;
 mod common;
