@@ -89,6 +89,12 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     if !done.added {
         println!("the key was already a recipient");
     }
+    // "next: rotate" only when a rotation can run: broken policies are
+    // said now, with every problem, not at the first rotate.
+    if let Err(e) = g.policy() {
+        println!("the registry and the identity are ready, but the policies are not:");
+        return Err(e);
+    }
     if done.existed && !done.registry.token_names()?.is_empty() {
         println!("next: `chitty-secrets status` shows the tokens this registry already holds");
     } else {

@@ -234,7 +234,10 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
         }
         let (requests, retries) = report.requests;
         if requests > 0 {
-            println!("{requests} requests to remote services, {retries} retried");
+            println!(
+                "{requests} request{} to remote services, {retries} retried",
+                super::policy_check::plural(requests as usize)
+            );
         }
     }
     write_summary(if is_sync { "sync" } else { "rotate" }, &report.outcomes);

@@ -64,3 +64,15 @@ fn a_target_on_the_project_file_or_gits_own_files_is_refused() {
         assert_eq!(std::fs::read_to_string(p.path(".git/config")).unwrap(), "[core]\n");
     }
 }
+
+/// `init` with a broken policy said "next: rotate", which then failed: it
+/// now sets up the registry and the identity, then names every problem in
+/// the policies (file:line:col) and exits 2.
+#[test]
+fn init_with_a_broken_policy_names_its_problems_instead_of_saying_rotate() {
+    let p = Project::new("[tokens.T]\nissuer = \"nope\"\n");
+    let out = p.run(&["init"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("policies/main.toml:2:10") && !text(&out).contains("next: "), "{}", text(&out));
+    assert!(p.path(".chitty-secrets/key.age").exists() && p.identity_file().exists());
+}

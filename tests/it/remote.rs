@@ -248,7 +248,7 @@ fn twenty_percent_faults_still_end_correct_and_retries_are_reported() {
         // A run may stop pending when one request fails every retry; the next resumes it.
         assert!(matches!(code(&out), 0 | 4), "{}", text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        if let Some(line) = stdout.lines().find(|l| l.contains("requests to remote services")) {
+        if let Some(line) = stdout.lines().find(|l| l.contains("to remote services")) {
             retried += line
                 .split(", ")
                 .nth(1)
@@ -269,7 +269,7 @@ fn twenty_percent_faults_still_end_correct_and_retries_are_reported() {
     for _ in 0..3 {
         let out = r.run(&p, &["sync", "--verify"]);
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        if let Some(line) = stdout.lines().find(|l| l.contains("requests to remote services")) {
+        if let Some(line) = stdout.lines().find(|l| l.contains("to remote services")) {
             sync_retries += line
                 .split(", ")
                 .nth(1)
@@ -302,10 +302,12 @@ fn twenty_percent_faults_still_end_correct_and_retries_are_reported() {
 #[test]
 fn invalid_names_fail_before_any_request() {
     let r = Remote::start();
-    let p = Project::initialised(
+    let p = Project::new(
         &POLICY
             .replace("names = [\"API_TOKEN\", \"API_TOKEN_ALIAS\"]", "names = [\"API_TOKEN\", \"GITHUB_API_TOKEN\"]"),
     );
+    // `init` sets up the registry and says the policy is broken (exit 2).
+    assert_eq!(code(&p.run(&["init"])), 2);
     let out = r.run(&p, &["rotate"]);
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(
