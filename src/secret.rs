@@ -21,6 +21,7 @@ impl Secret {
         let mut given: String = value.into();
         let exact: Box<str> = Box::from(given.as_str());
         given.zeroize();
+        remember(&exact);
         Secret(SecretString::from(exact))
     }
 
@@ -144,5 +145,106 @@ mod tests {
         assert_eq!(answer["valid"], serde_json::Value::Bool(true));
         assert!(answer["missing"].is_null());
         assert_eq!(&json_body(&serde_json::json!({"k": "v"}))[..], br#"{"k":"v"}"#);
+    }
+}
+
+/// What a service says is shown to a person: it must never carry a value or
+/// a credential this run holds (a 400 that echoes the request body, a 500
+/// that echoes the `Authorization` header). Every [`Secret`] is remembered
+/// here by a keyed fingerprint of its text (never the text itself, so no
+/// copy outlives its `Secret`), and [`scrub`] replaces any stretch of a
+/// service's text whose fingerprint is one of them.
+struct Seen {
+    hasher: std::hash::RandomState,
+    by_length: std::collections::HashMap<usize, std::collections::HashSet<u64>>,
+}
+
+/// Shorter strings are not secrets worth hiding (and would hide words).
+const SHORTEST_REMEMBERED: usize = 8;
+/// A service's text is cut to this many bytes before it is shown.
+const LONGEST_SHOWN: usize = 2000;
+
+fn seen() -> &'static std::sync::Mutex<Seen> {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<Seen>> = std::sync::OnceLock::new();
+    SEEN.get_or_init(|| {
+        std::sync::Mutex::new(Seen { hasher: std::hash::RandomState::new(), by_length: Default::default() })
+    })
+}
+
+/// Remembers `text` (a value, a credential, an `Authorization` header's
+/// encoding) as something no service's text may show.
+pub fn remember(text: &str) {
+    if text.len() < SHORTEST_REMEMBERED {
+        return;
+    }
+    let mut seen = seen().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let print = std::hash::BuildHasher::hash_one(&seen.hasher, text.as_bytes());
+    seen.by_length.entry(text.len()).or_default().insert(print);
+}
+
+/// A service's text as it may be shown: cut to a bounded length, with every
+/// stretch that is a remembered value or credential replaced by `[redacted]`.
+pub fn scrub(text: &str) -> String {
+    let mut end = text.len().min(LONGEST_SHOWN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let (text, cut) = (&text[..end], end < text.len());
+    let seen = seen().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Every remembered stretch, as byte ranges; longest lengths first.
+    let mut hidden: Vec<(usize, usize)> = Vec::new();
+    let mut lengths: Vec<&usize> = seen.by_length.keys().collect();
+    lengths.sort_unstable_by(|a, b| b.cmp(a));
+    for &len in lengths {
+        let prints = &seen.by_length[&len];
+        let mut start = 0;
+        while start + len <= text.len() {
+            if text.is_char_boundary(start)
+                && text.is_char_boundary(start + len)
+                && !hidden.iter().any(|&(a, b)| start < b && a < start + len)
+                && prints
+                    .contains(&std::hash::BuildHasher::hash_one(&seen.hasher, &text.as_bytes()[start..start + len]))
+            {
+                hidden.push((start, start + len));
+                start += len;
+            } else {
+                start += 1;
+            }
+        }
+    }
+    drop(seen);
+    hidden.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (a, b) in hidden {
+        out.push_str(&text[at..a]);
+        out.push_str("[redacted]");
+        at = b;
+    }
+    out.push_str(&text[at..]);
+    if cut {
+        out.push_str("… (cut)");
+    }
+    out
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::*;
+
+    #[test]
+    fn a_service_that_echoes_a_value_or_a_credential_shows_neither() {
+        let value = Secret::new("mcp_auth_0123456789abcdef0123456789abcdef");
+        remember("YWRtaW46aHVudGVyMg==");
+        let echoed = format!(
+            "400: invalid body {{\"value\":\"{}\"}} with Authorization: Basic YWRtaW46aHVudGVyMg==",
+            value.expose()
+        );
+        let shown = scrub(&echoed);
+        assert!(!shown.contains(value.expose()) && !shown.contains("YWRtaW46aHVudGVyMg=="), "{shown}");
+        assert_eq!(shown, "400: invalid body {\"value\":\"[redacted]\"} with Authorization: Basic [redacted]");
+        assert_eq!(scrub("nothing secret here"), "nothing secret here");
+        let long = "é".repeat(3000);
+        assert!(scrub(&long).ends_with("… (cut)") && scrub(&long).len() < 2100);
     }
 }

@@ -72,7 +72,14 @@ impl Service {
         let build = || {
             let mut r = self.http.request(method.clone(), &url).header("Accept", "application/json");
             r = match (&auth, basic_password) {
-                (Auth::Basic(user), Some(password)) => r.basic_auth(user, Some(password.expose())),
+                (Auth::Basic(user), Some(password)) => {
+                    // What a service that echoes the header would show.
+                    use base64::Engine as _;
+                    crate::secret::remember(
+                        &base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose())),
+                    );
+                    r.basic_auth(user, Some(password.expose()))
+                }
                 (Auth::Bearer, Some(token)) => r.bearer_auth(token.expose()),
                 (Auth::BearerOf(token), _) => r.bearer_auth(token.expose()),
                 _ => r,

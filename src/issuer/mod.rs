@@ -53,13 +53,15 @@ pub enum Revoked {
 pub enum IssuerError {
     #[error("{token} is issued by hand: chitty-secrets never invents its value")]
     ManualOnly { token: String, instructions: Option<String> },
-    #[error("issuer `{issuer}`: {message}")]
+    // A service's words may echo what was sent (a credential, the value):
+    // they are shown scrubbed.
+    #[error("issuer `{issuer}`: {}", crate::secret::scrub(.message))]
     Failed { issuer: String, message: String },
     /// The mint may have reached the service, but no answer came back.
-    #[error("issuer `{issuer}`: no answer to the mint ({message}); a token may have been issued")]
+    #[error("issuer `{issuer}`: no answer to the mint ({}); a token may have been issued", crate::secret::scrub(.message))]
     Uncertain { issuer: String, message: String },
     /// The service's quota or rate limit: stop, resumable; never retry in a loop.
-    #[error("issuer `{issuer}`: quota or rate limit reached: {message}")]
+    #[error("issuer `{issuer}`: quota or rate limit reached: {}", crate::secret::scrub(.message))]
     Quota { issuer: String, message: String },
 }
 

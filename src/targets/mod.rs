@@ -41,7 +41,8 @@ impl TargetError {
     pub fn new(address: &str, message: impl Into<String>, hint: Option<&str>) -> Self {
         TargetError {
             address: address.to_string(),
-            message: message.into(),
+            // A service's words may echo what was sent: never a value.
+            message: crate::secret::scrub(&message.into()),
             hint: hint.map(str::to_string),
             status: None,
             codes: Vec::new(),

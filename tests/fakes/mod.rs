@@ -31,6 +31,10 @@ pub struct Faults {
     pub fail_percent: u32,
     /// Percent of requests whose connection is dropped without an answer.
     pub drop_percent: u32,
+    /// A hostile service: every write is answered 400 (500 on the ID
+    /// service's routes would be the same) with a message that echoes the
+    /// request's body and its `Authorization` header, in both envelopes.
+    pub echo: bool,
 }
 
 /// Fault injection and counters, shared by both fakes.
@@ -112,6 +116,20 @@ pub async fn faults_layer(State(control): State<std::sync::Arc<Control>>, reques
     let faults = *control.faults.lock().unwrap();
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
+    }
+    if faults.echo && method != Method::GET {
+        control.faults_injected.fetch_add(1, Ordering::SeqCst);
+        let auth = request.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap_or_default();
+        let echoed = format!("invalid request: Authorization: {auth}; body: {}", String::from_utf8_lossy(&body));
+        let envelope = serde_json::json!({
+            "message": echoed,
+            "success": false,
+            "errors": [{"code": 10001, "message": echoed}],
+            "messages": [],
+            "result": null,
+        });
+        return (StatusCode::BAD_REQUEST, axum::Json(envelope)).into_response();
     }
     let roll = control.roll();
     if roll < faults.drop_percent {

@@ -76,3 +76,53 @@ fn init_with_a_broken_policy_names_its_problems_instead_of_saying_rotate() {
     assert!(text(&out).contains("policies/main.toml:2:10") && !text(&out).contains("next: "), "{}", text(&out));
     assert!(p.path(".chitty-secrets/key.age").exists() && p.identity_file().exists());
 }
+
+/// A service whose error message echoes what it was sent (the request body
+/// with the value, the `Authorization` header with the admin password):
+/// nothing of it reaches the terminal or `--json`, whatever the service
+/// (item 6).
+#[test]
+fn a_service_that_echoes_the_request_shows_no_value_and_no_credential() {
+    use crate::fakes::Faults;
+    use base64::Engine as _;
+    let s = crate::chitty::Services::start();
+    let p = Project::initialised(&s.policy("24h"));
+    let hostile = Faults { echo: true, ..Faults::default() };
+    s.ok(&p, &["rotate"]);
+
+    // Cloudflare echoes the secret it was sent (GitHub's body is sealed).
+    s.cf.control.set_faults(hostile);
+    for args in [&["rotate", "CHITTY_ID_TOKEN"][..], &["rotate", "--json", "CHITTY_ID_TOKEN"]] {
+        let out = s.run(&p, args);
+        assert_ne!(code(&out), 0, "{}", text(&out));
+        let said = text(&out);
+        assert!(said.contains("[redacted]"), "the service's words are shown, scrubbed: {said}");
+        let pending = p.ok(&["get", "CHITTY_ID_TOKEN", "--which", "pending"]).trim_end().to_string();
+        assert!(!said.contains(&pending), "{args:?} printed the value");
+    }
+    s.cf.control.set_faults(Faults::default());
+    s.ok(&p, &["rotate", "CHITTY_ID_TOKEN"]);
+
+    // The ID service echoes the Authorization header (Basic admin:password).
+    s.id.control.set_faults(hostile);
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("admin:{}", crate::fakes::chitty::ADMIN_PASSWORD));
+    for args in [&["rotate", "CHITTY_ID_TOKEN"][..], &["rotate", "--json", "CHITTY_ID_TOKEN"]] {
+        let out = s.run(&p, args);
+        assert_ne!(code(&out), 0, "{}", text(&out));
+        let said = text(&out);
+        assert!(!said.contains(&basic) && !said.contains(crate::fakes::chitty::ADMIN_PASSWORD), "{args:?}: {said}");
+    }
+}
+
+/// An issuer URL with `user:password@` is a policy error that never prints
+/// the password.
+#[test]
+fn an_issuer_url_with_credentials_is_refused_without_showing_them() {
+    let p = Project::new(
+        "[issuers.id]\nkind = \"chittyid\"\nurl = \"https://admin:hunter2-secret@id.example.com\"\nadmin_password_from = \"env:P\"\n\n[tokens.T]\nissuer = \"id\"\n",
+    );
+    let out = p.run(&["policy", "check"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("user name or password") && !text(&out).contains("hunter2-secret"), "{}", text(&out));
+}
