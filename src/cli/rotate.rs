@@ -57,6 +57,11 @@ pub struct SyncArgs {
     /// than the policy's (e.g. minted locally, now declared `chittyid`).
     #[arg(long)]
     pub force: bool,
+    /// Write every name at every target again, whatever the records and
+    /// listings say: the repair for a hand edit they cannot see (a GitHub
+    /// secret changed in the same second as our write).
+    #[arg(long)]
+    pub redeliver: bool,
     /// Start no write (and no rotation) that would end after this long,
     /// e.g. 50m inside a 6-hour CI job; the next run continues (exit 4).
     #[arg(long, value_name = "DURATION", value_parser = super::parse_duration)]
@@ -91,6 +96,7 @@ pub async fn rotate(g: &Globals<'_>, args: &RotateArgs) -> anyhow::Result<u8> {
         prune: false,
         force: false,
         max_duration: args.max_duration,
+        redeliver: false,
     };
     execute(g, request, args.json).await
 }
@@ -104,6 +110,7 @@ pub async fn sync(g: &Globals<'_>, args: &SyncArgs) -> anyhow::Result<u8> {
         prune: args.prune,
         force: args.force,
         max_duration: args.max_duration,
+        redeliver: args.redeliver,
     };
     execute(g, request, args.json).await
 }

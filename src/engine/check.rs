@@ -104,7 +104,7 @@ impl Workspace {
                         not_deployed_message(&metas, &token, &key),
                         "roll the version out: `wrangler versions deploy VERSION@100%`",
                     ),
-                    Observed::Holds => continue,
+                    Observed::Holds | Observed::Redeliver => continue,
                 };
                 findings.push(Finding {
                     severity,

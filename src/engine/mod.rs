@@ -242,7 +242,7 @@ impl Workspace {
     /// `rotate`, `rotate --abort` and `sync`: plan under the lock, then
     /// execute (or, for a dry run, only plan).
     pub async fn run(&self, request: RunRequest<'_>) -> anyhow::Result<RunReport> {
-        let RunRequest { mode, dry_run, verify, prune, force, max_duration } = request;
+        let RunRequest { mode, dry_run, verify, prune, force, max_duration, redeliver } = request;
         let deadline = max_duration.map(|d| std::time::Instant::now() + d);
         if let Some(deadline) = deadline {
             self.backends.stop_writing_at(deadline);
@@ -268,6 +268,20 @@ impl Workspace {
             if is_sync { self.observe_local(&metas).await? } else { (Observations::new(), Vec::new()) };
         if verify && self.needs_remote(only) {
             self.observe_remote(&metas, &mut observed).await?;
+        }
+        if redeliver {
+            // Every name is taken as holding something else: all are written.
+            for (name, token) in self.policy.tokens.iter().filter(|(n, _)| only.is_empty() || only.contains(n)) {
+                for target in &token.targets {
+                    let address = target.address();
+                    for n in &target.names {
+                        observed.insert(
+                            (name.clone(), crate::registry::DeliveryKey::new(address.as_str(), n.as_str())),
+                            crate::rotation::Observed::Redeliver,
+                        );
+                    }
+                }
+            }
         }
         let mut remote_notes = observe::not_deployed_notes(&metas, &observed);
         remote_notes.extend(merged);
@@ -468,6 +482,10 @@ pub struct RunRequest<'a> {
     /// Stop starting writes (and rotations) that would end after this long;
     /// what is left is done by the next run (exit 4).
     pub max_duration: Option<std::time::Duration>,
+    /// `sync --redeliver`: every name at every target is written again,
+    /// whatever the records and listings say (a hand edit they cannot see,
+    /// such as a GitHub secret changed in the second of our write).
+    pub redeliver: bool,
 }
 
 /// What a run planned and did.

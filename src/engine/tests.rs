@@ -66,6 +66,7 @@ fn rotate(only: &[String]) -> RunRequest<'_> {
         prune: false,
         force: false,
         max_duration: None,
+        redeliver: false,
     }
 }
 
@@ -77,6 +78,7 @@ fn sync() -> RunRequest<'static> {
         prune: false,
         force: false,
         max_duration: None,
+        redeliver: false,
     }
 }
 

@@ -23,6 +23,8 @@ pub enum Observed {
     Differs,
     /// The name is not there.
     Missing,
+    /// Asked to be written again whatever it holds (`sync --redeliver`).
+    Redeliver,
     /// Delivered into a Worker version that is not deployed yet
     /// (`deploy = "version"`): the rollout is the team's, nothing to write.
     NotDeployed,
@@ -240,6 +242,7 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
                 }
                 (Some(Observed::Holds | Observed::NotDeployed), _) => None,
                 (Some(Observed::Differs), _) => Some(format!("{name} differs from the registry")),
+                (Some(Observed::Redeliver), _) => Some(format!("{name} is written again (--redeliver)")),
                 (Some(Observed::Missing), _) => Some(format!("{name} is missing")),
                 (None, None) => Some(format!("{name} was never delivered")),
                 (None, Some(d)) if d.version != current.id => {

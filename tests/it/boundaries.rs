@@ -126,3 +126,25 @@ fn an_issuer_url_with_credentials_is_refused_without_showing_them() {
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(text(&out).contains("user name or password") && !text(&out).contains("hunter2-secret"), "{}", text(&out));
 }
+
+/// GitHub's `updated_at` has one-second resolution: a secret edited by hand
+/// in the second of our write looks untouched to `sync --verify`. One
+/// documented flag writes every name again, whatever the records and
+/// listings say (item 4).
+#[test]
+fn sync_redeliver_writes_every_name_again_whatever_the_records_say() {
+    let s = crate::chitty::Services::start();
+    let p = Project::initialised(&s.policy("24h"));
+    s.ok(&p, &["rotate"]);
+    s.gh.control.reset_counts();
+    s.cf.control.reset_counts();
+    s.ok(&p, &["sync", "--verify"]);
+    assert_eq!(s.gh.control.writes() + s.cf.control.writes(), 0, "in sync: nothing written");
+    let out = s.ok(&p, &["sync", "--redeliver"]);
+    assert!(out.contains("written again") || out.contains("updated") || out.contains("written"), "{out}");
+    assert!(s.gh.control.writes() >= 1 && s.cf.control.writes() >= 1, "every remote target written again");
+    let current = p.ok(&["get", "CHITTY_ID_TOKEN"]).trim_end().to_string();
+    for (place, held) in s.held(&p) {
+        assert_eq!(held.as_deref(), Some(current.as_str()), "{place}");
+    }
+}
