@@ -495,6 +495,14 @@ impl CloudflareTarget {
         let (base, _) = self.base_version().await?;
         let (detail, code) = tokio::join!(self.detail(&base), self.code(&base));
         let (detail, code) = (detail?, code?);
+        if code.service_worker {
+            // Cloudflare's version upload takes ES modules only (its
+            // metadata requires `main_module`): nothing is sent.
+            return Err(self.err(
+                "the Worker is written in the service-worker syntax, and Cloudflare's version upload takes ES modules only (`main_module`): no version was made",
+                Some("use deploy = \"secrets\" (the default) for this Worker, or move it to the ES module syntax"),
+            ));
+        }
         let names: Vec<&str> = items.iter().map(|(n, _)| n.as_str()).collect();
         let bindings: Vec<serde_json::Value> = detail
             .resources
@@ -504,16 +512,20 @@ impl CloudflareTarget {
             .map(|b| serde_json::json!({"type": "inherit", "name": b.name, "version_id": base}))
             .collect();
         let secrets: Vec<SecretText<'_>> = items.iter().map(|(n, v)| SecretText::new(n, v)).collect();
+        let message = if names.is_empty() {
+            format!("{MESSAGE_PREFIX}removed {}", remove.join(", "))
+        } else {
+            format!("{MESSAGE_PREFIX}new values for {}", names.join(", "))
+        };
         let mut metadata = serde_json::json!({
-            "annotations": {"workers/message": if names.is_empty() {
-                format!("{MESSAGE_PREFIX}removed {}", remove.join(", "))
-            } else {
-                format!("{MESSAGE_PREFIX}new values for {}", names.join(", "))
-            }},
-            "compatibility_date": detail.resources.script_runtime.compatibility_date,
+            "annotations": {"workers/message": version_message(&message)},
             "compatibility_flags": detail.resources.script_runtime.compatibility_flags.unwrap_or_default(),
+            "main_module": code.main,
         });
-        metadata[if code.service_worker { "body_part" } else { "main_module" }] = serde_json::json!(code.main);
+        // A string or absent, never null: a version without one is sent without one.
+        if let Some(date) = detail.resources.script_runtime.compatibility_date {
+            metadata["compatibility_date"] = serde_json::json!(date);
+        }
         let body = version_form(&metadata, bindings, &secrets, &code);
         let url = self.url(&["versions"], &[])?;
         let content_type = format!("multipart/form-data; boundary={}", body.1);
@@ -810,5 +822,31 @@ struct SecretText<'a> {
 impl<'a> SecretText<'a> {
     fn new(name: &'a str, value: &'a Secret) -> Self {
         SecretText { name, kind: "secret_text", text: value.expose() }
+    }
+}
+
+/// The longest version message Cloudflare keeps (`workers/message`).
+const MESSAGE_MAX: usize = 100;
+
+/// `message` cut to what a version message may hold, on a character boundary.
+fn version_message(message: &str) -> String {
+    if message.len() <= MESSAGE_MAX {
+        return message.to_string();
+    }
+    let mut end = MESSAGE_MAX - '…'.len_utf8();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}
+
+#[cfg(test)]
+mod message_tests {
+    #[test]
+    fn a_version_message_is_cut_to_cloudflares_limit_on_a_character() {
+        assert_eq!(super::version_message("short"), "short");
+        let long = format!("{}é{}", "x".repeat(97), "y".repeat(50));
+        let cut = super::version_message(&long);
+        assert!(cut.len() <= super::MESSAGE_MAX && cut.ends_with('…'), "{cut}");
     }
 }

@@ -602,6 +602,18 @@ async fn upload(
     };
     answer(with_script(&state, &headers, &account, &script, |s| {
         let metadata = metadata.ok_or_else(|| bad_request(10026, "the metadata part is required"))?;
+        // As Cloudflare's description has them: main_module required, a
+        // compatibility date a string when there is one, a message of at
+        // most 100 characters.
+        if !metadata["main_module"].is_string() {
+            return Err(bad_request(10021, "main_module is required (version upload takes ES modules only)"));
+        }
+        if metadata.get("compatibility_date").is_some_and(|d| !d.is_string()) {
+            return Err(bad_request(10021, "compatibility_date must be a string"));
+        }
+        if metadata["annotations"]["workers/message"].as_str().is_some_and(|m| m.chars().count() > 100) {
+            return Err(bad_request(10021, "workers/message is longer than 100 characters"));
+        }
         let main_module = metadata["main_module"].as_str().unwrap_or_default().to_string();
         if !modules.iter().any(|m| m.name == main_module) {
             return Err(bad_request(10021, "main_module must name an uploaded module"));

@@ -205,3 +205,17 @@ fn versions_made_one_after_another_add_up() {
     }
     assert_eq!(w.cf.script("api").versions[0].bindings, w.cf.script("api").versions.last().unwrap().bindings);
 }
+
+/// A version's message holds at most 100 characters (Cloudflare's
+/// description), however many names go into one version: the message is
+/// cut, the version made.
+#[test]
+fn a_version_for_many_names_carries_a_message_within_cloudflares_limit() {
+    let w = Workers::start();
+    let names: Vec<String> = (0..12).map(|i| format!("\"A_RATHER_LONG_SECRET_NAME_{i:02}\"")).collect();
+    let p = Project::initialised(&policy(&format!("deploy = \"version\"\nnames = [{}]\n", names.join(", "))));
+    w.ok(&p, &["rotate"]);
+    let latest = w.cf.latest_id("api");
+    let value = p.ok(&["get", "API_TOKEN"]).trim_end().to_string();
+    assert_eq!(w.cf.value_in("api", &latest, "A_RATHER_LONG_SECRET_NAME_11").as_ref(), Some(&value));
+}
