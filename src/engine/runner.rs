@@ -444,7 +444,8 @@ impl<'a> Runner<'a> {
                 return Err(self.issuer_error(e));
             }
         };
-        if let Some(why) = unusable(&issued, self.ws.now, &self.ws.policy.placeholders) {
+        let unfit = || self.token.targets.iter().find_map(|t| crate::targets::value_problem(t, &issued.value));
+        if let Some(why) = unusable(&issued, self.ws.now, &self.ws.policy.placeholders).or_else(unfit) {
             // Never promoted: the answer is refused, the token revoked where
             // the issuer can, and the state put back as it was.
             let revoked = matches!(issuer.revoke(issued.token_id.as_deref()).await, Ok(issuer::Revoked::Revoked));

@@ -120,6 +120,13 @@ impl Workspace {
             )
             .into());
         }
+        if let Some(why) = token.targets.iter().find_map(|t| crate::targets::value_problem(t, &value)) {
+            return Err(Hinted::new(
+                format!("refusing to store the value for {name}: it {why}"),
+                "every target must be able to take the value before it is stored",
+            )
+            .into());
+        }
         let identity = self.identity()?;
         let _lock = self.lock()?;
         let mut meta = self.registry.load(name)?;

@@ -259,3 +259,34 @@ pub fn build(
 pub fn all_failed(items: &[(String, Secret)], error: &TargetError) -> PutResults {
     items.iter().map(|(n, _)| (n.clone(), Err(error.clone()))).collect()
 }
+
+/// The largest value GitHub keeps in a secret.
+const GITHUB_MAX_VALUE: usize = 48 * 1024;
+/// The largest value Cloudflare keeps in a Worker's variable or secret.
+const WORKER_MAX_VALUE: usize = 5 * 1024;
+
+/// Why `target` cannot take `value`, if it cannot: checked for every
+/// target of a token before a value is stored or sent anywhere, so no
+/// rotation is left half-delivered by a value one target refuses.
+pub fn value_problem(target: &crate::policy::TargetPolicy, value: &crate::secret::Secret) -> Option<String> {
+    use crate::policy::TargetSpec;
+    let text = value.expose();
+    if text.contains('\0') {
+        return Some(format!("holds a NUL byte, which {} cannot take", target.address()));
+    }
+    match &target.spec {
+        TargetSpec::Dotenv(_) if !dotenv_file::can_carry(value) => Some(format!(
+            "cannot be carried by any .env quoting in {} (`${{`, control characters, or a quote mixed with `$`, a backslash or a line break)",
+            target.address()
+        )),
+        TargetSpec::Github(_) if text.len() > GITHUB_MAX_VALUE => {
+            Some(format!("is {} bytes, and GitHub keeps at most 48 KB in a secret ({})", text.len(), target.address()))
+        }
+        TargetSpec::Wrangler(_) if text.len() > WORKER_MAX_VALUE => Some(format!(
+            "is {} bytes, and Cloudflare keeps at most 5 KB in a Worker secret ({})",
+            text.len(),
+            target.address()
+        )),
+        _ => None,
+    }
+}

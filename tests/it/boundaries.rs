@@ -148,3 +148,46 @@ fn sync_redeliver_writes_every_name_again_whatever_the_records_say() {
         assert_eq!(held.as_deref(), Some(current.as_str()), "{place}");
     }
 }
+
+/// A minted token one of the token's targets cannot take (an ESC for a .env
+/// file, a NUL anywhere, 6 KB for a Worker) was stored and delivered
+/// to some targets before another refused it, leaving a rotation that could
+/// never finish. Every target's constraints are checked before anything is
+/// stored or sent: the token is refused and revoked at its issuer (item 6).
+#[test]
+fn a_minted_token_a_target_cannot_take_is_refused_before_anything_is_stored_or_sent() {
+    let p = Project::new("");
+    let revoked = p.path("revoked");
+    let issue = p.path("issue.sh");
+    let revoke = p.path("revoke.sh");
+    for (name, body) in [
+        (&issue, "printf '{\"token\": \"svc_%s\", \"token_id\": \"id-1\"}' \"$VALUE\"\n".to_string()),
+        (&revoke, format!("echo revoked >> {}\n", revoked.display())),
+    ] {
+        std::fs::write(name, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(name, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(
+        p.path("policies/main.toml"),
+        format!(
+            "[issuers.cmd]\nkind = \"command\"\ncommand = [\"{}\"]\nrevoke = [\"{}\"]\n\n[tokens.SVC_TOKEN]\nissuer = \"cmd\"\n\n[[tokens.SVC_TOKEN.targets]]\nkind = \"dotenv\"\npath = \"app/.env\"\n\n[[tokens.SVC_TOKEN.targets]]\nkind = \"wrangler\"\nworker = \"api\"\n",
+            issue.display(),
+            revoke.display()
+        ),
+    )
+    .unwrap();
+    p.ok(&["init"]);
+    let huge = "x".repeat(6 * 1024);
+    for (value, expected) in
+        [("a\\u001bb", "any .env quoting"), ("a\\u0000b", "NUL byte"), (huge.as_str(), "at most 5 KB")]
+    {
+        let _ = std::fs::remove_file(&revoked);
+        let out = p.command(&["rotate"]).env("VALUE", value).output().unwrap();
+        assert_ne!(code(&out), 0, "{}", text(&out));
+        assert!(text(&out).contains(expected), "{expected}: {}", text(&out));
+        assert!(revoked.exists(), "{expected}: the token is revoked at the issuer");
+        assert!(!p.path("app/.env").exists(), "{expected}: nothing delivered");
+        let status: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+        assert!(status["tokens"][0]["current"].is_null() && status["tokens"][0]["pending"].is_null(), "{status}");
+    }
+}
