@@ -219,6 +219,42 @@ impl Http {
     }
 }
 
+/// The largest answer read from a service's API (JSON): a page of a listing
+/// is kilobytes; anything near this is not an answer we asked for.
+pub const API_ANSWER_MAX: usize = 8 << 20;
+/// The largest answer read from an issuer (a token and its metadata).
+pub const ISSUER_ANSWER_MAX: usize = 1 << 20;
+/// The largest Worker code read back to build a version on (Cloudflare's
+/// own limit for a Worker is 10 MB compressed).
+pub const WORKER_CODE_MAX: usize = 64 << 20;
+
+/// The body of `response`, read as it arrives and refused once it passes
+/// `limit` bytes (a service answering 100 MB is not kept in memory): the
+/// error says how far it got.
+pub async fn body(mut response: Response, limit: usize) -> Result<Vec<u8>, String> {
+    if let Some(len) = response.content_length()
+        && len > limit as u64
+    {
+        return Err(format!("the answer is {len} bytes, more than the {limit} read from this service"));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+        if out.len() + chunk.len() > limit {
+            return Err(format!(
+                "the answer passed {limit} bytes, more than is read from this service; it was not read"
+            ));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// A JSON answer of at most [`API_ANSWER_MAX`] bytes.
+pub async fn json<T: serde::de::DeserializeOwned>(response: Response) -> Result<T, String> {
+    let bytes = body(response, API_ANSWER_MAX).await?;
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+}
+
 /// How many times a connection that cannot be made is tried.
 const CONNECT_ATTEMPTS: u32 = 3;
 

@@ -113,7 +113,8 @@ impl Service {
     ) -> Result<(StatusCode, SensitiveJson), IssuerError> {
         let status = response.status();
         // The answer may hold a token: read it into zeroized memory.
-        let bytes = Zeroizing::new(response.bytes().await.map(Vec::from).unwrap_or_default());
+        let bytes =
+            Zeroizing::new(crate::http::body(response, crate::http::ISSUER_ANSWER_MAX).await.unwrap_or_default());
         let body = SensitiveJson::parse(&bytes).unwrap_or_default();
         let text = ["error", "message"].iter().find_map(|k| body[*k].as_str()).unwrap_or("").to_string();
         let lower = text.to_ascii_lowercase();

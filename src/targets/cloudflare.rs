@@ -246,7 +246,7 @@ impl CloudflareTarget {
         response: Response,
     ) -> Result<Envelope, (StatusCode, TargetError)> {
         let status = response.status();
-        let envelope: Option<Envelope> = response.json().await.ok();
+        let envelope: Option<Envelope> = crate::http::json(response).await.ok();
         match envelope {
             Some(e) if e.success && status.is_success() => Ok(e),
             Some(e) => {
@@ -461,15 +461,13 @@ impl CloudflareTarget {
         }
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let (content_type, entry) = (header("content-type").unwrap_or_default(), header("cf-entrypoint"));
-        let body = response.bytes().await.map_err(|e| self.err(format!("GET {url}: {e}"), None))?;
+        let body = crate::http::body(response, crate::http::WORKER_CODE_MAX)
+            .await
+            .map_err(|e| self.err(format!("GET {url}: {e}"), None))?;
         let Ok(boundary) = multer::parse_boundary(&content_type) else {
             // A service-worker script: one plain body.
             let name = "index.js".to_string();
-            return Ok(Code {
-                main: name.clone(),
-                service_worker: true,
-                parts: vec![(name, content_type, body.to_vec())],
-            });
+            return Ok(Code { main: name.clone(), service_worker: true, parts: vec![(name, content_type, body)] });
         };
         let unreadable =
             |e: multer::Error| self.err(format!("GET {url}: the Worker's code could not be read ({e})"), None);

@@ -201,7 +201,7 @@ impl GithubTarget {
     /// GitHub's own error text, with a hint for the usual causes.
     async fn api_error(&self, method: &Method, url: &str, response: Response) -> TargetError {
         let status = response.status();
-        let body: Option<ApiError> = response.json().await.ok();
+        let body: Option<ApiError> = crate::http::json(response).await.ok();
         let mut message = format!("{method} {url} → {status}");
         if let Some(b) = &body {
             if let Some(m) = &b.message {
@@ -256,7 +256,7 @@ impl GithubTarget {
         if !response.status().is_success() {
             return Err(self.api_error(&Method::GET, url, response).await);
         }
-        response.json().await.map_err(|e| self.err(format!("GET {url}: not a public key: {e}"), None))
+        crate::http::json(response).await.map_err(|e| self.err(format!("GET {url}: not a public key: {e}"), None))
     }
 
     fn seal(&self, key: &PublicKey, value: &Secret) -> Result<String, TargetError> {
@@ -300,8 +300,9 @@ impl GithubTarget {
         if !response.status().is_success() {
             return Err(self.api_error(&Method::GET, &url, response).await);
         }
-        let secret: serde_json::Value =
-            response.json().await.map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
+        let secret: serde_json::Value = crate::http::json(response)
+            .await
+            .map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
         match secret["visibility"].as_str() {
             Some("all") => Ok((Visibility::All, None)),
             Some("selected") => Ok((Visibility::Selected, Some(self.selected_ids(name).await?))),
@@ -368,8 +369,9 @@ impl GithubTarget {
                 return Err(self.api_error(&Method::GET, &url, response).await);
             }
             let next = next_link(&response);
-            let page: serde_json::Value =
-                response.json().await.map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
+            let page: serde_json::Value = crate::http::json(response)
+                .await
+                .map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
             out.push((url, page));
             match next {
                 Some(n) => {

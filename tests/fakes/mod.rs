@@ -35,6 +35,9 @@ pub struct Faults {
     /// service's routes would be the same) with a message that echoes the
     /// request's body and its `Authorization` header, in both envelopes.
     pub echo: bool,
+    /// A broken service: every request is answered 200 with 100 MB of JSON
+    /// whitespace, streamed (no length announced).
+    pub huge: bool,
 }
 
 /// Fault injection and counters, shared by both fakes.
@@ -116,6 +119,13 @@ pub async fn faults_layer(State(control): State<std::sync::Arc<Control>>, reques
     let faults = *control.faults.lock().unwrap();
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
+    }
+    if faults.huge {
+        control.faults_injected.fetch_add(1, Ordering::SeqCst);
+        let chunk = bytes_of_spaces();
+        let stream = futures_util::stream::iter((0..100).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+        return (StatusCode::OK, [("content-type", "application/json")], axum::body::Body::from_stream(stream))
+            .into_response();
     }
     if faults.echo && method != Method::GET {
         control.faults_injected.fetch_add(1, Ordering::SeqCst);
@@ -229,4 +239,10 @@ pub fn serve_tls(plain: SocketAddr) -> (SocketAddr, String) {
         }
     });
     (addr, pem)
+}
+
+/// One megabyte of spaces, shared by every chunk of a huge answer.
+fn bytes_of_spaces() -> axum::body::Bytes {
+    static MB: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
+    MB.get_or_init(|| axum::body::Bytes::from(vec![b' '; 1 << 20])).clone()
 }

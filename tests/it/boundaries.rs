@@ -191,3 +191,20 @@ fn a_minted_token_a_target_cannot_take_is_refused_before_anything_is_stored_or_s
         assert!(status["tokens"][0]["current"].is_null() && status["tokens"][0]["pending"].is_null(), "{status}");
     }
 }
+
+/// A service that answers 100 MB is not read into memory: the answer is
+/// refused once it passes what is read from that service (item 6).
+#[test]
+fn a_huge_answer_is_refused_once_it_passes_the_cap() {
+    use crate::fakes::Faults;
+    let s = crate::chitty::Services::start();
+    let p = Project::initialised(&s.policy("24h"));
+    s.id.control.set_faults(Faults { huge: true, ..Faults::default() });
+    let out = s.run(&p, &["rotate"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    s.id.control.set_faults(Faults::default());
+    s.gh.control.set_faults(Faults { huge: true, ..Faults::default() });
+    let out = s.run(&p, &["rotate"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("more than"), "{}", text(&out));
+}
