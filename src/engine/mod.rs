@@ -256,6 +256,24 @@ impl Workspace {
         let is_sync = matches!(mode, Mode::Sync { .. });
         if !dry_run {
             self.identity()?;
+            // A limit `plan` reports as an error stops the run before its
+            // first write: a run that wrote 100 of 101 secrets would leave
+            // the last one pending for ever.
+            let broken: Vec<String> = github_limits(&self.policy, &[])
+                .into_iter()
+                .filter(|l| l.severity == "error")
+                .map(|l| format!("{}: {}", l.target, l.message))
+                .collect();
+            if !broken.is_empty() {
+                return Err(Hinted::new(
+                    format!(
+                        "nothing was written: the policies break a limit of the service\n  {}",
+                        broken.join("\n  ")
+                    ),
+                    "spread the names over more repositories or environments (`chitty-secrets plan` shows every limit)",
+                )
+                .into());
+            }
         }
         // Hold the lock from planning to the last save, so the plan is made
         // from the state it is executed against. A dry run writes nothing.

@@ -700,6 +700,24 @@ fn github_limits_are_caught_before_any_write() {
         "{}",
         text(&out)
     );
+    // And what plan knows stops rotate and sync before their first write
+    // (they wrote 100 of the 101 and left the last pending for ever).
+    let gh = FakeGithub::start();
+    let cf = FakeCloudflare::start();
+    gh.add_repo("acme/app");
+    for args in [&["rotate"][..], &["sync"]] {
+        let mut cmd = p.command(args);
+        let out = with_fakes(&mut cmd, &gh, &cf).output().unwrap();
+        assert_eq!(code(&out), 1, "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("nothing was written") && text(&out).contains("GitHub allows 100"),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(gh.control.total(), 0, "{args:?}: no request");
+    }
+    let status: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+    assert!(status["tokens"][0]["pending"].is_null(), "nothing minted: {status}");
 
     let gh = FakeGithub::start();
     let cf = FakeCloudflare::start();
