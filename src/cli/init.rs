@@ -11,12 +11,29 @@ pub struct Args {
     /// reboot (Linux's kernel keyring); keep a backup of the key elsewhere.
     #[arg(long)]
     pub keyring: bool,
+    /// Where there is no policy yet, write a starter one (one locally minted
+    /// token into .env) to begin from.
+    #[arg(long)]
+    pub starter: bool,
 }
 
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
-    let located = g.located()?.clone();
     let cwd = std::env::current_dir()?;
     let explicit = g.cli.policies.is_some() || g.cli.registry.is_some();
+    let nowhere = matches!(project::locate(&cwd), Err(project::LocateError::NotFound { .. }));
+    if !explicit && nowhere {
+        if !args.starter {
+            // Nothing is made in a folder that is no project unless asked;
+            // the way to begin is offered.
+            return Err(Hinted::new(
+                project::locate(&cwd).err().map(|e| e.to_string()).unwrap_or_default(),
+                "to begin here with a starter policy (one locally minted token into .env), run `chitty-secrets init --starter`; or create policies/*.toml and run `chitty-secrets init`",
+            )
+            .into());
+        }
+        write_starter(&cwd.join("policies"))?;
+    }
+    let located = g.located()?.clone();
     if let Some(file) = &located.file
         && !explicit
         && file.parent() != Some(cwd.as_path())
@@ -29,11 +46,14 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         .into());
     }
     if !located.policies.is_dir() {
-        return Err(Hinted::new(
-            format!("no policies folder at {}", shown(&located.policies)),
-            "create it with at least one *.toml policy (README: \"Policies\"), then run init again",
-        )
-        .into());
+        if !args.starter {
+            return Err(Hinted::new(
+                format!("no policies folder at {}", shown(&located.policies)),
+                "run `chitty-secrets init --starter` to begin with a starter policy, or create it with at least one *.toml policy (README: \"Policies\")",
+            )
+            .into());
+        }
+        write_starter(&located.policies)?;
     }
     let flag = g.cli.identity.as_deref();
     let (identity, how) = match identity::resolve(flag)? {
@@ -102,3 +122,36 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     }
     Ok(exit::OK)
 }
+
+/// A starter policy, not only an error, where there is no policy folder:
+/// one local token into .env, which runs as it is and shows the shape of
+/// the rest.
+fn write_starter(policies: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(policies)?;
+    let starter = policies.join("starter.toml");
+    crate::fsutil::write_atomic(&starter, STARTER_POLICY.as_bytes())?;
+    println!(
+        "wrote a starter policy at {} (one locally minted token into .env; edit it — README: \"Policies\")",
+        shown(&relative(&starter))
+    );
+    Ok(())
+}
+
+/// What `init` writes where there is no policy yet.
+const STARTER_POLICY: &str = r#"# A starter policy: edit it to declare your tokens (README: "Policies").
+# `chitty-secrets policy check` validates it; `chitty-secrets rotate` mints
+# and delivers. Paths are relative to the folder that holds policies/.
+
+[issuers.local]
+kind = "random"          # minted here; see the README for chittyid, chittyauth, command, manual
+bytes = 32
+
+[tokens.APP_TOKEN]
+issuer = "local"
+rotate_every = "30d"
+overlap = "24h"
+
+[[tokens.APP_TOKEN.targets]]
+kind = "dotenv"
+path = ".env"            # keep it out of git (.gitignore)
+"#;

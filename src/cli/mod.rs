@@ -170,7 +170,7 @@ const GROUPS: &[(&str, &[&str])] = &[
 const AFTER_HELP: &str = "\
 Examples:
   chitty-secrets init && chitty-secrets rotate  # set up, mint and deliver all
-  chitty-secrets sync --check                   # pre-deploy gate: exit 3 on drift
+  chitty-secrets sync --check --verify          # pre-deploy gate: exit 3 on drift, hand edits included
   chitty-secrets rotate --due                   # the schedule (daily in CI)
   chitty-secrets check                          # offline: zero service calls
   chitty-secrets set VENDOR_API_KEY < key.txt   # a value issued by hand

@@ -208,3 +208,20 @@ fn a_huge_answer_is_refused_once_it_passes_the_cap() {
     assert_ne!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains("more than"), "{}", text(&out));
 }
+
+/// `init` in a folder with no policy offers a starter policy (one locally
+/// minted token into .env) instead of only an error; asked for, it is
+/// written, and it runs as it is.
+#[test]
+fn init_without_a_policy_offers_a_starter_that_runs() {
+    let p = Project::new("");
+    std::fs::remove_dir_all(p.path("policies")).unwrap();
+    let out = p.run(&["init"]);
+    assert_ne!(code(&out), 0);
+    assert!(text(&out).contains("chitty-secrets init --starter"), "{}", text(&out));
+    let out = p.ok(&["init", "--starter"]);
+    assert!(out.contains("wrote a starter policy at policies/starter.toml"), "{out}");
+    p.ok(&["policy", "check"]);
+    p.ok(&["rotate"]);
+    assert!(env_value(&p.path(".env"), "APP_TOKEN").is_some_and(|v| v.len() > 20));
+}

@@ -32,6 +32,7 @@ fn init_refuses_an_empty_folder_and_a_nested_second_project() {
     assert_ne!(code(&out), 0);
     let said = text(&out);
     assert!(said.contains("looked for chitty-secrets.toml in") && said.contains("policies/"), "{said}");
+    assert!(said.contains("init --starter"), "a starter policy is offered: {said}");
     assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0, "nothing created");
 
     p.ok(&["init"]);
