@@ -157,7 +157,12 @@ impl Workspace {
     /// For each remote target whose service has something to say about
     /// writes (a Worker's deployments): a note of what a write will do, or
     /// a warning that the service would refuse it — before any write.
-    async fn write_effects(&self, notes: &mut Vec<String>, opened: &Opened) -> Vec<LimitProblem> {
+    async fn write_effects(
+        &self,
+        notes: &mut Vec<String>,
+        opened: &Opened,
+        written: &std::collections::BTreeSet<String>,
+    ) -> Vec<LimitProblem> {
         let targets = self.policy.remote_targets();
         let effects = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
             let effect = match opened.target(self, t) {
@@ -170,7 +175,11 @@ impl Workspace {
         let mut problems = Vec::new();
         for (address, effect) in effects {
             match effect {
-                Some(Ok(note)) => notes.push(format!("{address}: {note}")),
+                // What a write will do, only where a plan writes: a note on a
+                // write that will not happen is an untruth. That the service
+                // would refuse a write is said either way (the next one would).
+                Some(Ok(note)) if written.contains(&address) => notes.push(format!("{address}: {note}")),
+                Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     problems.push(LimitProblem { severity: "warning", target: address, message: e.message })
                 }
@@ -224,7 +233,8 @@ impl Workspace {
         let github = github_load(&self.policy, [&rotate, &sync]);
         let mut limits = github_limits(&self.policy, &unmanaged);
         if reachable {
-            limits.extend(self.write_effects(&mut remote_notes, &opened).await);
+            let written = planned_writes(&self.policy, [&rotate, &sync]);
+            limits.extend(self.write_effects(&mut remote_notes, &opened, &written).await);
         }
         Ok(Preview {
             rotate,
@@ -346,6 +356,31 @@ impl Workspace {
         report.requests = self.backends.remote_counts();
         Ok(report)
     }
+}
+
+/// The target addresses the plans write to (a mint delivers to every
+/// target of its token).
+fn planned_writes<'a>(
+    policy: &Policy,
+    plans: impl IntoIterator<Item = &'a Vec<TokenPlan>>,
+) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for plan in plans.into_iter().flatten() {
+        for step in &plan.steps {
+            match step {
+                crate::rotation::Step::Deliver { target, .. } => {
+                    out.insert(target.clone());
+                }
+                crate::rotation::Step::Mint { .. } => {
+                    if let Some(token) = policy.token(&plan.token) {
+                        out.extend(token.targets.iter().map(|t| t.address()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 /// What `plan` shows.

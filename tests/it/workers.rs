@@ -43,9 +43,13 @@ fn policy(target_options: &str) -> String {
 fn a_worker_mid_gradual_deployment_is_reported_before_any_write() {
     let w = Workers::start();
     let p = Project::initialised(&policy(""));
-    w.ok(&p, &["rotate"]);
+    // Before the first rotation a write is planned, and plan says what it does.
     let out = w.ok(&p, &["plan"]);
     assert!(out.contains("wrangler:api: a write makes a new version of the Worker and deploys it at 100%"), "{out}");
+    w.ok(&p, &["rotate"]);
+    // Nothing to write now: no note on what a write would do.
+    let out = w.ok(&p, &["plan"]);
+    assert!(!out.contains("a write makes a new version"), "{out}");
     let first = p.ok(&["get", "API_TOKEN"]).trim_end().to_string();
     assert_eq!(w.cf.value("api", "API_TOKEN").as_ref(), Some(&first));
 
@@ -88,12 +92,16 @@ fn a_worker_mid_gradual_deployment_is_reported_before_any_write() {
 #[test]
 fn deploy_version_makes_a_version_and_the_old_token_lives_until_it_runs() {
     let w = Workers::start();
-    let p = Project::initialised(&policy("deploy = \"version\"\n"));
+    let p = Project::initialised(
+        &policy("deploy = \"version\"\n").replace("overlap = \"0s\"", "overlap = \"0s\"\nrotate_every = \"30d\""),
+    );
     let v1_id = w.cf.latest_id("api");
 
     // v1 of the token goes into Worker version #2, which is not deployed.
     w.ok(&p, &["rotate"]);
-    let out = w.ok(&p, &["plan"]);
+    // Looking ahead to when the next rotation is due (a write is planned),
+    // plan says what the write will do.
+    let out = w.ok(&p, &["--now", "2030-01-01T00:00:00Z", "plan"]);
     assert!(out.contains("a write makes a new version from the one chitty-secrets made last"), "{out}");
     assert!(out.contains("not deployed yet), not deployed: you roll it out"), "{out}");
     let first = p.ok(&["get", "API_TOKEN"]).trim_end().to_string();
