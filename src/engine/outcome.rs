@@ -109,10 +109,33 @@ impl Outcome {
     }
 }
 
-/// A token's outcome, as `--json` prints it.
-#[derive(Debug, Clone, Serialize)]
+/// A token's outcome. `--json` prints every field for every result (the
+/// README's shape): `{token, result, done, error, hint, resumable}`, with
+/// `error` and `hint` null where there is none.
+#[derive(Debug, Clone)]
 pub struct TokenOutcome {
     pub token: String,
-    #[serde(flatten)]
     pub outcome: Outcome,
+}
+
+impl Serialize for TokenOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shape<'a> {
+            token: &'a str,
+            result: &'static str,
+            done: &'a [Event],
+            error: Option<&'a str>,
+            hint: Option<&'a str>,
+            resumable: bool,
+        }
+        let (result, error, hint, resumable) = match &self.outcome {
+            Outcome::Done { .. } => ("done", None, None, false),
+            Outcome::Partial { error, hint, resumable, .. } => {
+                ("partial", Some(error.as_str()), Some(hint.as_str()), *resumable)
+            }
+            Outcome::Failed { error, hint } => ("failed", Some(error.as_str()), hint.as_deref(), false),
+        };
+        Shape { token: &self.token, result, done: self.outcome.events(), error, hint, resumable }.serialize(serializer)
+    }
 }

@@ -225,3 +225,31 @@ fn init_without_a_policy_offers_a_starter_that_runs() {
     p.ok(&["rotate"]);
     assert!(env_value(&p.path(".env"), "APP_TOKEN").is_some_and(|v| v.len() > 20));
 }
+
+/// `rotate --json` prints every field the README lists for every result,
+/// a failure included (it lacked `done`, and `hint` when there was none).
+#[test]
+fn rotate_json_has_every_documented_field_for_a_failure_too() {
+    let p = Project::new("");
+    let issue = p.path("issue.sh");
+    std::fs::write(&issue, "#!/bin/sh\necho 'the service said no' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&issue, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        p.path("policies/main.toml"),
+        format!(
+            "[issuers.cmd]\nkind = \"command\"\ncommand = [\"{}\"]\n\n[tokens.T]\nissuer = \"cmd\"\n",
+            issue.display()
+        ),
+    )
+    .unwrap();
+    p.ok(&["init"]);
+    let out = p.run(&["rotate", "--json"]);
+    assert_ne!(code(&out), 0);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = &json["tokens"][0];
+    for field in ["token", "result", "done", "error", "hint", "resumable"] {
+        assert!(token.get(field).is_some(), "{field} missing: {token}");
+    }
+    assert_eq!(token["result"], "failed", "{token}");
+    assert!(token["done"].is_array(), "{token}");
+}
