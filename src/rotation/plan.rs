@@ -98,7 +98,7 @@ pub fn plan(
         let meta = metas.get(name).unwrap_or(&empty);
         let steps = match mode {
             Mode::Rotate { only, due_only, emergency } if selected(name, only) => {
-                rotate_steps(policy, token, meta, now, due_only, emergency)
+                rotate_steps(policy, token, meta, now, due_only, emergency, !only.is_empty())
             }
             Mode::Abort { only } if selected(name, only) => match (meta.pending(), &meta.rotation) {
                 (Some(p), _) => vec![Step::Abort { version: Some(p.id) }],
@@ -115,6 +115,9 @@ pub fn plan(
     out
 }
 
+/// Why a token is rotated when nothing else makes it due: it was asked for.
+const REQUESTED: &str = "requested";
+
 fn rotate_steps(
     policy: &Policy,
     token: &TokenPolicy,
@@ -122,6 +125,7 @@ fn rotate_steps(
     now: DateTime<Utc>,
     due_only: bool,
     emergency: bool,
+    named: bool,
 ) -> Vec<Step> {
     let mut steps = Vec::new();
     let manual = matches!(policy.issuer_of(token).spec, IssuerSpec::Manual(_));
@@ -138,10 +142,14 @@ fn rotate_steps(
             }
             _ if emergency => Some("emergency: the current token is treated as leaked".to_string()),
             (_, Some(due)) => Some(due),
-            (_, None) if !due_only => Some("requested".to_string()),
+            (_, None) if !due_only => Some(REQUESTED.to_string()),
             _ => None,
         };
         match reason {
+            // A bare `rotate` rotates what it can: a token issued by hand
+            // that has a value and is not due is left alone (named, or due,
+            // it is a reminder that stops the run, as before).
+            Some(reason) if manual && reason == REQUESTED && !named && meta.current().is_some() => None,
             Some(reason) if manual => {
                 steps.push(Step::Remind {
                     reason,

@@ -253,3 +253,20 @@ fn rotate_json_has_every_documented_field_for_a_failure_too() {
     assert_eq!(token["result"], "failed", "{token}");
     assert!(token["done"].is_array(), "{token}");
 }
+
+/// A bare `rotate` rotates what it can: a token issued by hand that has a
+/// value and is not due no longer fails the run (the README's ChittyAuth
+/// example keeps its bearer token this way). Named, it still says how to
+/// rotate it by hand, and fails.
+#[test]
+fn a_bare_rotate_leaves_a_hand_issued_token_with_a_value_alone() {
+    let p = Project::initialised(LOCAL_POLICY);
+    let out = p.run_with_stdin(&["set", "VENDOR_API_KEY"], "vendor_key_0123456789abcdef\n");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    p.ok(&["rotate"]);
+    let out = p.ok(&["rotate"]);
+    assert!(!out.contains("VENDOR_API_KEY"), "{out}");
+    let out = p.run(&["rotate", "VENDOR_API_KEY"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("chitty-secrets set VENDOR_API_KEY"), "{}", text(&out));
+}
