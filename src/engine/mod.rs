@@ -266,6 +266,20 @@ impl Workspace {
         let is_sync = matches!(mode, Mode::Sync { .. });
         if !dry_run {
             self.identity()?;
+            // Nothing leaves this machine (a delivery, a revoke, a prune) on
+            // the word of files nobody checked: a run that writes needs the
+            // registry unlocked by a member.
+            match self.registry.trust() {
+                crate::registry::Trust::Verified { .. } => {}
+                crate::registry::Trust::Legacy => {
+                    return Err(RegistryError::Legacy { path: self.registry.dir().to_path_buf() }.into());
+                }
+                crate::registry::Trust::Unverified => {
+                    return Err(
+                        RegistryError::NeedsKey { path: self.registry.key_path(), what: "a run that writes" }.into()
+                    );
+                }
+            }
             // A limit `plan` reports as an error stops the run before its
             // first write: a run that wrote 100 of 101 secrets would leave
             // the last one pending for ever.

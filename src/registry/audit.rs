@@ -145,7 +145,9 @@ pub fn append_all(path: &Path, events: &[Deferred], durable: bool, keys: &Regist
     });
     let whole = if torn.is_some() { existing.rsplit_once('\n').map_or("", |(whole, _)| whole) } else { &existing };
     let (mut seq, mut prev) = match whole.lines().rev().find(|l| !l.trim().is_empty()) {
-        Some(line) => (serde_json::from_str::<AuditEntry>(line).map(|e| e.seq + 1).unwrap_or(0), hash(line)),
+        Some(line) => {
+            (serde_json::from_str::<AuditEntry>(line).ok().and_then(|e| e.seq.checked_add(1)).unwrap_or(0), hash(line))
+        }
         None => (0, GENESIS.to_string()),
     };
     let mut lines = String::new();
@@ -296,9 +298,20 @@ pub fn verify(text: &str, keys: Option<&RegistryKeys>) -> Result<Verified, Vec<B
     // The epoch of the last MACed line: a later line under an older key
     // was written by someone who only knows a retired key.
     let mut epoch_so_far: Option<u32> = None;
+    // Each line's seq, by its hash: a line follows its parent by one, and
+    // no line stands twice (a copy of a member's line is not a new event).
+    let mut seqs: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for (k, &(i, offset, line)) in lines.iter().enumerate() {
+        let line_hash = hash(line);
+        if seqs.contains_key(&line_hash) {
+            breaks.push(Break {
+                line: i + 1,
+                why: "repeats an earlier line word for word (a copy is not a new event)".into(),
+            });
+            continue;
+        }
         match serde_json::from_str::<AuditEntry>(line) {
-            Ok(entry) if keys.is_some_and(|keys| is_anchor(keys, line, &entry, &text[..offset])) => {
+            Ok(entry) if keys.is_some_and(|keys| is_anchor(keys, line, &entry, &text[..offset], epoch_so_far)) => {
                 // A member vouched for everything before this line.
                 breaks.clear();
                 verified.entries += 1;
@@ -309,11 +322,17 @@ pub fn verify(text: &str, keys: Option<&RegistryKeys>) -> Result<Verified, Vec<B
                 epoch_so_far = Some(tag[1..].split('.').next().and_then(|e| e.parse().ok()).unwrap_or(0));
             }
             Ok(entry) => {
+                let parent_seq =
+                    if entry.prev == GENESIS { Some(None) } else { seqs.get(&entry.prev).map(|s| Some(*s)) };
                 if !seen.contains(&entry.prev) {
                     breaks.push(Break {
                         line: i + 1,
                         why: "does not follow any line before it (a line was edited, removed or reordered)".into(),
                     });
+                } else if entry.mac.is_some()
+                    && parent_seq.is_some_and(|p| p.map_or(0, |s| s.saturating_add(1)) != entry.seq)
+                {
+                    breaks.push(Break { line: i + 1, why: "its seq does not follow the line it names".into() });
                 } else if let Some(keys) = keys
                     && let Some(why) = line_refusal(keys, line, &entry, &text[..offset], &mut epoch_so_far)
                 {
@@ -340,7 +359,10 @@ pub fn verify(text: &str, keys: Option<&RegistryKeys>) -> Result<Verified, Vec<B
                 breaks.push(Break { line: i + 1, why: format!("is not an audit entry ({e})") });
             }
         }
-        seen.insert(hash(line));
+        if let Ok(entry) = serde_json::from_str::<AuditEntry>(line) {
+            seqs.insert(line_hash.clone(), entry.seq);
+        }
+        seen.insert(line_hash);
     }
     if keys.is_some() && epoch_so_far.is_none() && verified.entries > 0 && breaks.is_empty() {
         breaks.push(Break {
@@ -353,13 +375,23 @@ pub fn verify(text: &str, keys: Option<&RegistryKeys>) -> Result<Verified, Vec<B
 
 /// Whether a line is a member's (its MAC) [`KEY_EVENT`] or
 /// [`ACCEPT_EVENT`] naming the hash of exactly the bytes before it.
-fn is_anchor(keys: &RegistryKeys, line: &str, entry: &AuditEntry, before: &str) -> bool {
+fn is_anchor(keys: &RegistryKeys, line: &str, entry: &AuditEntry, before: &str, epoch_so_far: Option<u32>) -> bool {
     if entry.event != KEY_EVENT && entry.event != ACCEPT_EVENT {
         return false;
     }
     let Some((body, tag)) = split_mac(line) else { return false };
     let names_prefix = entry.detail.as_deref().is_some_and(|d| d.contains(&format!("sha256 {}", hash(before))));
-    names_prefix && keys.check(tag, LINE_MAC, "", body.as_bytes(), true).is_ok()
+    if !names_prefix || keys.check(tag, LINE_MAC, "", body.as_bytes(), true).is_err() {
+        return false;
+    }
+    let epoch: u32 = tag[1..].split('.').next().and_then(|e| e.parse().ok()).unwrap_or(0);
+    match entry.event.as_str() {
+        // Where authentication began: only as the log's first authenticated line.
+        KEY_EVENT => epoch_so_far.is_none(),
+        // A member's acceptance now is under the current key; one under a
+        // retired key could be a removed member's.
+        _ => epoch == keys.epoch() && epoch_so_far.is_none_or(|seen| epoch >= seen),
+    }
 }
 
 /// Why a chained line is not a member's, if it is not.

@@ -41,6 +41,8 @@ const KEY_FILE_SCHEMA: u32 = 1;
 #[derive(Clone)]
 pub struct RegistryKeys {
     keys: Vec<Zeroizing<[u8; 32]>>,
+    /// The recipients change under way, if any (its nonce).
+    pub change: Option<String>,
     /// HMAC keyed with each epoch's key, ready to clone: keying costs two
     /// SHA-256 blocks, a metadata file's MAC about six.
     keyed: Vec<Hmac<Sha256>>,
@@ -90,6 +92,10 @@ struct KeyFile {
     schema: u32,
     /// Hex, oldest first.
     keys: Vec<String>,
+    /// The nonce of a recipients change under way (see the rekey marker):
+    /// only a marker naming it is this change's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    change: Option<String>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -136,7 +142,12 @@ impl RegistryKeys {
             .iter()
             .map(|k| <Hmac<Sha256> as Mac>::new_from_slice(k.as_ref()).expect("HMAC takes any key length"))
             .collect();
-        RegistryKeys { keys, keyed }
+        RegistryKeys { keys, keyed, change: None }
+    }
+
+    /// The same keys, marking a recipients change under way (or none).
+    pub fn with_change(&self, change: Option<String>) -> Self {
+        RegistryKeys { change, ..self.clone() }
     }
 
     /// The current epoch (0 for a registry no member was removed from).
@@ -201,7 +212,11 @@ impl RegistryKeys {
 
     /// The key file: every epoch's key, encrypted to every recipient.
     pub fn seal(&self, recipients: &[age::x25519::Recipient]) -> Result<Vec<u8>, RegistryError> {
-        let file = KeyFile { schema: KEY_FILE_SCHEMA, keys: self.keys.iter().map(|k| hex(k.as_ref())).collect() };
+        let file = KeyFile {
+            schema: KEY_FILE_SCHEMA,
+            keys: self.keys.iter().map(|k| hex(k.as_ref())).collect(),
+            change: self.change.clone(),
+        };
         let json = Zeroizing::new(serde_json::to_vec(&file).expect("the key file serializes"));
         drop(file);
         encrypt_to(&json, recipients)
@@ -227,7 +242,7 @@ impl RegistryKeys {
                 path: path.to_path_buf(),
                 why: "it holds a malformed key".into(),
             })?;
-        Ok(Self::from_keys(keys))
+        Ok(Self { change: file.change.clone(), ..Self::from_keys(keys) })
     }
 }
 
@@ -303,7 +318,7 @@ impl Pins {
     /// Forgets what this machine knew of the registry at `dir` (a member
     /// really made a new one there); returns whether there was a pin.
     pub fn forget(&self, dir: &Path) -> bool {
-        let place = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()).display().to_string();
+        let place = Self::place(dir);
         let mut pins = self.read();
         let had = pins.remove(&place).is_some();
         if had && let Ok(text) = toml::to_string(&pins) {
@@ -316,8 +331,31 @@ impl Pins {
         std::fs::read_to_string(&self.path).ok().and_then(|t| toml::from_str(&t).ok()).unwrap_or_default()
     }
 
+    /// What a pin is kept under: the project the registry belongs to (the
+    /// git work tree holding it, else the folder holding it), not the
+    /// registry folder itself — a registry moved or linked elsewhere in the
+    /// same project (a project file naming another folder) is still this
+    /// project's, and must be the same registry.
     fn place(dir: &Path) -> String {
-        dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()).display().to_string()
+        let real = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let root = real
+            .ancestors()
+            .skip(1)
+            .find(|a| a.join(".git").exists())
+            .or_else(|| real.parent())
+            .unwrap_or(&real)
+            .to_path_buf();
+        root.display().to_string()
+    }
+
+    /// Whether this machine knows a registry at `dir`'s project.
+    pub fn knows(&self, dir: &Path) -> bool {
+        self.read().contains_key(&Self::place(dir))
+    }
+
+    /// The pin CI gives (`CHITTY_SECRETS_REGISTRY_ID`), where set.
+    pub fn env_pin() -> Option<String> {
+        std::env::var(crate::env_vars::REGISTRY_ID).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
     }
 
     /// Checks `keys` against what this machine remembers of the registry

@@ -176,9 +176,10 @@ pub struct Registry {
     deferred: std::sync::Arc<std::sync::Mutex<Option<Deferred>>>,
     /// The registry key, once a member's identity has unlocked it.
     keys: Arc<RwLock<Option<Arc<RegistryKeys>>>>,
-    /// Files under a retired epoch's key are accepted (only while `keys
-    /// rekey` finishes a recipients change it can prove a member began).
-    accept_older: Arc<std::sync::atomic::AtomicBool>,
+    /// Files under a retired epoch's key that are accepted all the same:
+    /// the SHA-256 of each, as a member's recipients change listed them
+    /// when it began (after checking every one under the key of the time).
+    older_allowed: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// The value files in `tokens/`, listed once a run.
     values: Arc<std::sync::Mutex<Option<ValueIndex>>>,
 }
@@ -232,7 +233,7 @@ impl Registry {
             dir: dir.to_path_buf(),
             deferred: Default::default(),
             keys: Default::default(),
-            accept_older: Default::default(),
+            older_allowed: Default::default(),
             values: Default::default(),
         }
     }
@@ -353,7 +354,19 @@ impl Registry {
     /// format) reads unverified, as without one.
     pub fn unlock(&self, identity: &age::x25519::Identity) -> Result<bool, RegistryError> {
         let path = self.key_path();
-        let Some(bytes) = self.key_file()? else { return Ok(false) };
+        let pins = auth::Pins::of_user();
+        let known = pins.knows(&self.dir) || auth::Pins::env_pin().is_some();
+        let Some(bytes) = self.key_file()? else {
+            // A registry this machine (or CI's pin) knows as authenticated
+            // has lost its key file: deleted, not an older registry.
+            if known {
+                return Err(RegistryError::KeyReplaced {
+                    path,
+                    why: "it is gone, from a registry known to have one".into(),
+                });
+            }
+            return Ok(false);
+        };
         let keys = match RegistryKeys::open(&bytes, identity, &path) {
             Ok(keys) => keys,
             Err(RegistryError::Decrypt { .. }) => {
@@ -375,15 +388,14 @@ impl Registry {
             }
             Err(e) => return Err(e),
         };
-        let pins = auth::Pins::of_user();
         if let auth::PinCheck::Replaced(why) = pins.check(&self.dir, &keys) {
             return Err(RegistryError::KeyReplaced { path, why });
         }
         // A recipients change a member began and that was cut short may
         // have left the recipients file under the previous epoch's key.
-        let genuine_rekey = self.rekey_marker_is_genuine(&keys);
+        let listed = self.rekey_marker_of(&keys).map(|m| m.files).unwrap_or_default();
         self.set_keys(Some(keys.clone()));
-        let checked = self.with_older(genuine_rekey, || self.recipients());
+        let checked = self.with_older(listed, || self.recipients());
         if let Err(e) = checked {
             self.set_keys(None);
             return Err(e);
@@ -417,12 +429,22 @@ impl Registry {
         }
     }
 
-    /// Runs `f` accepting files under an older epoch's key when `older`.
-    fn with_older<T>(&self, older: bool, f: impl FnOnce() -> T) -> T {
-        use std::sync::atomic::Ordering;
-        let before = self.accept_older.swap(older, Ordering::Relaxed);
+    /// Whether a file with these bytes may be under an older epoch's key
+    /// (one a member's recipients change listed when it began).
+    fn older_ok(&self, bytes: &[u8]) -> bool {
+        let allowed = self.older_allowed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        !allowed.is_empty() && allowed.contains(&file_hash(bytes))
+    }
+
+    /// Runs `f` accepting, under an older epoch's key, exactly the files
+    /// whose hashes are in `allowed`.
+    fn with_older<T>(&self, allowed: std::collections::HashSet<String>, f: impl FnOnce() -> T) -> T {
+        let before = std::mem::replace(
+            &mut *self.older_allowed.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            allowed,
+        );
         let result = f();
-        self.accept_older.store(before, Ordering::Relaxed);
+        *self.older_allowed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = before;
         result
     }
 
@@ -436,7 +458,7 @@ impl Registry {
         let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
         let (rest, mac) = crypto::split_recipients_mac(&text);
         if let Some(keys) = self.keys() {
-            let older = self.accept_older.load(std::sync::atomic::Ordering::Relaxed);
+            let older = self.older_ok(text.as_bytes());
             let checked =
                 mac.ok_or(Refusal::Missing).and_then(|tag| keys.check(tag, "recipients", "", rest.as_bytes(), older));
             if let Err(why) = checked {
@@ -461,8 +483,8 @@ impl Registry {
             });
         }
         let keys = self.require_keys("changing the recipients")?;
-        let genuine_rekey = self.rekey_marker_is_genuine(&keys);
-        if !self.with_older(genuine_rekey, || self.recipients())?.iter().any(|r| r.to_string() == key) {
+        let listed = self.rekey_marker_of(&keys).map(|m| m.files).unwrap_or_default();
+        if !self.with_older(listed, || self.recipients())?.iter().any(|r| r.to_string() == key) {
             return Err(not_member());
         }
         Ok(())
@@ -561,7 +583,7 @@ impl Registry {
             return Err(RegistryError::Newer { path, schema: meta.schema });
         }
         if let Some(keys) = self.keys() {
-            let older = self.accept_older.load(std::sync::atomic::Ordering::Relaxed);
+            let older = self.older_ok(text.as_bytes());
             let checked =
                 mac.ok_or(Refusal::Missing).and_then(|tag| keys.check(tag, "meta", name, body.as_bytes(), older));
             if let Err(why) = checked {
@@ -632,32 +654,60 @@ impl Registry {
         self.dir.join("rekey-pending")
     }
 
-    /// Whether the rekey marker is there and a member wrote it (its MAC
-    /// under the current key): only then may files under the previous
-    /// epoch's key be taken as a member's.
-    fn rekey_marker_is_genuine(&self, keys: &RegistryKeys) -> bool {
-        let Ok(text) = fs::read_to_string(self.rekey_marker()) else { return false };
+    /// The rekey marker, if a member wrote it for the change under way: its
+    /// MAC holds under the current key, and it names the change's nonce,
+    /// which the key file keeps until the change is finished (a marker of
+    /// an earlier change, put back, names another nonce or none).
+    fn rekey_marker_of(&self, keys: &RegistryKeys) -> Option<RekeyMarker> {
+        let text = fs::read_to_string(self.rekey_marker()).ok()?;
         let (rest, mac) = crypto::split_recipients_mac(&text);
-        mac.is_some_and(|tag| keys.check(tag, "rekey", "", rest.as_bytes(), false).is_ok())
+        keys.check(mac?, "rekey", "", rest.as_bytes(), false).ok()?;
+        let marker = RekeyMarker::parse(&rest)?;
+        (keys.change.as_deref() == Some(marker.nonce.as_str())).then_some(marker)
     }
 
     /// Whether a recipients change under way brings a new key (a member's
     /// removal): until it is finished, files may be under the old key, and
     /// nothing but `keys rekey` reads them.
     pub fn rekey_changes_key(&self) -> bool {
-        fs::read_to_string(self.rekey_marker()).is_ok_and(|t| t.contains(NEW_KEY_MARK))
+        self.keys().and_then(|k| self.rekey_marker_of(&k)).is_some_and(|m| m.new_key)
     }
 
-    fn write_rekey_marker(&self, keys: &RegistryKeys, new_key: bool) -> Result<(), RegistryError> {
-        let marker = self.rekey_marker();
-        let text = format!(
-            "a recipients change{} is under way; `chitty-secrets keys rekey` finishes it\n",
-            if new_key { format!("{NEW_KEY_MARK}{}", keys.epoch()) } else { String::new() }
-        );
-        let (rest, _) = crypto::split_recipients_mac(&text);
+    fn write_rekey_marker(&self, keys: &RegistryKeys, marker: &RekeyMarker) -> Result<(), RegistryError> {
+        let path = self.rekey_marker();
+        let rest = marker.text();
         let tag = keys.tag("rekey", "", rest.as_bytes());
-        fsutil::write_atomic(&marker, format!("{rest}# mac: {tag}\n").as_bytes())
-            .map_err(|e| RegistryError::io(&marker, e))
+        fsutil::write_atomic(&path, format!("{rest}# mac: {tag}\n").as_bytes()).map_err(|e| RegistryError::io(&path, e))
+    }
+
+    /// Every file a recipients change re-signs, checked under the key of
+    /// now (a change must not launder a file no member wrote): their hashes.
+    /// The recipients file is left out (a change replaces it).
+    fn members_files(
+        &self,
+        identity: &age::x25519::Identity,
+    ) -> Result<std::collections::HashSet<String>, RegistryError> {
+        let mut hashes = std::collections::HashSet::new();
+        let refuse = |e: RegistryError| match e {
+            RegistryError::Unauthentic { path, why } => RegistryError::Unauthentic {
+                path,
+                why: format!(
+                    "{why}; a recipients change re-signs every file, so it waits until this one is reviewed (`chitty-secrets trust status`)"
+                ),
+            },
+            e => e,
+        };
+        for name in self.token_names()? {
+            let path = self.meta_path(&name);
+            self.load_existing(&name).map_err(refuse)?;
+            hashes.insert(file_hash(&fs::read(&path).map_err(|e| RegistryError::io(&path, e))?));
+            for id in self.value_ids(&name)? {
+                self.open_value(&name, &id, identity).map_err(refuse)?;
+                let path = self.value_path(&name, &id);
+                hashes.insert(file_hash(&fs::read(&path).map_err(|e| RegistryError::io(&path, e))?));
+            }
+        }
+        Ok(hashes)
     }
 
     /// Re-encrypts the key file and every value file to the recipients
@@ -674,7 +724,7 @@ impl Registry {
         identity: &age::x25519::Identity,
         keys: RegistryKeys,
         recipients: Option<&str>,
-        mut after_each: impl FnMut(&str),
+        after_each: impl FnMut(&str),
     ) -> Result<usize, RegistryError> {
         let old = self.require_keys("changing the recipients")?;
         if keys.registry_id() != old.registry_id() {
@@ -687,46 +737,72 @@ impl Registry {
                 self.recipients_text()?
             }
         };
-        let new_recipients = parse_recipients(&text, &self.recipients_path())?;
+        // Every file is a member's under the key of now before anything is
+        // re-signed; their hashes are the only files accepted under this
+        // key once the key changes (a removed member's forgery is not).
+        let mut files = self.members_files(identity)?;
+        if let Ok(current) = fs::read(self.recipients_path())
+            && self.recipients().is_ok()
+        {
+            files.insert(file_hash(&current));
+        }
+        let marker = RekeyMarker {
+            nonce: fsutil::random_hex(16),
+            new_key: keys.epoch() != old.epoch(),
+            recipients: text.clone(),
+            files,
+        };
+        self.carry_out_rekey(identity, keys, marker, after_each)
+    }
+
+    /// The steps of a recipients change, from its marker on (a cut-short
+    /// one is carried out again from the same marker).
+    fn carry_out_rekey(
+        &self,
+        identity: &age::x25519::Identity,
+        keys: RegistryKeys,
+        marker: RekeyMarker,
+        mut after_each: impl FnMut(&str),
+    ) -> Result<usize, RegistryError> {
+        let new_recipients = parse_recipients(&marker.recipients, &self.recipients_path())?;
         if new_recipients.is_empty() {
             return Err(RegistryError::NoRecipients { path: self.recipients_path() });
         }
-        // From here on, files under the older epoch are a member's: the
-        // marker (under the new key) says a member began this change.
-        let new_key = keys.epoch() != old.epoch() || self.rekey_changes_key();
-        self.write_rekey_marker(&keys, new_key)?;
+        let keys = keys.with_change(Some(marker.nonce.clone()));
+        self.write_rekey_marker(&keys, &marker)?;
         let sealed = keys.seal(&new_recipients)?;
-        self.set_keys(Some(keys));
-        self.accept_older.store(true, std::sync::atomic::Ordering::Relaxed);
-        let result = (|| {
+        self.set_keys(Some(keys.clone()));
+        let text = marker.recipients.clone();
+        self.with_older(marker.files, || {
             let path = self.key_path();
             fsutil::write_atomic(&path, &sealed).map_err(|e| RegistryError::io(&path, e))?;
             self.write_recipients(&text)?;
             let count = self.reseal_every_file(identity, &new_recipients, &mut after_each)?;
-            // The audit log's later lines are under the new key.
+            // Done: the key file no longer names a change, then the marker goes.
+            let done = keys.with_change(None);
+            fsutil::write_atomic(&path, &done.seal(&new_recipients)?).map_err(|e| RegistryError::io(&path, e))?;
+            self.set_keys(Some(done));
             let marker = self.rekey_marker();
             std::fs::remove_file(&marker).map_err(|e| RegistryError::io(&marker, e))?;
             Ok(count)
-        })();
-        self.accept_older.store(false, std::sync::atomic::Ordering::Relaxed);
-        result
+        })
     }
 
-    /// Finishes a recipients change a member began (the marker is theirs).
+    /// Finishes a recipients change a member began (the marker is theirs,
+    /// for the change the key file names).
     pub fn finish_rekey(
         &self,
         identity: &age::x25519::Identity,
         after_each: impl FnMut(&str),
     ) -> Result<usize, RegistryError> {
         let keys = self.require_keys("changing the recipients")?;
-        if !self.rekey_marker_is_genuine(&keys) {
+        let Some(marker) = self.rekey_marker_of(&keys) else {
             return Err(RegistryError::Unauthentic {
                 path: self.rekey_marker(),
-                why: "it carries no valid MAC under the registry key".into(),
+                why: "it is not the marker of a change a member began under this key (no valid MAC, or another change's); delete it if no change is under way".into(),
             });
-        }
-        let text = self.with_older(true, || self.recipients().and_then(|_| self.recipients_text()));
-        self.rekey_all(identity, (*keys).clone(), Some(&text?), after_each)
+        };
+        self.carry_out_rekey(identity, (*keys).clone(), marker, after_each)
     }
 
     /// Whether a recipients change is marked as under way.
@@ -830,7 +906,7 @@ impl Registry {
         let keys = self.require_keys("reading values")?;
         let path = self.value_path(name, id);
         let bytes = fs::read(&path).map_err(|e| RegistryError::io(&path, e))?;
-        let older = self.accept_older.load(std::sync::atomic::Ordering::Relaxed);
+        let older = self.older_ok(&bytes);
         crypto::open_value(&bytes, identity, &keys, older, (name, id), &path)
     }
 
@@ -1023,8 +1099,61 @@ impl Registry {
     }
 }
 
-/// How the rekey marker says the change brings a new key.
-const NEW_KEY_MARK: &str = " to a new registry key, epoch ";
+/// A recipients change under way, as its marker file says (MACed).
+struct RekeyMarker {
+    /// Also in the key file until the change is finished.
+    nonce: String,
+    /// The change brings a new key (a member's removal).
+    new_key: bool,
+    /// The recipients the change is to (public keys).
+    recipients: String,
+    /// SHA-256 of each file a member wrote under the key the change began
+    /// under: the only files accepted under it until the change is done.
+    files: std::collections::HashSet<String>,
+}
+
+impl RekeyMarker {
+    fn text(&self) -> String {
+        let mut out = String::from("a recipients change is under way; `chitty-secrets keys rekey` finishes it\n");
+        out.push_str(&format!("change {}\n", self.nonce));
+        if self.new_key {
+            out.push_str("new-key\n");
+        }
+        for line in self.recipients.lines() {
+            out.push_str(&format!("recipient {line}\n"));
+        }
+        let mut files: Vec<&String> = self.files.iter().collect();
+        files.sort();
+        for f in files {
+            out.push_str(&format!("file {f}\n"));
+        }
+        out
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut marker =
+            RekeyMarker { nonce: String::new(), new_key: false, recipients: String::new(), files: Default::default() };
+        for line in text.lines() {
+            if let Some(n) = line.strip_prefix("change ") {
+                marker.nonce = n.to_string();
+            } else if line == "new-key" {
+                marker.new_key = true;
+            } else if let Some(r) = line.strip_prefix("recipient ") {
+                marker.recipients.push_str(r);
+                marker.recipients.push('\n');
+            } else if let Some(f) = line.strip_prefix("file ") {
+                marker.files.insert(f.to_string());
+            }
+        }
+        (!marker.nonce.is_empty()).then_some(marker)
+    }
+}
+
+/// A file's SHA-256, hex.
+fn file_hash(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// What `init` writes into `.gitattributes`.
 const GITATTRIBUTES: &str = "tokens/*.age binary\ntokens/*.toml merge=chitty-secrets\naudit.log merge=union\n";

@@ -1,9 +1,9 @@
 //! Where authentication begins: a new registry's key (`init`), and the
 //! one-time upgrade of a registry from before authentication.
 //!
-//! The upgrade is resumable: the key is kept in `key.age.upgrading` until
-//! every file is in the new format, and only then takes its place as
-//! `key.age`. Until that rename the registry is still of the old format to
+//! The upgrade is resumable: the key waits on this machine (beside the
+//! identity, never in the repository) until every file is in the new
+//! format, and only then is written as `key.age`. Until that rename the registry is still of the old format to
 //! every command (older binaries included); after it, every file is a
 //! member's. A rerun picks the same key up and skips what is done.
 
@@ -26,8 +26,15 @@ pub struct Upgraded {
 }
 
 impl Registry {
+    /// Where the key of an upgrade under way waits: on this machine, beside
+    /// the identity — never in the repository, where anyone could put a key
+    /// of their own for the upgrade to adopt.
     fn upgrading_path(&self) -> std::path::PathBuf {
-        self.dir.join("key.age.upgrading")
+        use sha2::Digest;
+        let place = self.dir.canonicalize().unwrap_or_else(|_| self.dir.clone());
+        let digest = sha2::Sha256::digest(place.display().to_string().as_bytes());
+        let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        crate::identity::config_file().with_file_name(format!("upgrading-{name}.age"))
     }
 
     /// A new registry's first key, for its first member: the key file, the
@@ -77,6 +84,17 @@ impl Registry {
         if self.is_authenticated() {
             return Ok(Upgraded::default());
         }
+        // A registry known to be authenticated whose key file is gone is
+        // not an older registry: upgrading it would hand a new key to
+        // whoever edited the recipients.
+        let began = fs::read_to_string(self.audit_path())
+            .is_ok_and(|log| log.contains(&format!("\"event\":\"{}\"", audit::KEY_EVENT)));
+        if began || super::auth::Pins::of_user().knows(&self.dir) || super::auth::Pins::env_pin().is_some() {
+            return Err(RegistryError::KeyReplaced {
+                path: self.key_path(),
+                why: "it is gone from a registry that was authenticated (its audit log or this machine says so): this is not an older registry to upgrade".into(),
+            });
+        }
         let recipients = parse_recipients(&self.recipients_text()?, &self.recipients_path())?;
         if recipients.is_empty() {
             return Err(RegistryError::NoRecipients { path: self.recipients_path() });
@@ -91,6 +109,9 @@ impl Registry {
             Ok(bytes) => RegistryKeys::open(&bytes, identity, &upgrading)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let keys = RegistryKeys::generate();
+                if let Some(dir) = upgrading.parent() {
+                    fsutil::create_private_dir(dir).map_err(|e| RegistryError::io(dir, e))?;
+                }
                 fsutil::write_atomic(&upgrading, &keys.seal(&recipients)?)
                     .map_err(|e| RegistryError::io(&upgrading, e))?;
                 keys
@@ -115,9 +136,10 @@ impl Registry {
         })();
         self.set_keys(None);
         result?;
-        // The new format takes effect for everyone at this rename.
-        fs::rename(&upgrading, self.key_path()).map_err(|e| RegistryError::io(&upgrading, e))?;
-        fsutil::sync_dir(&self.dir).map_err(|e| RegistryError::io(&self.dir, e))?;
+        // The new format takes effect for everyone when the key file is written.
+        let sealed = fs::read(&upgrading).map_err(|e| RegistryError::io(&upgrading, e))?;
+        fsutil::write_atomic(&self.key_path(), &sealed).map_err(|e| RegistryError::io(&self.key_path(), e))?;
+        let _ = fs::remove_file(&upgrading);
         self.set_keys(Some(keys));
         for name in &names {
             let old = self.legacy_values_path(name);

@@ -630,3 +630,108 @@ fn a_whole_registry_from_before_a_removal_is_refused_where_ci_pins_the_epoch() {
     let out = p.run(&["--identity", &bob, "get", "SESSION_KEY"]);
     assert_eq!(code(&out), 0, "bob's copy is readable by bob, but nothing new was written to it");
 }
+
+/// The MAC a member's key makes, as `src/registry/auth.rs` computes it:
+/// what a removed member who kept the old key can still compute.
+fn mac_under(key_hex: &str, epoch: u32, kind: &str, name: &str, bytes: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let key: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&key_hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+    for part in [kind.as_bytes(), name.as_bytes(), bytes] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    let tag: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("e{epoch}.{tag}")
+}
+
+/// The registry keys in `key.age`, as an identity that can open it sees them.
+fn keys_seen_by(p: &Project, identity: &str) -> Vec<String> {
+    let out = Command::new("age").args(["-d", "-i", identity]).arg(p.path(".chitty-secrets/key.age")).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect()
+}
+
+/// A review found that a recipients change (`keys add`) re-signed every
+/// file it found under an older epoch's key — so a removed member's
+/// forgery, refused by every command, became a member's at the next
+/// `keys add`. A change now checks every file under the key of now first,
+/// and refuses while one is not a member's.
+#[test]
+fn a_recipients_change_never_re_signs_a_removed_members_forgery() {
+    let p = healthy();
+    let (bob, bob_pub) = stranger(&p, "bob");
+    p.ok(&["keys", "add", &bob_pub, "--name", "bob"]);
+    let old_key = keys_seen_by(&p, &bob)[0].clone();
+    p.ok(&["keys", "remove", &bob_pub]);
+    // Bob forges metadata under the epoch-0 key he kept.
+    let meta = ".chitty-secrets/tokens/SESSION_KEY.toml";
+    let body = p.read(meta).split_once('\n').unwrap().1.replacen("stage = \"current\"", "stage = \"previous\"", 1);
+    let forged = format!("mac = \"{}\"\n{body}", mac_under(&old_key, 0, "meta", "SESSION_KEY", body.as_bytes()));
+    std::fs::write(p.path(meta), &forged).unwrap();
+    refused_as_not_a_members(&p.run(&["sync"]), meta);
+    let (_, carol) = stranger(&p, "carol");
+    let out = p.run(&["keys", "add", &carol, "--name", "carol"]);
+    assert_ne!(code(&out), 0, "the change went on over a forged file: {}", text(&out));
+    assert!(text(&out).contains("SESSION_KEY.toml") && text(&out).contains("reviewed"), "{}", text(&out));
+    assert_eq!(p.read(meta), forged, "the forgery was not re-signed");
+    refused_as_not_a_members(&p.run(&["sync"]), meta);
+}
+
+/// A review found that with the key file gone (or one nobody here can
+/// open), a member's `rotate` ran on unchecked metadata and revoked a
+/// token id an attacker named before failing to save. A run that writes
+/// now needs the registry unlocked, and a machine that knew the registry
+/// takes a missing key file for a replaced one; `upgrade` will not make a
+/// new key for it either.
+#[test]
+fn without_its_key_file_a_known_registry_is_refused_and_not_upgraded() {
+    let p = healthy();
+    std::fs::remove_file(p.path(".chitty-secrets/key.age")).unwrap();
+    for args in [&["rotate", "--due"][..], &["sync"], &["get", "SESSION_KEY"]] {
+        let out = p.run(args);
+        assert_ne!(code(&out), 0, "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("is not this registry's key"), "{args:?}: {}", text(&out));
+    }
+    let out = p.run(&["upgrade"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(!p.path(".chitty-secrets/key.age").exists(), "upgrade made a new key");
+}
+
+/// A review found that a member's audit line, copied, passed `audit
+/// verify` as a second event.
+#[test]
+fn a_copied_audit_line_is_refused() {
+    let p = healthy();
+    let mut lines = audit_lines(&p);
+    let copy = lines.last().unwrap().clone();
+    lines.push(copy);
+    write_audit(&p, &lines);
+    let out = p.run(&["audit", "verify"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("repeats an earlier line"), "{}", text(&out));
+}
+
+/// A review found that the marker of a finished recipients change, put
+/// back, was taken for a change under way. It names the change's nonce,
+/// which the key file keeps only while the change is under way.
+#[test]
+fn a_finished_changes_marker_put_back_is_not_a_change_under_way() {
+    let p = healthy();
+    let (_, bob_pub) = stranger(&p, "bob");
+    p.ok(&["keys", "add", &bob_pub, "--name", "bob"]);
+    let out = p
+        .command(&["keys", "remove", &bob_pub])
+        .env("CHITTY_SECRETS_CRASH_AT", "rekey-after-first-file")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "{}", text(&out));
+    let marker = p.read(".chitty-secrets/rekey-pending");
+    p.ok(&["keys", "rekey"]);
+    std::fs::write(p.path(".chitty-secrets/rekey-pending"), &marker).unwrap();
+    p.ok(&["get", "SESSION_KEY"]);
+    let out = p.run(&["keys", "rekey"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("not the marker of a change"), "{}", text(&out));
+}
