@@ -53,6 +53,7 @@ impl Workspace {
     pub fn adopt_strays(
         &self,
         metas: &mut std::collections::BTreeMap<String, TokenMeta>,
+        ended: &std::collections::BTreeSet<(String, String)>,
     ) -> anyhow::Result<Vec<Stray>> {
         let identity = self.identity()?;
         let mut done = Vec::new();
@@ -92,6 +93,7 @@ impl Workspace {
                     .filter(|j| j.step == JournalStep::Minting && j.started_at <= minted.created_at);
                 if let Some(started_at) = cut_short.map(|j| j.started_at)
                     && meta.pending().is_none()
+                    && !ended.contains(&(name.clone(), found.id.clone()))
                 {
                     let version = meta.record_found(&found.minted, &found.id, Stage::Pending, None);
                     meta.rotation = Some(Journal {
@@ -114,8 +116,15 @@ impl Workspace {
                 // is: a stray newer than the current value (the other side
                 // kept by hand, or an older metadata file put back) becomes
                 // current; an older one, previous.
+                // A value the audit log says was ended is recorded as such,
+                // never live again.
+                let was_ended = ended.contains(&(name.clone(), found.id.clone()));
                 let newer = meta.pending().is_none() && meta.current().is_none_or(|c| minted.created_at > c.created_at);
-                let stage = if newer { Stage::Current } else { Stage::Previous };
+                let stage = match (was_ended, newer) {
+                    (true, _) => Stage::Revoked,
+                    (false, true) => Stage::Current,
+                    (false, false) => Stage::Previous,
+                };
                 let version = meta.record_found(&found.minted, &found.id, stage, Some(self.now + token.overlap.0));
                 changed = true;
                 self.audit(

@@ -302,10 +302,40 @@ impl Workspace {
         // Hold the lock from planning to the last save, so the plan is made
         // from the state it is executed against. A dry run writes nothing.
         let _lock = if dry_run { None } else { Some(self.lock()?) };
-        let (mut metas, damaged) = self.readable_metas(only);
+        let (mut metas, mut damaged) = self.readable_metas(only);
+        // Values the audit log says were ended are never delivered again,
+        // whatever a metadata file put back from before says.
+        let ended = if dry_run { Default::default() } else { self.registry.ended_values() };
         // What a git merge left untracked is recorded before anything is planned.
-        let merged: Vec<String> =
-            if dry_run { Vec::new() } else { self.adopt_strays(&mut metas)?.iter().map(ToString::to_string).collect() };
+        let merged: Vec<String> = if dry_run {
+            Vec::new()
+        } else {
+            self.adopt_strays(&mut metas, &ended)?.iter().map(ToString::to_string).collect()
+        };
+        metas.retain(|name, meta| {
+            let live_ended = meta.versions.iter().find(|v| {
+                matches!(v.stage, crate::registry::Stage::Current | crate::registry::Stage::Pending)
+                    && v.value.as_ref().is_some_and(|id| ended.contains(&(name.clone(), id.clone())))
+            });
+            let Some(v) = live_ended else { return true };
+            if only.is_empty() || only.contains(name) {
+                damaged.push(TokenOutcome {
+                    token: name.clone(),
+                    outcome: Outcome::failed(
+                        format!(
+                            "{name} v{} is {} in its metadata, but the audit log says its value was revoked or retired: the metadata was put back from before that",
+                            v.id,
+                            v.stage.as_str()
+                        ),
+                        Some(format!(
+                            "nothing was delivered or revoked for {name}; see `git log -p -- {}` and restore the newest version a member wrote",
+                            self.registry.meta_path(name).display()
+                        )),
+                    ),
+                });
+            }
+            false
+        });
         let (mut observed, not_on_this_machine) =
             if is_sync { self.observe_local(&metas).await? } else { (Observations::new(), Vec::new()) };
         if verify && self.needs_remote(only) {

@@ -565,11 +565,12 @@ impl<'a> Runner<'a> {
                 );
             }
         }
+        let file = self.value_file_note(pending);
         let stage = self.revoke_version(pending).await?;
         self.meta.rotation = None;
         self.incoming = None;
         self.save()?;
-        self.audit("rotate.abort", Some(pending), Some(format!("v{pending} {}", stage.as_str())))?;
+        self.audit("rotate.abort", Some(pending), Some(format!("v{pending} {}{file}", stage.as_str())))?;
         self.done.push(Event::Aborted { version: pending, stage });
         Ok(())
     }
@@ -601,6 +602,16 @@ impl<'a> Runner<'a> {
         };
         crate::crash::point("after-revoke");
         Ok(self.meta.end_version(version, revoked == Revoked::Revoked, self.ws.now)?)
+    }
+
+    /// `; value file ID` for an audit line that ends `version`: the
+    /// authenticated record that this value must never be delivered again
+    /// (see `Registry::ended_values`).
+    fn value_file_note(&self, version: u32) -> String {
+        self.meta
+            .version(version)
+            .and_then(|v| v.value.as_deref())
+            .map_or_else(String::new, |id| format!("; {}{id}", crate::registry::audit::ENDED_FILE))
     }
 
     /// A revoke names only a token id this token minted: the version's
@@ -688,10 +699,11 @@ impl<'a> Runner<'a> {
                 ),
             });
         }
+        let file = self.value_file_note(version);
         let stage = self.revoke_version(version).await?;
         let dropped = self.meta.prune_history();
         self.save()?;
-        self.audit(&format!("rotate.{}", stage.as_str()), Some(version), None)?;
+        self.audit(&format!("rotate.{}", stage.as_str()), Some(version), Some(format!("ended{file}")))?;
         if !dropped.is_empty() {
             // Metadata first: it must never name a value that is gone.
             self.values.retain(|id| !dropped.iter().any(|v| v.id == id));

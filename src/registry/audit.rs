@@ -48,6 +48,33 @@ pub const KEY_EVENT: &str = "registry.key";
 /// and the breaks before it are forgiven.
 pub const ACCEPT_EVENT: &str = "trust.accept";
 
+/// How an audit line that ends a version (revoked, retired, aborted)
+/// names its value file: `value file ID`.
+pub const ENDED_FILE: &str = "value file ";
+
+/// The value files that authenticated audit lines say were ended, by
+/// token: a value put back by an older metadata file must never be
+/// delivered again. Lines are taken only with a valid MAC.
+pub fn ended_values(text: &str, keys: &RegistryKeys) -> std::collections::BTreeSet<(String, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        if !line.contains(ENDED_FILE) {
+            continue;
+        }
+        let Ok(entry) = serde_json::from_str::<AuditEntry>(line) else { continue };
+        let ends = entry.event == "rotate.abort" || entry.event == "rotate.revoked" || entry.event == "rotate.retired";
+        let Some((body, tag)) = split_mac(line) else { continue };
+        if !ends || keys.check(tag, LINE_MAC, "", body.as_bytes(), true).is_err() {
+            continue;
+        }
+        let (Some(token), Some(detail)) = (entry.token, entry.detail) else { continue };
+        if let Some(id) = detail.split(ENDED_FILE).nth(1).and_then(|rest| rest.split_whitespace().next()) {
+            out.insert((token, id.to_string()));
+        }
+    }
+    out
+}
+
 /// The MAC's kind for audit lines.
 const LINE_MAC: &str = "audit";
 

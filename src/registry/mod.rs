@@ -887,6 +887,16 @@ impl Registry {
         }
     }
 
+    /// The value files authenticated audit lines say were ended (revoked,
+    /// retired, aborted), by token: never to be delivered again, whatever a
+    /// metadata file put back says. Empty without the key.
+    pub fn ended_values(&self) -> std::collections::BTreeSet<(String, String)> {
+        let Some(keys) = self.keys() else { return Default::default() };
+        // The audit log is flushed first: lines of this run may wait.
+        let _ = self.barrier();
+        fs::read_to_string(self.audit_path()).map(|t| audit::ended_values(&t, &keys)).unwrap_or_default()
+    }
+
     /// Value files of the token that its metadata does not name: what a git
     /// merge leaves when both branches minted (each branch's file is kept,
     /// one branch's metadata wins).

@@ -735,3 +735,26 @@ fn a_finished_changes_marker_put_back_is_not_a_change_under_way() {
     assert_ne!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains("not the marker of a change"), "{}", text(&out));
 }
+
+/// A review found that an older metadata file a member really wrote, put
+/// back with the newer value's file deleted, made a value that was
+/// retired current again, and `sync` delivered it. The audit log (whose
+/// lines only members can write) names the value file of every version
+/// it ends: such a version is never delivered again.
+#[test]
+fn an_older_metadata_file_put_back_never_brings_an_ended_value_back() {
+    let p = healthy();
+    let meta = ".chitty-secrets/tokens/SESSION_KEY.toml";
+    let old = p.read(meta);
+    let v1 = env_value(&p.path("app/.env"), "SESSION_KEY").unwrap();
+    p.ok(&["rotate", "--emergency", "SESSION_KEY"]);
+    let v2 = env_value(&p.path("app/.env"), "SESSION_KEY").unwrap();
+    assert_ne!(v1, v2);
+    let newest = p.value_file("SESSION_KEY", 2);
+    std::fs::write(p.path(meta), &old).unwrap();
+    std::fs::remove_file(newest).unwrap();
+    let out = p.run(&["sync", "SESSION_KEY"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("the audit log says its value was revoked or retired"), "{}", text(&out));
+    assert_eq!(env_value(&p.path("app/.env"), "SESSION_KEY").unwrap(), v2, "the ended value was delivered");
+}
