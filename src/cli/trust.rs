@@ -94,7 +94,7 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
                         format!("the recipients ({keys} key{}; the registry key re-encrypted to them)", plural(keys))
                     }
                     Accepted::Metadata { token } => format!("the metadata of {token}"),
-                    Accepted::Value { token } => format!("a value file of {token}"),
+                    Accepted::Value { token, minted } => format!("a value file of {token} ({minted})"),
                     Accepted::AuditLog => "the audit log as it is".into(),
                 };
                 println!("accepted {what}: {}", shown(file));

@@ -18,9 +18,18 @@ pub struct Doubt {
 /// What `trust accept` vouched for.
 #[derive(Debug)]
 pub enum Accepted {
-    Recipients { keys: usize },
-    Metadata { token: String },
-    Value { token: String },
+    Recipients {
+        keys: usize,
+    },
+    Metadata {
+        token: String,
+    },
+    /// With what the file says was minted: a person reviews that, since
+    /// `git log -p` shows ciphertext only.
+    Value {
+        token: String,
+        minted: String,
+    },
     AuditLog,
 }
 
@@ -135,9 +144,27 @@ impl Registry {
                 let path = self.value_path(&token, &id);
                 let bytes = fs::read(&path).map_err(|e| RegistryError::io(&path, e))?;
                 let file = crypto::open_value_checked(&bytes, identity, None, (&token, &id), &path)?;
+                // A time to come would make it the newest value (current)
+                // if no metadata names it: not a file a member wrote.
+                if file.minted.created_at > at + chrono::TimeDelta::hours(1) {
+                    return Err(RegistryError::Unauthentic {
+                        path,
+                        why: format!(
+                            "it says it was minted at {}, which has not come yet",
+                            file.minted.created_at.to_rfc3339()
+                        ),
+                    });
+                }
+                let minted = format!(
+                    "v{} of issuer `{}`, token id {}, minted {}",
+                    file.version,
+                    file.minted.issuer,
+                    file.minted.token_id.as_deref().unwrap_or("none"),
+                    file.minted.created_at.to_rfc3339()
+                );
                 let sealed = crypto::seal_value(&file, &keys, &self.recipients()?)?;
                 self.write(&path, &sealed)?;
-                (Accepted::Value { token: token.clone() }, format!("tokens/{token}.{id}.age"))
+                (Accepted::Value { token: token.clone(), minted }, format!("tokens/{token}.{id}.age"))
             }
             Kind::AuditLog => {
                 let path = self.audit_path();
