@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::identity::Identity;
 use crate::placeholder::placeholder_reason;
 use crate::policy::{Dur, Policy, TokenPolicy};
-use crate::registry::{Registry, TokenMeta};
+use crate::registry::{Registry, Stage, TokenMeta};
 use crate::rotation::due::{Due, due};
 use crate::secret::Secret;
 use crate::targets::dotenv_file::{DotenvFile, Unreadable};
@@ -122,6 +122,8 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
     let mut checked_files = BTreeSet::new();
     let names: Vec<&String> = policy.tokens.keys().collect();
     let loaded = inputs.registry.load_many(&names);
+    // With the key: the values the audit log says were ended (read once).
+    let ended = inputs.registry.ended_values();
     for ((name, token), loaded) in policy.tokens.iter().zip(loaded) {
         // A damaged file of one token is a finding about that token; the
         // others are still checked.
@@ -132,6 +134,23 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
                 continue;
             }
         };
+        for v in meta.versions.iter().filter(|v| matches!(v.stage, Stage::Current | Stage::Pending)) {
+            if v.value.as_ref().is_some_and(|id| ended.contains(&(name.clone(), id.clone()))) {
+                let at = Some((c.rel(&inputs.registry.meta_path(name)), None));
+                c.add(
+                    Severity::Error,
+                    "ended-value-live",
+                    Some(name),
+                    at,
+                    format!(
+                        "{name} v{} is {} in its metadata, but the audit log says its value was revoked or retired: the metadata was put back from before that",
+                        v.id,
+                        v.stage.as_str()
+                    ),
+                    Some("nothing delivers it; see `git log -p -- FILE` and restore the newest version a member wrote"),
+                );
+            }
+        }
         // One listing of the token's value files: whether it has any, and
         // those no metadata names (what a merge of two rotations leaves).
         let files = inputs.registry.value_ids(name).unwrap_or_default();

@@ -757,4 +757,14 @@ fn an_older_metadata_file_put_back_never_brings_an_ended_value_back() {
     assert_ne!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains("the audit log says its value was revoked or retired"), "{}", text(&out));
     assert_eq!(env_value(&p.path("app/.env"), "SESSION_KEY").unwrap(), v2, "the ended value was delivered");
+    // A member's check says so too, naming the file.
+    let (code, findings) = check_json(&p);
+    assert_eq!(code, 3);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["code"] == "ended-value-live"
+                && f["file"].as_str().is_some_and(|f| f.ends_with("SESSION_KEY.toml"))),
+        "{findings:?}"
+    );
 }
