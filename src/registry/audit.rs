@@ -92,12 +92,6 @@ fn split_mac(line: &str) -> Option<(String, &str)> {
     Some((format!("{}}}", &line[..at]), tag))
 }
 
-/// The SHA-256 (hex) of the log's bytes before a line: what a
-/// [`KEY_EVENT`] line names.
-pub fn prefix_hash(text: &str) -> String {
-    hash(text)
-}
-
 /// What happened, before the chain fields are filled in.
 pub struct Event<'a> {
     pub event: &'a str,
@@ -107,7 +101,13 @@ pub struct Event<'a> {
 }
 
 fn hash(line: &str) -> String {
-    Sha256::digest(line.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(line.as_bytes())
+}
+
+/// The SHA-256 of `bytes`, hex: how the registry names a file's (or a
+/// line's, or the log's) content.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    super::auth::hex(&Sha256::digest(bytes))
 }
 
 /// Who is acting: the CI run in GitHub Actions, else user@host (read once

@@ -433,7 +433,7 @@ impl Registry {
     /// (one a member's recipients change listed when it began).
     fn older_ok(&self, bytes: &[u8]) -> bool {
         let allowed = self.older_allowed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        !allowed.is_empty() && allowed.contains(&file_hash(bytes))
+        !allowed.is_empty() && allowed.contains(&audit::sha256_hex(bytes))
     }
 
     /// Runs `f` accepting, under an older epoch's key, exactly the files
@@ -700,11 +700,11 @@ impl Registry {
         for name in self.token_names()? {
             let path = self.meta_path(&name);
             self.load_existing(&name).map_err(refuse)?;
-            hashes.insert(file_hash(&fs::read(&path).map_err(|e| RegistryError::io(&path, e))?));
+            hashes.insert(audit::sha256_hex(&fs::read(&path).map_err(|e| RegistryError::io(&path, e))?));
             for id in self.value_ids(&name)? {
                 self.open_value(&name, &id, identity).map_err(refuse)?;
                 let path = self.value_path(&name, &id);
-                hashes.insert(file_hash(&fs::read(&path).map_err(|e| RegistryError::io(&path, e))?));
+                hashes.insert(audit::sha256_hex(&fs::read(&path).map_err(|e| RegistryError::io(&path, e))?));
             }
         }
         Ok(hashes)
@@ -744,7 +744,7 @@ impl Registry {
         if let Ok(current) = fs::read(self.recipients_path())
             && self.recipients().is_ok()
         {
-            files.insert(file_hash(&current));
+            files.insert(audit::sha256_hex(&current));
         }
         let marker = RekeyMarker {
             nonce: fsutil::random_hex(16),
@@ -1157,12 +1157,6 @@ impl RekeyMarker {
         }
         (!marker.nonce.is_empty()).then_some(marker)
     }
-}
-
-/// A file's SHA-256, hex.
-fn file_hash(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What `init` writes into `.gitattributes`.

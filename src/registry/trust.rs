@@ -118,7 +118,7 @@ impl Registry {
                 let text = self.recipients_text()?;
                 let keys_listed = crypto::parse_recipients(&text, &self.recipients_path())?.len();
                 self.rekey_all(identity, (*keys).clone(), Some(&text), |_| {})?;
-                let detail = format!("recipients ({keys_listed} keys, sha256 {})", audit::prefix_hash(&text));
+                let detail = format!("recipients ({keys_listed} keys, sha256 {})", audit::sha256_hex(text.as_bytes()));
                 (Accepted::Recipients { keys: keys_listed }, detail)
             }
             Kind::Metadata(token) => {
@@ -135,7 +135,7 @@ impl Registry {
                     });
                 }
                 self.write(&path, meta_text(&meta, &keys).as_bytes())?;
-                let detail = format!("tokens/{token}.toml (sha256 {})", audit::prefix_hash(body));
+                let detail = format!("tokens/{token}.toml (sha256 {})", audit::sha256_hex(body.as_bytes()));
                 (Accepted::Metadata { token }, detail)
             }
             Kind::Value(token, id) => {
@@ -169,8 +169,10 @@ impl Registry {
             Kind::AuditLog => {
                 let path = self.audit_path();
                 let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
-                let detail =
-                    format!("audit.log as it is: the log before this line is sha256 {}", audit::prefix_hash(&text));
+                let detail = format!(
+                    "audit.log as it is: the log before this line is sha256 {}",
+                    audit::sha256_hex(text.as_bytes())
+                );
                 self.audit(
                     audit::Event { event: audit::ACCEPT_EVENT, token: None, version: None, detail: Some(detail) },
                     at,

@@ -30,10 +30,8 @@ impl Registry {
     /// the identity — never in the repository, where anyone could put a key
     /// of their own for the upgrade to adopt.
     fn upgrading_path(&self) -> std::path::PathBuf {
-        use sha2::Digest;
         let place = self.dir.canonicalize().unwrap_or_else(|_| self.dir.clone());
-        let digest = sha2::Sha256::digest(place.display().to_string().as_bytes());
-        let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let name = &audit::sha256_hex(place.display().to_string().as_bytes())[..16];
         crate::identity::config_file().with_file_name(format!("upgrading-{name}.age"))
     }
 
@@ -71,7 +69,7 @@ impl Registry {
         let detail = format!(
             "registry {} is authenticated from here on; the log before this line is sha256 {}",
             keys.registry_id(),
-            audit::prefix_hash(&before)
+            audit::sha256_hex(before.as_bytes())
         );
         self.audit(audit::Event { event: audit::KEY_EVENT, token: None, version: None, detail: Some(detail) }, at)
     }
