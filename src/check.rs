@@ -151,13 +151,11 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
                 );
             }
         }
-        // One listing of the token's value files: whether it has any, and
-        // those no metadata names (what a merge of two rotations leaves).
-        let files = inputs.registry.value_ids(name).unwrap_or_default();
-        let has_values = !files.is_empty();
-        let named: BTreeSet<&str> = meta.value_files().collect();
-        for file in files.iter().filter(|f| !named.contains(f.as_str())) {
-            let at = Some((c.rel(&inputs.registry.value_path(name, file)), None));
+        // Whether the token has value files, and those no metadata names
+        // (what a merge of two rotations leaves); `tokens/` is listed once a run.
+        let has_values = inputs.registry.value_ids(name).is_ok_and(|ids| !ids.is_empty());
+        for file in inputs.registry.strays(&meta).unwrap_or_default() {
+            let at = Some((c.rel(&inputs.registry.value_path(name, &file)), None));
             c.add(
                 Severity::Warning,
                 "untracked-value",

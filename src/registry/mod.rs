@@ -354,21 +354,9 @@ impl Registry {
     /// format) reads unverified, as without one.
     pub fn unlock(&self, identity: &age::x25519::Identity) -> Result<bool, RegistryError> {
         let path = self.key_path();
-        let pins = auth::Pins::of_user();
-        let known = pins.knows(&self.dir) || auth::Pins::env_pin().is_some();
-        let Some(bytes) = self.key_file()? else {
-            // A registry this machine (or CI's pin) knows as authenticated
-            // has lost its key file: deleted, not an older registry.
-            if known {
-                return Err(RegistryError::KeyReplaced {
-                    path,
-                    why: "it is gone, from a registry known to have one".into(),
-                });
-            }
-            return Ok(false);
-        };
-        let keys = match RegistryKeys::open(&bytes, identity, &path) {
-            Ok(keys) => keys,
+        let keys = match self.open_keys(identity) {
+            Ok(Some(keys)) => keys,
+            Ok(None) => return Ok(false),
             Err(RegistryError::Decrypt { .. }) => {
                 // A listed member who cannot open the key file: someone
                 // replaced it (with one encrypted to themselves, say).
@@ -388,9 +376,6 @@ impl Registry {
             }
             Err(e) => return Err(e),
         };
-        if let auth::PinCheck::Replaced(why) = pins.check(&self.dir, &keys) {
-            return Err(RegistryError::KeyReplaced { path, why });
-        }
         // A recipients change a member began and that was cut short may
         // have left the recipients file under the previous epoch's key.
         let listed = self.rekey_marker_of(&keys).map(|m| m.files).unwrap_or_default();
@@ -402,31 +387,43 @@ impl Registry {
         }
         // Remembered only once the recipients are the key's: a forged key
         // file is never learnt.
-        pins.remember(&self.dir, &keys);
+        auth::Pins::of_user().remember(&self.dir, &keys);
         Ok(true)
     }
 
     /// Unlocks the registry key without checking the recipients file (a
     /// member about to accept a change to it after review).
     pub fn unlock_keys_only(&self, identity: &age::x25519::Identity) -> Result<bool, RegistryError> {
-        let path = self.key_path();
-        let Some(bytes) = self.key_file()? else { return Ok(false) };
-        let keys = RegistryKeys::open(&bytes, identity, &path)?;
-        if let auth::PinCheck::Replaced(why) = auth::Pins::of_user().check(&self.dir, &keys) {
-            return Err(RegistryError::KeyReplaced { path, why });
-        }
+        let Some(keys) = self.open_keys(identity)? else { return Ok(false) };
         self.set_keys(Some(keys));
         Ok(true)
     }
 
-    /// The key file's bytes, or `None` in a registry of the older format.
-    fn key_file(&self) -> Result<Option<Vec<u8>>, RegistryError> {
+    /// The keys in the key file, under `identity`, if it is the registry
+    /// this machine (or CI's pin) knew here; `None` in a registry of the
+    /// older format. A known registry whose key file is gone has had it
+    /// deleted: that is no older registry.
+    fn open_keys(&self, identity: &age::x25519::Identity) -> Result<Option<RegistryKeys>, RegistryError> {
         let path = self.key_path();
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(RegistryError::io(&path, e)),
+        let pins = auth::Pins::of_user();
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if pins.knows(&self.dir) || auth::Pins::env_pin().is_some() {
+                    return Err(RegistryError::KeyReplaced {
+                        path,
+                        why: "it is gone, from a registry known to have one".into(),
+                    });
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(RegistryError::io(&path, e)),
+        };
+        let keys = RegistryKeys::open(&bytes, identity, &path)?;
+        if let auth::PinCheck::Replaced(why) = pins.check(&self.dir, &keys) {
+            return Err(RegistryError::KeyReplaced { path, why });
         }
+        Ok(Some(keys))
     }
 
     /// Whether a file with these bytes may be under an older epoch's key
@@ -520,23 +517,24 @@ impl Registry {
 
     /// The names of every token with metadata in the registry, sorted.
     pub fn token_names(&self) -> Result<Vec<String>, RegistryError> {
-        let dir = self.dir.join("tokens");
-        let mut names = Vec::new();
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(names),
-            Err(e) => return Err(RegistryError::io(&dir, e)),
-        };
-        for entry in entries {
-            let path = entry.map_err(|e| RegistryError::io(&dir, e))?.path();
-            if path.extension().is_some_and(|e| e == "toml")
-                && let Some(stem) = path.file_stem()
-            {
-                names.push(stem.to_string_lossy().into_owned());
-            }
-        }
+        let mut names: Vec<String> = self
+            .token_files()?
+            .iter()
+            .filter_map(|f| f.to_string_lossy().strip_suffix(".toml").filter(|n| !n.is_empty()).map(str::to_string))
+            .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// The names of the files in `tokens/` (none when it does not exist yet).
+    fn token_files(&self) -> Result<Vec<std::ffi::OsString>, RegistryError> {
+        let dir = self.dir.join("tokens");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(RegistryError::io(&dir, e)),
+        };
+        entries.map(|e| e.map(|e| e.file_name()).map_err(|e| RegistryError::io(&dir, e))).collect()
     }
 
     /// The token's metadata, or a fresh record (generation 0) if it has none.
@@ -856,13 +854,7 @@ impl Registry {
     fn list_values(&self) -> Result<ValueIndex, RegistryError> {
         let dir = self.dir.join("tokens");
         let mut index = ValueIndex::new();
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(index),
-            Err(e) => return Err(RegistryError::io(&dir, e)),
-        };
-        for entry in entries {
-            let file = entry.map_err(|e| RegistryError::io(&dir, e))?.file_name();
+        for file in self.token_files()? {
             let Some((name, id)) = file.to_str().and_then(|f| f.strip_suffix(".age")).and_then(|s| s.split_once('.'))
             else {
                 continue;
@@ -1003,21 +995,16 @@ impl Registry {
     /// Deletes the value files of versions the metadata no longer names
     /// (after the metadata was saved: it must never name a value that is gone).
     pub fn remove_values(&self, name: &str, dropped: &[Version]) -> Result<(), RegistryError> {
-        checked_name(name)?;
         for id in dropped.iter().filter_map(|v| v.value.as_deref()) {
-            let path = self.value_path(name, id);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(RegistryError::io(&path, e)),
+            match self.remove_file_of(name, id) {
+                Err(RegistryError::Io { error, .. }) if error.kind() == io::ErrorKind::NotFound => {}
+                other => other?,
             }
-            self.index_value(name, id, false);
-            self.note_dir(self.dir.join("tokens"))?;
         }
         Ok(())
     }
 
-    /// Deletes one value file no metadata names.
+    /// Deletes one value file (and notes it in this run's index).
     pub fn remove_file_of(&self, name: &str, id: &str) -> Result<(), RegistryError> {
         checked_name(name)?;
         checked_value_id(id, &self.values_dir(name))?;
