@@ -85,7 +85,7 @@ impl Workspace {
             let before = self.backends.remote_counts().0;
             let metas = self.metas()?;
             let mut seen = Observations::new();
-            self.observe_remote(&metas, &mut seen).await?;
+            let look = self.observe_remote(&metas, &mut seen).await?;
             service_calls += (self.backends.remote_counts().0 - before) as usize;
             for ((token, key), observed) in seen {
                 let drift = |what: &str| format!("{} at {} {what}", key.name, key.target);
@@ -95,7 +95,10 @@ impl Workspace {
                     Observed::Differs => (
                         Severity::Error,
                         "remote-changed",
-                        drift("was changed by someone else since it was delivered"),
+                        match look.changed_by_others.get(&key.target) {
+                            Some(how) => drift(&format!("cannot be vouched for: {how}")),
+                            None => drift("was changed by someone else since it was delivered"),
+                        },
                         sync_hint,
                     ),
                     Observed::NotDeployed => (

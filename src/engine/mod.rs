@@ -212,11 +212,12 @@ impl Workspace {
             // Without credentials a listing can only fail: none is tried.
             remote_notes.extend(missing.into_iter().map(|m| format!("remote targets were not listed: {m}")));
         } else if self.needs_remote(&[]) {
-            let (u, unreachable, notes) = self.observe_remote_all(&metas, &mut observed, &opened).await;
-            unmanaged = u;
-            remote_notes.extend(notes);
-            reachable = unreachable.is_empty();
-            remote_notes.extend(unreachable.iter().map(|e| format!("not listed, judged by delivery records: {e}")));
+            let look = self.observe_remote_all(&metas, &mut observed, &opened).await;
+            unmanaged = look.unmanaged;
+            remote_notes.extend(look.notes);
+            reachable = look.unreachable.is_empty();
+            remote_notes
+                .extend(look.unreachable.iter().map(|e| format!("not listed, judged by delivery records: {e}")));
         }
         let mut rotate = crate::rotation::plan(
             &self.policy,
@@ -338,8 +339,9 @@ impl Workspace {
         });
         let (mut observed, not_on_this_machine) =
             if is_sync { self.observe_local(&metas).await? } else { (Observations::new(), Vec::new()) };
+        let mut looked = Vec::new();
         if verify && self.needs_remote(only) {
-            self.observe_remote(&metas, &mut observed).await?;
+            looked = self.observe_remote(&metas, &mut observed).await?.notes;
         }
         if redeliver {
             // Every name is taken as holding something else: all are written.
@@ -356,6 +358,7 @@ impl Workspace {
             }
         }
         let mut remote_notes = observe::not_deployed_notes(&metas, &observed);
+        remote_notes.extend(looked);
         remote_notes.extend(merged);
         if dry_run {
             remote_notes.extend(self.strays(&metas).into_iter().map(|(token, file)| {

@@ -78,11 +78,11 @@ impl Workspace {
         &self,
         metas: &BTreeMap<String, TokenMeta>,
         seen: &mut Observations,
-    ) -> anyhow::Result<Vec<Unmanaged>> {
-        let (unmanaged, unreachable, _) = self.observe_remote_all(metas, seen, &Opened::default()).await;
-        match unreachable.into_iter().next() {
-            Some(e) => Err(e.into()),
-            None => Ok(unmanaged),
+    ) -> anyhow::Result<RemoteLook> {
+        let look = self.observe_remote_all(metas, seen, &Opened::default()).await;
+        match look.unreachable.first() {
+            Some(e) => Err(e.clone().into()),
+            None => Ok(look),
         }
     }
 
@@ -94,29 +94,31 @@ impl Workspace {
         metas: &BTreeMap<String, TokenMeta>,
         seen: &mut Observations,
         opened: &Opened,
-    ) -> (Vec<Unmanaged>, Vec<crate::targets::TargetError>, Vec<String>) {
+    ) -> RemoteLook {
         let targets = self.policy.remote_targets();
         let lists = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
             let target = opened.target(self, t)?;
             let listed = target.list().await?.unwrap_or_default();
             // A Worker: the versions holding current values that something
-            // older still runs beside or instead of.
+            // older still runs beside or instead of, and the changes made
+            // since our newest write by someone else.
             let mut overtaken = std::collections::BTreeSet::new();
+            let mut changed = Vec::new();
             let versions = current_worker_versions(metas, address);
             if !versions.is_empty() {
                 let running = target.running(&versions).await?.unwrap_or_default();
                 overtaken.extend(
                     versions.iter().filter(|v| !Running::older_than(&running, v).is_empty()).map(|v| v.id.clone()),
                 );
+                changed = target.changed_by_others(&recorded_worker_versions(metas, address)).await?;
             }
-            Ok::<_, crate::targets::TargetError>((address.clone(), listed, overtaken))
+            Ok::<_, crate::targets::TargetError>((address.clone(), listed, overtaken, changed))
         }))
         .await;
-        let mut unmanaged = Vec::new();
-        let mut unreachable = Vec::new();
-        let mut notes = Vec::new();
+        let mut look = RemoteLook::default();
+        let RemoteLook { unmanaged, unreachable, notes, changed_by_others } = &mut look;
         for listed in lists {
-            let (address, listed, overtaken) = match listed {
+            let (address, listed, overtaken, changed) = match listed {
                 Ok(listed) => listed,
                 Err(e) => {
                     unreachable.push(e);
@@ -135,6 +137,9 @@ impl Workspace {
                         }
                         let observed = match (listed_here, meta.delivered(&address, n)) {
                             (None, _) => Some(Observed::Missing),
+                            // Changed on the service by someone else since
+                            // our write: nothing there can be vouched for.
+                            (Some(_), Some(_)) if !changed.is_empty() => Some(Observed::Differs),
                             (Some(s), Some(d))
                                 if s.updated_at.is_some()
                                     && d.remote_updated_at.is_some()
@@ -165,9 +170,41 @@ impl Workspace {
                     unmanaged.push(Unmanaged { address: address.clone(), name: s.name });
                 }
             }
+            if !changed.is_empty() {
+                notes.extend(changed.iter().map(|c| {
+                    format!("{address}: {c}: its values cannot be vouched for; `chitty-secrets sync --verify` delivers them again")
+                }));
+                changed_by_others.insert(address, changed.join("; "));
+            }
         }
-        (unmanaged, unreachable, notes)
+        look
     }
+}
+
+/// What one listing of every remote target found.
+#[derive(Default)]
+pub struct RemoteLook {
+    pub unmanaged: Vec<Unmanaged>,
+    pub unreachable: Vec<crate::targets::TargetError>,
+    pub notes: Vec<String>,
+    /// Per target: the changes the service says someone else made since
+    /// our newest write there (a Worker secret changed by hand).
+    pub changed_by_others: BTreeMap<String, String>,
+}
+
+/// Every Worker version the delivery records at `address` name.
+pub fn recorded_worker_versions(metas: &BTreeMap<String, TokenMeta>, address: &str) -> Vec<WorkerVersion> {
+    let mut out: Vec<WorkerVersion> = Vec::new();
+    for meta in metas.values() {
+        for (key, d) in &meta.deliveries {
+            if let Some(w) = d.worker_version.as_ref().filter(|_| key.target == address)
+                && !out.iter().any(|o| o.id == w.id)
+            {
+                out.push(w.clone());
+            }
+        }
+    }
+    out
 }
 
 /// The Worker versions the records say hold current values at `address`.

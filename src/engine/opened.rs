@@ -29,6 +29,12 @@ impl Opened {
             return Ok((Arc::clone(target), false));
         }
         let target: Arc<dyn Target> = Arc::from(ws.backends.target(policy)?);
+        if let crate::policy::TargetSpec::Wrangler(_) = &policy.spec {
+            // A Worker builds on the version chitty-secrets made last: the
+            // delivery records say which versions those are.
+            let (metas, _) = ws.readable_metas(&[]);
+            target.know_versions(&super::observe::recorded_worker_versions(&metas, &policy.address()));
+        }
         open.insert(key, Arc::clone(&target));
         Ok((target, true))
     }

@@ -65,10 +65,52 @@ struct Deployments {
     deployments: Vec<Deployment>,
 }
 
-#[derive(Deserialize)]
+/// One deployment as Cloudflare's description has it: what it runs, and
+/// how, when and by whom it was made (`workers/triggered_by`: `secret` for
+/// a secret change, `upload` for a code deploy, …).
+#[derive(Deserialize, Clone)]
 struct Deployment {
     #[serde(default)]
     versions: Vec<Deployed>,
+    #[serde(default)]
+    created_on: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    author_email: Option<String>,
+    #[serde(default)]
+    annotations: Option<DeploymentAnnotations>,
+}
+
+#[derive(Deserialize, Clone, Default)]
+struct DeploymentAnnotations {
+    #[serde(rename = "workers/triggered_by", default)]
+    triggered_by: Option<String>,
+}
+
+impl Deployment {
+    fn trigger(&self) -> Option<&str> {
+        self.annotations.as_ref().and_then(|a| a.triggered_by.as_deref())
+    }
+
+    /// `on 2026-12-01T10:00:00Z by a secret change (source: wrangler, author: a@b.c)`
+    fn said(&self) -> String {
+        let how = match self.trigger() {
+            Some("secret") => "by a secret change".to_string(),
+            Some(other) => format!("by `{other}`"),
+            None => "in a way Cloudflare does not name".to_string(),
+        };
+        let when = self.created_on.as_deref().map(|c| format!("on {c} ")).unwrap_or_default();
+        let mut who = Vec::new();
+        if let Some(s) = &self.source {
+            who.push(format!("source: {s}"));
+        }
+        if let Some(a) = &self.author_email {
+            who.push(format!("author: {a}"));
+        }
+        let who = if who.is_empty() { String::new() } else { format!(" ({})", who.join(", ")) };
+        format!("{when}{how}{who}")
+    }
 }
 
 /// A version that runs, and its share of the traffic.
@@ -84,29 +126,18 @@ struct VersionList {
     items: Vec<VersionSummary>,
 }
 
+/// A version as the list gives it: id and number only (the published
+/// description has nothing else for list items that we use).
 #[derive(Deserialize)]
 struct VersionSummary {
     id: String,
     #[serde(default)]
     number: Option<u64>,
-    #[serde(default)]
-    annotations: Option<Annotations>,
 }
 
-#[derive(Deserialize)]
-struct Annotations {
-    #[serde(rename = "workers/message", default)]
-    message: Option<String>,
-}
-
-/// Every version chitty-secrets makes says so in its message.
+/// Every version chitty-secrets makes says so in its message (for people
+/// reading the dashboard; the code never reads it back).
 const MESSAGE_PREFIX: &str = "chitty-secrets: ";
-
-impl VersionSummary {
-    fn made_here(&self) -> bool {
-        self.annotations.as_ref().and_then(|a| a.message.as_deref()).is_some_and(|m| m.starts_with(MESSAGE_PREFIX))
-    }
-}
 
 /// `GET …/versions/{id}`: what a version binds (names and types only).
 #[derive(Deserialize)]
@@ -121,7 +152,17 @@ struct Resources {
     #[serde(default)]
     bindings: Vec<BindingRef>,
     #[serde(default)]
+    script: ScriptInfo,
+    #[serde(default)]
     script_runtime: Runtime,
+}
+
+/// `resources.script`: `etag` is the hash of the version's code, so two
+/// versions with one etag run the same code.
+#[derive(Deserialize, Default)]
+struct ScriptInfo {
+    #[serde(default)]
+    etag: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -163,10 +204,12 @@ pub struct CloudflareTarget {
     /// Whether a deploying write would be accepted, read once a run (our
     /// own writes keep the latest version deployed).
     writable: tokio::sync::OnceCell<Result<(), TargetError>>,
-    /// What runs, as read before this target sent anything but a read:
-    /// `plan`'s listing and its write preview share one read. Any other
-    /// request forgets it.
-    deployments: Mutex<Option<Option<Vec<Deployed>>>>,
+    /// The deployments (newest first), as read before this target sent
+    /// anything but a read: `plan`'s listing and its write preview share
+    /// one read. Any other request forgets it.
+    deployments: Mutex<Option<Option<Vec<Deployment>>>>,
+    /// The versions the delivery records say chitty-secrets made here.
+    ours: Mutex<Vec<WorkerVersion>>,
 }
 
 impl CloudflareTarget {
@@ -181,6 +224,7 @@ impl CloudflareTarget {
             placed: Mutex::new(None),
             writable: tokio::sync::OnceCell::new(),
             deployments: Mutex::new(None),
+            ours: Mutex::new(Vec::new()),
         })
     }
 
@@ -300,12 +344,18 @@ impl CloudflareTarget {
 
     /// What runs now; `None` where the account has no deployments API.
     async fn deployed(&self) -> Result<Option<Vec<Deployed>>, TargetError> {
+        Ok(self.deployment_history().await?.map(|h| h.into_iter().next().map(|d| d.versions).unwrap_or_default()))
+    }
+
+    /// The deployments, newest first (the first is what runs); `None`
+    /// where the account has no deployments API.
+    async fn deployment_history(&self) -> Result<Option<Vec<Deployment>>, TargetError> {
         if let Some(read) = self.deployments.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
             return Ok(read);
         }
         let url = self.url(&["deployments"], &[])?;
         let read = match self.fetch::<Deployments>(Method::GET, &url, None).await {
-            Ok(d) => d.deployments.into_iter().next().map(|d| d.versions),
+            Ok(d) => Some(d.deployments),
             Err((StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED, e)) if !Self::no_such_script(&e) => None,
             Err((_, e)) => return Err(e),
         };
@@ -313,6 +363,12 @@ impl CloudflareTarget {
             *self.deployments.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(read.clone());
         }
         Ok(read)
+    }
+
+    fn is_ours(&self, id: &str) -> bool {
+        let placed = self.placed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        placed.as_ref().is_some_and(|p| p.id == id)
+            || self.ours.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().any(|v| v.id == id)
     }
 
     /// The newest version as the list gives it (newest first).
@@ -427,7 +483,7 @@ impl CloudflareTarget {
     async fn base_version(&self) -> Result<(String, String), TargetError> {
         let (deployed, latest) = tokio::join!(self.deployed(), self.latest_summary());
         let (deployed, latest) = (deployed?.unwrap_or_default(), latest?);
-        if let Some(latest) = latest.as_ref().filter(|v| v.made_here()) {
+        if let Some(latest) = latest.as_ref().filter(|v| self.is_ours(&v.id)) {
             let deployed = deployed.iter().any(|d| d.version_id == latest.id);
             let state = if deployed { "deployed" } else { "not deployed yet" };
             return Ok((
@@ -447,9 +503,34 @@ impl CloudflareTarget {
         }
     }
 
-    /// A version's code, to upload again unchanged in the new version.
-    async fn code(&self, id: &str) -> Result<Code, TargetError> {
-        let url = self.url(&["content", "v2"], &[("version", id)])?;
+    /// The base version's code, to upload again unchanged in the new
+    /// version. Cloudflare's description gives only the script's code
+    /// (`content/v2` takes no version), so it is taken only when every
+    /// version that code could be — the latest, the deployed ones — has the
+    /// base's code hash (`resources.script.etag`); otherwise nothing is made.
+    async fn code(&self, base: &str, base_detail: &VersionDetail) -> Result<Code, TargetError> {
+        let (deployed, latest) = tokio::join!(self.deployed(), self.latest_summary());
+        let mut others: Vec<String> = deployed?.unwrap_or_default().into_iter().map(|d| d.version_id).collect();
+        others.extend(latest?.map(|v| v.id));
+        others.retain(|id| id != base);
+        others.dedup();
+        let hash = base_detail.resources.script.etag.as_deref();
+        for other in &others {
+            let detail = self.detail(other).await?;
+            if hash.is_none() || detail.resources.script.etag.as_deref() != hash {
+                return Err(self.err(
+                    format!(
+                        "version {} (#{}) runs other code than version {} (#{}), the one the new version is made from, and Cloudflare's API gives only the Worker's current code: no version was made",
+                        short(other),
+                        detail.number,
+                        short(base),
+                        base_detail.number
+                    ),
+                    Some("finish the rollout first (`wrangler versions deploy`), so that the latest version is the deployed one, and run again"),
+                ));
+            }
+        }
+        let url = self.url(&["content", "v2"], &[])?;
         let response = self.call(Method::GET, &url, None).await?;
         let status = response.status();
         if !status.is_success() {
@@ -491,8 +572,8 @@ impl CloudflareTarget {
     /// from it; deployed at 100% only with `rollout = "100%"`.
     async fn put_version(&self, items: &[(String, Secret)], remove: &[&str]) -> Result<WorkerVersion, TargetError> {
         let (base, _) = self.base_version().await?;
-        let (detail, code) = tokio::join!(self.detail(&base), self.code(&base));
-        let (detail, code) = (detail?, code?);
+        let detail = self.detail(&base).await?;
+        let code = self.code(&base, &detail).await?;
         if code.service_worker {
             // Cloudflare's version upload takes ES modules only (its
             // metadata requires `main_module`): nothing is sent.
@@ -525,7 +606,9 @@ impl CloudflareTarget {
             metadata["compatibility_date"] = serde_json::json!(date);
         }
         let body = version_form(&metadata, bindings, &secrets, &code);
-        let url = self.url(&["versions"], &[])?;
+        // `strict`: an inherited binding that cannot be resolved fails the
+        // upload instead of being dropped from the new version.
+        let url = self.url(&["versions"], &[("bindings_inherit", "strict")])?;
         let content_type = format!("multipart/form-data; boundary={}", body.1);
         let made: VersionSummary =
             self.fetch(Method::POST, &url, Some((&content_type, &body.0[..]))).await.map_err(|(_, e)| e)?;
@@ -714,6 +797,66 @@ impl Target for CloudflareTarget {
                 format!("a write makes a new version from {from}, {then}")
             }),
         })
+    }
+
+    fn know_versions(&self, ours: &[WorkerVersion]) {
+        *self.ours.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = ours.to_vec();
+    }
+
+    /// Cloudflare records how each deployment was made. Every deployment
+    /// newer than the newest one running a version of ours is looked at: a
+    /// secret change (`workers/triggered_by = secret`) we did not make
+    /// means we can no longer vouch for the values; a code deploy
+    /// (`upload`) inherits them and is fine; any other deployment of a
+    /// newer version not ours is judged by its code hash — the same code
+    /// as ours means it was made by a change Cloudflare does not tell
+    /// apart from a secret change.
+    async fn changed_by_others(&self, ours: &[WorkerVersion]) -> Result<Vec<String>, TargetError> {
+        let Some(history) = self.deployment_history().await? else { return Ok(Vec::new()) };
+        let is_ours = |id: &str| ours.iter().any(|v| v.id == id) || self.is_ours(id);
+        let newer = match history.iter().position(|d| d.versions.iter().any(|v| is_ours(&v.version_id))) {
+            Some(at) => &history[..at],
+            // Ours deployed but no longer listed: every listed one is newer.
+            None if ours.iter().any(|v| v.deployed) => &history[..],
+            // Never deployed (a version left to the team): nothing to judge.
+            None => return Ok(Vec::new()),
+        };
+        let Some(newest) = ours.iter().max_by_key(|v| v.number) else { return Ok(Vec::new()) };
+        // The code hashes that ran since our newest write: a version with
+        // one of them brought no new code.
+        let mut hashes: Vec<String> = self.detail(&newest.id).await?.resources.script.etag.into_iter().collect();
+        let mut looked: Vec<String> = Vec::new();
+        let mut said: Vec<String> = Vec::new();
+        // Oldest first, as they were made.
+        for d in newer.iter().rev() {
+            for v in d.versions.iter().filter(|v| !is_ours(&v.version_id)) {
+                if looked.contains(&v.version_id) {
+                    continue;
+                }
+                looked.push(v.version_id.clone());
+                let detail = self.detail(&v.version_id).await?;
+                let hash = detail.resources.script.etag.clone();
+                let brought_code = hash.as_ref().is_some_and(|h| !hashes.contains(h));
+                hashes.extend(hash);
+                let why = match d.trigger() {
+                    Some("secret") => "",
+                    // A code deploy carries the secrets it found over.
+                    Some("upload") => continue,
+                    // Older than ours: a rollback, which `running` reports.
+                    _ if detail.number < newest.number => continue,
+                    _ if brought_code => continue,
+                    _ => " with no new code, so by a change Cloudflare does not tell apart from a secret change",
+                };
+                said.push(format!(
+                    "version {} (#{}) was deployed {}{why}, after version #{} that chitty-secrets wrote",
+                    short(&v.version_id),
+                    detail.number,
+                    d.said(),
+                    newest.number
+                ));
+            }
+        }
+        Ok(said)
     }
 
     async fn running(&self, known: &[WorkerVersion]) -> Result<Option<Vec<Running>>, TargetError> {

@@ -138,6 +138,18 @@ pub trait Target: Send + Sync {
         Ok(None)
     }
 
+    /// Where the service runs versions: the versions the delivery records
+    /// say this tool made here, so that its own are told from others'.
+    fn know_versions(&self, _ours: &[WorkerVersion]) {}
+
+    /// Changes the service records since this tool's newest write here
+    /// (`ours`) that may have changed a value and that this tool did not
+    /// make, each said as the service says it (when, how, source, author).
+    /// Empty where there are none or the service does not say.
+    async fn changed_by_others(&self, _ours: &[WorkerVersion]) -> Result<Vec<String>, TargetError> {
+        Ok(Vec::new())
+    }
+
     /// What a write here will do beyond storing the value, where that
     /// depends on the service's state (a Worker's deployments): `Ok` says
     /// it, `Err` says why the service would refuse it. `None`: nothing to say.

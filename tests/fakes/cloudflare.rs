@@ -44,6 +44,22 @@ pub struct Version {
     pub bindings: Vec<Value>,
     pub secrets: BTreeMap<String, String>,
     pub message: Option<String>,
+    /// Who made it, as the version's `metadata.source` says (`api`,
+    /// `wrangler`, `dash`).
+    pub source: String,
+}
+
+/// A deployment as Cloudflare records it: what it runs, and how, by what
+/// and when it was made (`workers/triggered_by`: `secret` for a secret
+/// change, `upload` for `wrangler deploy`, `deployment` for a rollout of
+/// chosen versions, `rollback`).
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    pub id: String,
+    pub versions: Vec<(String, u32)>,
+    pub triggered_by: String,
+    pub source: String,
+    pub created_on: String,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -52,6 +68,8 @@ pub struct Script {
     pub versions: Vec<Version>,
     /// What runs: version ids and their share of traffic.
     pub deployment: Vec<(String, u32)>,
+    /// Every deployment, oldest first (the last is `deployment`).
+    pub history: Vec<Deployment>,
 }
 
 impl Script {
@@ -70,6 +88,7 @@ impl Script {
         version.number = number;
         version.id = version_id(number);
         version.message = None;
+        version.source = "api".into();
         change(&mut version.secrets);
         let id = version.id.clone();
         self.versions.push(version);
@@ -91,12 +110,36 @@ impl Script {
         Ok(())
     }
 
-    /// A secret write: a new version from the latest, deployed at 100%.
-    fn write_secrets(&mut self, change: impl FnOnce(&mut BTreeMap<String, String>)) {
+    /// A secret write: a new version from the latest, deployed at 100%,
+    /// made by `source` (`api` for the REST API).
+    fn write_secrets(&mut self, source: &str, change: impl FnOnce(&mut BTreeMap<String, String>)) {
         let latest = self.latest().clone();
         let id = self.next_version(&latest, change);
-        self.deployment = vec![(id, 100)];
+        self.versions.last_mut().unwrap().source = source.into();
+        self.set_deployment(vec![(id, 100)], "secret", source);
     }
+
+    /// What runs from now on, recorded as Cloudflare records deployments.
+    fn set_deployment(&mut self, versions: Vec<(String, u32)>, triggered_by: &str, source: &str) {
+        self.history.push(Deployment {
+            id: format!("dep-{:04}", self.history.len() + 1),
+            versions: versions.clone(),
+            triggered_by: triggered_by.into(),
+            source: source.into(),
+            created_on: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        });
+        self.deployment = versions;
+    }
+}
+
+/// The hash of a version's code, as `resources.script.etag` gives it.
+fn etag(v: &Version) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for m in &v.modules {
+        (&m.name, &m.content).hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
 }
 
 /// Version ids look like Cloudflare's (UUIDs), derived from the number.
@@ -154,9 +197,11 @@ impl FakeCloudflare {
             bindings: vec![json!({"type": "plain_text", "name": "GREETING", "text": "hello"})],
             secrets: BTreeMap::new(),
             message: None,
+            source: "wrangler".into(),
         };
-        let deployment = vec![(first.id.clone(), 100)];
-        self.state.scripts.lock().unwrap().insert(script.into(), Script { versions: vec![first], deployment });
+        let mut s = Script { versions: vec![first.clone()], ..Script::default() };
+        s.set_deployment(vec![(first.id, 100)], "upload", "wrangler");
+        self.state.scripts.lock().unwrap().insert(script.into(), s);
     }
 
     pub fn remove_script(&self, script: &str) {
@@ -192,20 +237,28 @@ impl FakeCloudflare {
     /// A change in the dashboard: a new version, deployed at once.
     pub fn set_by_hand(&self, script: &str, name: &str, value: &str) {
         let mut scripts = self.state.scripts.lock().unwrap();
-        scripts.get_mut(script).unwrap().write_secrets(|s| {
+        scripts.get_mut(script).unwrap().write_secrets("dash", |s| {
+            s.insert(name.into(), value.into());
+        });
+    }
+
+    /// `wrangler secret put NAME`: a new version, deployed at once.
+    pub fn wrangler_secret_put(&self, script: &str, name: &str, value: &str) {
+        let mut scripts = self.state.scripts.lock().unwrap();
+        scripts.get_mut(script).unwrap().write_secrets("wrangler", |s| {
             s.insert(name.into(), value.into());
         });
     }
 
     pub fn remove_by_hand(&self, script: &str, name: &str) {
         let mut scripts = self.state.scripts.lock().unwrap();
-        scripts.get_mut(script).unwrap().write_secrets(|s| {
+        scripts.get_mut(script).unwrap().write_secrets("dash", |s| {
             s.remove(name);
         });
     }
 
     pub fn clear_by_hand(&self, script: &str) {
-        self.state.scripts.lock().unwrap().get_mut(script).unwrap().write_secrets(BTreeMap::clear);
+        self.state.scripts.lock().unwrap().get_mut(script).unwrap().write_secrets("dash", BTreeMap::clear);
     }
 
     /// `wrangler versions upload`: new code in a new version (secrets as the
@@ -216,14 +269,38 @@ impl FakeCloudflare {
         let latest = s.latest().clone();
         let id = s.next_version(&latest, |_| {});
         let v = s.versions.last_mut().unwrap();
-        v.modules[0].content.extend_from_slice(b"\n// new code");
+        v.source = "wrangler".into();
+        v.modules[0].content.extend_from_slice(format!("\n// new code in #{}", v.number).as_bytes());
+        id
+    }
+
+    /// `wrangler versions secret put NAME`: the same code in a new version
+    /// with the secret changed, not deployed. Returns its id.
+    pub fn versions_secret_put(&self, script: &str, name: &str, value: &str) -> String {
+        let mut scripts = self.state.scripts.lock().unwrap();
+        let s = scripts.get_mut(script).unwrap();
+        let latest = s.latest().clone();
+        let id = s.next_version(&latest, |secrets| {
+            secrets.insert(name.into(), value.into());
+        });
+        s.versions.last_mut().unwrap().source = "wrangler".into();
+        id
+    }
+
+    /// `wrangler deploy`: new code in a new version that keeps the latest
+    /// one's secrets, deployed at once.
+    pub fn deploy_code(&self, script: &str) -> String {
+        let id = self.upload_version(script);
+        let mut scripts = self.state.scripts.lock().unwrap();
+        scripts.get_mut(script).unwrap().set_deployment(vec![(id.clone(), 100)], "upload", "wrangler");
         id
     }
 
     /// `wrangler versions deploy A@p B@q`.
     pub fn deploy(&self, script: &str, split: &[(&str, u32)]) {
         let mut scripts = self.state.scripts.lock().unwrap();
-        scripts.get_mut(script).unwrap().deployment = split.iter().map(|(id, p)| (id.to_string(), *p)).collect();
+        let split = split.iter().map(|(id, p)| (id.to_string(), *p)).collect();
+        scripts.get_mut(script).unwrap().set_deployment(split, "deployment", "wrangler");
     }
 }
 
@@ -293,7 +370,7 @@ async fn put(
         let (Some(name), Some(text)) = (body["name"].as_str(), body["text"].as_str()) else {
             return Err(bad_request(10026, "name and text are required"));
         };
-        s.write_secrets(|secrets| {
+        s.write_secrets("api", |secrets| {
             secrets.insert(name.into(), text.into());
         });
         Ok(json!({"name": name, "type": "secret_text"}))
@@ -310,7 +387,7 @@ async fn remove(
         if !s.latest().secrets.contains_key(&name) {
             return Err(envelope(StatusCode::NOT_FOUND, &[(10056, "secret not found")], Value::Null));
         }
-        s.write_secrets(|secrets| {
+        s.write_secrets("api", |secrets| {
             secrets.remove(&name);
         });
         Ok(Value::Null)
@@ -357,7 +434,7 @@ async fn bulk(
                 }
             }
         }
-        s.write_secrets(|secrets| {
+        s.write_secrets("api", |secrets| {
             for (name, text) in changes {
                 match text {
                     Some(text) => secrets.insert(name, text),
@@ -375,15 +452,26 @@ async fn deployments(
     Path((account, script)): Path<(String, String)>,
 ) -> Response {
     answer(with_script(&state, &headers, &account, &script, |s| {
-        let versions: Vec<Value> =
-            s.deployment.iter().map(|(id, p)| json!({"version_id": id, "percentage": f64::from(*p)})).collect();
-        Ok(json!({"deployments": [{
-            "id": format!("dep-{}", s.deployment.first().map_or("", |d| d.0.as_str())),
-            "source": "api",
-            "strategy": "percentage",
-            "created_on": "2026-11-01T00:00:00Z",
-            "versions": versions,
-        }]}))
+        // Newest first; the first is what runs.
+        let deployments: Vec<Value> = s
+            .history
+            .iter()
+            .rev()
+            .map(|d| {
+                let versions: Vec<Value> =
+                    d.versions.iter().map(|(id, p)| json!({"version_id": id, "percentage": f64::from(*p)})).collect();
+                json!({
+                    "id": d.id,
+                    "source": d.source,
+                    "strategy": "percentage",
+                    "author_email": if d.source == "api" { "ci@example.com" } else { "dev@example.com" },
+                    "created_on": d.created_on,
+                    "annotations": {"workers/triggered_by": d.triggered_by},
+                    "versions": versions,
+                })
+            })
+            .collect();
+        Ok(json!({"deployments": deployments}))
     }))
 }
 
@@ -412,17 +500,19 @@ async fn deploy(
         if split.is_empty() || split.len() > 2 || split.iter().map(|(_, p)| p).sum::<u32>() != 100 {
             return Err(bad_request(10021, "one or two versions whose percentages add up to 100"));
         }
-        s.deployment = split;
-        Ok(json!({"id": "dep-new", "strategy": "percentage"}))
+        s.set_deployment(split, "deployment", "api");
+        Ok(json!({"id": s.history.last().unwrap().id, "strategy": "percentage"}))
     }))
 }
 
+/// A version as the list gives it: the published description has id,
+/// number and metadata for list items (no annotations).
 fn version_summary(v: &Version) -> Value {
+    let author = if v.source == "api" { "ci@example.com" } else { "dev@example.com" };
     json!({
         "id": v.id,
         "number": v.number,
-        "metadata": {"created_on": "2026-11-01T00:00:00Z", "source": "api", "author_email": "dev@example.com"},
-        "annotations": {"workers/message": v.message},
+        "metadata": {"created_on": "2026-11-01T00:00:00Z", "source": v.source, "author_email": author},
     })
 }
 
@@ -456,7 +546,7 @@ async fn version_detail(
         let mut out = version_summary(v);
         out["resources"] = json!({
             "bindings": bindings,
-            "script": {"etag": format!("etag-{}", v.number), "handlers": ["fetch"]},
+            "script": {"etag": etag(v), "handlers": ["fetch"]},
             "script_runtime": {"compatibility_date": "2026-10-01", "compatibility_flags": ["nodejs_compat"], "usage_model": "standard"},
         });
         Ok(out)
@@ -514,7 +604,7 @@ async fn patch_settings(
                 _ => {}
             }
         }
-        s.write_secrets(|current| *current = secrets);
+        s.write_secrets("api", |current| *current = secrets);
         Ok(json!({"bindings": list.iter().map(|b| json!({"type": b["type"], "name": b["name"]})).collect::<Vec<_>>()}))
     }))
 }
@@ -546,21 +636,15 @@ async fn read_form(mut form: Multipart, json: &str) -> Result<(Option<Value>, Ve
 
 const BOUNDARY: &str = "fake-cloudflare-boundary-7c1e";
 
-/// `GET …/content/v2?version=ID`: the version's modules as multipart form
-/// data, the entry point named in `cf-entrypoint`.
+/// `GET …/content/v2`: the script's code (the latest version's) as
+/// multipart form data, the entry point named in `cf-entrypoint`. The
+/// published description has no parameter to ask for another version's.
 async fn content(
     State(state): State<Arc<State_>>,
     headers: HeaderMap,
     Path((account, script)): Path<(String, String)>,
-    Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
-    let found = with_script(&state, &headers, &account, &script, |s| {
-        let v = match query.get("version") {
-            Some(id) => s.version(id).cloned(),
-            None => Some(s.latest().clone()),
-        };
-        v.ok_or_else(|| envelope(StatusCode::NOT_FOUND, &[(10218, "This version does not exist.")], Value::Null))
-    });
+    let found = with_script(&state, &headers, &account, &script, |s| Ok(s.latest().clone()));
     let v = match found {
         Ok(v) => v,
         Err(r) => return r,
@@ -588,14 +672,18 @@ async fn content(
 
 /// `POST …/versions` (multipart): a `metadata` part and the code's modules.
 /// Bindings of type `inherit` take the named binding from `version_id`
-/// (the latest version when absent); `keep_bindings` keeps every binding of
-/// those types from the latest. The version is not deployed.
+/// (the latest version when absent); one that cannot be resolved fails the
+/// upload with `?bindings_inherit=strict` and is dropped silently without
+/// it. `keep_bindings` keeps every binding of those types from the latest.
+/// The version is not deployed.
 async fn upload(
     State(state): State<Arc<State_>>,
     headers: HeaderMap,
     Path((account, script)): Path<(String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
     form: Multipart,
 ) -> Response {
+    let strict = query.get("bindings_inherit").map(String::as_str) == Some("strict");
     let (metadata, modules) = match read_form(form, "metadata").await {
         Ok(parts) => parts,
         Err(r) => return r,
@@ -627,6 +715,7 @@ async fn upload(
             bindings: Vec::new(),
             secrets: BTreeMap::new(),
             message: metadata["annotations"]["workers/message"].as_str().map(str::to_string),
+            source: "api".into(),
         };
         let keep: Vec<&str> =
             metadata["keep_bindings"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
@@ -646,8 +735,14 @@ async fn upload(
                 }
                 Some("inherit") => {
                     let from = match b["version_id"].as_str() {
-                        Some(id) => s.version(id).ok_or_else(|| bad_request(10218, "inherit: version not found"))?,
-                        None => &latest,
+                        Some("latest") | None => Some(&latest),
+                        Some(id) => s.version(id),
+                    };
+                    let Some(from) = from else {
+                        if strict {
+                            return Err(bad_request(10218, "inherit: version not found"));
+                        }
+                        continue;
                     };
                     let old = b["old_name"].as_str().unwrap_or(&name);
                     if let Some(text) = from.secrets.get(old) {
@@ -656,7 +751,7 @@ async fn upload(
                         let mut binding = binding.clone();
                         binding["name"] = json!(name);
                         version.bindings.push(binding);
-                    } else {
+                    } else if strict {
                         return Err(bad_request(10021, &format!("inherit: no binding named {old} to inherit")));
                     }
                 }

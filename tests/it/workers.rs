@@ -227,3 +227,107 @@ fn a_version_for_many_names_carries_a_message_within_cloudflares_limit() {
     let value = p.ok(&["get", "API_TOKEN"]).trim_end().to_string();
     assert_eq!(w.cf.value_in("api", &latest, "A_RATHER_LONG_SECRET_NAME_11").as_ref(), Some(&value));
 }
+
+/// Two tokens in one Worker: each write makes a version of ours, so the
+/// records name several versions and none of them is a change by others.
+fn two_tokens() -> String {
+    format!(
+        "{}\n[tokens.DB_PASSWORD]\nissuer = \"random\"\noverlap = \"0s\"\n\n[[tokens.DB_PASSWORD.targets]]\nkind = \"wrangler\"\nworker = \"api\"\n",
+        policy("")
+    )
+}
+
+#[test]
+fn a_worker_secret_put_back_by_hand_fails_the_gate_and_sync_delivers_again() {
+    let w = Workers::start();
+    let p = Project::initialised(&two_tokens());
+    w.ok(&p, &["rotate"]);
+    w.ok(&p, &["rotate", "DB_PASSWORD"]);
+    w.ok(&p, &["sync", "--check", "--verify"]);
+    let value = p.ok(&["get", "API_TOKEN"]).trim_end().to_string();
+
+    // The incident: the placeholder put back with `wrangler secret put`.
+    w.cf.wrangler_secret_put("api", "API_TOKEN", "YOUR_TOKEN_HERE_REPLACE_ME");
+    let changed = w.cf.latest_id("api");
+    let number = w.cf.script("api").versions.last().unwrap().number;
+    let out = w.run(&p, &["sync", "--check", "--verify"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let said = format!("version {}… (#{number}) was deployed on", &changed[..8]);
+    assert!(text(&out).contains(&said), "{}", text(&out));
+    assert!(text(&out).contains("by a secret change (source: wrangler, author: dev@example.com)"), "{}", text(&out));
+    let out = w.run(&p, &["check", "--online"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("remote-changed") && text(&out).contains(&said), "{}", text(&out));
+    let out = w.ok(&p, &["plan"]);
+    assert!(out.contains(&said) && out.contains("API_TOKEN differs from the registry"), "{out}");
+
+    // sync --verify delivers both names again; the gate is green after.
+    w.ok(&p, &["sync", "--verify"]);
+    assert_eq!(w.cf.value("api", "API_TOKEN").as_deref(), Some(value.as_str()));
+    w.ok(&p, &["sync", "--check", "--verify"]);
+    w.ok(&p, &["check", "--online"]);
+
+    // The dashboard is caught the same way, and named.
+    w.cf.set_by_hand("api", "DB_PASSWORD", "typed-in-the-dashboard");
+    let out = w.run(&p, &["sync", "--check", "--verify"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("by a secret change (source: dash"), "{}", text(&out));
+    w.ok(&p, &["sync", "--verify"]);
+    w.ok(&p, &["sync", "--check", "--verify"]);
+}
+
+#[test]
+fn a_code_deploy_is_not_drift_but_a_secret_version_rolled_out_by_hand_is() {
+    let w = Workers::start();
+    let p = Project::initialised(&two_tokens());
+    w.ok(&p, &["rotate"]);
+    // `wrangler deploy` and `wrangler versions upload` + `versions deploy`
+    // carry our secrets over: not drift.
+    w.cf.deploy_code("api");
+    w.ok(&p, &["sync", "--check", "--verify"]);
+    let uploaded = w.cf.upload_version("api");
+    w.cf.deploy("api", &[(&uploaded, 100)]);
+    w.ok(&p, &["sync", "--check", "--verify"]);
+    let out = w.ok(&p, &["check", "--online"]);
+    assert!(!out.contains("remote-changed"), "{out}");
+
+    // `wrangler versions secret put` + `versions deploy`: the same code in
+    // a new version, which Cloudflare does not tell apart from a secret
+    // change: the gate fails and says why.
+    let edited = w.cf.versions_secret_put("api", "API_TOKEN", "YOUR_TOKEN_HERE_REPLACE_ME");
+    w.cf.deploy("api", &[(&edited, 100)]);
+    let out = w.run(&p, &["sync", "--check", "--verify"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(
+        text(&out).contains("with no new code, so by a change Cloudflare does not tell apart from a secret change"),
+        "{}",
+        text(&out)
+    );
+    w.ok(&p, &["sync", "--verify"]);
+    let value = p.ok(&["get", "API_TOKEN"]).trim_end().to_string();
+    assert_eq!(w.cf.value("api", "API_TOKEN").as_deref(), Some(value.as_str()));
+    w.ok(&p, &["sync", "--check", "--verify"]);
+}
+
+#[test]
+fn a_version_is_made_only_from_code_the_api_can_give() {
+    let w = Workers::start();
+    let p = Project::initialised(&policy("deploy = \"version\"\n"));
+    w.ok(&p, &["rotate"]);
+    let ours = w.cf.latest_id("api");
+    w.cf.deploy("api", &[(&ours, 100)]);
+    // New code uploaded but not rolled out: the latest version runs other
+    // code than the deployed one, and `content/v2` has no version to ask
+    // for, so no version is made.
+    w.cf.upload_version("api");
+    w.cf.control.reset_counts();
+    let out = w.run(&p, &["rotate", "--emergency", "API_TOKEN"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(
+        text(&out).contains("runs other code than version") && text(&out).contains("no version was made"),
+        "{}",
+        text(&out)
+    );
+    let counts = w.cf.control.counts();
+    assert!(!counts.contains_key("POST /client/v4/accounts/{account}/workers/scripts/{script}/versions"), "{counts:?}");
+}
