@@ -31,7 +31,7 @@ use crate::identity::Identity;
 use crate::policy::{self, Policy, TokenPolicy};
 use crate::registry::audit;
 use crate::registry::{Registry, RegistryError, RegistryLock, TokenMeta};
-use crate::rotation::{Mode, Observations, TokenPlan};
+use crate::rotation::{Mode, Observations, Step, TokenPlan};
 
 pub use backends::{Backends, Live};
 pub use deliver::TargetSummary;
@@ -199,6 +199,7 @@ impl Workspace {
         let mut unmanaged = Vec::new();
         let mut remote_notes = Vec::new();
         let mut reachable = false;
+        let mut look = observe::RemoteLook::default();
         // The listing and the write preview share each target (one read of
         // a Worker's deployments).
         let opened = Opened::default();
@@ -212,9 +213,9 @@ impl Workspace {
             // Without credentials a listing can only fail: none is tried.
             remote_notes.extend(missing.into_iter().map(|m| format!("remote targets were not listed: {m}")));
         } else if self.needs_remote(&[]) {
-            let look = self.observe_remote_all(&metas, &mut observed, &opened).await;
-            unmanaged = look.unmanaged;
-            remote_notes.extend(look.notes);
+            look = self.observe_remote_all(&metas, &mut observed, &opened).await;
+            unmanaged = std::mem::take(&mut look.unmanaged);
+            remote_notes.extend(std::mem::take(&mut look.notes));
             reachable = look.unreachable.is_empty();
             remote_notes
                 .extend(look.unreachable.iter().map(|e| format!("not listed, judged by delivery records: {e}")));
@@ -229,6 +230,24 @@ impl Workspace {
         let mut sync = crate::rotation::plan(&self.policy, &metas, &observed, self.now, Mode::Sync { only: &[] });
         for plans in [&mut rotate, &mut sync] {
             plans.retain(|p| metas.contains_key(&p.token));
+        }
+        // A retirement the run would refuse (a Worker still runs a version
+        // made before the new value) is shown as what it is.
+        for plan in &mut rotate {
+            let (Some(token), Some(meta)) = (self.policy.token(&plan.token), metas.get(&plan.token)) else { continue };
+            for step in &mut plan.steps {
+                let Step::Retire { version, .. } = step else { continue };
+                let runs = look.blocks_retirement(token, meta, *version);
+                if !runs.is_empty() {
+                    *step = Step::Remind {
+                        reason: format!(
+                            "v{version} cannot be retired yet: {}, made before the new value, may still run it",
+                            runs.join("; ")
+                        ),
+                        hint: "deploy the version that holds the new value (`wrangler versions deploy VERSION@100%`); the next run retires it".into(),
+                    };
+                }
+            }
         }
         remote_notes.extend(observe::not_deployed_notes(&metas, &observed));
         let github = github_load(&self.policy, [&rotate, &sync]);

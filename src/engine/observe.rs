@@ -102,21 +102,24 @@ impl Workspace {
             // A Worker: the versions holding current values that something
             // older still runs beside or instead of, and the changes made
             // since our newest write by someone else.
-            let mut overtaken = std::collections::BTreeSet::new();
+            let mut overtaken = BTreeMap::new();
             let mut changed = Vec::new();
             let versions = current_worker_versions(metas, address);
             if !versions.is_empty() {
                 let running = target.running(&versions).await?.unwrap_or_default();
-                overtaken.extend(
-                    versions.iter().filter(|v| !Running::older_than(&running, v).is_empty()).map(|v| v.id.clone()),
-                );
+                for v in &versions {
+                    let older: Vec<String> = Running::older_than(&running, v).iter().map(ToString::to_string).collect();
+                    if !older.is_empty() {
+                        overtaken.insert(v.id.clone(), older.join(" and "));
+                    }
+                }
                 changed = target.changed_by_others(&recorded_worker_versions(metas, address)).await?;
             }
             Ok::<_, crate::targets::TargetError>((address.clone(), listed, overtaken, changed))
         }))
         .await;
         let mut look = RemoteLook::default();
-        let RemoteLook { unmanaged, unreachable, notes, changed_by_others } = &mut look;
+        let RemoteLook { unmanaged, unreachable, notes, changed_by_others, runs_older } = &mut look;
         for listed in lists {
             let (address, listed, overtaken, changed) = match listed {
                 Ok(listed) => listed,
@@ -148,7 +151,7 @@ impl Workspace {
                                 Some(Observed::Differs)
                             }
                             (Some(_), Some(d)) => match &d.worker_version {
-                                Some(w) if overtaken.contains(&w.id) => {
+                                Some(w) if overtaken.contains_key(&w.id) => {
                                     // Ours deployed it, yet an older version runs:
                                     // rolled back. Not deployed by us: a rollout
                                     // left to the team.
@@ -170,6 +173,9 @@ impl Workspace {
                     unmanaged.push(Unmanaged { address: address.clone(), name: s.name });
                 }
             }
+            for (id, older) in overtaken {
+                runs_older.insert((address.clone(), id), older);
+            }
             if !changed.is_empty() {
                 notes.extend(changed.iter().map(|c| {
                     format!("{address}: {c}: its values cannot be vouched for; `chitty-secrets sync --verify` delivers them again")
@@ -190,6 +196,37 @@ pub struct RemoteLook {
     /// Per target: the changes the service says someone else made since
     /// our newest write there (a Worker secret changed by hand).
     pub changed_by_others: BTreeMap<String, String>,
+    /// Per target and Worker version holding a current value: the older
+    /// versions that still run (`version #3 (0a1b…) at 100%`).
+    pub runs_older: BTreeMap<(String, String), String>,
+}
+
+impl RemoteLook {
+    /// Where a retirement of `version` of `token` would be refused: a
+    /// Worker that runs a version made before the one holding a newer
+    /// value (a rollout not finished, or a rollback).
+    pub fn blocks_retirement(&self, token: &crate::policy::TokenPolicy, meta: &TokenMeta, version: u32) -> Vec<String> {
+        let mut out = Vec::new();
+        for target in &token.targets {
+            let address = target.address();
+            if let Some(older) = first_version_after(meta, &address, version)
+                .and_then(|w| self.runs_older.get(&(address.clone(), w.id.clone())))
+            {
+                out.push(format!("{address} runs {older}"));
+            }
+        }
+        out
+    }
+}
+
+/// The first Worker version at `address` that holds a value newer than
+/// `version`: a deployed version made before it may still run `version`.
+pub fn first_version_after<'a>(meta: &'a TokenMeta, address: &str, version: u32) -> Option<&'a WorkerVersion> {
+    meta.deliveries
+        .iter()
+        .filter(|(key, d)| key.target == address && d.version > version)
+        .filter_map(|(_, d)| d.worker_version.as_ref())
+        .min_by_key(|w| w.number)
 }
 
 /// Every Worker version the delivery records at `address` name.

@@ -651,14 +651,9 @@ impl<'a> Runner<'a> {
         let mut out = Vec::new();
         for target in &self.token.targets {
             let address = target.address();
-            let oldest_newer = self
-                .meta
-                .deliveries
-                .iter()
-                .filter(|(key, d)| key.target == address && d.version > version)
-                .filter_map(|(_, d)| d.worker_version.as_ref())
-                .min_by_key(|w| w.number);
-            let Some(oldest_newer) = oldest_newer else { continue };
+            let Some(oldest_newer) = super::observe::first_version_after(&self.meta, &address, version) else {
+                continue;
+            };
             let target = self.ws.backends.target(target)?;
             let running = target.running(std::slice::from_ref(oldest_newer)).await?.unwrap_or_default();
             let older = Running::older_than(&running, oldest_newer);

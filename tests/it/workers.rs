@@ -331,3 +331,22 @@ fn a_version_is_made_only_from_code_the_api_can_give() {
     let counts = w.cf.control.counts();
     assert!(!counts.contains_key("POST /client/v4/accounts/{account}/workers/scripts/{script}/versions"), "{counts:?}");
 }
+
+#[test]
+fn plan_does_not_promise_a_retirement_a_running_older_version_blocks() {
+    let w = Workers::start();
+    let p = Project::initialised(&policy("deploy = \"version\"\n"));
+    // v1 goes into version #2, which the team rolls out.
+    w.ok(&p, &["rotate"]);
+    let made = w.cf.latest_id("api");
+    w.cf.deploy("api", &[(&made, 100)]);
+    // v2 goes into #3, not rolled out: v1 cannot be retired while #2 runs.
+    let out = w.run(&p, &["rotate", "--emergency", "API_TOKEN"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = w.run(&p, &["rotate", "API_TOKEN"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(text(&out).contains("is not revoked yet: wrangler:api runs version #"), "{}", text(&out));
+    let out = w.ok(&p, &["plan"]);
+    assert!(!out.contains("retire v"), "plan promised a retirement the run refuses: {out}");
+    assert!(out.contains("cannot be retired yet: wrangler:api runs version #"), "{out}");
+}
