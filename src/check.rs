@@ -358,6 +358,17 @@ fn check_token(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta, cur
             Some("mint a real one with `chitty-secrets rotate`, or `set` the real value"),
         );
     }
+    // A token whose whole lifetime fits in the window (a 30-day token, a
+    // 30-day window; a day's slack for the issuer's clock) would be
+    // "expiring" from the moment it is minted: for it the window is its
+    // renewal window (renew_fraction of its lifetime), where `rotate --due`
+    // renews it.
+    let window = match current.expires_at.map(|e| e - current.created_at) {
+        Some(lifetime) if lifetime <= c.inputs.window + TimeDelta::days(1) && lifetime > TimeDelta::zero() => {
+            TimeDelta::seconds((lifetime.num_seconds() as f64 * token.renew_fraction) as i64)
+        }
+        _ => c.inputs.window,
+    };
     if let Some(expires) = current.expires_at {
         if expires <= now {
             c.add(
@@ -368,7 +379,7 @@ fn check_token(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta, cur
                 format!("{name} v{} expired {} ago", current.id, Dur::human(now - expires)),
                 Some("run `chitty-secrets rotate` now"),
             );
-        } else if expires - now <= c.inputs.window {
+        } else if expires - now <= window {
             c.add(
                 Severity::Warning,
                 "expiring",
@@ -380,7 +391,7 @@ fn check_token(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta, cur
         }
     }
     // The planner's own due rule, so `check` and `rotate --due` agree.
-    let already_expiring = current.expires_at.is_some_and(|e| e - now <= c.inputs.window);
+    let already_expiring = current.expires_at.is_some_and(|e| e - now <= window);
     match due(token, meta, now) {
         Some(d @ Due::Age { .. }) => c.add(
             Severity::Warning,

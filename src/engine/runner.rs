@@ -445,7 +445,20 @@ impl<'a> Runner<'a> {
             }
         };
         let unfit = || self.token.targets.iter().find_map(|t| crate::targets::value_problem(t, &issued.value));
-        if let Some(why) = unusable(&issued, self.ws.now, &self.ws.policy.placeholders).or_else(unfit) {
+        // A service may grant fewer scopes than asked for and still answer
+        // 201: such a token would fail where the missing scope is needed.
+        let narrowed = || {
+            let missing = issued.missing_scopes(&self.token.scopes);
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "lacks scope {} that the policy asks for (the issuer granted {})",
+                    missing.join(", "),
+                    issued.scopes.as_deref().unwrap_or_default().join(", ")
+                )
+            })
+        };
+        if let Some(why) = unusable(&issued, self.ws.now, &self.ws.policy.placeholders).or_else(narrowed).or_else(unfit)
+        {
             // Never promoted: the answer is refused, the token revoked where
             // the issuer can, and the state put back as it was.
             let revoked = matches!(issuer.revoke(issued.token_id.as_deref()).await, Ok(issuer::Revoked::Revoked));

@@ -35,6 +35,18 @@ struct Service {
     credential: Result<Secret, String>,
 }
 
+/// How a request may be sent again.
+#[derive(Clone, Copy, PartialEq)]
+enum Sending {
+    /// Retried on a dropped connection or a 5xx: reads, revokes.
+    Retried,
+    /// Sent once: a call that spends something each time (ChittyAuth's
+    /// validate spends the token's own limit: once per rotation).
+    Once,
+    /// A mint: sent once, and a lost answer may mean a token exists.
+    Mint,
+}
+
 enum Auth<'a> {
     Basic(&'a str),
     Bearer,
@@ -62,7 +74,7 @@ impl Service {
         path: &str,
         auth: Auth<'_>,
         body: Option<Zeroizing<Vec<u8>>>,
-        mint: bool,
+        sending: Sending,
     ) -> Result<(StatusCode, SensitiveJson), IssuerError> {
         let url = self.url(path);
         let basic_password = match auth {
@@ -89,17 +101,23 @@ impl Service {
                 None => r,
             }
         };
-        let response = if mint {
+        let response = match sending {
             // A mint whose connection broke after sending may have issued a token.
-            self.http.send_once(method.clone(), &url, build).await.map_err(|e| match e {
+            Sending::Mint => self.http.send_once(method.clone(), &url, build).await.map_err(|e| match e {
                 // Never connected: nothing was sent, nothing minted.
                 HttpError::Unreached { .. } => {
                     self.failed(format!("{e}; the service was not reached, so nothing was minted"))
                 }
                 _ => IssuerError::Uncertain { issuer: self.issuer.clone(), message: e.to_string() },
-            })?
-        } else {
-            self.http.send(method.clone(), &url, build).await.map_err(|e| self.failed(e.to_string()))?
+            })?,
+            Sending::Once => self
+                .http
+                .send_once(method.clone(), &url, build)
+                .await
+                .map_err(|e| self.failed(format!("{e}; not sent again: each call spends the token's own limit")))?,
+            Sending::Retried => {
+                self.http.send(method.clone(), &url, build).await.map_err(|e| self.failed(e.to_string()))?
+            }
         };
         self.read(method, &url, response).await
     }
@@ -141,7 +159,15 @@ impl Service {
             (None, None) => "no message".into(),
         };
         let hint = match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => " (check the issuer's credential)",
+            StatusCode::UNAUTHORIZED => " (check the issuer's credential)",
+            // ChittyAuth checks the policy's `chitty_id` with the ChittyID
+            // service before it provisions: its credential was accepted.
+            StatusCode::FORBIDDEN if text.to_ascii_lowercase().contains("chittyid verification") => {
+                " (the issuer accepted its credential but could not verify the issuer's `chitty_id` with the ChittyID service: check `chitty_id` in the policy and that the ChittyID service is up)"
+            }
+            StatusCode::FORBIDDEN => {
+                " (the credential was accepted but lacks the right for this request: see the service's message)"
+            }
             _ => "",
         };
         self.failed(format!("{what} → {status}: {text}{hint}"))
@@ -159,7 +185,13 @@ fn issued_from(service: &Service, body: &Value) -> Result<Issued, IssuerError> {
         .iter()
         .find_map(|k| body[*k].as_str())
         .and_then(|t| t.parse::<DateTime<Utc>>().ok());
-    Ok(Issued { value: Secret::new(token), token_id, expires_at })
+    // Granted scopes, as a list or one space-separated string (OAuth's way).
+    let scopes = ["scope", "scopes"].iter().find_map(|k| match &body[*k] {
+        Value::Array(a) => Some(a.iter().filter_map(Value::as_str).map(str::to_string).collect()),
+        Value::String(s) => Some(s.split_whitespace().map(str::to_string).collect()),
+        _ => None,
+    });
+    Ok(Issued { value: Secret::new(token), token_id, expires_at, scopes })
 }
 
 fn description(request: &IssueRequest<'_>) -> String {
@@ -201,7 +233,7 @@ impl Issuer for ChittyidIssuer {
                 &self.spec.generate_path,
                 Auth::Basic(&self.spec.admin_user),
                 Some(json_body(&body)),
-                true,
+                Sending::Mint,
             )
             .await?;
         if !status.is_success() {
@@ -212,9 +244,13 @@ impl Issuer for ChittyidIssuer {
 
     /// `GET /health` with the new token: cheap, and never a mint.
     async fn verify(&self, value: &Secret) -> Result<Verdict, IssuerError> {
-        let (status, body) =
-            self.service.call(Method::GET, &self.spec.verify_path, Auth::BearerOf(value), None, false).await?;
-        let healthy = matches!(body["status"].as_str(), Some("healthy" | "ok"));
+        let (status, body) = self
+            .service
+            .call(Method::GET, &self.spec.verify_path, Auth::BearerOf(value), None, Sending::Retried)
+            .await?;
+        // As the service writes it: `healthy`, `HEALTHY`, `ok`.
+        let healthy =
+            body["status"].as_str().is_some_and(|s| s.eq_ignore_ascii_case("healthy") || s.eq_ignore_ascii_case("ok"));
         Ok(match status {
             s if s.is_success() && healthy => Verdict::Valid,
             s if s.is_success() => {
@@ -232,7 +268,7 @@ impl Issuer for ChittyidIssuer {
         let body = json!({ "reason": "rotated by chitty-secrets" });
         let (status, answer) = self
             .service
-            .call(Method::POST, &path, Auth::Basic(&self.spec.admin_user), Some(json_body(&body)), false)
+            .call(Method::POST, &path, Auth::Basic(&self.spec.admin_user), Some(json_body(&body)), Sending::Retried)
             .await?;
         if status.is_success() || status == StatusCode::NOT_FOUND {
             Ok(Revoked::Revoked)
@@ -281,7 +317,7 @@ impl Issuer for ChittyauthIssuer {
             Preset::Runbook => json!({ "service": self.spec.service, "description": description(request) }),
         };
         let (status, answer) =
-            self.service.call(Method::POST, &path, Auth::Bearer, Some(json_body(&body)), true).await?;
+            self.service.call(Method::POST, &path, Auth::Bearer, Some(json_body(&body)), Sending::Mint).await?;
         if !status.is_success() || answer["success"] == Value::Bool(false) {
             return Err(self.service.error(&format!("POST {path}"), status, &answer));
         }
@@ -299,7 +335,15 @@ impl Issuer for ChittyauthIssuer {
                 }
                 let body = Validate { token: value.expose() };
                 let (status, answer) =
-                    self.service.call(Method::POST, &path, Auth::None, Some(json_body(&body)), false).await?;
+                    self.service.call(Method::POST, &path, Auth::None, Some(json_body(&body)), Sending::Once).await?;
+                if status.is_server_error() {
+                    // Not a judgement of the token: the service failed.
+                    return Err(self.service.error(
+                        &format!("POST {path} (the token was not judged)"),
+                        status,
+                        &answer,
+                    ));
+                }
                 Ok(if status.is_success() && answer["valid"] == Value::Bool(true) {
                     Verdict::Valid
                 } else {
@@ -311,7 +355,7 @@ impl Issuer for ChittyauthIssuer {
             }
             None => {
                 let (status, body) =
-                    self.service.call(Method::GET, "/health", Auth::BearerOf(value), None, false).await?;
+                    self.service.call(Method::GET, "/health", Auth::BearerOf(value), None, Sending::Retried).await?;
                 Ok(if status.is_success() && body["status"].as_str().is_some_and(|s| s != "down") {
                     Verdict::Valid
                 } else {
@@ -327,7 +371,7 @@ impl Issuer for ChittyauthIssuer {
         };
         let body = json!({ "tokenId": id, "reason": "rotated by chitty-secrets" });
         let (status, answer) =
-            self.service.call(Method::POST, &path, Auth::Bearer, Some(json_body(&body)), false).await?;
+            self.service.call(Method::POST, &path, Auth::Bearer, Some(json_body(&body)), Sending::Retried).await?;
         if status.is_success() || status == StatusCode::NOT_FOUND {
             Ok(Revoked::Revoked)
         } else {

@@ -82,7 +82,12 @@ impl Issuer for CommandIssuer {
             })?),
             _ => return Err(self.failed("the command's expires_at is not a string; the token was not stored")),
         };
-        Ok(Issued { value: Secret::new(token), token_id: answer["token_id"].as_str().map(str::to_string), expires_at })
+        Ok(Issued {
+            value: Secret::new(token),
+            token_id: answer["token_id"].as_str().map(str::to_string),
+            expires_at,
+            scopes: None,
+        })
     }
 
     async fn verify(&self, value: &Secret) -> Result<Verdict, IssuerError> {

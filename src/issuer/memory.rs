@@ -96,6 +96,7 @@ impl Issuer for MemoryIssuer {
             value: Secret::new(value),
             token_id: Some(token_id),
             expires_at: request.ttl.map(|ttl| request.now + ttl),
+            scopes: None,
         })
     }
 

@@ -34,6 +34,19 @@ pub struct Issued {
     pub value: Secret,
     pub token_id: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The scopes the issuer says it granted, where it says (a service may
+    /// grant fewer than asked for and still answer 201).
+    pub scopes: Option<Vec<String>>,
+}
+
+impl Issued {
+    /// The asked-for scopes the issuer says it did not grant, if it says.
+    pub fn missing_scopes(&self, asked: &[String]) -> Vec<String> {
+        match &self.scopes {
+            Some(granted) => asked.iter().filter(|a| !granted.contains(a)).cloned().collect(),
+            None => Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -55,7 +55,12 @@ impl Issuer for RandomIssuer {
     }
 
     async fn issue(&self, request: &IssueRequest<'_>) -> Result<Issued, IssuerError> {
-        Ok(Issued { value: self.generate()?, token_id: None, expires_at: request.ttl.map(|ttl| request.now + ttl) })
+        Ok(Issued {
+            value: self.generate()?,
+            token_id: None,
+            expires_at: request.ttl.map(|ttl| request.now + ttl),
+            scopes: None,
+        })
     }
 
     /// Offline: the value has this issuer's shape (prefix, length, alphabet).

@@ -420,6 +420,25 @@ impl Builder {
         }
         // The ChittyID admin API refuses a mint without scopes: say so here.
         for token in self.tokens.values() {
+            let shortest = self.issuers.get(&token.issuer).and_then(|i| i.spec.shortest_ttl());
+            if let (Some((shortest, why)), Some(ttl)) = (shortest, token.ttl)
+                && ttl.0 < shortest
+            {
+                self.problems.push(Diagnostic {
+                    file: token.origin.file.clone(),
+                    line: token.origin.line,
+                    col: token.origin.col,
+                    message: format!(
+                        "token `{}`: ttl ({}) is shorter than issuer `{}` can serve (at least {})",
+                        token.name,
+                        Dur::human(ttl.0),
+                        token.issuer,
+                        Dur::human(shortest)
+                    ),
+                    snippet: None,
+                    hint: Some(format!("{why}: use ttl = \"{}\" or longer", Dur::human(shortest))),
+                });
+            }
             let chittyid = self.issuers.get(&token.issuer).is_some_and(|i| matches!(i.spec, IssuerSpec::Chittyid(_)));
             if chittyid && token.scopes.is_empty() {
                 self.problems.push(Diagnostic {

@@ -107,6 +107,21 @@ impl IssuerSpec {
         matches!(self, IssuerSpec::Random(_) | IssuerSpec::Manual(_))
     }
 
+    /// The shortest lifetime the issuer can serve, and why: ChittyAuth keeps
+    /// tokens in Workers KV, which takes no expiry under 60 seconds, and
+    /// its validate writes the token's record again with what is left, so
+    /// a token must outlive its delivery and its one verification by more
+    /// than a minute, or the rotation could never be finished.
+    pub fn shortest_ttl(&self) -> Option<(chrono::TimeDelta, &'static str)> {
+        match self {
+            IssuerSpec::Chittyauth(_) => Some((
+                chrono::TimeDelta::minutes(10),
+                "ChittyAuth stores tokens in Workers KV (no expiry under 60 s) and its validate rewrites the token's record, so a token must outlive delivery and verification by more than a minute",
+            )),
+            _ => None,
+        }
+    }
+
     /// The service URL of an issuer that calls one.
     pub fn url(&self) -> Option<&str> {
         match self {

@@ -129,6 +129,13 @@ fn rotate_steps(
 ) -> Vec<Step> {
     let mut steps = Vec::new();
     let manual = matches!(policy.issuer_of(token).spec, IssuerSpec::Manual(_));
+    // A pending version that expired (or is in its last minute) can never
+    // be verified: the rotation is undone, and the next run mints anew.
+    if let Some(pending) = meta.pending()
+        && pending.expires_at.is_some_and(|e| e <= now + TimeDelta::minutes(1))
+    {
+        return vec![Step::Abort { version: Some(pending.id) }];
+    }
     let incoming = if let Some(pending) = meta.pending() {
         steps.push(Step::Resume {
             version: pending.id,

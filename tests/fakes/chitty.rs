@@ -30,6 +30,8 @@ pub struct Token {
     pub scopes: Value,
     pub revoked: bool,
     pub validations: u32,
+    /// When the token's key-value record expires (ChittyAuth).
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 pub struct State_ {
@@ -38,6 +40,13 @@ pub struct State_ {
     pub quota: AtomicU64,
     /// Answer mints with `"fallback": true` (the upstream failed).
     pub fallback: AtomicBool,
+    /// ChittyAuth grants only these scopes, silently (201 with the rest
+    /// left out), as the real service does for scopes it does not know.
+    pub grantable: Mutex<Option<Vec<String>>>,
+    /// ChittyAuth's check of the `chittyId` with the ChittyID service fails.
+    pub chitty_id_unverifiable: AtomicBool,
+    /// The next this many validates fail with a 500.
+    pub validate_failures: AtomicU64,
 }
 
 pub struct FakeChitty {
@@ -53,6 +62,9 @@ impl FakeChitty {
             kv_ops: AtomicU64::new(0),
             quota: AtomicU64::new(1000),
             fallback: AtomicBool::new(false),
+            grantable: Mutex::new(None),
+            chitty_id_unverifiable: AtomicBool::new(false),
+            validate_failures: AtomicU64::new(0),
         });
         let control = Arc::new(Control::default());
         let router = Router::new()
@@ -140,7 +152,8 @@ async fn health(State(state): State<Arc<State_>>, headers: HeaderMap) -> Respons
         return (StatusCode::UNAUTHORIZED, Json(json!({"status": "unauthorized", "error": "invalid token"})))
             .into_response();
     }
-    Json(json!({"status": "healthy", "service": "chittyid", "version": "2.1.0", "timestamp": chrono::Utc::now(), "kv_status": "operational"})).into_response()
+    // As the ChittyID service's public worker writes it.
+    Json(json!({"status": "HEALTHY", "service": "chittyid", "version": "2.1.0", "timestamp": chrono::Utc::now(), "kv_status": "operational"})).into_response()
 }
 
 fn mint(state: &State_, token: String, id: String, body: &Value) -> Token {
@@ -151,6 +164,7 @@ fn mint(state: &State_, token: String, id: String, body: &Value) -> Token {
         scopes: body.get("scopes").or_else(|| body.get("scope")).cloned().unwrap_or(Value::Null),
         revoked: false,
         validations: 0,
+        expires_at: chrono::Utc::now() + chrono::TimeDelta::days(365),
     };
     state.tokens.lock().unwrap().push(t.clone());
     t
@@ -206,12 +220,32 @@ async fn provision(State(state): State<Arc<State_>>, headers: HeaderMap, Json(bo
         return (StatusCode::BAD_REQUEST, Json(json!({"success": false, "error": "chittyId is required"})))
             .into_response();
     }
+    if state.chitty_id_unverifiable.load(Ordering::SeqCst) {
+        return (StatusCode::FORBIDDEN, Json(json!({"success": false, "error": "ChittyID verification failed"})))
+            .into_response();
+    }
+    // Workers KV takes no expiry under 60 seconds.
+    let ttl = body["expiresIn"].as_i64().unwrap_or(30 * 86_400);
+    if ttl < 60 {
+        return kv_ttl_refused(ttl);
+    }
     if let Err(r) = spend(&state, 2) {
         return r;
     }
+    // Scopes it does not grant are left out, and the answer is still 201.
+    let mut body = body;
+    if let (Some(grantable), Some(asked)) = (state.grantable.lock().unwrap().clone(), body["scope"].as_array()) {
+        let granted: Vec<Value> =
+            asked.iter().filter(|s| s.as_str().is_some_and(|s| grantable.iter().any(|g| g == s))).cloned().collect();
+        body["scope"] = Value::Array(granted);
+    }
     let token = format!("ca_live_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hex(24)));
-    let t = mint(&state, token, format!("tok_{}", hex(8)), &body);
-    let expires = chrono::Utc::now() + chrono::TimeDelta::seconds(body["expiresIn"].as_i64().unwrap_or(30 * 86_400));
+    let mut t = mint(&state, token, format!("tok_{}", hex(8)), &body);
+    let expires = chrono::Utc::now() + chrono::TimeDelta::seconds(ttl);
+    t.expires_at = expires;
+    if let Some(kept) = state.tokens.lock().unwrap().iter_mut().find(|k| k.id == t.id) {
+        kept.expires_at = expires;
+    }
     (
         StatusCode::CREATED,
         Json(json!({"success": true, "token": t.token, "tokenId": t.id, "scope": t.scopes, "expiresAt": expires, "rateLimit": {"requests": VALIDATIONS_PER_HOUR, "window": "1h"}})),
@@ -219,18 +253,38 @@ async fn provision(State(state): State<Arc<State_>>, headers: HeaderMap, Json(bo
         .into_response()
 }
 
+/// What Workers KV says to a write whose expiry is under 60 seconds,
+/// passed on as ChittyAuth passes it on.
+fn kv_ttl_refused(ttl: i64) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({"success": false, "error": format!("KV PUT failed: 400 Invalid expiration_ttl of {ttl}. Expiration TTL must be at least 60.")})),
+    )
+        .into_response()
+}
+
+/// Validate counts the call against the token's hourly limit and writes the
+/// token's record back with what is left of its lifetime; over the limit it
+/// answers 500 "Rate limit exceeded" (not a 429).
 async fn validate(State(state): State<Arc<State_>>, Json(body): Json<Value>) -> Response {
+    if state.validate_failures.load(Ordering::SeqCst) > 0 {
+        state.validate_failures.fetch_sub(1, Ordering::SeqCst);
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"valid": false, "error": "Internal server error"})))
+            .into_response();
+    }
     if let Err(r) = spend(&state, 1) {
         return r;
     }
     let value = body["token"].as_str().unwrap_or("");
     let mut tokens = state.tokens.lock().unwrap();
     match tokens.iter_mut().find(|t| t.token == value && !t.revoked) {
-        Some(t) if t.validations >= VALIDATIONS_PER_HOUR => (
-            StatusCode::TOO_MANY_REQUESTS,
-            Json(json!({"valid": false, "error": "rate limit exceeded for this token"})),
-        )
-            .into_response(),
+        Some(t) if t.validations >= VALIDATIONS_PER_HOUR => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"valid": false, "error": "Rate limit exceeded"})))
+                .into_response()
+        }
+        Some(t) if (t.expires_at - chrono::Utc::now()).num_seconds() < 60 => {
+            kv_ttl_refused((t.expires_at - chrono::Utc::now()).num_seconds())
+        }
         Some(t) => {
             t.validations += 1;
             Json(json!({"valid": true, "tokenId": t.id, "scope": t.scopes, "rateLimitRemaining": VALIDATIONS_PER_HOUR - t.validations})).into_response()

@@ -437,3 +437,139 @@ fn token_values_never_appear_in_output_of_remote_commands() {
         }
     }
 }
+
+/// A ChittyAuth issuer (live) and one token it issues into a .env file;
+/// `token_options` are added to the token's table.
+fn chittyauth_project(s: &Services, token_options: &str) -> Project {
+    let policy = format!(
+        r#"
+[issuers.auth]
+kind = "chittyauth"
+preset = "live"
+url = "{}"
+chitty_id = "03-1-USA-1234-P-2601-3-NN"
+bearer_from = "registry:CHITTY_AUTH_SERVICE_TOKEN"
+
+[tokens.CHITTY_AUTH_SERVICE_TOKEN]
+issuer = "manual"
+
+[tokens.CHAT_TOKEN]
+issuer = "auth"
+scopes = ["chittyid:mint", "github:write"]
+{token_options}
+
+[[tokens.CHAT_TOKEN.targets]]
+kind = "dotenv"
+path = "chat/.env"
+"#,
+        s.id.url()
+    );
+    let p = Project::initialised(&policy);
+    let out = p.run_with_stdin(&["set", "CHITTY_AUTH_SERVICE_TOKEN"], chitty::SERVICE_TOKEN);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    p
+}
+
+#[test]
+fn a_token_granted_fewer_scopes_than_asked_for_is_revoked_not_stored() {
+    let s = Services::start();
+    let p = chittyauth_project(&s, "");
+    *s.id.state.grantable.lock().unwrap() = Some(vec!["chittyid:mint".into()]);
+    let out = s.run(&p, &["rotate", "CHAT_TOKEN"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("lacks scope github:write that the policy asks for (the issuer granted chittyid:mint)")
+            && text(&out).contains("it was revoked and not stored"),
+        "{}",
+        text(&out)
+    );
+    let tokens = s.id.tokens();
+    assert_eq!(tokens.len(), 1);
+    assert!(tokens[0].revoked, "the narrowed token is still live");
+    assert!(!p.path("chat/.env").exists() || env_value(&p.path("chat/.env"), "CHAT_TOKEN").is_none());
+    // Granted in full, the same rotation goes through.
+    *s.id.state.grantable.lock().unwrap() = None;
+    s.ok(&p, &["rotate", "CHAT_TOKEN"]);
+}
+
+#[test]
+fn chittyauth_lifetimes_fit_what_the_service_can_do() {
+    let s = Services::start();
+    // Workers KV takes no expiry under a minute and validate rewrites the
+    // record: a 1-minute token could never be verified.
+    let p = Project::new(&format!(
+        "[issuers.auth]\nkind = \"chittyauth\"\npreset = \"live\"\nurl = \"{}\"\nchitty_id = \"x\"\nbearer_from = \"env:T\"\n\n[tokens.CHAT_TOKEN]\nissuer = \"auth\"\nttl = \"1m\"\n",
+        s.id.url()
+    ));
+    let out = p.run(&["policy", "check"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("ttl (1m) is shorter than issuer `auth` can serve (at least 10m)")
+            && text(&out).contains("main.toml:"),
+        "{}",
+        text(&out)
+    );
+
+    // The default lifetime (30 days) is not "expiring" the moment it is minted.
+    let p = chittyauth_project(&s, "");
+    s.ok(&p, &["rotate", "CHAT_TOKEN"]);
+    let out = s.run(&p, &["check", "--online"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!text(&out).contains("expiring"), "{}", text(&out));
+    // Inside its renewal window it is.
+    let out = s.run(&p, &["--now", &(chrono::Utc::now() + chrono::TimeDelta::days(28)).to_rfc3339(), "check"]);
+    assert!(text(&out).contains("CHAT_TOKEN v1 expires in"), "{}", text(&out));
+}
+
+#[test]
+fn validate_is_called_once_a_rotation_and_its_rate_limit_is_a_quota_answer() {
+    let s = Services::start();
+    let p = chittyauth_project(&s, "");
+    // A 500 from validate is not sent again (each call spends the token's
+    // own limit); the rotation stays pending and the next run finishes it.
+    s.id.state.validate_failures.store(1, std::sync::atomic::Ordering::SeqCst);
+    let out = s.run(&p, &["rotate", "CHAT_TOKEN"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(text(&out).contains("the token was not judged"), "{}", text(&out));
+    assert_eq!(s.id.count("POST /v1/tokens/validate"), 1, "validate was retried");
+    s.ok(&p, &["rotate", "CHAT_TOKEN"]);
+    assert_eq!(s.id.count("POST /v1/tokens/validate"), 2);
+    assert_eq!(s.id.count("POST /v1/tokens/provision"), 1, "a pending rotation minted again");
+
+    // Its rate limit is a 500 "Rate limit exceeded": a quota answer.
+    let value = p.ok(&["get", "CHAT_TOKEN"]).trim_end().to_string();
+    {
+        let mut tokens = s.id.state.tokens.lock().unwrap();
+        tokens.iter_mut().for_each(|t| t.validations = chitty::VALIDATIONS_PER_HOUR);
+    }
+    s.id.control.reset_counts();
+    let out = s.run(&p, &["check", "--online"]);
+    assert!(text(&out).contains("quota or rate limit reached"), "{}", text(&out));
+    assert_eq!(s.id.count("POST /v1/tokens/validate"), 1, "validate was retried");
+    assert!(!text(&out).contains(&value));
+}
+
+#[test]
+fn a_chittyid_the_service_cannot_verify_is_not_blamed_on_the_credential() {
+    let s = Services::start();
+    let p = chittyauth_project(&s, "");
+    s.id.state.chitty_id_unverifiable.store(true, std::sync::atomic::Ordering::SeqCst);
+    let out = s.run(&p, &["rotate", "CHAT_TOKEN"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("403") && text(&out).contains("ChittyID verification failed"), "{}", text(&out));
+    assert!(text(&out).contains("check `chitty_id` in the policy"), "{}", text(&out));
+    assert!(!text(&out).contains("check the issuer's credential"), "{}", text(&out));
+}
+
+#[test]
+fn a_pending_version_that_expired_is_undone_not_left_pending_for_ever() {
+    let s = Services::start();
+    let p = chittyauth_project(&s, "ttl = \"10m\"\n");
+    s.id.state.validate_failures.store(1, std::sync::atomic::Ordering::SeqCst);
+    let out = s.run(&p, &["rotate", "CHAT_TOKEN"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    // Later than its expiry: it can never be verified, so it is undone…
+    let later = (chrono::Utc::now() + chrono::TimeDelta::minutes(30)).to_rfc3339();
+    let plan = s.ok(&p, &["--now", &later, "plan"]);
+    assert!(plan.contains("abort"), "{plan}");
+}
