@@ -158,12 +158,17 @@ impl Service {
             (Some(one), _) | (None, Some(one)) => one.to_string(),
             (None, None) => "no message".into(),
         };
+        // ChittyAuth says why in `details` (e.g. what ChittyConnect answered).
+        let text = match field("details") {
+            Some(details) => format!("{text} ({details})"),
+            None => text,
+        };
         let hint = match status {
             StatusCode::UNAUTHORIZED => " (check the issuer's credential)",
             // ChittyAuth checks the policy's `chitty_id` with the ChittyID
             // service before it provisions: its credential was accepted.
             StatusCode::FORBIDDEN if text.to_ascii_lowercase().contains("chittyid verification") => {
-                " (the issuer accepted its credential but could not verify the issuer's `chitty_id` with the ChittyID service: check `chitty_id` in the policy and that the ChittyID service is up)"
+                " (not the credential: ChittyAuth could not verify the issuer's `chitty_id` with its identity service, ChittyConnect: check `chitty_id` in the policy and that ChittyConnect is up)"
             }
             StatusCode::FORBIDDEN => {
                 " (the credential was accepted but lacks the right for this request: see the service's message)"

@@ -90,7 +90,7 @@ impl IssuerError {
                 "run `chitty-secrets rotate` again: it records the possibly issued token (see `check`) and mints anew".into(),
             ),
             IssuerError::Quota { .. } => Some(
-                "the ID service's quota (1,000 key-value operations a day on the free tier) or the token's rate limit is used up; the rotation is saved as it is: run `chitty-secrets rotate` again later to resume".into(),
+                "the issuer's quota (the ID service's free tier allows 1,000 key-value operations a day) or the token's own rate limit is used up; nothing was retried and any rotation is saved as it is: run the same command again later".into(),
             ),
         }
     }

@@ -824,6 +824,9 @@ impl Target for CloudflareTarget {
         let Some(newest) = ours.iter().max_by_key(|v| v.number) else { return Ok(Vec::new()) };
         // The code hashes that ran since our newest write: a version with
         // one of them brought no new code.
+        if newer.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut hashes: Vec<String> = self.detail(&newest.id).await?.resources.script.etag.into_iter().collect();
         let mut looked: Vec<String> = Vec::new();
         let mut said: Vec<String> = Vec::new();
