@@ -223,7 +223,7 @@ fn the_quota_stops_a_rotation_pending_and_a_later_rotate_resumes_without_minting
     let out = s.run(&p, &["rotate"]);
     assert_eq!(code(&out), 4, "{}", text(&out));
     assert!(
-        text(&out).contains("quota") && text(&out).contains("run `chitty-secrets rotate` again later"),
+        text(&out).contains("quota") && text(&out).contains("run the same command again later"),
         "{}",
         text(&out)
     );
