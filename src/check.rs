@@ -207,6 +207,7 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
         let (current_value, pending_value) = (value_of(meta.current()), value_of(meta.pending()));
         check_token(&mut c, token, &meta, current_value);
         check_targets(&mut c, token, &meta, (current_value, pending_value), &mut checked_files);
+        check_machines(&mut c, token, &meta);
     }
     for name in inputs.registry.token_names()? {
         if !policy.tokens.contains_key(&name) {
@@ -432,6 +433,10 @@ fn check_targets(
             continue;
         };
         let shown = c.rel(&path);
+        if let Some(why) = crate::engine::machines::elsewhere(target, &c.inputs.policy.root) {
+            c.add(Severity::Info, "not-on-this-machine", Some(name), Some((shown.clone(), None)), why, None);
+            continue;
+        }
         let read = match c.files.get(&path) {
             Some(file) => Ok(Ok(file.clone())),
             None => std::fs::read(&path)
@@ -442,7 +447,8 @@ fn check_targets(
                 ("target-unreadable", "is not UTF-8 text".to_string(), "fix or remove the file".to_string())
             }),
             // A fresh clone (CI): delivered .env files are ignored by git,
-            // so not being here is expected; the delivery records speak.
+            // so not being here is expected. What this machine does not
+            // hold it cannot vouch for: the named machines' check-ins speak.
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
                     && *c.ignored.entry(path.clone()).or_insert_with(|| crate::project::absent_and_ignored(&path)) =>
@@ -455,9 +461,6 @@ fn check_targets(
                     not_on_this_machine(&address),
                     None,
                 );
-                for key in &target.names {
-                    check_record(c, name, meta, &address, key, (shown.clone(), None));
-                }
                 continue;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -572,9 +575,43 @@ fn check_targets(
 }
 
 /// What is said of a .env target that is absent here and ignored by git
-/// (a fresh clone), by `check`, `plan` and `sync --check` alike.
+/// (a fresh clone): this machine holds nothing there to vouch for.
 pub fn not_on_this_machine(address: &str) -> String {
-    format!("{address} is not on this machine (ignored by git): judged by the delivery records")
+    format!(
+        "{address} is not on this machine (ignored by git): nothing here vouches for it; `sync` creates it, and the machines a policy names report through their check-ins"
+    )
+}
+
+/// Each machine a .env target names that does not hold the current value,
+/// from its check-in in the registry.
+fn check_machines(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta) {
+    let Some(current) = meta.current() else { return };
+    if !token.targets.iter().any(|t| matches!(&t.spec, crate::policy::TargetSpec::Dotenv(d) if d.machines.is_some())) {
+        return;
+    }
+    let checkins = match c.inputs.registry.checkins() {
+        Ok(list) => list,
+        Err(e) => {
+            c.add(Severity::Error, "checkin-unreadable", Some(&token.name), None, e.to_string(), None);
+            return;
+        }
+    };
+    for state in crate::engine::machines::declared_states(token, &checkins) {
+        if state.holds.is_some_and(|(v, _)| v >= current.id) {
+            continue;
+        }
+        c.add(
+            Severity::Warning,
+            "machine-not-synced",
+            Some(&token.name),
+            Some((state.target.clone(), None)),
+            format!("{} v{} is current, but {state}", token.name, current.id),
+            Some(&format!(
+                "run `chitty-secrets sync` on {} and commit its check-in (`.chitty-secrets/machines/{}.toml`)",
+                state.machine, state.machine
+            )),
+        );
+    }
 }
 
 /// The delivery record of one name at one target against the current

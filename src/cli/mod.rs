@@ -375,6 +375,7 @@ impl Globals<'_> {
     pub fn workspace(&self, need: Need) -> anyhow::Result<Workspace> {
         let policy = self.policy()?;
         let registry = self.registry()?;
+        registry.set_checks_in(policy.names_machine(&crate::registry::machine::this_machine()));
         let identity = match need {
             Need::Nothing => None,
             Need::Optional => self.optional_identity()?,

@@ -132,8 +132,8 @@ pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
         for note in &preview.remote_notes {
             println!("note: {note}");
         }
-        for address in &preview.not_on_this_machine {
-            println!("note: {}", crate::check::not_on_this_machine(address));
+        for why in &preview.not_on_this_machine {
+            println!("note: {why}");
         }
         for o in &preview.damaged {
             print_outcome(o);
@@ -202,8 +202,8 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
         if is_sync {
             annotate_drift(&report.plans);
         }
-        for address in &report.not_on_this_machine {
-            println!("note: {}", crate::check::not_on_this_machine(address));
+        for why in &report.not_on_this_machine {
+            println!("note: {why}");
         }
         for note in &report.remote_notes {
             println!("note: {note}");

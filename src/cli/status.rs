@@ -102,7 +102,11 @@ fn print_row(out: &mut impl Write, row: &TokenStatus, now: DateTime<Utc>) -> io:
     writeln!(out, "  delivered: {fresh}/{} up to date", row.deliveries.len())?;
     for d in row.deliveries.iter().filter(|d| !d.up_to_date) {
         let holds = d.version.map_or("never delivered".to_string(), |v| format!("has v{v}"));
-        writeln!(out, "    {}#{}: {holds}", d.target, d.name)?;
+        let on = d.machine.as_deref().map(|m| format!(" on {m}")).unwrap_or_default();
+        writeln!(out, "    {}#{}{on}: {holds}", d.target, d.name)?;
+    }
+    for why in &row.not_on_this_machine {
+        writeln!(out, "  {why}")?;
     }
     Ok(())
 }

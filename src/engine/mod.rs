@@ -9,6 +9,7 @@ pub mod backends;
 pub mod check;
 pub mod deliver;
 pub mod keys;
+pub mod machines;
 pub mod memory;
 pub mod merge;
 pub mod observe;
@@ -189,11 +190,54 @@ impl Workspace {
         problems
     }
 
+    /// A retirement the run would refuse is shown as what it is: a Worker
+    /// still runs a version made before the new value, or a machine a .env
+    /// target names has not synced the new value yet.
+    fn show_blocked_retirements(
+        &self,
+        plans: &mut [TokenPlan],
+        metas: &BTreeMap<String, TokenMeta>,
+        look: &observe::RemoteLook,
+    ) {
+        for plan in plans {
+            let (Some(token), Some(meta)) = (self.policy.token(&plan.token), metas.get(&plan.token)) else { continue };
+            for step in &mut plan.steps {
+                let Step::Retire { version, .. } = step else { continue };
+                let version = *version;
+                let runs = look.blocks_retirement(token, meta, version);
+                if !runs.is_empty() {
+                    *step = Step::Remind {
+                        reason: format!(
+                            "v{version} cannot be retired yet: {}, made before the new value, may still run it",
+                            runs.join("; ")
+                        ),
+                        hint: "deploy the version that holds the new value (`wrangler versions deploy VERSION@100%`); the next run retires it".into(),
+                    };
+                    continue;
+                }
+                let behind = self.machines_behind(token, version).unwrap_or_default();
+                if !behind.is_empty() {
+                    let behind: Vec<String> = behind.iter().map(ToString::to_string).collect();
+                    *step = Step::Remind {
+                        reason: format!(
+                            "v{version} cannot be retired yet: {} has not synced the new value",
+                            behind.join(", ")
+                        ),
+                        hint: format!(
+                            "run `chitty-secrets sync` on each of them and commit their check-ins; the next `rotate {}` retires it",
+                            token.name
+                        ),
+                    };
+                }
+            }
+        }
+    }
+
     /// What `rotate --due` and `sync` would do, from the records, the .env
     /// files (with the identity) and one listing of each remote target.
     pub async fn preview(&self) -> anyhow::Result<Preview> {
         let (metas, damaged) = self.readable_metas(&[]);
-        let (mut observed, not_on_this_machine) = self.observe_local(&metas).await?;
+        let (mut observed, elsewhere) = self.observe_local(&metas).await?;
         // Remote names are read (never values) to report drift and unmanaged
         // secrets; without credentials, plan says so and goes on.
         let mut unmanaged = Vec::new();
@@ -230,25 +274,11 @@ impl Workspace {
         let mut sync = crate::rotation::plan(&self.policy, &metas, &observed, self.now, Mode::Sync { only: &[] });
         for plans in [&mut rotate, &mut sync] {
             plans.retain(|p| metas.contains_key(&p.token));
+            machines::drop_elsewhere(plans, &elsewhere);
         }
-        // A retirement the run would refuse (a Worker still runs a version
-        // made before the new value) is shown as what it is.
-        for plan in &mut rotate {
-            let (Some(token), Some(meta)) = (self.policy.token(&plan.token), metas.get(&plan.token)) else { continue };
-            for step in &mut plan.steps {
-                let Step::Retire { version, .. } = step else { continue };
-                let runs = look.blocks_retirement(token, meta, *version);
-                if !runs.is_empty() {
-                    *step = Step::Remind {
-                        reason: format!(
-                            "v{version} cannot be retired yet: {}, made before the new value, may still run it",
-                            runs.join("; ")
-                        ),
-                        hint: "deploy the version that holds the new value (`wrangler versions deploy VERSION@100%`); the next run retires it".into(),
-                    };
-                }
-            }
-        }
+        sync.retain(|p| !p.steps.is_empty());
+        self.show_blocked_retirements(&mut rotate, &metas, &look);
+        let not_on_this_machine = elsewhere.into_iter().map(|(_, why)| why).collect();
         remote_notes.extend(observe::not_deployed_notes(&metas, &observed));
         let github = github_load(&self.policy, [&rotate, &sync]);
         let mut limits = github_limits(&self.policy, &unmanaged);
@@ -356,8 +386,11 @@ impl Workspace {
             }
             false
         });
-        let (mut observed, not_on_this_machine) =
-            if is_sync { self.observe_local(&metas).await? } else { (Observations::new(), Vec::new()) };
+        let (mut observed, elsewhere) = if is_sync {
+            self.observe_local(&metas).await?
+        } else {
+            (Observations::new(), machines::elsewhere_all(self))
+        };
         let mut looked = Vec::new();
         if verify && self.needs_remote(only) {
             looked = self.observe_remote(&metas, &mut observed).await?.notes;
@@ -386,6 +419,10 @@ impl Workspace {
         }
         let mut plans = crate::rotation::plan(&self.policy, &metas, &observed, self.now, mode);
         plans.retain(|p| metas.contains_key(&p.token));
+        // A .env file on another machine is that machine's to write.
+        machines::drop_elsewhere(&mut plans, &elsewhere);
+        plans.retain(|p| !p.steps.is_empty() || !is_sync);
+        let not_on_this_machine = elsewhere.into_iter().map(|(_, why)| why).collect();
         let mut report = RunReport {
             plans,
             executed: !dry_run,
@@ -460,8 +497,8 @@ pub struct Preview {
     pub unmanaged: Vec<Unmanaged>,
     /// What the planned GitHub writes cost in GitHub's write budget.
     pub github: GithubLoad,
-    /// .env targets absent and ignored by git here (a fresh clone): judged
-    /// by the delivery records.
+    /// .env targets that are not this machine's to write, each with why
+    /// (the policy names other machines; a CI runner lacks the file).
     pub not_on_this_machine: Vec<String>,
     /// GitHub's limits the policies break (errors) or come near (warnings).
     pub limits: Vec<LimitProblem>,
@@ -619,8 +656,8 @@ pub struct RunReport {
     pub requests: (u64, u64),
     /// Whether .env files were compared by value (needs the identity).
     pub local_files_compared: bool,
-    /// .env targets absent and ignored by git here (a fresh clone): judged
-    /// by the delivery records.
+    /// .env targets that are not this machine's to write, each with why
+    /// (the policy names other machines; a CI runner lacks the file).
     pub not_on_this_machine: Vec<String>,
     /// What the remote listing found that needs no write but a person's
     /// eye (a Worker version not deployed yet).

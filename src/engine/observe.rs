@@ -19,15 +19,15 @@ pub struct Unmanaged {
 impl Workspace {
     /// Reads every readable target (.env files) and compares it with the
     /// current value; nothing without an identity.
-    /// A .env file that is absent and ignored by git (a fresh clone) is
-    /// not observed — the delivery records speak for it — and is listed in
-    /// the second half of the answer.
+    /// A .env file that is not this machine's (the policy names other
+    /// machines, or a CI runner's checkout lacks it) is not observed, and
+    /// is listed, with why, in the second half of the answer.
     pub async fn observe_local(
         &self,
         metas: &BTreeMap<String, TokenMeta>,
-    ) -> anyhow::Result<(Observations, Vec<String>)> {
+    ) -> anyhow::Result<(Observations, Vec<(String, String)>)> {
         let mut seen = Observations::new();
-        let mut not_here = Vec::new();
+        let not_here = super::machines::elsewhere_all(self);
         let Some(identity) = &self.identity else {
             return Ok((seen, not_here));
         };
@@ -45,13 +45,7 @@ impl Workspace {
             for target_policy in token.targets.iter().filter(|t| !t.is_remote()) {
                 // Asked of git once per file, however many tokens it holds.
                 let address = target_policy.address();
-                if not_here.contains(&address) {
-                    continue;
-                }
-                if let Some(path) = target_policy.dotenv_path(&self.policy.root)
-                    && crate::project::absent_and_ignored(&path)
-                {
-                    not_here.push(address);
+                if not_here.iter().any(|(a, _)| *a == address) {
                     continue;
                 }
                 let target = self.backends.target(target_policy)?;

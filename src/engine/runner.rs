@@ -685,6 +685,29 @@ impl<'a> Runner<'a> {
             let holders: Vec<String> = holders.iter().map(ToString::to_string).collect();
             anyhow::bail!("v{version} is still held by {}; not retiring it", holders.join(", "));
         }
+        // Nor one a machine a .env target names may still hold: it has not
+        // synced (its check-in says so) since the new value.
+        let behind = self.ws.machines_behind(self.token, version)?;
+        if !behind.is_empty() {
+            let name = &self.token.name;
+            let who: Vec<String> = behind.iter().map(ToString::to_string).collect();
+            if !self.emergency {
+                self.resumable = true;
+                return Err(crate::error::Hinted::new(
+                    format!("v{version} is not retired yet: {} has not synced the new value", who.join(", ")),
+                    format!(
+                        "run `chitty-secrets sync` on each of them (their check-ins reach this registry through git), then `chitty-secrets rotate {name}` again"
+                    ),
+                )
+                .into());
+            }
+            self.done.push(Event::Warning {
+                message: format!(
+                    "emergency: v{version} is revoked although {} has not synced the new value; run `chitty-secrets sync` there now",
+                    who.join(", ")
+                ),
+            });
+        }
         // Nor one a deployed Worker version may still run (a rollout not
         // finished, or a rollback): revoking it would break that version.
         let running = self.still_running(version).await?;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::Workspace;
+use super::{Workspace, machines};
 use crate::registry::{Stage, TokenMeta};
 use crate::rotation::due_reason;
 
@@ -43,6 +43,10 @@ pub struct TokenStatus {
     /// Why the token's metadata could not be read (the others are still shown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub damaged: Option<String>,
+    /// .env targets that are not this machine's and that no check-in
+    /// speaks for here (a CI runner): nothing is claimed about them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_on_this_machine: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -62,6 +66,11 @@ pub struct DeliveryStatus {
     pub name: String,
     pub version: Option<u32>,
     pub up_to_date: bool,
+    /// For a .env target: the machine this row speaks for (this one, from
+    /// its own records; another, from its check-in). Absent for remote
+    /// targets, which the repository's records speak for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
 }
 
 impl TokenStatus {
@@ -75,6 +84,10 @@ impl Workspace {
     /// current value expires within `window`.
     pub fn status(&self, window: Option<TimeDelta>) -> anyhow::Result<StatusReport> {
         // One damaged metadata file is shown as such; the others still are.
+        // A check-in that fails its MAC speaks for nobody here (`check`
+        // reports it); the rest of the status stands.
+        let checkins = self.registry.checkins().unwrap_or_default();
+        let here = Here { machine: crate::registry::machine::this_machine(), elsewhere: machines::elsewhere_all(self) };
         let tokens: Vec<TokenStatus> = self
             .load_declared()
             .into_iter()
@@ -82,11 +95,11 @@ impl Workspace {
             .map(|(name, token, loaded)| match loaded {
                 Ok(meta) => TokenStatus {
                     origin_mismatch: meta.current().and_then(|c| self.origin_problem(token, &meta, c.id)),
-                    ..token_status(name, token, &meta, self.now)
+                    ..token_status(name, token, &meta, self.now, &here, &checkins)
                 },
                 Err(e) => TokenStatus {
                     damaged: Some(format!("{e}")),
-                    ..token_status(name, token, &TokenMeta::new(name), self.now)
+                    ..token_status(name, token, &TokenMeta::new(name), self.now, &here, &checkins)
                 },
             })
             .collect();
@@ -109,8 +122,64 @@ impl Workspace {
     }
 }
 
-fn token_status(name: &str, token: &crate::policy::TokenPolicy, meta: &TokenMeta, now: DateTime<Utc>) -> TokenStatus {
+/// This machine, and the .env targets that are not its own.
+struct Here {
+    machine: String,
+    elsewhere: Vec<(String, String)>,
+}
+
+fn token_status(
+    name: &str,
+    token: &crate::policy::TokenPolicy,
+    meta: &TokenMeta,
+    now: DateTime<Utc>,
+    here: &Here,
+    checkins: &[crate::registry::machine::Checkin],
+) -> TokenStatus {
     let current = meta.current().map(|v| v.id);
+    let mut deliveries = Vec::new();
+    let mut not_on_this_machine = Vec::new();
+    for t in &token.targets {
+        let address = t.address();
+        let local = t.dotenv_path(std::path::Path::new("")).is_some();
+        let away = here.elsewhere.iter().find(|(a, _)| *a == address);
+        for n in &t.names {
+            if away.is_none() {
+                let version = meta.delivered(&address, n).map(|d| d.version);
+                deliveries.push(DeliveryStatus {
+                    up_to_date: version.is_some() && version == current,
+                    target: address.clone(),
+                    name: n.clone(),
+                    version,
+                    machine: local.then(|| here.machine.clone()),
+                });
+            }
+        }
+        if let Some((_, why)) = away
+            && !matches!(&t.spec, crate::policy::TargetSpec::Dotenv(d) if d.machines.is_some())
+        {
+            not_on_this_machine.push(why.clone());
+        }
+    }
+    // The machines a .env target names, each as its check-in says.
+    for t in &token.targets {
+        let crate::policy::TargetSpec::Dotenv(d) = &t.spec else { continue };
+        let Some(machines) = &d.machines else { continue };
+        let address = t.address();
+        for m in machines.iter().filter(|m| **m != here.machine) {
+            let checkin = checkins.iter().find(|c| c.machine == *m);
+            for n in &t.names {
+                let version = checkin.and_then(|c| c.held(&token.name, &address, n)).map(|h| h.version);
+                deliveries.push(DeliveryStatus {
+                    up_to_date: version.is_some() && version == current,
+                    target: address.clone(),
+                    name: n.clone(),
+                    version,
+                    machine: Some(m.clone()),
+                });
+            }
+        }
+    }
     TokenStatus {
         name: name.to_string(),
         issuer: token.issuer.clone(),
@@ -131,21 +200,9 @@ fn token_status(name: &str, token: &crate::policy::TokenPolicy, meta: &TokenMeta
         next_due_at: crate::rotation::next_due(token, meta),
         expires_at: meta.current().and_then(|v| v.expires_at),
         rotation_in_progress: meta.rotation.is_some(),
-        deliveries: token
-            .targets
-            .iter()
-            .flat_map(|t| t.names.iter().map(move |n| (t.address(), n)))
-            .map(|(address, n)| {
-                let version = meta.delivered(&address, n).map(|d| d.version);
-                DeliveryStatus {
-                    up_to_date: version.is_some() && version == current,
-                    target: address,
-                    name: n.clone(),
-                    version,
-                }
-            })
-            .collect(),
+        deliveries,
         origin_mismatch: None,
         damaged: None,
+        not_on_this_machine,
     }
 }

@@ -599,6 +599,20 @@ fn target_problems(spec: &TargetSpec, token: &str, names: &[String]) -> Vec<(Str
                     "paths are relative to the folder that holds policies/, e.g. `app/.env`".into(),
                 ));
             }
+            for m in d.machines.iter().flatten() {
+                if !crate::registry::machine::valid_machine_name(m) {
+                    out.push((
+                        format!("token `{token}`: `{m}` is not a machine's name"),
+                        "use the machine's CHITTY_SECRETS_MACHINE or host name: letters, digits, `.`, `_`, `-`".into(),
+                    ));
+                }
+            }
+            if d.machines.as_ref().is_some_and(Vec::is_empty) {
+                out.push((
+                    format!("token `{token}`: `machines` is empty, so no machine would ever write this file"),
+                    "name the machines it lives on, or remove `machines`".into(),
+                ));
+            }
             None
         }
         TargetSpec::Github(_) => Some(github_name_problem as fn(&str) -> Option<&'static str>),

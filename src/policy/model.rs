@@ -41,6 +41,13 @@ impl Policy {
         self.tokens.get(name)
     }
 
+    /// Whether a .env target names `machine` among the machines it lives on.
+    pub fn names_machine(&self, machine: &str) -> bool {
+        self.tokens.values().flat_map(|t| &t.targets).any(
+            |t| matches!(&t.spec, TargetSpec::Dotenv(d) if d.machines.as_ref().is_some_and(|m| m.iter().any(|x| x == machine))),
+        )
+    }
+
     /// Every remote target once, by address (several tokens may share one).
     pub fn remote_targets(&self) -> BTreeMap<String, &TargetPolicy> {
         let mut out = BTreeMap::new();
@@ -477,6 +484,12 @@ pub struct DotenvSpec {
     pub path: PathBuf,
     #[serde(default)]
     pub names: Option<Vec<String>>,
+    /// The machines this file lives on (their `CHITTY_SECRETS_MACHINE` or
+    /// host name). Only they write it; a value it held is retired only once
+    /// each of them has synced a newer one. Absent: wherever chitty-secrets
+    /// runs in this checkout, except a CI runner where the file is absent.
+    #[serde(default)]
+    pub machines: Option<Vec<String>>,
 }
 
 impl TargetPolicy {

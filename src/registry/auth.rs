@@ -336,7 +336,7 @@ impl Pins {
     /// registry folder itself — a registry moved or linked elsewhere in the
     /// same project (a project file naming another folder) is still this
     /// project's, and must be the same registry.
-    fn place(dir: &Path) -> String {
+    pub(crate) fn place(dir: &Path) -> String {
         let real = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         let root = real
             .ancestors()

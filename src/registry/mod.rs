@@ -21,6 +21,7 @@ pub mod auth;
 mod crypto;
 mod lifecycle;
 mod lock;
+pub mod machine;
 mod model;
 mod trust;
 mod upgrade;
@@ -182,6 +183,11 @@ pub struct Registry {
     older_allowed: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// The value files in `tokens/`, listed once a run.
     values: Arc<std::sync::Mutex<Option<ValueIndex>>>,
+    /// This machine's delivery records of .env files (outside git).
+    local: Arc<std::sync::OnceLock<machine::LocalDeliveries>>,
+    /// Whether this machine reports what it holds in a check-in: only a
+    /// machine a policy names (nobody reads any other's).
+    checks_in: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Value file ids by token name.
@@ -220,9 +226,17 @@ fn split_meta_mac(text: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// The metadata file's text for `meta`, with its MAC line.
+/// The metadata file's text for `meta`, with its MAC line. Delivery records
+/// of .env files are the machine's, never the repository's: left out.
 fn meta_text(meta: &TokenMeta, keys: &RegistryKeys) -> String {
-    let body = toml::to_string(meta).expect("metadata always serializes");
+    let body = if meta.deliveries.keys().any(machine::is_machine_local) {
+        let mut committed = meta.clone();
+        committed.deliveries.retain(|k, _| !machine::is_machine_local(k));
+        toml::to_string(&committed)
+    } else {
+        toml::to_string(meta)
+    }
+    .expect("metadata always serializes");
     let tag = keys.tag("meta", &meta.name, body.as_bytes());
     format!("{META_MAC}{tag}\"\n{body}")
 }
@@ -235,7 +249,113 @@ impl Registry {
             keys: Default::default(),
             older_allowed: Default::default(),
             values: Default::default(),
+            local: Default::default(),
+            checks_in: Default::default(),
         }
+    }
+
+    /// Whether this machine writes its check-in (a policy names it).
+    pub fn set_checks_in(&self, yes: bool) {
+        self.checks_in.store(yes, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// This machine's delivery records of this checkout's .env files.
+    pub fn local(&self) -> &machine::LocalDeliveries {
+        self.local.get_or_init(|| machine::LocalDeliveries::of(&self.dir))
+    }
+
+    pub fn machines_dir(&self) -> PathBuf {
+        self.dir.join("machines")
+    }
+
+    /// Every machine's check-in (`machines/NAME.toml`), each checked
+    /// against its MAC when the key is unlocked.
+    pub fn checkins(&self) -> Result<Vec<machine::Checkin>, RegistryError> {
+        let dir = self.machines_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(RegistryError::io(&dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| RegistryError::io(&dir, e))?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".toml")) else {
+                continue;
+            };
+            if let Some(c) = self.checkin(name)? {
+                out.push(c);
+            }
+        }
+        out.sort_by(|a, b| a.machine.cmp(&b.machine));
+        Ok(out)
+    }
+
+    /// One machine's check-in, if it has one.
+    pub fn checkin(&self, machine: &str) -> Result<Option<machine::Checkin>, RegistryError> {
+        let path = self.machines_dir().join(format!("{machine}.toml"));
+        if !machine::valid_machine_name(machine) {
+            return Err(RegistryError::Corrupt { path, why: "not a machine's name".into() });
+        }
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(RegistryError::io(&path, e)),
+        };
+        let (body, mac) = split_meta_mac(&text);
+        let checkin: machine::Checkin =
+            toml::from_str(body).map_err(|e| RegistryError::Corrupt { path: path.clone(), why: e.message().into() })?;
+        if let Some(keys) = self.keys() {
+            let older = self.older_ok(text.as_bytes());
+            let checked =
+                mac.ok_or(Refusal::Missing).and_then(|tag| keys.check(tag, "machine", machine, body.as_bytes(), older));
+            if let Err(why) = checked {
+                return Err(self.unauthentic_with_change(&path, why, &text));
+            }
+        }
+        if checkin.machine != machine {
+            return Err(RegistryError::Corrupt { path, why: format!("it is the check-in of `{}`", checkin.machine) });
+        }
+        Ok(Some(checkin))
+    }
+
+    fn write_checkin(&self, checkin: &machine::Checkin, keys: &RegistryKeys) -> Result<(), RegistryError> {
+        let dir = self.machines_dir();
+        fs::create_dir_all(&dir).map_err(|e| RegistryError::io(&dir, e))?;
+        let path = dir.join(format!("{}.toml", checkin.machine));
+        let body = toml::to_string(checkin).expect("a check-in serializes");
+        let tag = keys.tag("machine", &checkin.machine, body.as_bytes());
+        let dir = fsutil::replace(&path, format!("{META_MAC}{tag}\"\n{body}").as_bytes())
+            .map_err(|e| RegistryError::io(&path, e))?;
+        self.note_dir(dir)
+    }
+
+    /// Keeps `meta`'s .env delivery records on this machine, and tells the
+    /// others through this machine's check-in when a policy names it (not
+    /// from a CI runner: what it writes is thrown away with it).
+    fn save_local(&self, meta: &TokenMeta, keys: &RegistryKeys) -> Result<(), RegistryError> {
+        let records: std::collections::BTreeMap<DeliveryKey, Delivery> = meta
+            .deliveries
+            .iter()
+            .filter(|(k, _)| machine::is_machine_local(k))
+            .map(|(k, d)| (k.clone(), d.clone()))
+            .collect();
+        let path = self.local_path();
+        let changed = self.local().put(&meta.name, &records).map_err(|e| RegistryError::io(&path, e))?;
+        if changed && self.checks_in.load(std::sync::atomic::Ordering::SeqCst) && !machine::throwaway() {
+            // Tokens saved side by side share this machine's one check-in.
+            static CHECKIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one_at_a_time = CHECKIN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let name = machine::this_machine();
+            let mut checkin = self.checkin(&name)?.unwrap_or(machine::Checkin { machine: name, holds: Vec::new() });
+            checkin.set(&meta.name, &records);
+            self.write_checkin(&checkin, keys)?;
+        }
+        Ok(())
+    }
+
+    fn local_path(&self) -> PathBuf {
+        crate::identity::config_file().with_file_name("deliveries")
     }
 
     /// Opens an existing registry.
@@ -597,6 +717,11 @@ impl Registry {
         for id in meta.versions.iter().filter_map(|v| v.value.as_deref()) {
             checked_value_id(id, &path)?;
         }
+        // .env records are this machine's: any in the file (an older
+        // format, or a CI runner's) speak for no one here.
+        let mut meta = meta;
+        meta.deliveries.retain(|k, _| !machine::is_machine_local(k));
+        meta.deliveries.extend(self.local().of_token(name));
         Ok(Some(meta))
     }
 
@@ -618,7 +743,8 @@ impl Registry {
         if result.is_err() {
             meta.generation -= 1;
         }
-        result
+        result?;
+        self.save_local(meta, &keys)
     }
 
     pub fn audit_path(&self) -> PathBuf {
@@ -695,6 +821,10 @@ impl Registry {
             },
             e => e,
         };
+        for checkin in self.checkins().map_err(refuse)? {
+            let path = self.machines_dir().join(format!("{}.toml", checkin.machine));
+            hashes.insert(audit::sha256_hex(&fs::read(&path).map_err(|e| RegistryError::io(&path, e))?));
+        }
         for name in self.token_names()? {
             let path = self.meta_path(&name);
             self.load_existing(&name).map_err(refuse)?;
@@ -818,6 +948,9 @@ impl Registry {
     ) -> Result<usize, RegistryError> {
         let keys = self.require_keys("changing the recipients")?;
         let mut count = 0;
+        for checkin in self.checkins()? {
+            self.write_checkin(&checkin, &keys)?;
+        }
         for name in self.token_names()? {
             let meta_path = self.meta_path(&name);
             if let Some(meta) = self.load_existing(&name)? {

@@ -222,11 +222,7 @@ fn the_quota_stops_a_rotation_pending_and_a_later_rotate_resumes_without_minting
     s.id.control.reset_counts();
     let out = s.run(&p, &["rotate"]);
     assert_eq!(code(&out), 4, "{}", text(&out));
-    assert!(
-        text(&out).contains("quota") && text(&out).contains("run the same command again later"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("quota") && text(&out).contains("run the same command again later"), "{}", text(&out));
     assert_eq!(s.id.count("GET /health"), 1, "the quota answer is not retried in a loop");
     let status: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
     assert_eq!(status["tokens"][0]["pending"], 2, "{status}");

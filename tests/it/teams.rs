@@ -268,19 +268,34 @@ fn a_fresh_clone_without_its_ignored_env_files_passes_check_and_the_gate() {
     for f in ["app/.env", "worker/.dev.vars"] {
         std::fs::remove_file(p.path(f)).unwrap();
     }
-    let out = p.run(&["check", "--fail-on", "warning"]);
+    // A CI runner: the files are not on this machine, and it vouches for
+    // no one's copy.
+    let on_ci = |args: &[&str]| p.command(args).env("CI", "true").output().unwrap();
+    let out = on_ci(&["check", "--fail-on", "warning"]);
     let said = text(&out);
     assert!(said.contains("not-on-this-machine") && !said.contains("target-missing"), "{said}");
+    assert!(!said.contains("never-delivered"), "{said}");
     assert!(!said.contains("error[") || said.contains("VENDOR_API_KEY"), "{said}");
-    let out = p.run(&["sync", "--check", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
+    let out = on_ci(&["sync", "--check", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("app/.env is not on this machine (ignored by git)"), "{}", text(&out));
+    assert!(text(&out).contains("app/.env is not on this machine (a CI runner"), "{}", text(&out));
+    let out = on_ci(&["sync", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!p.path("app/.env").exists(), "a CI runner wrote a .env file nobody keeps");
 
-    // Not ignored: missing is missing.
-    std::fs::write(p.path(".gitignore"), "config/\nhome/\n").unwrap();
+    // A person's machine: the file is this machine's, and missing until
+    // its sync writes it.
     let out = p.run(&["sync", "--check", "CHITTY_ID_TOKEN"]);
     assert_eq!(code(&out), 3, "{}", text(&out));
-    let out = p.run(&["check"]);
+    p.ok(&["sync", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
+    p.ok(&["sync", "--check", "CHITTY_ID_TOKEN", "SESSION_KEY"]);
+
+    // Not ignored: missing is missing, on CI too.
+    std::fs::remove_file(p.path("app/.env")).unwrap();
+    std::fs::write(p.path(".gitignore"), "config/\nhome/\n").unwrap();
+    let out = on_ci(&["sync", "--check", "CHITTY_ID_TOKEN"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let out = on_ci(&["check"]);
     assert!(text(&out).contains("target-missing"), "{}", text(&out));
 }
 
