@@ -40,11 +40,34 @@ pub struct Faults {
     pub huge: bool,
 }
 
+/// One request as a fake received it, for checks against the services'
+/// published descriptions (tests/published/).
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// The router's `MatchedPath` (the fake's own route), or the path.
+    pub route: String,
+    /// The path as sent (still percent-encoded).
+    pub path: String,
+    pub query: Option<String>,
+    pub content_type: Option<String>,
+    /// At most `RECORDED_BODY_MAX` bytes of the body.
+    pub body: Vec<u8>,
+    pub body_truncated: bool,
+}
+
+/// How much of each request's body is kept for the checks.
+pub const RECORDED_BODY_MAX: usize = 1 << 20;
+/// How many requests are kept (the first ones); the rest are only counted.
+pub const RECORDED_MAX: usize = 10_000;
+
 /// Fault injection and counters, shared by both fakes.
 #[derive(Default)]
 pub struct Control {
     faults: Mutex<Faults>,
     counts: Mutex<BTreeMap<String, u64>>,
+    recorded: Mutex<Vec<Recorded>>,
+    unrecorded: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     faults_injected: AtomicUsize,
@@ -84,6 +107,21 @@ impl Control {
         self.faults_injected.store(0, Ordering::SeqCst);
     }
 
+    /// Every request received (up to `RECORDED_MAX`) since the last clear.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.recorded.lock().unwrap().clone()
+    }
+
+    /// Requests received past `RECORDED_MAX`, not kept.
+    pub fn unrecorded(&self) -> usize {
+        self.unrecorded.load(Ordering::SeqCst)
+    }
+
+    pub fn clear_recorded(&self) {
+        self.recorded.lock().unwrap().clear();
+        self.unrecorded.store(0, Ordering::SeqCst);
+    }
+
     fn roll(&self) -> u32 {
         // xorshift: deterministic per run, no extra crate.
         let mut s = self.rng.lock().unwrap();
@@ -113,6 +151,7 @@ pub async fn faults_layer(State(control): State<std::sync::Arc<Control>>, reques
         .map_or_else(|| request.uri().path().to_string(), |m| m.as_str().to_string());
     let method: Method = request.method().clone();
     *control.counts.lock().unwrap().entry(format!("{method} {route}")).or_default() += 1;
+    let request = record(&control, route, request).await;
     let now = control.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     control.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let _guard = InFlight(&control);
@@ -157,6 +196,31 @@ pub async fn faults_layer(State(control): State<std::sync::Arc<Control>>, reques
         };
     }
     next.run(request).await
+}
+
+/// Keeps a copy of the request (its body read whole, then handed on
+/// unchanged) in `control`.
+async fn record(control: &Control, route: String, request: Request) -> Request {
+    let (parts, body) = request.into_parts();
+    // A body that cannot be read whole is handed on empty, as its handler
+    // would have failed to read it too.
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let mut recorded = control.recorded.lock().unwrap();
+    if recorded.len() < RECORDED_MAX {
+        recorded.push(Recorded {
+            method: parts.method.to_string(),
+            route,
+            path: parts.uri.path().to_string(),
+            query: parts.uri.query().map(str::to_string),
+            content_type: parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string),
+            body: bytes[..bytes.len().min(RECORDED_BODY_MAX)].to_vec(),
+            body_truncated: bytes.len() > RECORDED_BODY_MAX,
+        });
+    } else {
+        control.unrecorded.fetch_add(1, Ordering::SeqCst);
+    }
+    drop(recorded);
+    Request::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Serves `router` on a loopback port, on a thread of its own, for the rest
