@@ -16,6 +16,7 @@ mod machines;
 mod merges;
 mod newcomer;
 mod parsers;
+mod published;
 mod remote;
 mod schema;
 mod teams;
