@@ -251,9 +251,16 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
         let mut reasons = Vec::new();
         for name in &target.names {
             let key = DeliveryKey::new(address.as_str(), name.as_str());
+            let local = crate::registry::machine::is_machine_local(&key);
             let reason = match (observed.get(&(token.name.clone(), key)), meta.delivered(&address, name)) {
                 _ if meta.in_doubt(&address, name) => {
                     Some(format!("{name} may hold the value of another branch (a merge joined two rotations)"))
+                }
+                // Holds the value, but this machine has no record of it
+                // (records of .env files are each machine's own): written
+                // again, which records it.
+                (Some(Observed::Holds), None) if local => {
+                    Some(format!("{name} holds the current value, but this machine has no record of it"))
                 }
                 (Some(Observed::Holds | Observed::NotDeployed), _) => None,
                 (Some(Observed::Differs), _) => Some(format!("{name} differs from the registry")),

@@ -173,3 +173,21 @@ fn a_forged_checkin_is_refused_not_believed() {
     let status = web1.p.ok(&["status", "--json"]);
     assert!(status.contains("\"previous\""), "v1 was retired on a forged word: {status}");
 }
+
+#[test]
+fn a_machine_without_records_of_its_env_files_records_what_they_hold() {
+    // A machine whose records are gone (or from before records were kept
+    // per machine): its .env holds the current value, unrecorded.
+    let p = Project::initialised(LOCAL_POLICY);
+    p.ok(&["rotate", "CHITTY_ID_TOKEN"]);
+    let before = p.read("app/.env");
+    std::fs::remove_dir_all(p.path("config/chitty-secrets/deliveries")).unwrap();
+    let out = p.run(&["sync", "--check", "CHITTY_ID_TOKEN"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("holds the current value, but this machine has no record of it"), "{}", text(&out));
+    p.ok(&["sync", "CHITTY_ID_TOKEN"]);
+    p.ok(&["sync", "--check", "CHITTY_ID_TOKEN"]);
+    assert_eq!(p.read("app/.env"), before, "the file changed");
+    let status = p.ok(&["status"]);
+    assert!(status.contains("delivered: 3/3 up to date"), "{status}");
+}
