@@ -96,6 +96,7 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
                     Accepted::Metadata { token } => format!("the metadata of {token}"),
                     Accepted::Value { token, minted } => format!("a value file of {token} ({minted})"),
                     Accepted::AuditLog => "the audit log as it is".into(),
+                    Accepted::Checkin { machine } => format!("the check-in of machine {machine}"),
                 };
                 println!("accepted {what}: {}", shown(file));
             }

@@ -271,6 +271,15 @@ impl Registry {
     /// Every machine's check-in (`machines/NAME.toml`), each checked
     /// against its MAC when the key is unlocked.
     pub fn checkins(&self) -> Result<Vec<machine::Checkin>, RegistryError> {
+        let mut out = Vec::new();
+        for name in self.checkin_names()? {
+            out.extend(self.checkin(&name)?);
+        }
+        Ok(out)
+    }
+
+    /// The machines that have a check-in, sorted.
+    pub fn checkin_names(&self) -> Result<Vec<String>, RegistryError> {
         let dir = self.machines_dir();
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -280,14 +289,11 @@ impl Registry {
         let mut out = Vec::new();
         for entry in entries {
             let path = entry.map_err(|e| RegistryError::io(&dir, e))?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".toml")) else {
-                continue;
-            };
-            if let Some(c) = self.checkin(name)? {
-                out.push(c);
+            if let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".toml")) {
+                out.push(name.to_string());
             }
         }
-        out.sort_by(|a, b| a.machine.cmp(&b.machine));
+        out.sort();
         Ok(out)
     }
 
@@ -305,21 +311,32 @@ impl Registry {
         let (body, mac) = split_meta_mac(&text);
         let checkin: machine::Checkin =
             toml::from_str(body).map_err(|e| RegistryError::Corrupt { path: path.clone(), why: e.message().into() })?;
-        if let Some(keys) = self.keys() {
-            let older = self.older_ok(text.as_bytes());
-            let checked =
-                mac.ok_or(Refusal::Missing).and_then(|tag| keys.check(tag, "machine", machine, body.as_bytes(), older));
-            if let Err(why) = checked {
-                return Err(self.unauthentic_with_change(&path, why, &text));
-            }
-        }
+        self.check_mac(&path, &text, (body, mac), "machine", machine)?;
         if checkin.machine != machine {
             return Err(RegistryError::Corrupt { path, why: format!("it is the check-in of `{}`", checkin.machine) });
         }
         Ok(Some(checkin))
     }
 
-    fn write_checkin(&self, checkin: &machine::Checkin, keys: &RegistryKeys) -> Result<(), RegistryError> {
+    /// With the key unlocked, a file whose first line is its MAC must
+    /// carry a member's MAC over the rest (`kind` and `name` say what it is).
+    fn check_mac(
+        &self,
+        path: &Path,
+        text: &str,
+        (body, mac): (&str, Option<&str>),
+        kind: &str,
+        name: &str,
+    ) -> Result<(), RegistryError> {
+        let Some(keys) = self.keys() else { return Ok(()) };
+        let older = self.older_ok(text.as_bytes());
+        match mac.ok_or(Refusal::Missing).and_then(|tag| keys.check(tag, kind, name, body.as_bytes(), older)) {
+            Ok(()) => Ok(()),
+            Err(why) => Err(self.unauthentic_with_change(path, why, text)),
+        }
+    }
+
+    pub(crate) fn write_checkin(&self, checkin: &machine::Checkin, keys: &RegistryKeys) -> Result<(), RegistryError> {
         let dir = self.machines_dir();
         fs::create_dir_all(&dir).map_err(|e| RegistryError::io(&dir, e))?;
         let path = dir.join(format!("{}.toml", checkin.machine));
@@ -700,14 +717,7 @@ impl Registry {
         if meta.schema > SCHEMA {
             return Err(RegistryError::Newer { path, schema: meta.schema });
         }
-        if let Some(keys) = self.keys() {
-            let older = self.older_ok(text.as_bytes());
-            let checked =
-                mac.ok_or(Refusal::Missing).and_then(|tag| keys.check(tag, "meta", name, body.as_bytes(), older));
-            if let Err(why) = checked {
-                return Err(self.unauthentic_with_change(&path, why, &text));
-            }
-        }
+        self.check_mac(&path, &text, (body, mac), "meta", name)?;
         if meta.name != name {
             return Err(RegistryError::Corrupt {
                 path,

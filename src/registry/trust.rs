@@ -21,6 +21,10 @@ pub enum Accepted {
     Recipients {
         keys: usize,
     },
+    /// A machine's check-in (what it says its .env files hold).
+    Checkin {
+        machine: String,
+    },
     Metadata {
         token: String,
     },
@@ -39,6 +43,7 @@ enum Kind {
     Metadata(String),
     Value(String, String),
     AuditLog,
+    Checkin(String),
 }
 
 impl Registry {
@@ -62,6 +67,9 @@ impl Registry {
             }
         };
         note(self.recipients().map(drop));
+        for checkin in self.checkin_names()? {
+            note(self.checkin(&checkin).map(drop));
+        }
         for name in self.token_names()? {
             note(self.load_existing(&name).map(drop));
             for id in self.value_ids(&name)? {
@@ -89,6 +97,7 @@ impl Registry {
         match parts.as_slice() {
             ["recipients"] => Some(Kind::Recipients),
             ["audit.log"] => Some(Kind::AuditLog),
+            ["machines", file] => file.strip_suffix(".toml").map(|m| Kind::Checkin(m.to_string())),
             ["tokens", file] => match (file.strip_suffix(".toml"), file.strip_suffix(".age")) {
                 (Some(name), _) => Some(Kind::Metadata(name.to_string())),
                 (_, Some(stem)) => stem.split_once('.').map(|(t, id)| Kind::Value(t.to_string(), id.to_string())),
@@ -111,7 +120,7 @@ impl Registry {
         let keys = self.require_keys("accepting a change")?;
         let kind = self.kind_of(path).ok_or_else(|| RegistryError::Corrupt {
             path: path.to_path_buf(),
-            why: "not a file of the registry that a member can accept (recipients, tokens/NAME.toml, tokens/NAME.ID.age or audit.log)".into(),
+            why: "not a file of the registry that a member can accept (recipients, tokens/NAME.toml, tokens/NAME.ID.age, machines/NAME.toml or audit.log)".into(),
         })?;
         let (accepted, detail) = match kind {
             Kind::Recipients => {
@@ -165,6 +174,25 @@ impl Registry {
                 let sealed = crypto::seal_value(&file, &keys, &self.recipients()?)?;
                 self.write(&path, &sealed)?;
                 (Accepted::Value { token: token.clone(), minted }, format!("tokens/{token}.{id}.age"))
+            }
+            Kind::Checkin(machine) => {
+                let path = self.machines_dir().join(format!("{machine}.toml"));
+                if !super::machine::valid_machine_name(&machine) {
+                    return Err(RegistryError::Corrupt { path, why: "not a machine's name".into() });
+                }
+                let text = fs::read_to_string(&path).map_err(|e| RegistryError::io(&path, e))?;
+                let (body, _) = split_meta_mac(&text);
+                let checkin: super::machine::Checkin = toml::from_str(body)
+                    .map_err(|e| RegistryError::Corrupt { path: path.clone(), why: e.message().to_string() })?;
+                if checkin.machine != machine {
+                    return Err(RegistryError::Corrupt {
+                        path,
+                        why: format!("it is the check-in of `{}`", checkin.machine),
+                    });
+                }
+                self.write_checkin(&checkin, &keys)?;
+                let detail = format!("machines/{machine}.toml (sha256 {})", audit::sha256_hex(body.as_bytes()));
+                (Accepted::Checkin { machine }, detail)
             }
             Kind::AuditLog => {
                 let path = self.audit_path();

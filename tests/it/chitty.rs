@@ -128,37 +128,12 @@ fn a_rotation_costs_one_mint_one_verify_and_at_most_one_revoke() {
 #[test]
 fn chittyauth_live_provisions_validates_once_revokes_and_never_refreshes() {
     let s = Services::start();
-    let policy = format!(
-        r#"
-[issuers.auth]
-kind = "chittyauth"
-preset = "live"
-url = "{}"
-chitty_id = "03-1-USA-1234-P-2601-3-NN"
-bearer_from = "registry:CHITTY_AUTH_SERVICE_TOKEN"
-
-[tokens.CHITTY_AUTH_SERVICE_TOKEN]
-issuer = "manual"
-
-[tokens.CHITTYAUTH_ISSUED_CHAT_TOKEN]
-issuer = "auth"
-scopes = ["chittyid:read", "chittyid:validate"]
-ttl = "30d"
-
-[[tokens.CHITTYAUTH_ISSUED_CHAT_TOKEN.targets]]
-kind = "dotenv"
-path = "chat/.env"
-"#,
-        s.id.url()
-    );
-    let p = Project::initialised(&policy);
-    let out = p.run_with_stdin(&["set", "CHITTY_AUTH_SERVICE_TOKEN"], chitty::SERVICE_TOKEN);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    s.ok(&p, &["rotate", "CHITTYAUTH_ISSUED_CHAT_TOKEN"]);
-    s.ok(&p, &["rotate", "CHITTYAUTH_ISSUED_CHAT_TOKEN"]);
-    let value = p.ok(&["get", "CHITTYAUTH_ISSUED_CHAT_TOKEN"]).trim_end().to_string();
+    let p = chittyauth_project(&s, "scopes = [\"chittyid:read\", \"chittyid:validate\"]\nttl = \"30d\"\n");
+    s.ok(&p, &["rotate", "CHAT_TOKEN"]);
+    s.ok(&p, &["rotate", "CHAT_TOKEN"]);
+    let value = p.ok(&["get", "CHAT_TOKEN"]).trim_end().to_string();
     assert!(value.starts_with("ca_live_"), "{value}");
-    assert_eq!(env_value(&p.path("chat/.env"), "CHITTYAUTH_ISSUED_CHAT_TOKEN").as_deref(), Some(value.as_str()));
+    assert_eq!(env_value(&p.path("chat/.env"), "CHAT_TOKEN").as_deref(), Some(value.as_str()));
     let counts = s.id.control.counts();
     assert_eq!(counts.get("POST /v1/tokens/provision"), Some(&2), "{counts:?}");
     assert_eq!(counts.get("POST /v1/tokens/validate"), Some(&2), "one validate per rotation: {counts:?}");
@@ -434,8 +409,11 @@ fn token_values_never_appear_in_output_of_remote_commands() {
     }
 }
 
+/// The scopes the ChittyAuth tests ask for.
+const ASKED: &str = "scopes = [\"chittyid:mint\", \"github:write\"]\n";
+
 /// A ChittyAuth issuer (live) and one token it issues into a .env file;
-/// `token_options` are added to the token's table.
+/// `token_options` are the token's table (scopes, ttl, …).
 fn chittyauth_project(s: &Services, token_options: &str) -> Project {
     let policy = format!(
         r#"
@@ -451,7 +429,6 @@ issuer = "manual"
 
 [tokens.CHAT_TOKEN]
 issuer = "auth"
-scopes = ["chittyid:mint", "github:write"]
 {token_options}
 
 [[tokens.CHAT_TOKEN.targets]]
@@ -469,7 +446,7 @@ path = "chat/.env"
 #[test]
 fn a_token_granted_fewer_scopes_than_asked_for_is_revoked_not_stored() {
     let s = Services::start();
-    let p = chittyauth_project(&s, "");
+    let p = chittyauth_project(&s, ASKED);
     *s.id.state.grantable.lock().unwrap() = Some(vec!["chittyid:mint".into()]);
     let out = s.run(&p, &["rotate", "CHAT_TOKEN"]);
     assert_ne!(code(&out), 0, "{}", text(&out));
@@ -507,7 +484,7 @@ fn chittyauth_lifetimes_fit_what_the_service_can_do() {
     );
 
     // The default lifetime (30 days) is not "expiring" the moment it is minted.
-    let p = chittyauth_project(&s, "");
+    let p = chittyauth_project(&s, ASKED);
     s.ok(&p, &["rotate", "CHAT_TOKEN"]);
     let out = s.run(&p, &["check", "--online"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
@@ -520,7 +497,7 @@ fn chittyauth_lifetimes_fit_what_the_service_can_do() {
 #[test]
 fn validate_is_called_once_a_rotation_and_its_rate_limit_is_a_quota_answer() {
     let s = Services::start();
-    let p = chittyauth_project(&s, "");
+    let p = chittyauth_project(&s, ASKED);
     // A 500 from validate is not sent again (each call spends the token's
     // own limit); the rotation stays pending and the next run finishes it.
     s.id.state.validate_failures.store(1, std::sync::atomic::Ordering::SeqCst);
@@ -548,7 +525,7 @@ fn validate_is_called_once_a_rotation_and_its_rate_limit_is_a_quota_answer() {
 #[test]
 fn a_chittyid_the_service_cannot_verify_is_not_blamed_on_the_credential() {
     let s = Services::start();
-    let p = chittyauth_project(&s, "");
+    let p = chittyauth_project(&s, ASKED);
     s.id.state.chitty_id_unverifiable.store(true, std::sync::atomic::Ordering::SeqCst);
     let out = s.run(&p, &["rotate", "CHAT_TOKEN"]);
     assert_ne!(code(&out), 0, "{}", text(&out));
@@ -560,7 +537,7 @@ fn a_chittyid_the_service_cannot_verify_is_not_blamed_on_the_credential() {
 #[test]
 fn a_pending_version_that_expired_is_undone_not_left_pending_for_ever() {
     let s = Services::start();
-    let p = chittyauth_project(&s, "ttl = \"10m\"\n");
+    let p = chittyauth_project(&s, &format!("{ASKED}ttl = \"10m\"\n"));
     s.id.state.validate_failures.store(1, std::sync::atomic::Ordering::SeqCst);
     let out = s.run(&p, &["rotate", "CHAT_TOKEN"]);
     assert_eq!(code(&out), 4, "{}", text(&out));

@@ -172,6 +172,12 @@ fn a_forged_checkin_is_refused_not_believed() {
     assert!(text(&out).contains("checkin-unreadable") && text(&out).contains("machines/web-2.toml"), "{}", text(&out));
     let status = web1.p.ok(&["status", "--json"]);
     assert!(status.contains("\"previous\""), "v1 was retired on a forged word: {status}");
+    // trust status lists it; a member who reviewed it may accept it.
+    let out = web1.run(&["trust", "status"]);
+    assert!(text(&out).contains("machines/web-2.toml"), "{}", text(&out));
+    let out = web1.ok(&["trust", "accept", ".chitty-secrets/machines/web-2.toml"]);
+    assert!(out.contains("the check-in of machine web-2"), "{out}");
+    web1.ok(&["check"]);
 }
 
 #[test]
