@@ -589,7 +589,7 @@ fn check_machines(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta) 
     if !token.targets.iter().any(|t| matches!(&t.spec, crate::policy::TargetSpec::Dotenv(d) if d.machines.is_some())) {
         return;
     }
-    let checkins = match c.inputs.registry.checkins() {
+    let checkins = match c.inputs.registry.checkins_here() {
         Ok(list) => list,
         Err(e) => {
             c.add(Severity::Error, "checkin-unreadable", Some(&token.name), None, e.to_string(), None);

@@ -20,6 +20,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// before it takes the old one's place, and the rename is made durable by
 /// the caller's `sync_dir` of the returned folder — one for many files.
 pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+    put_in_place(path, bytes, true)
+}
+
+/// [`replace`] without any sync: whole for every reader and after a killed
+/// process, but a machine that crashes may lose it. For a file written
+/// again durably soon after (a batch's last write), and whose loss only
+/// costs redoing work.
+pub fn replace_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    put_in_place(path, bytes, false).map(drop)
+}
+
+fn put_in_place(path: &Path, bytes: &[u8], sync: bool) -> io::Result<PathBuf> {
     let dir = parent_dir(path);
     let file_name =
         path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
@@ -37,7 +49,9 @@ pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
             let _ = std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()));
         }
         file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         drop(file);
         fs::rename(&tmp, path)
     })();

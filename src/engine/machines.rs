@@ -108,7 +108,7 @@ impl Workspace {
         if !token.targets.iter().any(|t| matches!(&t.spec, TargetSpec::Dotenv(d) if d.machines.is_some())) {
             return Ok(Vec::new());
         }
-        let checkins = self.registry.checkins()?;
+        let checkins = self.registry.checkins_here()?;
         Ok(declared_states(token, &checkins)
             .into_iter()
             .filter(|s| s.holds.is_none_or(|(v, _)| v <= version))

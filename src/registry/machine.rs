@@ -106,21 +106,15 @@ impl LocalDeliveries {
 
     /// The records of `token` on this machine.
     pub fn of_token(&self, token: &str) -> BTreeMap<DeliveryKey, Delivery> {
-        self.with(|file| {
-            file.tokens
-                .get(token)
-                .into_iter()
-                .flatten()
-                .map(|r| (DeliveryKey::new(r.target.clone(), r.name.clone()), r.delivery.clone()))
-                .collect()
-        })
+        self.with(|file| Self::records(file, token))
     }
 
-    /// Replaces `token`'s records (atomically); unchanged records are not
-    /// written again. Returns whether anything changed. Tokens saved side
-    /// by side each go through here: the file is read, changed and written
-    /// under one lock, so no token's records are lost to another's.
-    pub fn put(&self, token: &str, records: &BTreeMap<DeliveryKey, Delivery>) -> std::io::Result<bool> {
+    /// Replaces `token`'s records; written at once (atomically) unless
+    /// `later`, when [`Self::flush`] writes them (one write for a batch of
+    /// tokens). Returns whether anything changed. Tokens saved side by side
+    /// each go through here: the records are changed under one lock, so
+    /// no token's records are lost to another's.
+    pub fn put(&self, token: &str, records: &BTreeMap<DeliveryKey, Delivery>, later: bool) -> std::io::Result<bool> {
         let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let file = cache.get_or_insert_with(|| {
             std::fs::read_to_string(&self.path).ok().and_then(|t| toml::from_str(&t).ok()).unwrap_or_default()
@@ -132,20 +126,51 @@ impl LocalDeliveries {
         if file.tokens.get(token).map_or(list.is_empty(), |old| *old == list) {
             return Ok(false);
         }
-        let mut next = file.clone();
         if list.is_empty() {
-            next.tokens.remove(token);
+            file.tokens.remove(token);
         } else {
-            next.tokens.insert(token.to_string(), list);
+            file.tokens.insert(token.to_string(), list);
         }
-        next.place.clone_from(&self.place);
+        file.place.clone_from(&self.place);
+        // In a batch: in place at once (a killed run loses nothing), made
+        // durable by `flush` at the batch's barrier (one sync for all).
+        self.write(file, !later)?;
+        Ok(true)
+    }
+
+    /// Writes the records as they are now (after a batch of `put`s).
+    pub fn flush(&self) -> std::io::Result<()> {
+        let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match cache.as_ref() {
+            Some(file) => self.write(file, true),
+            None => Ok(()),
+        }
+    }
+
+    fn write(&self, file: &LocalFile, durable: bool) -> std::io::Result<()> {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let text = toml::to_string(&next).expect("records serialize");
-        crate::fsutil::write_atomic(&self.path, text.as_bytes())?;
-        *file = next;
-        Ok(true)
+        let text = toml::to_string(file).expect("records serialize");
+        if durable {
+            crate::fsutil::write_atomic(&self.path, text.as_bytes())
+        } else {
+            crate::fsutil::replace_unsynced(&self.path, text.as_bytes())
+        }
+    }
+
+    /// Every token's records on this machine.
+    pub fn all(&self) -> BTreeMap<String, BTreeMap<DeliveryKey, Delivery>> {
+        self.with(|file| file.tokens.keys().map(|t| (t.clone(), Self::records(file, t))).collect())
+    }
+
+    fn records(file: &LocalFile, token: &str) -> BTreeMap<DeliveryKey, Delivery> {
+        file.tokens
+            .get(token)
+            .into_iter()
+            .flatten()
+            .map(|r| (DeliveryKey::new(r.target.clone(), r.name.clone()), r.delivery.clone()))
+            .collect()
     }
 }
 

@@ -201,6 +201,8 @@ struct Deferred {
     /// Audit lines were appended at a barrier and wait for the last one's
     /// fsync.
     audit_unsynced: bool,
+    /// This machine's .env records changed: written at the next barrier.
+    local: bool,
 }
 
 /// How far this run can trust the registry's files.
@@ -297,6 +299,22 @@ impl Registry {
         Ok(out)
     }
 
+    /// Every machine's check-in, this machine's as its own records say
+    /// (they are newer than its check-in during a run).
+    pub fn checkins_here(&self) -> Result<Vec<machine::Checkin>, RegistryError> {
+        let mut all = self.checkins()?;
+        let here = machine::this_machine();
+        if self.checks_in.load(std::sync::atomic::Ordering::SeqCst) && !machine::throwaway() {
+            all.retain(|c| c.machine != here);
+            let mut own = machine::Checkin { machine: here, holds: Vec::new() };
+            for (token, records) in self.local().all() {
+                own.set(&token, &records);
+            }
+            all.push(own);
+        }
+        Ok(all)
+    }
+
     /// One machine's check-in, if it has one.
     pub fn checkin(&self, machine: &str) -> Result<Option<machine::Checkin>, RegistryError> {
         let path = self.machines_dir().join(format!("{machine}.toml"));
@@ -337,19 +355,24 @@ impl Registry {
     }
 
     pub(crate) fn write_checkin(&self, checkin: &machine::Checkin, keys: &RegistryKeys) -> Result<(), RegistryError> {
+        let dir = self.write_checkin_file(checkin, keys)?;
+        self.note_dir(dir)
+    }
+
+    /// Writes a check-in with its MAC; returns the folder to sync.
+    fn write_checkin_file(&self, checkin: &machine::Checkin, keys: &RegistryKeys) -> Result<PathBuf, RegistryError> {
         let dir = self.machines_dir();
         fs::create_dir_all(&dir).map_err(|e| RegistryError::io(&dir, e))?;
         let path = dir.join(format!("{}.toml", checkin.machine));
         let body = toml::to_string(checkin).expect("a check-in serializes");
         let tag = keys.tag("machine", &checkin.machine, body.as_bytes());
-        let dir = fsutil::replace(&path, format!("{META_MAC}{tag}\"\n{body}").as_bytes())
-            .map_err(|e| RegistryError::io(&path, e))?;
-        self.note_dir(dir)
+        fsutil::replace(&path, format!("{META_MAC}{tag}\"\n{body}").as_bytes()).map_err(|e| RegistryError::io(&path, e))
     }
 
     /// Keeps `meta`'s .env delivery records on this machine, and tells the
     /// others through this machine's check-in when a policy names it (not
-    /// from a CI runner: what it writes is thrown away with it).
+    /// from a CI runner: what it writes is thrown away with it). In a batch
+    /// both are written at the next barrier, once for every token.
     fn save_local(&self, meta: &TokenMeta, keys: &RegistryKeys) -> Result<(), RegistryError> {
         let records: std::collections::BTreeMap<DeliveryKey, Delivery> = meta
             .deliveries
@@ -358,17 +381,40 @@ impl Registry {
             .map(|(k, d)| (k.clone(), d.clone()))
             .collect();
         let path = self.local_path();
-        let changed = self.local().put(&meta.name, &records).map_err(|e| RegistryError::io(&path, e))?;
-        if changed && self.checks_in.load(std::sync::atomic::Ordering::SeqCst) && !machine::throwaway() {
-            // Tokens saved side by side share this machine's one check-in.
-            static CHECKIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-            let _one_at_a_time = CHECKIN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let name = machine::this_machine();
-            let mut checkin = self.checkin(&name)?.unwrap_or(machine::Checkin { machine: name, holds: Vec::new() });
-            checkin.set(&meta.name, &records);
+        let batch = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some();
+        let changed = self.local().put(&meta.name, &records, batch).map_err(|e| RegistryError::io(&path, e))?;
+        if !changed {
+            return Ok(());
+        }
+        if batch {
+            let mut deferred = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(d) = deferred.as_mut() {
+                d.local = true;
+                return Ok(());
+            }
+            // The batch ended meanwhile: written now.
+            drop(deferred);
+            self.local().flush().map_err(|e| RegistryError::io(&path, e))?;
+        }
+        if let Some(checkin) = self.own_checkin()? {
             self.write_checkin(&checkin, keys)?;
         }
         Ok(())
+    }
+
+    /// This machine's check-in as its records make it, where a policy names
+    /// this machine and it differs from the one in the registry.
+    fn own_checkin(&self) -> Result<Option<machine::Checkin>, RegistryError> {
+        if !self.checks_in.load(std::sync::atomic::Ordering::SeqCst) || machine::throwaway() {
+            return Ok(None);
+        }
+        let name = machine::this_machine();
+        let old = self.checkin(&name)?;
+        let mut checkin = old.clone().unwrap_or(machine::Checkin { machine: name, holds: Vec::new() });
+        for (token, records) in self.local().all() {
+            checkin.set(&token, &records);
+        }
+        Ok((old.as_ref() != Some(&checkin)).then_some(checkin))
     }
 
     fn local_path(&self) -> PathBuf {
@@ -1199,6 +1245,20 @@ impl Registry {
     fn settle(&self, last: bool) -> Result<(), RegistryError> {
         let mut guard = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(deferred) = guard.as_mut() else { return Ok(()) };
+        // This machine's .env records and its check-in, once for the batch.
+        // (At the last barrier the check-in is compared with the records
+        // even when nothing changed: a run killed before it left it behind.)
+        let local = std::mem::take(&mut deferred.local);
+        if local {
+            let path = self.local_path();
+            self.local().flush().map_err(|e| RegistryError::io(&path, e))?;
+        }
+        if (local || last)
+            && let Some(keys) = self.keys()
+            && let Some(checkin) = self.own_checkin()?
+        {
+            deferred.dirs.insert(self.write_checkin_file(&checkin, &keys)?);
+        }
         // Deepest first: a token's value folder before `tokens/`, so metadata
         // that names a value file is never durable before the file is.
         for dir in std::mem::take(&mut deferred.dirs).into_iter().rev() {
