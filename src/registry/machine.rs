@@ -109,12 +109,10 @@ impl LocalDeliveries {
         self.with(|file| Self::records(file, token))
     }
 
-    /// Replaces `token`'s records; written at once (atomically) unless
-    /// `later`, when [`Self::flush`] writes them (one write for a batch of
-    /// tokens). Returns whether anything changed. Tokens saved side by side
-    /// each go through here: the records are changed under one lock, so
-    /// no token's records are lost to another's.
-    pub fn put(&self, token: &str, records: &BTreeMap<DeliveryKey, Delivery>, later: bool) -> std::io::Result<bool> {
+    /// Replaces `token`'s records. Returns whether anything changed. Tokens
+    /// saved side by side each go through here: the records are changed
+    /// under one lock, so no token's records are lost to another's.
+    pub fn put(&self, token: &str, records: &BTreeMap<DeliveryKey, Delivery>) -> std::io::Result<bool> {
         let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let file = cache.get_or_insert_with(|| {
             std::fs::read_to_string(&self.path).ok().and_then(|t| toml::from_str(&t).ok()).unwrap_or_default()
@@ -132,31 +130,16 @@ impl LocalDeliveries {
             file.tokens.insert(token.to_string(), list);
         }
         file.place.clone_from(&self.place);
-        // In a batch: in place at once (a killed run loses nothing), made
-        // durable by `flush` at the batch's barrier (one sync for all).
-        self.write(file, !later)?;
-        Ok(true)
-    }
-
-    /// Writes the records as they are now (after a batch of `put`s).
-    pub fn flush(&self) -> std::io::Result<()> {
-        let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match cache.as_ref() {
-            Some(file) => self.write(file, true),
-            None => Ok(()),
-        }
-    }
-
-    fn write(&self, file: &LocalFile, durable: bool) -> std::io::Result<()> {
+        // Put in place at once, whole (a killed run loses nothing), but not
+        // synced: a machine that crashes may lose the newest records, and
+        // the next `sync` records again what the files hold (they are
+        // read back), so no sync is spent on them.
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let text = toml::to_string(file).expect("records serialize");
-        if durable {
-            crate::fsutil::write_atomic(&self.path, text.as_bytes())
-        } else {
-            crate::fsutil::replace_unsynced(&self.path, text.as_bytes())
-        }
+        crate::fsutil::replace_unsynced(&self.path, text.as_bytes())?;
+        Ok(true)
     }
 
     /// Every token's records on this machine.

@@ -201,7 +201,8 @@ struct Deferred {
     /// Audit lines were appended at a barrier and wait for the last one's
     /// fsync.
     audit_unsynced: bool,
-    /// This machine's .env records changed: written at the next barrier.
+    /// This machine's .env records changed: its check-in is written at
+    /// the next barrier.
     local: bool,
 }
 
@@ -372,7 +373,7 @@ impl Registry {
     /// Keeps `meta`'s .env delivery records on this machine, and tells the
     /// others through this machine's check-in when a policy names it (not
     /// from a CI runner: what it writes is thrown away with it). In a batch
-    /// both are written at the next barrier, once for every token.
+    /// the check-in is written at the next barrier, once for every token.
     fn save_local(&self, meta: &TokenMeta, keys: &RegistryKeys) -> Result<(), RegistryError> {
         let records: std::collections::BTreeMap<DeliveryKey, Delivery> = meta
             .deliveries
@@ -381,20 +382,12 @@ impl Registry {
             .map(|(k, d)| (k.clone(), d.clone()))
             .collect();
         let path = self.local_path();
-        let batch = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some();
-        let changed = self.local().put(&meta.name, &records, batch).map_err(|e| RegistryError::io(&path, e))?;
-        if !changed {
+        if !self.local().put(&meta.name, &records).map_err(|e| RegistryError::io(&path, e))? {
             return Ok(());
         }
-        if batch {
-            let mut deferred = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(d) = deferred.as_mut() {
-                d.local = true;
-                return Ok(());
-            }
-            // The batch ended meanwhile: written now.
-            drop(deferred);
-            self.local().flush().map_err(|e| RegistryError::io(&path, e))?;
+        if let Some(d) = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut() {
+            d.local = true;
+            return Ok(());
         }
         if let Some(checkin) = self.own_checkin()? {
             self.write_checkin(&checkin, keys)?;
@@ -1248,12 +1241,7 @@ impl Registry {
         // This machine's .env records and its check-in, once for the batch.
         // (At the last barrier the check-in is compared with the records
         // even when nothing changed: a run killed before it left it behind.)
-        let local = std::mem::take(&mut deferred.local);
-        if local {
-            let path = self.local_path();
-            self.local().flush().map_err(|e| RegistryError::io(&path, e))?;
-        }
-        if (local || last)
+        if (std::mem::take(&mut deferred.local) || last)
             && let Some(keys) = self.keys()
             && let Some(checkin) = self.own_checkin()?
         {

@@ -259,8 +259,8 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
                 // Holds the value, but this machine has no record of it
                 // (records of .env files are each machine's own): written
                 // again, which records it.
-                (Some(Observed::Holds), None) if local => {
-                    Some(format!("{name} holds the current value, but this machine has no record of it"))
+                (Some(Observed::Holds), d) if local && d.is_none_or(|d| d.version != current.id) => {
+                    Some(format!("{name} holds the current value, but this machine's record does not say so"))
                 }
                 (Some(Observed::Holds | Observed::NotDeployed), _) => None,
                 (Some(Observed::Differs), _) => Some(format!("{name} differs from the registry")),

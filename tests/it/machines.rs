@@ -190,7 +190,11 @@ fn a_machine_without_records_of_its_env_files_records_what_they_hold() {
     std::fs::remove_dir_all(p.path("config/chitty-secrets/deliveries")).unwrap();
     let out = p.run(&["sync", "--check", "CHITTY_ID_TOKEN"]);
     assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(text(&out).contains("holds the current value, but this machine has no record of it"), "{}", text(&out));
+    assert!(
+        text(&out).contains("holds the current value, but this machine's record does not say so"),
+        "{}",
+        text(&out)
+    );
     p.ok(&["sync", "CHITTY_ID_TOKEN"]);
     p.ok(&["sync", "--check", "CHITTY_ID_TOKEN"]);
     assert_eq!(p.read("app/.env"), before, "the file changed");
