@@ -227,7 +227,7 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
     }
 
     if !json {
-        for note in &report.remote_notes {
+        for note in report.remote_notes.iter().chain(&report.not_on_this_machine) {
             println!("note: {note}");
         }
         for o in &report.outcomes {

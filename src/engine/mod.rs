@@ -215,9 +215,12 @@ impl Workspace {
                     };
                     continue;
                 }
-                let behind = self.machines_behind(token, version).unwrap_or_default();
+                let behind = match self.machines_behind(token, version) {
+                    Ok(behind) => behind.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    // The run would stop on it too.
+                    Err(e) => vec![format!("a check-in that cannot be trusted ({e})")],
+                };
                 if !behind.is_empty() {
-                    let behind: Vec<String> = behind.iter().map(ToString::to_string).collect();
                     *step = Step::Remind {
                         reason: format!(
                             "v{version} cannot be retired yet: {} has not synced the new value",
@@ -421,6 +424,10 @@ impl Workspace {
         plans.retain(|p| metas.contains_key(&p.token));
         // A .env file on another machine is that machine's to write.
         machines::drop_elsewhere(&mut plans, &elsewhere);
+        if dry_run && !is_sync {
+            // What the run would refuse, as `plan` shows it.
+            self.show_blocked_retirements(&mut plans, &metas, &observe::RemoteLook::default());
+        }
         plans.retain(|p| !p.steps.is_empty() || !is_sync);
         let not_on_this_machine = elsewhere.into_iter().map(|(_, why)| why).collect();
         let mut report = RunReport {

@@ -548,6 +548,27 @@ impl<'a> Runner<'a> {
             self.done.push(Event::JournalClosed);
             return Ok(());
         };
+        // Another machine a .env target names may hold the pending value
+        // (its check-in says so): only it can put the current one back, so
+        // it is not revoked from here. An expired one is dead anyway.
+        let expired = self.meta.version(pending).and_then(|v| v.expires_at).is_some_and(|e| e <= self.ws.now);
+        let elsewhere: Vec<String> = super::machines::declared_states(self.token, &self.ws.registry.checkins_here()?)
+            .into_iter()
+            .filter(|s| s.machine != crate::registry::machine::this_machine())
+            .filter(|s| s.holds.is_some_and(|(v, _)| v == pending))
+            .map(|s| s.to_string())
+            .collect();
+        if !elsewhere.is_empty() && !expired {
+            self.resumable = true;
+            return Err(crate::error::Hinted::new(
+                format!("v{pending} is not revoked: {} still holds it", elsewhere.join(", ")),
+                format!(
+                    "run `chitty-secrets rotate --abort {0}` on each of them first (or finish the rotation: `chitty-secrets rotate {0}`)",
+                    self.token.name
+                ),
+            )
+            .into());
+        }
         let held: Vec<_> = self.meta.holders(pending).into_iter().cloned().collect();
         if !held.is_empty() {
             let Some(current) = self.meta.current().map(|v| v.id) else {

@@ -86,7 +86,7 @@ impl Workspace {
         // One damaged metadata file is shown as such; the others still are.
         // A check-in that fails its MAC speaks for nobody here (`check`
         // reports it); the rest of the status stands.
-        let checkins = self.registry.checkins_here().unwrap_or_default();
+        let checkins = self.registry.checkins_shown();
         let here = Here { machine: crate::registry::machine::this_machine(), elsewhere: machines::elsewhere_all(self) };
         let tokens: Vec<TokenStatus> = self
             .load_declared()

@@ -95,7 +95,9 @@ pub async fn sync_all(
     for token in
         ws.policy.tokens.values().filter(|t| only.is_empty() || only.contains(&t.name)).filter(|t| !stopped(&t.name))
     {
-        for t in &token.targets {
+        // A .env file that is not this machine's is neither written nor
+        // "unchanged" here.
+        for t in token.targets.iter().filter(|t| super::machines::elsewhere(t, &ws.policy.root).is_none()) {
             *declared.entry(t.address()).or_default() += t.names.len();
         }
     }
@@ -182,6 +184,7 @@ pub async fn prune(ws: &Workspace) -> anyhow::Result<Vec<Event>> {
         .flat_map(|t| t.names.iter().map(|n| (t.address(), n.to_ascii_uppercase())))
         .collect();
     let mut events = Vec::new();
+    let mut moved: BTreeMap<String, Vec<crate::targets::RemoteSecret>> = BTreeMap::new();
     for name in ws.registry.token_names()? {
         let mut meta = ws.registry.load(&name)?;
         let stale: Vec<DeliveryKey> = meta
@@ -194,11 +197,40 @@ pub async fn prune(ws: &Workspace) -> anyhow::Result<Vec<Event>> {
             .cloned()
             .collect();
         for key in stale {
-            ws.backends.target(targets[&key.target])?.delete(&key.name).await?;
+            let target = ws.backends.target(targets[&key.target])?;
+            target.delete(&key.name).await?;
             meta.deliveries.remove(&key);
             ws.registry.save(&mut meta)?;
             ws.audit("prune", &name, None, Some(format!("{} ({})", key.target, key.name)))?;
+            // A Worker: the delete made a version of ours, which holds the
+            // names left there; the records say so, or the next look would
+            // take it for a change by someone else.
+            if let Some(listed) = target.list().await?
+                && listed.iter().any(|s| s.worker_version.is_some())
+            {
+                moved.insert(key.target.clone(), listed);
+            }
             events.push(Event::Pruned { token: name.clone(), target: key.target, name: key.name });
+        }
+    }
+    if !moved.is_empty() {
+        for name in ws.registry.token_names()? {
+            let mut meta = ws.registry.load(&name)?;
+            let mut changed = false;
+            for (key, d) in meta.deliveries.iter_mut() {
+                let Some(listed) = moved.get(&key.target) else { continue };
+                let now = listed
+                    .iter()
+                    .find(|s| s.name.eq_ignore_ascii_case(&key.name))
+                    .and_then(|s| s.worker_version.clone());
+                if now.is_some() && d.worker_version != now {
+                    d.worker_version = now;
+                    changed = true;
+                }
+            }
+            if changed {
+                ws.registry.save(&mut meta)?;
+            }
         }
     }
     Ok(events)

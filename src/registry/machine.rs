@@ -32,14 +32,12 @@ pub fn this_machine() -> String {
             .or_else(|| std::env::var("COMPUTERNAME").ok())
     };
     let name = given.or_else(host).unwrap_or_default();
-    // The first label of a host name, made safe as a file name.
+    // The whole name (a policy may name `web-1.prod`), made safe as a file
+    // name.
     let name: String = name
         .trim()
-        .split('.')
-        .next()
-        .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_-".contains(c) { c } else { '-' })
+        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
         .take(64)
         .collect();
     if valid_machine_name(&name) { name } else { "this-machine".into() }

@@ -232,16 +232,22 @@ fn split_meta_mac(text: &str) -> (&str, Option<&str>) {
 /// The metadata file's text for `meta`, with its MAC line. Delivery records
 /// of .env files are the machine's, never the repository's: left out.
 fn meta_text(meta: &TokenMeta, keys: &RegistryKeys) -> String {
-    let body = if meta.deliveries.keys().any(machine::is_machine_local) {
+    let body = committed_body(meta);
+    let tag = keys.tag("meta", &meta.name, body.as_bytes());
+    format!("{META_MAC}{tag}\"\n{body}")
+}
+
+/// The metadata as the repository keeps it: without this machine's .env
+/// records.
+fn committed_body(meta: &TokenMeta) -> String {
+    if meta.deliveries.keys().any(machine::is_machine_local) {
         let mut committed = meta.clone();
         committed.deliveries.retain(|k, _| !machine::is_machine_local(k));
         toml::to_string(&committed)
     } else {
         toml::to_string(meta)
     }
-    .expect("metadata always serializes");
-    let tag = keys.tag("meta", &meta.name, body.as_bytes());
-    format!("{META_MAC}{tag}\"\n{body}")
+    .expect("metadata always serializes")
 }
 
 impl Registry {
@@ -303,17 +309,31 @@ impl Registry {
     /// Every machine's check-in, this machine's as its own records say
     /// (they are newer than its check-in during a run).
     pub fn checkins_here(&self) -> Result<Vec<machine::Checkin>, RegistryError> {
-        let mut all = self.checkins()?;
-        let here = machine::this_machine();
-        if self.checks_in.load(std::sync::atomic::Ordering::SeqCst) && !machine::throwaway() {
-            all.retain(|c| c.machine != here);
-            let mut own = machine::Checkin { machine: here, holds: Vec::new() };
-            for (token, records) in self.local().all() {
-                own.set(&token, &records);
+        let own = self.checkin_from_records();
+        let mut all = Vec::new();
+        for name in self.checkin_names()? {
+            if own.as_ref().is_none_or(|o| o.machine != name) {
+                all.extend(self.checkin(&name)?);
             }
-            all.push(own);
         }
+        all.extend(own);
         Ok(all)
+    }
+
+    /// [`Self::checkins_here`] for what only shows them (`status`, `plan`):
+    /// one that cannot be read or is not a member's speaks for nobody, and
+    /// the others still do (`check` names the bad one).
+    pub fn checkins_shown(&self) -> Vec<machine::Checkin> {
+        let own = self.checkin_from_records();
+        let mut all: Vec<machine::Checkin> = self
+            .checkin_names()
+            .unwrap_or_default()
+            .iter()
+            .filter(|n| own.as_ref().is_none_or(|o| o.machine != **n))
+            .filter_map(|n| self.checkin(n).ok().flatten())
+            .collect();
+        all.extend(own);
+        all
     }
 
     /// One machine's check-in, if it has one.
@@ -398,16 +418,24 @@ impl Registry {
     /// This machine's check-in as its records make it, where a policy names
     /// this machine and it differs from the one in the registry.
     fn own_checkin(&self) -> Result<Option<machine::Checkin>, RegistryError> {
-        if !self.checks_in.load(std::sync::atomic::Ordering::SeqCst) || machine::throwaway() {
-            return Ok(None);
-        }
-        let name = machine::this_machine();
-        let old = self.checkin(&name)?;
-        let mut checkin = old.clone().unwrap_or(machine::Checkin { machine: name, holds: Vec::new() });
-        for (token, records) in self.local().all() {
-            checkin.set(&token, &records);
-        }
+        let Some(checkin) = self.checkin_from_records() else { return Ok(None) };
+        // One that cannot be read (a conflict, an old MAC) is made again
+        // from the records, never a reason to stop.
+        let old = self.checkin(&checkin.machine).ok().flatten();
         Ok((old.as_ref() != Some(&checkin)).then_some(checkin))
+    }
+
+    /// This machine's check-in as its records make it, where a policy names
+    /// this machine (a self-hosted CI runner too: named, it keeps its files).
+    fn checkin_from_records(&self) -> Option<machine::Checkin> {
+        if !self.checks_in.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        let mut own = machine::Checkin { machine: machine::this_machine(), holds: Vec::new() };
+        for (token, records) in self.local().all() {
+            own.set(&token, &records);
+        }
+        Some(own)
     }
 
     fn local_path(&self) -> PathBuf {
@@ -781,9 +809,19 @@ impl Registry {
         let keys = self.require_keys("writing the registry")?;
         // `load_existing` refuses a name that is not a token name.
         let path = self.meta_path(&meta.name);
-        let on_disk = self.load_existing(&meta.name)?.map_or(0, |m| m.generation);
+        let existing = self.load_existing(&meta.name)?;
+        let on_disk = existing.as_ref().map_or(0, |m| m.generation);
         if on_disk != meta.generation {
             return Err(RegistryError::Stale { path, on_disk, ours: meta.generation });
+        }
+        // Only this machine's .env records changed: the repository's file
+        // stays as it is (a host's `sync` dirties no tracked file).
+        if let Some(existing) = existing
+            && existing.schema == SCHEMA
+            && meta.schema == SCHEMA
+            && committed_body(&existing) == committed_body(meta)
+        {
+            return self.save_local(meta, &keys);
         }
         meta.generation += 1;
         meta.schema = SCHEMA;

@@ -377,6 +377,13 @@ impl CloudflareTarget {
         Ok(list.items.into_iter().next())
     }
 
+    /// The versions made after version number `after`, newest first (at
+    /// most the last 100: the list's largest page).
+    async fn versions_since(&self, after: u64) -> Result<Vec<VersionSummary>, TargetError> {
+        let list: VersionList = self.get(&["versions"], &[("per_page", "100")]).await?;
+        Ok(list.items.into_iter().filter(|v| v.number.is_some_and(|n| n > after)).collect())
+    }
+
     /// The newest version, numbered.
     async fn latest(&self) -> Result<Option<WorkerVersion>, TargetError> {
         match self.latest_summary().await? {
@@ -783,7 +790,11 @@ impl Target for CloudflareTarget {
         self.preflight().await?;
         let url = self.url(&["secrets", name], &[])?;
         let response = self.call(Method::DELETE, &url, None).await?;
-        self.envelope(&Method::DELETE, &url, response).await.map(|_| ()).map_err(|(_, e)| e)
+        self.envelope(&Method::DELETE, &url, response).await.map_err(|(_, e)| e)?;
+        // Deployed at once: the listing after it says which version holds
+        // the names left.
+        self.wrote.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     async fn write_effect(&self) -> Option<Result<String, TargetError>> {
@@ -814,46 +825,69 @@ impl Target for CloudflareTarget {
     async fn changed_by_others(&self, ours: &[WorkerVersion]) -> Result<Vec<String>, TargetError> {
         let Some(history) = self.deployment_history().await? else { return Ok(Vec::new()) };
         let is_ours = |id: &str| ours.iter().any(|v| v.id == id) || self.is_ours(id);
-        let newer = match history.iter().position(|d| d.versions.iter().any(|v| is_ours(&v.version_id))) {
-            Some(at) => &history[..at],
+        // The newest deployment that runs a version of ours, and every one
+        // after it; versions not ours beside ours in a split count too.
+        let looked_at = match history.iter().position(|d| d.versions.iter().any(|v| is_ours(&v.version_id))) {
+            Some(at) => &history[..=at],
             // Ours deployed but no longer listed: every listed one is newer.
             None if ours.iter().any(|v| v.deployed) => &history[..],
             // Never deployed (a version left to the team): nothing to judge.
             None => return Ok(Vec::new()),
         };
         let Some(newest) = ours.iter().max_by_key(|v| v.number) else { return Ok(Vec::new()) };
-        // The code hashes that ran since our newest write: a version with
-        // one of them brought no new code.
-        if newer.is_empty() {
+        let foreign = |d: &Deployment| d.versions.iter().any(|v| !is_ours(&v.version_id));
+        if !looked_at.iter().any(foreign) {
             return Ok(Vec::new());
         }
-        let mut hashes: Vec<String> = self.detail(&newest.id).await?.resources.script.etag.into_iter().collect();
-        let mut looked: Vec<String> = Vec::new();
+        // Code hashes, read once each; the versions made since ours, listed
+        // once (a version that brought no code of its own that some version
+        // made since ours did not already have was made by a change of
+        // secrets or settings).
+        let mut hashes: std::collections::HashMap<String, (u64, Option<String>)> = std::collections::HashMap::new();
+        let mut made_since: Option<Vec<VersionSummary>> = None;
         let mut said: Vec<String> = Vec::new();
         // Oldest first, as they were made.
-        for d in newer.iter().rev() {
+        for d in looked_at.iter().rev() {
             for v in d.versions.iter().filter(|v| !is_ours(&v.version_id)) {
-                if looked.contains(&v.version_id) {
+                if hashes.contains_key(&v.version_id) {
                     continue;
                 }
-                looked.push(v.version_id.clone());
                 let detail = self.detail(&v.version_id).await?;
-                let hash = detail.resources.script.etag.clone();
-                let brought_code = hash.as_ref().is_some_and(|h| !hashes.contains(h));
-                hashes.extend(hash);
+                let (number, hash) = (detail.number, detail.resources.script.etag);
+                hashes.insert(v.version_id.clone(), (number, hash.clone()));
                 let why = match d.trigger() {
                     Some("secret") => "",
                     // A code deploy carries the secrets it found over.
                     Some("upload") => continue,
                     // Older than ours: a rollback, which `running` reports.
-                    _ if detail.number < newest.number => continue,
-                    _ if brought_code => continue,
-                    _ => " with no new code, so by a change Cloudflare does not tell apart from a secret change",
+                    _ if number < newest.number => continue,
+                    _ => {
+                        let list = match &made_since {
+                            Some(list) => list,
+                            None => made_since.insert(self.versions_since(newest.number).await?),
+                        };
+                        let earlier: Vec<String> = list
+                            .iter()
+                            .filter(|e| e.number.is_some_and(|n| n < number))
+                            .map(|e| e.id.clone())
+                            .collect();
+                        let mut same_code = hash.is_none();
+                        for id in earlier.iter().chain(std::iter::once(&newest.id)) {
+                            if !hashes.contains_key(id) {
+                                let e = self.detail(id).await?;
+                                hashes.insert(id.clone(), (e.number, e.resources.script.etag));
+                            }
+                            same_code |= hash.is_some() && hashes[id].1 == hash;
+                        }
+                        if !same_code {
+                            continue;
+                        }
+                        " with no new code, so by a change Cloudflare does not tell apart from a secret change"
+                    }
                 };
                 said.push(format!(
-                    "version {} (#{}) was deployed {}{why}, after version #{} that chitty-secrets wrote",
+                    "version {} (#{number}) was deployed {}{why}, after version #{} that chitty-secrets wrote",
                     short(&v.version_id),
-                    detail.number,
                     d.said(),
                     newest.number
                 ));

@@ -201,3 +201,41 @@ fn a_machine_without_records_of_its_env_files_records_what_they_hold() {
     let status = p.ok(&["status"]);
     assert!(status.contains("delivered: 3/3 up to date"), "{status}");
 }
+
+#[test]
+fn a_machine_named_with_dots_is_matched_whole_and_a_hosts_sync_leaves_git_clean() {
+    let policy = POLICY.replace("\"web-1\"", "\"web-1.prod\"");
+    let web1 = Machine { name: "web-1.prod", p: Project::initialised(&policy) };
+    web1.ok(&["rotate"]);
+    assert!(web1.p.path("app/.env").exists());
+    assert!(web1.p.path(".chitty-secrets/machines/web-1.prod.toml").exists());
+
+    // web-2's sync records on web-2 and in its check-in only: the token's
+    // metadata, which git tracks, is left as it was.
+    let web2 = Machine::clone_of(&web1, "web-2");
+    let meta = web2.p.read(".chitty-secrets/tokens/API_TOKEN.toml");
+    web2.ok(&["sync"]);
+    assert_eq!(web2.p.read(".chitty-secrets/tokens/API_TOKEN.toml"), meta, "a host's sync rewrote tracked metadata");
+    assert!(web2.p.path(".chitty-secrets/machines/web-2.toml").exists());
+}
+
+#[test]
+fn abort_does_not_revoke_a_pending_value_another_named_machine_holds() {
+    let web1 = Machine { name: "web-1", p: Project::initialised(POLICY) };
+    web1.ok(&["rotate"]);
+    // A rotation stopped after delivering v2 to web-1's .env.
+    let out = web1.command(&["rotate"]).env("CHITTY_SECRETS_CRASH_AT", "before-promote").output().unwrap();
+    assert_ne!(code(&out), 0);
+    // web-2 says (and a member vouched) that it holds v2 too.
+    std::fs::write(
+        web1.p.path(".chitty-secrets/machines/web-2.toml"),
+        "machine = \"web-2\"\n\n[[holds]]\ntoken = \"API_TOKEN\"\ntarget = \"dotenv:app/.env\"\nname = \"API_TOKEN\"\nversion = 2\nat = \"2026-12-01T00:00:00Z\"\n",
+    )
+    .unwrap();
+    web1.ok(&["trust", "accept", ".chitty-secrets/machines/web-2.toml"]);
+    let out = web1.run(&["rotate", "--abort", "API_TOKEN"]);
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(text(&out).contains("v2 is not revoked: web-2 (holds v2 at dotenv:app/.env"), "{}", text(&out));
+    let status = web1.p.ok(&["status", "--json"]);
+    assert!(status.contains("\"pending\": 2"), "{status}");
+}

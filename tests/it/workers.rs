@@ -350,3 +350,46 @@ fn plan_does_not_promise_a_retirement_a_running_older_version_blocks() {
     assert!(!out.contains("retire v"), "plan promised a retirement the run refuses: {out}");
     assert!(out.contains("cannot be retired yet: wrangler:api runs version #"), "{out}");
 }
+
+#[test]
+fn our_own_prune_is_not_a_change_by_others_in_either_deploy_mode() {
+    for options in ["", "deploy = \"version\"\nrollout = \"100%\"\n"] {
+        let w = Workers::start();
+        let two_names = policy(&format!("names = [\"API_TOKEN\", \"OLD_NAME\"]\n{options}"));
+        let p = Project::initialised(&two_names);
+        w.ok(&p, &["rotate"]);
+        std::fs::write(p.path("policies/main.toml"), policy(options)).unwrap();
+        let out = w.ok(&p, &["sync", "--prune"]);
+        assert!(out.contains("OLD_NAME"), "{out}");
+        assert!(!w.cf.names("api").contains(&"OLD_NAME".to_string()));
+        let out = w.run(&p, &["check", "--online"]);
+        assert_eq!(code(&out), 0, "{options:?}: {}", text(&out));
+        w.ok(&p, &["sync", "--check", "--verify"]);
+    }
+}
+
+#[test]
+fn a_hand_edited_version_is_caught_in_a_split_and_behind_new_code() {
+    // Rolled out beside ours: 10% of the traffic runs the placeholder.
+    let w = Workers::start();
+    let p = Project::initialised(&policy(""));
+    w.ok(&p, &["rotate"]);
+    let ours = w.cf.latest_id("api");
+    let edited = w.cf.versions_secret_put("api", "API_TOKEN", "YOUR_TOKEN_HERE_REPLACE_ME");
+    w.cf.deploy("api", &[(&edited, 10), (&ours, 90)]);
+    let out = w.run(&p, &["sync", "--check", "--verify"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("with no new code"), "{}", text(&out));
+
+    // New code uploaded, then a secret changed on top of it, then rolled
+    // out: the version brought no code of its own.
+    let w = Workers::start();
+    let p = Project::initialised(&policy(""));
+    w.ok(&p, &["rotate"]);
+    w.cf.upload_version("api");
+    let edited = w.cf.versions_secret_put("api", "API_TOKEN", "YOUR_TOKEN_HERE_REPLACE_ME");
+    w.cf.deploy("api", &[(&edited, 100)]);
+    let out = w.run(&p, &["sync", "--check", "--verify"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("with no new code"), "{}", text(&out));
+}
