@@ -138,7 +138,7 @@ pub async fn plan(g: &Globals<'_>, args: &PlanArgs) -> anyhow::Result<u8> {
         for o in &preview.damaged {
             print_outcome(o);
         }
-        let load = &preview.github;
+        let load = &preview.budget;
         if load.writes > 0 {
             println!(
                 "GitHub: {} write{}; GitHub's budget (80 a minute, 500 an hour) needs at least {}{}",

@@ -36,7 +36,7 @@ pub trait Backends: Send + Sync {
 /// touches no service builds none.
 pub struct Live {
     files: ProjectFiles,
-    remote: OnceLock<Result<Remote, String>>,
+    remote: OnceLock<Result<Remote, TargetError>>,
     deadline: OnceLock<std::time::Instant>,
     issuer_http: OnceLock<Result<Http, String>>,
 }
@@ -50,14 +50,16 @@ impl Live {
     fn remote(&self, address: &str) -> Result<Remote, TargetError> {
         self.remote
             .get_or_init(|| {
-                let remote = Remote::from_env().map_err(|e| e.message)?;
+                let remote = Remote::from_env()?;
                 if let Some(deadline) = self.deadline.get() {
                     remote.stop_writing_at(*deadline);
                 }
                 Ok(remote)
             })
             .clone()
-            .map_err(|why| TargetError::new(address, why, None))
+            // The same failure for every target, with its hint, under each
+            // target's own address.
+            .map_err(|e| TargetError { address: address.to_string(), ..e })
     }
 }
 

@@ -105,7 +105,7 @@ impl Workspace {
                         Severity::Warning,
                         "not-deployed",
                         not_deployed_message(&metas, &token, &key),
-                        "roll the version out: `wrangler versions deploy VERSION@100%`",
+                        crate::targets::ROLLOUT_HINT,
                     ),
                     Observed::Holds | Observed::Redeliver => continue,
                 };

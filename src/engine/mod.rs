@@ -33,6 +33,7 @@ use crate::policy::{self, Policy, TokenPolicy};
 use crate::registry::audit;
 use crate::registry::{Registry, RegistryError, RegistryLock, TokenMeta};
 use crate::rotation::{Mode, Observations, Step, TokenPlan};
+use crate::targets::LimitProblem;
 
 pub use backends::{Backends, Live};
 pub use deliver::TargetSummary;
@@ -211,7 +212,7 @@ impl Workspace {
                             "v{version} cannot be retired yet: {}, made before the new value, may still run it",
                             runs.join("; ")
                         ),
-                        hint: "deploy the version that holds the new value (`wrangler versions deploy VERSION@100%`); the next run retires it".into(),
+                        hint: format!("{}; the next run retires it", crate::targets::ROLLOUT_HINT),
                     };
                     continue;
                 }
@@ -283,8 +284,8 @@ impl Workspace {
         self.show_blocked_retirements(&mut rotate, &metas, &look);
         let not_on_this_machine = elsewhere.into_iter().map(|(_, why)| why).collect();
         remote_notes.extend(observe::not_deployed_notes(&metas, &observed));
-        let github = github_load(&self.policy, [&rotate, &sync]);
-        let mut limits = github_limits(&self.policy, &unmanaged);
+        let budget = crate::targets::write_load(&self.policy, [&rotate, &sync]);
+        let mut limits = crate::targets::limits(&self.policy, &unmanaged);
         if reachable {
             let written = planned_writes(&self.policy, [&rotate, &sync]);
             limits.extend(self.write_effects(&mut remote_notes, &opened, &written).await);
@@ -297,7 +298,7 @@ impl Workspace {
             remote_notes,
             local_files_compared: self.identity.is_some(),
             not_on_this_machine,
-            github,
+            budget,
             limits,
         })
     }
@@ -336,7 +337,7 @@ impl Workspace {
             // A limit `plan` reports as an error stops the run before its
             // first write: a run that wrote 100 of 101 secrets would leave
             // the last one pending for ever.
-            let broken: Vec<String> = github_limits(&self.policy, &[])
+            let broken: Vec<String> = crate::targets::limits(&self.policy, &[])
                 .into_iter()
                 .filter(|l| l.severity == "error")
                 .map(|l| format!("{}: {}", l.target, l.message))
@@ -502,8 +503,8 @@ pub struct Preview {
     pub damaged: Vec<TokenOutcome>,
     #[serde(skip)]
     pub unmanaged: Vec<Unmanaged>,
-    /// What the planned GitHub writes cost in GitHub's write budget.
-    pub github: GithubLoad,
+    /// What the planned writes cost in the services' write budgets.
+    pub budget: crate::targets::WriteLoad,
     /// .env targets that are not this machine's to write, each with why
     /// (the policy names other machines; a CI runner lacks the file).
     pub not_on_this_machine: Vec<String>,
@@ -513,121 +514,6 @@ pub struct Preview {
     #[serde(skip)]
     pub remote_notes: Vec<String>,
     pub local_files_compared: bool,
-}
-
-/// The GitHub writes a plan makes, the least time GitHub's budget lets
-/// them take, and tokens that one organization secret would deliver in one
-/// write instead of many.
-#[derive(serde::Serialize, Default)]
-pub struct GithubLoad {
-    pub writes: usize,
-    pub least_seconds: u64,
-    pub org_candidates: Vec<OrgCandidate>,
-}
-
-/// A token delivered to many repositories of one owner.
-#[derive(serde::Serialize)]
-pub struct OrgCandidate {
-    pub token: String,
-    pub owner: String,
-    pub repos: Vec<String>,
-}
-
-/// A GitHub limit, checked before any write.
-#[derive(serde::Serialize)]
-pub struct LimitProblem {
-    /// `error` (GitHub would refuse) or `warning`.
-    pub severity: &'static str,
-    pub target: String,
-    pub message: String,
-}
-
-/// Secrets a repository or an environment may hold, and an organization.
-const GITHUB_REPO_SECRETS: usize = 100;
-const GITHUB_ORG_SECRETS: usize = 1000;
-/// A workflow sees only this many organization secrets (alphabetically).
-const GITHUB_ORG_VISIBLE: usize = 100;
-
-/// GitHub's per-scope limits against what the policies declare there (and
-/// what the listing found besides): no request is made for it.
-fn github_limits(policy: &Policy, unmanaged: &[Unmanaged]) -> Vec<LimitProblem> {
-    let mut names: BTreeMap<String, (std::collections::BTreeSet<String>, std::collections::BTreeSet<String>)> =
-        BTreeMap::new();
-    for t in policy.tokens.values().flat_map(|t| &t.targets).filter(|t| t.address().starts_with("github:")) {
-        names.entry(t.address()).or_default().0.extend(t.names.iter().map(|n| n.to_ascii_uppercase()));
-    }
-    for u in unmanaged {
-        if let Some(entry) = names.get_mut(&u.address) {
-            entry.1.insert(u.name.to_ascii_uppercase());
-        }
-    }
-    let mut out = Vec::new();
-    for (address, (declared, others)) in names {
-        let org = address.starts_with("github:org:");
-        let limit = if org { GITHUB_ORG_SECRETS } else { GITHUB_REPO_SECRETS };
-        let total = declared.union(&others).count();
-        if total > limit {
-            out.push(LimitProblem {
-                severity: "error",
-                target: address.clone(),
-                message: format!(
-                    "{total} secrets ({} declared, {} already there) — GitHub allows {limit} per {}",
-                    declared.len(),
-                    others.len(),
-                    if org { "organization" } else { "repository or environment" }
-                ),
-            });
-        }
-        if org {
-            let all: Vec<&String> = declared.union(&others).collect();
-            for (position, name) in all.iter().enumerate().skip(GITHUB_ORG_VISIBLE) {
-                if declared.contains(*name) {
-                    out.push(LimitProblem {
-                        severity: "warning",
-                        target: address.clone(),
-                        message: format!(
-                            "{name} is organization secret #{} alphabetically: a workflow sees only the first {GITHUB_ORG_VISIBLE}",
-                            position + 1
-                        ),
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Repositories of one owner from which an org-level secret is suggested.
-const ORG_SUGGESTION_FROM: usize = 5;
-
-fn github_load(policy: &Policy, plans: [&Vec<TokenPlan>; 2]) -> GithubLoad {
-    use crate::policy::{GithubScope, TargetSpec};
-    let is_github = |address: &str| address.starts_with("github:");
-    let writes = plans
-        .iter()
-        .flat_map(|p| p.iter())
-        .flat_map(|p| &p.steps)
-        .map(|s| match s {
-            crate::rotation::Step::Deliver { target, names, .. } if is_github(target) => names.len(),
-            _ => 0,
-        })
-        .sum();
-    let mut org_candidates = Vec::new();
-    for token in policy.tokens.values() {
-        let mut by_owner: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for t in &token.targets {
-            if let TargetSpec::Github(g) = &t.spec
-                && let GithubScope::Repo { owner, repo } = &g.scope
-            {
-                by_owner.entry(owner).or_default().push(repo.clone());
-            }
-        }
-        for (owner, repos) in by_owner.into_iter().filter(|(_, r)| r.len() >= ORG_SUGGESTION_FROM) {
-            org_candidates.push(OrgCandidate { token: token.name.clone(), owner: owner.to_string(), repos });
-        }
-    }
-    let least = crate::targets::pacer::Budget::github().time_for(writes);
-    GithubLoad { writes, least_seconds: least.as_secs(), org_candidates }
 }
 
 /// How a run was asked for.

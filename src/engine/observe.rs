@@ -129,7 +129,7 @@ impl Workspace {
                     for n in &t.names {
                         declared.push(n.to_ascii_uppercase());
                         let listed_here = listed.iter().find(|s| s.name.eq_ignore_ascii_case(n));
-                        if let Some(change) = visibility_change(t, listed_here) {
+                        if let Some(change) = crate::targets::visibility_change(t, listed_here) {
                             notes.push(format!("{address}: {} {change}", listed_here.map_or(n, |s| &s.name)));
                         }
                         let observed = match (listed_here, meta.delivered(&address, n)) {
@@ -263,7 +263,7 @@ pub fn not_deployed_message(metas: &BTreeMap<String, TokenMeta>, token: &str, ke
             key.name,
             key.target,
             w.number,
-            crate::targets::cloudflare::short(&w.id)
+            crate::targets::short_version(&w.id)
         ),
         None => format!("{} at {} is in a Worker version that is not deployed yet", key.name, key.target),
     }
@@ -275,27 +275,7 @@ pub fn not_deployed_notes(metas: &BTreeMap<String, TokenMeta>, observed: &Observ
         .iter()
         .filter(|(_, o)| **o == Observed::NotDeployed)
         .map(|((token, key), _)| {
-            format!(
-                "{}; roll it out with `wrangler versions deploy VERSION@100%`",
-                not_deployed_message(metas, token, key)
-            )
+            format!("{}; {}", not_deployed_message(metas, token, key), crate::targets::ROLLOUT_HINT)
         })
         .collect()
-}
-
-/// `is visible to `all` repositories; the policy sets `private`: …` when an
-/// organization secret's visibility differs from what the policy sets.
-fn visibility_change(
-    target: &crate::policy::TargetPolicy,
-    listed: Option<&crate::targets::RemoteSecret>,
-) -> Option<String> {
-    let crate::policy::TargetSpec::Github(g) = &target.spec else { return None };
-    let crate::policy::GithubScope::Org { visibility: Some(wanted), .. } = &g.scope else { return None };
-    let now = listed?.visibility.as_deref()?;
-    (now != wanted.as_str()).then(|| {
-        format!(
-            "is visible to `{now}` repositories; the policy sets `{}`: the next write changes who may use it",
-            wanted.as_str()
-        )
-    })
 }

@@ -29,7 +29,7 @@ impl Opened {
             return Ok((Arc::clone(target), false));
         }
         let target: Arc<dyn Target> = Arc::from(ws.backends.target(policy)?);
-        if let crate::policy::TargetSpec::Wrangler(_) = &policy.spec {
+        if policy.runs_versions() {
             // A Worker builds on the version chitty-secrets made last: the
             // delivery records say which versions those are.
             let (metas, _) = ws.readable_metas(&[]);

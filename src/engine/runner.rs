@@ -739,15 +739,14 @@ impl<'a> Runner<'a> {
                 self.resumable = true;
                 return Err(crate::error::Hinted::new(
                     format!("v{version} is not revoked yet: {where_}, made before the new value, may still run it"),
-                    format!(
-                        "deploy the version that holds the new value (`wrangler versions deploy VERSION@100%`), then run `chitty-secrets rotate {name}` again"
-                    ),
+                    format!("{}, then run `chitty-secrets rotate {name}` again", crate::targets::ROLLOUT_HINT),
                 )
                 .into());
             }
             self.done.push(Event::Warning {
                 message: format!(
-                    "emergency: v{version} is revoked although {where_} may still run it; deploy the new value's version now (`wrangler versions deploy VERSION@100%`)"
+                    "emergency: v{version} is revoked although {where_} may still run it; {} now",
+                    crate::targets::ROLLOUT_HINT
                 ),
             });
         }

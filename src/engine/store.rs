@@ -113,7 +113,7 @@ impl Workspace {
         {
             return Err(Hinted::new(
                 format!(
-                    "refusing to store the value for {name}: its target {} is a .env file, and no .env quoting carries this value so that gh (godotenv), wrangler (npm dotenv), python-dotenv and dotenvy all read it back the same",
+                    "refusing to store the value for {name}: its target {} is a .env file, and no .env quoting carries this value so that every common .env reader (godotenv, npm dotenv, python-dotenv, dotenvy) reads it back the same",
                     target.address()
                 ),
                 "in .env files a value may not hold `${` or control characters, and a quote cannot be mixed with `$`, a backslash or a line break (README: .env files)",

@@ -32,7 +32,7 @@ struct Service {
     issuer: String,
     base: String,
     http: Http,
-    credential: Result<Secret, String>,
+    credential: Result<Secret, super::credential::Missing>,
 }
 
 /// How a request may be sent again.
@@ -61,7 +61,11 @@ impl Service {
     }
 
     fn credential(&self) -> Result<&Secret, IssuerError> {
-        self.credential.as_ref().map_err(|why| self.failed(format!("no credential: {why}")))
+        self.credential.as_ref().map_err(|m| IssuerError::Credential {
+            issuer: self.issuer.clone(),
+            message: m.message.clone(),
+            hint: m.hint.clone(),
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -215,7 +219,12 @@ pub struct ChittyidIssuer {
 }
 
 impl ChittyidIssuer {
-    pub fn new(name: &str, spec: ChittyidSpec, http: Http, credential: Result<Secret, String>) -> Self {
+    pub fn new(
+        name: &str,
+        spec: ChittyidSpec,
+        http: Http,
+        credential: Result<Secret, super::credential::Missing>,
+    ) -> Self {
         ChittyidIssuer { service: Service { issuer: name.into(), base: spec.url.clone(), http, credential }, spec }
     }
 }
@@ -289,7 +298,12 @@ pub struct ChittyauthIssuer {
 }
 
 impl ChittyauthIssuer {
-    pub fn new(name: &str, spec: ChittyauthSpec, http: Http, credential: Result<Secret, String>) -> Self {
+    pub fn new(
+        name: &str,
+        spec: ChittyauthSpec,
+        http: Http,
+        credential: Result<Secret, super::credential::Missing>,
+    ) -> Self {
         ChittyauthIssuer { service: Service { issuer: name.into(), base: spec.url.clone(), http, credential }, spec }
     }
 

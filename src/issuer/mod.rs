@@ -3,7 +3,7 @@
 
 pub mod chitty;
 mod command;
-mod credential;
+pub mod credential;
 mod manual;
 pub mod memory;
 mod random;
@@ -73,6 +73,9 @@ pub enum IssuerError {
     /// The mint may have reached the service, but no answer came back.
     #[error("issuer `{issuer}`: no answer to the mint ({}); a token may have been issued", crate::secret::scrub(.message))]
     Uncertain { issuer: String, message: String },
+    /// The issuer's own credential is not at hand.
+    #[error("issuer `{issuer}`: no credential: {}", crate::secret::scrub(.message))]
+    Credential { issuer: String, message: String, hint: String },
     /// The service's quota or rate limit: stop, resumable; never retry in a loop.
     #[error("issuer `{issuer}`: quota or rate limit reached: {}", crate::secret::scrub(.message))]
     Quota { issuer: String, message: String },
@@ -86,6 +89,7 @@ impl IssuerError {
                 instructions.as_deref().map(|i| format!("{i}; then ")).unwrap_or_default()
             )),
             IssuerError::Failed { .. } => None,
+            IssuerError::Credential { hint, .. } => Some(hint.clone()),
             IssuerError::Uncertain { .. } => Some(
                 "run `chitty-secrets rotate` again: it records the possibly issued token (see `check`) and mints anew".into(),
             ),
@@ -122,7 +126,10 @@ pub fn build(
 ) -> Result<Box<dyn Issuer>, IssuerError> {
     let credential = || match policy.spec.credential_from() {
         Some(source) => credential::resolve(source, env.registry, env.identity),
-        None => Err("no credential source".into()),
+        None => Err(credential::Missing {
+            message: "no credential source".into(),
+            hint: "name one in the issuer's policy (`env:NAME` or `registry:TOKEN`)".into(),
+        }),
     };
     Ok(match &policy.spec {
         IssuerSpec::Random(spec) => Box::new(RandomIssuer::new(&policy.name, spec.clone())),

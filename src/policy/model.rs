@@ -529,6 +529,12 @@ impl TargetPolicy {
         }
     }
 
+    /// Whether the service keeps versions of what it runs (a Worker), so
+    /// that a write makes a version and the records name it.
+    pub fn runs_versions(&self) -> bool {
+        matches!(self.spec, TargetSpec::Wrangler(_))
+    }
+
     pub fn dotenv_path(&self, root: &Path) -> Option<PathBuf> {
         match &self.spec {
             TargetSpec::Dotenv(d) => Some(root.join(&d.path)),

@@ -668,6 +668,9 @@ impl CloudflareTarget {
     }
 }
 
+/// How a team rolls out the version that holds a new value.
+pub const ROLLOUT_HINT: &str = "deploy the version that holds the new value (`wrangler versions deploy VERSION@100%`)";
+
 const NOT_DEPLOYED_HINT: &str = "Cloudflare refuses secret writes while the Worker's latest version is not the one deployed: finish or undo the rollout (`wrangler versions deploy`) and run again, or set deploy = \"version\" on this target to put new secrets into a version you roll out yourself";
 
 /// `0a1b2c3d… at 10%, 9f8e7d6c… at 90%`

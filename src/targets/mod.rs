@@ -7,6 +7,7 @@ pub mod cloudflare;
 pub mod dotenv;
 pub mod dotenv_file;
 pub mod github;
+pub mod github_plan;
 pub mod memory;
 pub mod pacer;
 
@@ -156,6 +157,41 @@ pub trait Target: Send + Sync {
     async fn write_effect(&self) -> Option<Result<String, TargetError>> {
         None
     }
+}
+
+/// What the planned writes cost in the services' write budgets.
+pub use github_plan::GithubLoad as WriteLoad;
+
+/// Every service's limits against what the policies declare (and what the
+/// listings found besides), before any write.
+pub fn limits(policy: &crate::policy::Policy, unmanaged: &[crate::engine::Unmanaged]) -> Vec<LimitProblem> {
+    github_plan::limits(policy, unmanaged)
+}
+
+/// What the planned writes cost in the services' budgets.
+pub fn write_load(policy: &crate::policy::Policy, plans: [&Vec<crate::rotation::TokenPlan>; 2]) -> WriteLoad {
+    github_plan::load(policy, plans)
+}
+
+/// What would change on the next write beyond the value (an organization
+/// secret's visibility), where the listing says.
+pub use github_plan::visibility_change;
+
+/// A version id as a person reads it: its first eight characters.
+pub use cloudflare::short as short_version;
+
+/// What a person does so that a Worker runs the version that holds a new
+/// value, said by every command that meets a rollout left to the team.
+pub const ROLLOUT_HINT: &str = cloudflare::ROLLOUT_HINT;
+
+/// A service's limit, checked before any write (`plan` shows it; an error
+/// stops a run before its first write).
+#[derive(serde::Serialize)]
+pub struct LimitProblem {
+    /// `error` (the service would refuse) or `warning`.
+    pub severity: &'static str,
+    pub target: String,
+    pub message: String,
 }
 
 /// A deployed Worker version and its share of the traffic.

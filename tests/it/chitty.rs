@@ -546,3 +546,19 @@ fn a_pending_version_that_expired_is_undone_not_left_pending_for_ever() {
     let plan = s.ok(&p, &["--now", &later, "plan"]);
     assert!(plan.contains("abort"), "{plan}");
 }
+
+#[test]
+fn a_missing_issuer_credential_says_what_to_do() {
+    let s = Services::start();
+    let p = Project::initialised(&s.policy("0s"));
+    let out = with_fakes(&mut p.command(&["rotate"]), &s.gh, &s.cf).output().unwrap();
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("issuer `chittyid`: no credential: the environment variable CHITTY_ADMIN_PASSWORD is not set"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("hint: export CHITTY_ADMIN_PASSWORD; in CI"), "{}", text(&out));
+    assert_eq!(s.id.control.total(), 0, "a request was sent without the credential");
+}
