@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::policy::{CredentialSource, Policy, TargetSpec, Via};
+use crate::policy::{CredentialSource, Policy};
 
 /// One variable (or a set of alternatives: any one will do) and what needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,13 +43,8 @@ pub fn needed(policy: &Policy, only: &[String]) -> Vec<Need> {
     };
     for token in policy.tokens.values().filter(|t| only.is_empty() || only.contains(&t.name)) {
         for target in &token.targets {
-            match &target.spec {
-                TargetSpec::Github(_) => add(&["GITHUB_TOKEN", "GH_TOKEN"], target.address(), true),
-                TargetSpec::Wrangler(w) if w.via == Via::Api => {
-                    add(&["CLOUDFLARE_API_TOKEN"], target.address(), true);
-                    add(&["CLOUDFLARE_ACCOUNT_ID"], target.address(), true);
-                }
-                _ => {}
+            for any_of in target.spec.kind().credentials() {
+                add(any_of, target.address(), true);
             }
         }
         let issuer = policy.issuer_of(token);

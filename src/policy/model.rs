@@ -508,31 +508,15 @@ impl TargetPolicy {
     }
 
     /// A stable address naming the target, used as the key of delivery
-    /// records: `dotenv:app/.env`.
+    /// records: `dotenv:app/.env` (the kind says).
     pub fn address(&self) -> String {
-        match &self.spec {
-            TargetSpec::Dotenv(d) => format!("dotenv:{}", d.path.display()),
-            TargetSpec::Github(g) => {
-                let place = match &g.scope {
-                    GithubScope::Repo { owner, repo } => format!("github:{owner}/{repo}"),
-                    GithubScope::Environment { owner, repo, environment } => {
-                        format!("github:{owner}/{repo}@env:{environment}")
-                    }
-                    GithubScope::Org { org, .. } => format!("github:org:{org}"),
-                };
-                match g.app {
-                    GithubApp::Actions => place,
-                    other => format!("{place}@{}", other.as_str()),
-                }
-            }
-            TargetSpec::Wrangler(w) => format!("wrangler:{}", w.script()),
-        }
+        self.spec.kind().address()
     }
 
     /// Whether the service keeps versions of what it runs (a Worker), so
     /// that a write makes a version and the records name it.
     pub fn runs_versions(&self) -> bool {
-        matches!(self.spec, TargetSpec::Wrangler(_))
+        self.spec.kind().runs_versions()
     }
 
     pub fn dotenv_path(&self, root: &Path) -> Option<PathBuf> {
@@ -544,7 +528,7 @@ impl TargetPolicy {
 
     /// Whether the target lives on a remote service (needs credentials and HTTP).
     pub fn is_remote(&self) -> bool {
-        !matches!(self.spec, TargetSpec::Dotenv(_))
+        self.spec.kind().is_remote()
     }
 }
 

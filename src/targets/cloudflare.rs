@@ -1021,6 +1021,47 @@ fn version_message(message: &str) -> String {
     format!("{}…", &message[..end])
 }
 
+/// The largest value Cloudflare keeps in a Worker's variable or secret.
+const MAX_VALUE: usize = 5 * 1024;
+
+/// A Worker's secrets: every write makes a version of the Worker.
+impl super::TargetKind for WranglerSpec {
+    fn address(&self) -> String {
+        format!("wrangler:{}", self.script())
+    }
+
+    fn runs_versions(&self) -> bool {
+        true
+    }
+
+    fn credentials(&self) -> Vec<&'static [&'static str]> {
+        match self.via {
+            // A logged-in wrangler brings its own.
+            crate::policy::Via::Cli => Vec::new(),
+            crate::policy::Via::Api => vec![&["CLOUDFLARE_API_TOKEN"], &["CLOUDFLARE_ACCOUNT_ID"]],
+        }
+    }
+
+    fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
+        let len = value.expose().len();
+        (len > MAX_VALUE)
+            .then(|| format!("is {len} bytes, and Cloudflare keeps at most 5 KB in a Worker secret ({address})"))
+    }
+
+    fn build(
+        &self,
+        address: String,
+        _files: &crate::project::ProjectFiles,
+        remote: Option<&Remote>,
+    ) -> Result<Box<dyn Target>, TargetError> {
+        if self.via == crate::policy::Via::Cli {
+            return Ok(Box::new(WranglerCli::new(address, self.script())));
+        }
+        let remote = super::kind::need_remote(&address, remote)?;
+        Ok(Box::new(CloudflareTarget::new(address, self, remote)?))
+    }
+}
+
 #[cfg(test)]
 mod message_tests {
     #[test]

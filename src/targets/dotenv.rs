@@ -121,3 +121,31 @@ impl Target for DotenvTarget {
         ))
     }
 }
+
+/// A .env file in the project: read back, written in place, on this machine.
+impl super::TargetKind for crate::policy::DotenvSpec {
+    fn address(&self) -> String {
+        format!("dotenv:{}", self.path.display())
+    }
+
+    fn is_remote(&self) -> bool {
+        false
+    }
+
+    fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
+        (!super::dotenv_file::can_carry(value)).then(|| {
+            format!(
+                "cannot be carried by any .env quoting in {address} (`${{`, control characters, or a quote mixed with `$`, a backslash or a line break)"
+            )
+        })
+    }
+
+    fn build(
+        &self,
+        address: String,
+        files: &ProjectFiles,
+        _remote: Option<&super::Remote>,
+    ) -> Result<Box<dyn Target>, TargetError> {
+        Ok(Box::new(DotenvTarget::new(address, files.root().join(&self.path), files.clone())))
+    }
+}

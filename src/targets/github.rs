@@ -476,3 +476,42 @@ fn next_link(response: &Response) -> Option<String> {
         rel.contains("rel=\"next\"").then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
     })
 }
+
+/// The largest value GitHub keeps in a secret.
+const MAX_VALUE: usize = 48 * 1024;
+
+/// GitHub Actions (and Dependabot, Codespaces) secrets: sealed, written,
+/// listed by name and `updated_at`, never read back.
+impl super::TargetKind for crate::policy::GithubSpec {
+    fn address(&self) -> String {
+        use crate::policy::{GithubApp, GithubScope};
+        let place = match &self.scope {
+            GithubScope::Repo { owner, repo } => format!("github:{owner}/{repo}"),
+            GithubScope::Environment { owner, repo, environment } => format!("github:{owner}/{repo}@env:{environment}"),
+            GithubScope::Org { org, .. } => format!("github:org:{org}"),
+        };
+        match self.app {
+            GithubApp::Actions => place,
+            other => format!("{place}@{}", other.as_str()),
+        }
+    }
+
+    fn credentials(&self) -> Vec<&'static [&'static str]> {
+        vec![&["GITHUB_TOKEN", "GH_TOKEN"]]
+    }
+
+    fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
+        let len = value.expose().len();
+        (len > MAX_VALUE).then(|| format!("is {len} bytes, and GitHub keeps at most 48 KB in a secret ({address})"))
+    }
+
+    fn build(
+        &self,
+        address: String,
+        _files: &crate::project::ProjectFiles,
+        remote: Option<&super::Remote>,
+    ) -> Result<Box<dyn super::Target>, TargetError> {
+        let remote = super::kind::need_remote(&address, remote)?;
+        Ok(Box::new(GithubTarget::new(address, self, remote)))
+    }
+}

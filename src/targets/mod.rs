@@ -8,6 +8,7 @@ pub mod dotenv;
 pub mod dotenv_file;
 pub mod github;
 pub mod github_plan;
+pub mod kind;
 pub mod memory;
 pub mod pacer;
 
@@ -17,7 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::http::Http;
-use crate::policy::{TargetPolicy, TargetSpec, Via};
+use crate::policy::TargetPolicy;
 use crate::registry::WorkerVersion;
 use crate::secret::Secret;
 
@@ -161,6 +162,7 @@ pub trait Target: Send + Sync {
 
 /// What the planned writes cost in the services' write budgets.
 pub use github_plan::GithubLoad as WriteLoad;
+pub use kind::TargetKind;
 
 /// Every service's limits against what the policies declare (and what the
 /// listings found besides), before any write.
@@ -285,22 +287,7 @@ pub fn build(
     files: &crate::project::ProjectFiles,
     remote: Option<&Remote>,
 ) -> Result<Box<dyn Target>, TargetError> {
-    let address = policy.address();
-    let need_remote = || {
-        remote.cloned().ok_or_else(|| TargetError::new(&address, "no HTTP client was set up for a remote target", None))
-    };
-    Ok(match &policy.spec {
-        TargetSpec::Dotenv(spec) => {
-            Box::new(dotenv::DotenvTarget::new(address.clone(), files.root().join(&spec.path), files.clone()))
-        }
-        TargetSpec::Github(spec) => Box::new(github::GithubTarget::new(address.clone(), spec, need_remote()?)),
-        TargetSpec::Wrangler(spec) if spec.via == Via::Cli => {
-            Box::new(cloudflare::WranglerCli::new(address.clone(), spec.script()))
-        }
-        TargetSpec::Wrangler(spec) => {
-            Box::new(cloudflare::CloudflareTarget::new(address.clone(), spec, need_remote()?)?)
-        }
-    })
+    policy.spec.kind().build(policy.address(), files, remote)
 }
 
 /// Every name gets the same error (a failure before any per-name write).
@@ -308,33 +295,13 @@ pub fn all_failed(items: &[(String, Secret)], error: &TargetError) -> PutResults
     items.iter().map(|(n, _)| (n.clone(), Err(error.clone()))).collect()
 }
 
-/// The largest value GitHub keeps in a secret.
-const GITHUB_MAX_VALUE: usize = 48 * 1024;
-/// The largest value Cloudflare keeps in a Worker's variable or secret.
-const WORKER_MAX_VALUE: usize = 5 * 1024;
-
 /// Why `target` cannot take `value`, if it cannot: checked for every
 /// target of a token before a value is stored or sent anywhere, so no
 /// rotation is left half-delivered by a value one target refuses.
 pub fn value_problem(target: &crate::policy::TargetPolicy, value: &crate::secret::Secret) -> Option<String> {
-    use crate::policy::TargetSpec;
-    let text = value.expose();
-    if text.contains('\0') {
-        return Some(format!("holds a NUL byte, which {} cannot take", target.address()));
+    let address = target.address();
+    if value.expose().contains('\0') {
+        return Some(format!("holds a NUL byte, which {address} cannot take"));
     }
-    match &target.spec {
-        TargetSpec::Dotenv(_) if !dotenv_file::can_carry(value) => Some(format!(
-            "cannot be carried by any .env quoting in {} (`${{`, control characters, or a quote mixed with `$`, a backslash or a line break)",
-            target.address()
-        )),
-        TargetSpec::Github(_) if text.len() > GITHUB_MAX_VALUE => {
-            Some(format!("is {} bytes, and GitHub keeps at most 48 KB in a secret ({})", text.len(), target.address()))
-        }
-        TargetSpec::Wrangler(_) if text.len() > WORKER_MAX_VALUE => Some(format!(
-            "is {} bytes, and Cloudflare keeps at most 5 KB in a Worker secret ({})",
-            text.len(),
-            target.address()
-        )),
-        _ => None,
-    }
+    target.spec.kind().value_problem(&address, value)
 }
