@@ -467,11 +467,11 @@ impl Builder {
         for token in self.tokens.values() {
             for target in &token.targets {
                 let address = target.address();
-                let github = matches!(target.spec, TargetSpec::Github(_));
+                let any_case = target.spec.kind().case_insensitive();
                 for name in &target.names {
-                    // GitHub's owners, repositories, environments and secret
-                    // names are all case-insensitive.
-                    let key = if github {
+                    // Some services (GitHub) compare their places and
+                    // names without case.
+                    let key = if any_case {
                         (address.to_ascii_lowercase(), name.to_ascii_uppercase())
                     } else {
                         (address.clone(), name.clone())
@@ -587,78 +587,20 @@ fn issuer_problems(name: &str, spec: &IssuerSpec) -> Vec<(String, String)> {
 
 /// What is wrong with a target entry, before any request is made.
 fn target_problems(spec: &TargetSpec, token: &str, names: &[String]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let name_rule = match spec {
-        TargetSpec::Dotenv(d) => {
-            if !is_relative_file(&d.path) {
-                out.push((
-                    format!(
-                        "token `{token}`: dotenv path `{}` must name a file, relative and inside the project",
-                        d.path.to_string_lossy().replace('\0', "\\0")
-                    ),
-                    "paths are relative to the folder that holds policies/, e.g. `app/.env`".into(),
-                ));
-            }
-            for m in d.machines.iter().flatten() {
-                if !crate::registry::machine::valid_machine_name(m) {
-                    out.push((
-                        format!("token `{token}`: `{m}` is not a machine's name"),
-                        "use the machine's CHITTY_SECRETS_MACHINE or host name: letters, digits, `.`, `_`, `-`".into(),
-                    ));
-                }
-            }
-            if d.machines.as_ref().is_some_and(Vec::is_empty) {
-                out.push((
-                    format!("token `{token}`: `machines` is empty, so no machine would ever write this file"),
-                    "name the machines it lives on, or remove `machines`".into(),
-                ));
-            }
-            None
-        }
-        TargetSpec::Github(_) => Some(github_name_problem as fn(&str) -> Option<&'static str>),
-        TargetSpec::Wrangler(w) => {
-            let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !valid(&w.worker) || w.env.as_deref().is_some_and(|e| !valid(e)) {
-                out.push((
-                    format!("token `{token}`: worker `{}` is not a valid Worker script name", w.script()),
-                    "use letters, digits, `-` and `_`".into(),
-                ));
-            }
-            if w.via == Via::Cli && w.deploy == Deploy::Version {
-                out.push((
-                    format!("token `{token}`: deploy = \"version\" works over the API, not via = \"cli\""),
-                    "remove via = \"cli\" (the API needs CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID)".into(),
-                ));
-            }
-            match (&w.rollout, w.deploy) {
-                (Some(_), Deploy::Immediate) => out.push((
-                    format!("token `{token}`: `rollout` goes with deploy = \"version\""),
-                    "a write with deploy = \"immediate\" always deploys at 100%: remove rollout".into(),
-                )),
-                (Some(r), Deploy::Version) if r != "100%" => out.push((
-                    format!("token `{token}`: rollout `{r}` is not supported"),
-                    "use rollout = \"100%\", or leave it out and roll the version out with `wrangler versions deploy`"
-                        .into(),
-                )),
-                _ => {}
-            }
-            None
-        }
-    };
-    for n in names {
-        if let Some(why) = name_rule.and_then(|rule| rule(n)) {
-            out.push((
-                format!("token `{token}`: `{n}` is not a valid GitHub secret name: {why}"),
-                "GitHub allows [A-Za-z0-9_], not starting with a digit or GITHUB_".into(),
-            ));
-        } else if !is_secret_name(n) {
-            out.push((
-                format!("token `{token}`: `{n}` is not a valid secret name"),
-                "use at most 128 letters, digits and `_`, not starting with a digit".into(),
-            ));
-        }
-    }
+    let kind = spec.kind();
+    let mut out = kind.problems(token);
+    out.extend(names.iter().filter_map(|n| kind.name_problem(token, n)));
     out
+}
+
+/// Why `name` cannot be a secret's name anywhere, as (message, hint).
+pub fn generic_name_problem(token: &str, name: &str) -> Option<(String, String)> {
+    (!is_secret_name(name)).then(|| {
+        (
+            format!("token `{token}`: `{name}` is not a valid secret name"),
+            "use at most 128 letters, digits and `_`, not starting with a digit".into(),
+        )
+    })
 }
 
 /// The validated scope of a github target, or what is wrong with it.
@@ -754,7 +696,7 @@ fn github_spec(g: GithubFields, token: &str) -> Result<GithubSpec, Vec<(String, 
 }
 
 /// GitHub's rules for secret names, checked before any request.
-fn github_name_problem(name: &str) -> Option<&'static str> {
+pub fn github_name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         Some("only letters, digits and `_` are allowed")
     } else if name.starts_with(|c: char| c.is_ascii_digit()) {
@@ -776,7 +718,7 @@ pub fn is_secret_name(name: &str) -> bool {
 
 /// A .env path the tool can own: relative, inside the project, naming a
 /// file (not `.`, not `dir/`), with no NUL byte.
-fn is_relative_file(path: &Path) -> bool {
+pub fn is_relative_file(path: &Path) -> bool {
     let text = path.to_string_lossy();
     let last = text.rsplit(['/', '\\']).next().unwrap_or_default();
     !text.contains('\0')

@@ -1034,6 +1034,37 @@ impl super::TargetKind for WranglerSpec {
         true
     }
 
+    fn problems(&self, token: &str) -> Vec<(String, String)> {
+        use crate::policy::Via;
+        let mut out = Vec::new();
+        let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid(&self.worker) || self.env.as_deref().is_some_and(|e| !valid(e)) {
+            out.push((
+                format!("token `{token}`: worker `{}` is not a valid Worker script name", self.script()),
+                "use letters, digits, `-` and `_`".into(),
+            ));
+        }
+        if self.via == Via::Cli && self.deploy == Deploy::Version {
+            out.push((
+                format!("token `{token}`: deploy = \"version\" works over the API, not via = \"cli\""),
+                "remove via = \"cli\" (the API needs CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID)".into(),
+            ));
+        }
+        match (&self.rollout, self.deploy) {
+            (Some(_), Deploy::Immediate) => out.push((
+                format!("token `{token}`: `rollout` goes with deploy = \"version\""),
+                "a write with deploy = \"immediate\" always deploys at 100%: remove rollout".into(),
+            )),
+            (Some(r), Deploy::Version) if r != "100%" => out.push((
+                format!("token `{token}`: rollout `{r}` is not supported"),
+                "use rollout = \"100%\", or leave it out and roll the version out with `wrangler versions deploy`"
+                    .into(),
+            )),
+            _ => {}
+        }
+        out
+    }
+
     fn credentials(&self) -> Vec<&'static [&'static str]> {
         match self.via {
             // A logged-in wrangler brings its own.

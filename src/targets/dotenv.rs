@@ -132,6 +132,34 @@ impl super::TargetKind for crate::policy::DotenvSpec {
         false
     }
 
+    fn problems(&self, token: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !crate::policy::is_relative_file(&self.path) {
+            out.push((
+                format!(
+                    "token `{token}`: dotenv path `{}` must name a file, relative and inside the project",
+                    self.path.to_string_lossy().replace('\0', "\\0")
+                ),
+                "paths are relative to the folder that holds policies/, e.g. `app/.env`".into(),
+            ));
+        }
+        for m in self.machines.iter().flatten() {
+            if !crate::registry::machine::valid_machine_name(m) {
+                out.push((
+                    format!("token `{token}`: `{m}` is not a machine's name"),
+                    "use the machine's CHITTY_SECRETS_MACHINE or host name: letters, digits, `.`, `_`, `-`".into(),
+                ));
+            }
+        }
+        if self.machines.as_ref().is_some_and(Vec::is_empty) {
+            out.push((
+                format!("token `{token}`: `machines` is empty, so no machine would ever write this file"),
+                "name the machines it lives on, or remove `machines`".into(),
+            ));
+        }
+        out
+    }
+
     fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
         (!super::dotenv_file::can_carry(value)).then(|| {
             format!(

@@ -500,6 +500,22 @@ impl super::TargetKind for crate::policy::GithubSpec {
         vec![&["GITHUB_TOKEN", "GH_TOKEN"]]
     }
 
+    fn name_problem(&self, token: &str, name: &str) -> Option<(String, String)> {
+        match crate::policy::github_name_problem(name) {
+            Some(why) => Some((
+                format!("token `{token}`: `{name}` is not a valid GitHub secret name: {why}"),
+                "GitHub allows [A-Za-z0-9_], not starting with a digit or GITHUB_".into(),
+            )),
+            None => crate::policy::generic_name_problem(token, name),
+        }
+    }
+
+    /// GitHub's owners, repositories, environments and secret names are
+    /// all case-insensitive.
+    fn case_insensitive(&self) -> bool {
+        true
+    }
+
     fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
         let len = value.expose().len();
         (len > MAX_VALUE).then(|| format!("is {len} bytes, and GitHub keeps at most 48 KB in a secret ({address})"))

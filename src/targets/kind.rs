@@ -32,6 +32,23 @@ pub trait TargetKind {
         Vec::new()
     }
 
+    /// What is wrong with the entry (its names aside), as (message, hint);
+    /// `policy check` shows each at the entry's file:line:col.
+    fn problems(&self, _token: &str) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Why `name` cannot be a secret's name here, as (message, hint).
+    fn name_problem(&self, token: &str, name: &str) -> Option<(String, String)> {
+        crate::policy::generic_name_problem(token, name)
+    }
+
+    /// Whether the service compares its places and names without case
+    /// (two entries that differ only in case are one).
+    fn case_insensitive(&self) -> bool {
+        false
+    }
+
     /// Why it cannot take `value`, if it cannot (checked before a value is
     /// stored or sent anywhere).
     fn value_problem(&self, address: &str, value: &Secret) -> Option<String>;
