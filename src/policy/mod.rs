@@ -301,30 +301,19 @@ impl Builder {
             let Some((kind, _)) = self.kind_of(src, &item, item_span.clone(), TargetSpec::KINDS) else {
                 continue;
             };
-            let spec = match kind.as_str() {
-                "dotenv" => decode_kind::<DotenvSpec>(item).map(TargetSpec::Dotenv),
-                "github" => match decode_kind::<GithubFields>(item) {
-                    Ok(fields) => match github_spec(fields, token) {
-                        Ok(spec) => Ok(TargetSpec::Github(spec)),
-                        Err(problems) => {
-                            for (message, hint) in problems {
-                                self.problems
-                                    .push(Diagnostic::at(src, Some(item_span.clone()), message).with_hint(hint));
-                            }
-                            continue;
-                        }
-                    },
-                    Err(e) => Err(e),
-                },
-                "wrangler" => decode_kind::<WranglerSpec>(item).map(TargetSpec::Wrangler),
-                _ => unreachable!("kind_of accepts only known kinds"),
-            };
-            let spec = match spec {
-                Ok(spec) => spec,
-                Err(e) => {
+            let spec = match TargetSpec::decode(&kind, item, token) {
+                Some(Ok(spec)) => spec,
+                Some(Err(crate::targets::kind::EntryError::Toml(e))) => {
                     self.problems.push(toml_problem(src, e, item_span));
                     continue;
                 }
+                Some(Err(crate::targets::kind::EntryError::Problems(problems))) => {
+                    for (message, hint) in problems {
+                        self.problems.push(Diagnostic::at(src, Some(item_span.clone()), message).with_hint(hint));
+                    }
+                    continue;
+                }
+                None => unreachable!("kind_of accepts only known kinds"),
             };
             let names = spec.names().cloned().unwrap_or_else(|| vec![token.to_string()]);
             let at = |msg: String| Diagnostic::at(src, Some(item_span.clone()), msg);
@@ -536,7 +525,7 @@ fn decode<T: DeserializeOwned>(value: Spanned<DeValue<'_>>) -> Result<T, toml::d
 
 /// Decodes an entry whose `kind` was already read by [`Builder::kind_of`]:
 /// the kind picks the type, so it is not a field of it.
-fn decode_kind<T: DeserializeOwned>(value: Spanned<DeValue<'_>>) -> Result<T, toml::de::Error> {
+pub(crate) fn decode_kind<T: DeserializeOwned>(value: Spanned<DeValue<'_>>) -> Result<T, toml::de::Error> {
     let span = value.span();
     match value.into_inner() {
         DeValue::Table(mut table) => {
@@ -604,7 +593,7 @@ pub fn generic_name_problem(token: &str, name: &str) -> Option<(String, String)>
 }
 
 /// The validated scope of a github target, or what is wrong with it.
-fn github_spec(g: GithubFields, token: &str) -> Result<GithubSpec, Vec<(String, String)>> {
+pub(crate) fn github_spec(g: GithubFields, token: &str) -> Result<GithubSpec, Vec<(String, String)>> {
     let mut out = Vec::new();
     if g.org.is_none()
         && (g.visibility.is_some() || g.selected_repository_ids.is_some() || g.selected_repositories.is_some())

@@ -292,36 +292,9 @@ pub struct TargetPolicy {
     pub origin: Origin,
 }
 
-#[derive(Debug, Clone)]
-pub enum TargetSpec {
-    Dotenv(DotenvSpec),
-    Github(GithubSpec),
-    Wrangler(WranglerSpec),
-}
-
-impl TargetSpec {
-    pub const KINDS: &'static [&'static str] = &["dotenv", "github", "wrangler"];
-
-    /// One spelling per target: `./app//.env` is `app/.env`, so two tokens
-    /// cannot claim the same file under different spellings.
-    pub fn normalized(self) -> TargetSpec {
-        match self {
-            TargetSpec::Dotenv(mut d) => {
-                d.path = d.path.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
-                TargetSpec::Dotenv(d)
-            }
-            other => other,
-        }
-    }
-
-    pub fn names(&self) -> Option<&Vec<String>> {
-        match self {
-            TargetSpec::Dotenv(d) => d.names.as_ref(),
-            TargetSpec::Github(g) => g.names.as_ref(),
-            TargetSpec::Wrangler(w) => w.names.as_ref(),
-        }
-    }
-}
+/// A target entry, by kind (the kinds are registered in
+/// [`crate::targets::kind`]).
+pub use crate::targets::kind::TargetSpec;
 
 /// GitHub Actions secrets of a repository, one of its environments, or an
 /// organization (validated from [`GithubFields`]).
@@ -380,7 +353,7 @@ pub enum GithubScope {
 /// A `kind = "github"` target as written.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct GithubFields {
+pub struct GithubFields {
     /// `owner/name`.
     #[serde(default)]
     pub repo: Option<String>,
@@ -498,13 +471,7 @@ impl TargetPolicy {
     /// deploy mode), not the names. Entries of different tokens with the
     /// same key can share one batch.
     pub fn delivery_key(&self) -> String {
-        let mut spec = self.spec.clone();
-        match &mut spec {
-            TargetSpec::Dotenv(d) => d.names = None,
-            TargetSpec::Github(g) => g.names = None,
-            TargetSpec::Wrangler(w) => w.names = None,
-        }
-        format!("{spec:?}")
+        format!("{:?}", self.spec.without_names())
     }
 
     /// A stable address naming the target, used as the key of delivery

@@ -22,11 +22,8 @@ pub fn policy_schema() -> Value {
         ("chittyauth", generator.subschema_for::<ChittyauthSpec>()),
         ("command", generator.subschema_for::<CommandSpec>()),
     ];
-    let target_kinds = [
-        ("dotenv", generator.subschema_for::<DotenvSpec>()),
-        ("github", generator.subschema_for::<GithubFields>()),
-        ("wrangler", generator.subschema_for::<WranglerSpec>()),
-    ];
+    let registered = TargetSpec::schemas(&mut generator);
+    let target_kinds: Vec<(&str, schemars::Schema)> = registered.iter().map(|(k, s, _)| (*k, s.clone())).collect();
     let token = generator.subschema_for::<TokenFields>();
     let check = generator.subschema_for::<CheckFields>();
     let mut defs = generator.take_definitions(true);
@@ -58,13 +55,10 @@ pub fn policy_schema() -> Value {
             false,
         );
     }
-    if let Some(Value::Object(def)) = defs.get_mut("DotenvSpec") {
-        // A relative file name: not absolute, not a folder, no NUL.
-        def["properties"]["path"]["pattern"] = json!("^[^/\\u0000][^\\u0000]*$");
-        def["properties"]["path"]["not"] = json!({ "pattern": "(^|/)(\\.{1,2})?$" });
-    }
-    for name in ["DotenvSpec", "GithubFields", "WranglerSpec"] {
-        if let Some(Value::Object(def)) = defs.get_mut(name) {
+    for (_, reference, refine) in &registered {
+        if let Some(Value::Object(def)) = defs.get_mut(&def_name(reference.as_value())) {
+            refine(def);
+            // Every kind's `names`, alike.
             def["properties"]["names"] = json!({
                 "description": "The names the target receives the token under (default: the token's own name)",
                 "type": "array",

@@ -1024,6 +1024,23 @@ fn version_message(message: &str) -> String {
 /// The largest value Cloudflare keeps in a Worker's variable or secret.
 const MAX_VALUE: usize = 5 * 1024;
 
+impl super::kind::KindEntry for WranglerSpec {
+    const KIND: &'static str = "wrangler";
+    type Fields = Self;
+
+    fn from_fields(fields: Self, _token: &str) -> Result<Self, Vec<(String, String)>> {
+        Ok(fields)
+    }
+
+    fn names(&self) -> Option<&Vec<String>> {
+        self.names.as_ref()
+    }
+
+    fn without_names(&self) -> Self {
+        Self { names: None, ..self.clone() }
+    }
+}
+
 /// A Worker's secrets: every write makes a version of the Worker.
 impl super::TargetKind for WranglerSpec {
     fn address(&self) -> String {

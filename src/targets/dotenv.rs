@@ -122,6 +122,36 @@ impl Target for DotenvTarget {
     }
 }
 
+impl super::kind::KindEntry for crate::policy::DotenvSpec {
+    const KIND: &'static str = "dotenv";
+    type Fields = Self;
+
+    fn from_fields(fields: Self, _token: &str) -> Result<Self, Vec<(String, String)>> {
+        Ok(fields)
+    }
+
+    fn names(&self) -> Option<&Vec<String>> {
+        self.names.as_ref()
+    }
+
+    fn without_names(&self) -> Self {
+        Self { names: None, ..self.clone() }
+    }
+
+    /// `./app//.env` is `app/.env`, so two tokens cannot claim one file
+    /// under two spellings.
+    fn normalized(mut self) -> Self {
+        self.path = self.path.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+        self
+    }
+
+    /// A relative file name: not absolute, not a folder, no NUL.
+    fn refine_schema(def: &mut serde_json::Map<String, serde_json::Value>) {
+        def["properties"]["path"]["pattern"] = serde_json::json!("^[^/\\u0000][^\\u0000]*$");
+        def["properties"]["path"]["not"] = serde_json::json!({ "pattern": "(^|/)(\\.{1,2})?$" });
+    }
+}
+
 /// A .env file in the project: read back, written in place, on this machine.
 impl super::TargetKind for crate::policy::DotenvSpec {
     fn address(&self) -> String {

@@ -480,6 +480,25 @@ fn next_link(response: &Response) -> Option<String> {
 /// The largest value GitHub keeps in a secret.
 const MAX_VALUE: usize = 48 * 1024;
 
+impl super::kind::KindEntry for crate::policy::GithubSpec {
+    const KIND: &'static str = "github";
+    type Fields = crate::policy::GithubFields;
+
+    /// The scope (a repository, one of its environments, an organization)
+    /// and its options, checked together.
+    fn from_fields(fields: Self::Fields, token: &str) -> Result<Self, Vec<(String, String)>> {
+        crate::policy::github_spec(fields, token)
+    }
+
+    fn names(&self) -> Option<&Vec<String>> {
+        self.names.as_ref()
+    }
+
+    fn without_names(&self) -> Self {
+        Self { names: None, ..self.clone() }
+    }
+}
+
 /// GitHub Actions (and Dependabot, Codespaces) secrets: sealed, written,
 /// listed by name and `updated_at`, never read back.
 impl super::TargetKind for crate::policy::GithubSpec {

@@ -4,7 +4,6 @@
 //! the credentials, `plan`) ask the kind and never name a service.
 
 use super::{Remote, Target, TargetError};
-use crate::policy::TargetSpec;
 use crate::project::ProjectFiles;
 use crate::secret::Secret;
 
@@ -62,15 +61,118 @@ pub trait TargetKind {
     ) -> Result<Box<dyn Target>, TargetError>;
 }
 
-impl TargetSpec {
-    /// The kind of this entry: one line per kind.
-    pub fn kind(&self) -> &dyn TargetKind {
-        match self {
-            TargetSpec::Dotenv(spec) => spec,
-            TargetSpec::Github(spec) => spec,
-            TargetSpec::Wrangler(spec) => spec,
-        }
+/// How a kind's entry is read from a policy and described in its schema.
+pub trait KindEntry: TargetKind + Sized {
+    /// `kind = "…"` in a policy.
+    const KIND: &'static str;
+    /// The entry as written (its JSON Schema is the policy schema's).
+    type Fields: serde::de::DeserializeOwned + schemars::JsonSchema;
+
+    /// The entry from what was written, or what is wrong with it.
+    fn from_fields(fields: Self::Fields, token: &str) -> Result<Self, Vec<(String, String)>>;
+
+    /// The names it declares (`names = [...]`), if it declares any.
+    fn names(&self) -> Option<&Vec<String>>;
+
+    /// The entry without its names (what makes two entries deliver alike).
+    fn without_names(&self) -> Self;
+
+    /// One spelling per target (`./app//.env` is `app/.env`).
+    fn normalized(self) -> Self {
+        self
     }
+
+    /// Adds to the kind's JSON Schema what its type cannot say.
+    fn refine_schema(_def: &mut serde_json::Map<String, serde_json::Value>) {}
+}
+
+/// Why an entry could not be read: TOML's own error (with its span), or
+/// what the kind says is wrong.
+pub enum EntryError {
+    Toml(toml::de::Error),
+    Problems(Vec<(String, String)>),
+}
+
+/// The kinds of target, each registered by one line: its variant and its
+/// entry type (the entry's module implements [`TargetKind`] and
+/// [`KindEntry`]). Everything that lists the kinds is made from this.
+macro_rules! target_kinds {
+    ($($variant:ident($spec:ty)),* $(,)?) => {
+        #[derive(Debug, Clone)]
+        pub enum TargetSpec {
+            $($variant($spec)),*
+        }
+
+        impl TargetSpec {
+            pub const KINDS: &'static [&'static str] = &[$(<$spec as KindEntry>::KIND),*];
+
+            /// What this entry's kind knows.
+            pub fn kind(&self) -> &dyn TargetKind {
+                match self {
+                    $(TargetSpec::$variant(spec) => spec),*
+                }
+            }
+
+            /// The names the entry declares, if it declares any.
+            pub fn names(&self) -> Option<&Vec<String>> {
+                match self {
+                    $(TargetSpec::$variant(spec) => KindEntry::names(spec)),*
+                }
+            }
+
+            /// The entry without its names.
+            pub fn without_names(&self) -> TargetSpec {
+                match self {
+                    $(TargetSpec::$variant(spec) => TargetSpec::$variant(KindEntry::without_names(spec))),*
+                }
+            }
+
+            /// One spelling per target.
+            pub fn normalized(self) -> TargetSpec {
+                match self {
+                    $(TargetSpec::$variant(spec) => TargetSpec::$variant(KindEntry::normalized(spec))),*
+                }
+            }
+
+            /// Reads an entry of `kind` (`None`: no such kind).
+            pub fn decode(
+                kind: &str,
+                item: toml::Spanned<toml::de::DeValue<'_>>,
+                token: &str,
+            ) -> Option<Result<TargetSpec, EntryError>> {
+                $(
+                    if kind == <$spec as KindEntry>::KIND {
+                        let read = crate::policy::decode_kind::<<$spec as KindEntry>::Fields>(item)
+                            .map_err(EntryError::Toml)
+                            .and_then(|fields| <$spec as KindEntry>::from_fields(fields, token).map_err(EntryError::Problems));
+                        return Some(read.map(TargetSpec::$variant));
+                    }
+                )*
+                None
+            }
+
+            /// Each kind's JSON Schema (a reference into the generator's
+            /// definitions), and what refines it.
+            #[allow(clippy::type_complexity)]
+            pub fn schemas(
+                generator: &mut schemars::SchemaGenerator,
+            ) -> Vec<(&'static str, schemars::Schema, fn(&mut serde_json::Map<String, serde_json::Value>))> {
+                vec![$((
+                    <$spec as KindEntry>::KIND,
+                    generator.subschema_for::<<$spec as KindEntry>::Fields>(),
+                    <$spec as KindEntry>::refine_schema,
+                )),*]
+            }
+        }
+    };
+}
+
+use crate::policy::{DotenvSpec, GithubSpec, WranglerSpec};
+
+target_kinds! {
+    Dotenv(DotenvSpec),
+    Github(GithubSpec),
+    Wrangler(WranglerSpec),
 }
 
 /// The HTTP client a remote kind needs, or why there is none.
