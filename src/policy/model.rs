@@ -293,8 +293,8 @@ pub struct TargetPolicy {
 }
 
 /// A target entry, by kind (the kinds are registered in
-/// [`crate::targets::kind`]).
-pub use crate::targets::kind::TargetSpec;
+/// [`crate::targets`]).
+pub use crate::targets::TargetSpec;
 
 /// GitHub Actions secrets of a repository, one of its environments, or an
 /// organization (validated from [`GithubFields`]).

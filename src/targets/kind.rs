@@ -93,21 +93,29 @@ pub enum EntryError {
     Problems(Vec<(String, String)>),
 }
 
-/// The kinds of target, each registered by one line: its variant and its
+/// The HTTP client a remote kind needs, or why there is none.
+pub fn need_remote(address: &str, remote: Option<&Remote>) -> Result<Remote, TargetError> {
+    remote.cloned().ok_or_else(|| TargetError::new(address, "no HTTP client was set up for a remote target", None))
+}
+
+/// Declares the kinds of target, each by one line: its variant and its
 /// entry type (the entry's module implements [`TargetKind`] and
-/// [`KindEntry`]). Everything that lists the kinds is made from this.
+/// `KindEntry`). Everything that lists the kinds is made from this.
+#[macro_export]
 macro_rules! target_kinds {
-    ($($variant:ident($spec:ty)),* $(,)?) => {
+    ($($module:ident => $variant:ident($spec:ty)),* $(,)?) => {
+        $(pub mod $module;)*
+
         #[derive(Debug, Clone)]
         pub enum TargetSpec {
             $($variant($spec)),*
         }
 
         impl TargetSpec {
-            pub const KINDS: &'static [&'static str] = &[$(<$spec as KindEntry>::KIND),*];
+            pub const KINDS: &'static [&'static str] = &[$(<$spec as $crate::targets::kind::KindEntry>::KIND),*];
 
             /// What this entry's kind knows.
-            pub fn kind(&self) -> &dyn TargetKind {
+            pub fn kind(&self) -> &dyn $crate::targets::kind::TargetKind {
                 match self {
                     $(TargetSpec::$variant(spec) => spec),*
                 }
@@ -116,21 +124,21 @@ macro_rules! target_kinds {
             /// The names the entry declares, if it declares any.
             pub fn names(&self) -> Option<&Vec<String>> {
                 match self {
-                    $(TargetSpec::$variant(spec) => KindEntry::names(spec)),*
+                    $(TargetSpec::$variant(spec) => $crate::targets::kind::KindEntry::names(spec)),*
                 }
             }
 
             /// The entry without its names.
             pub fn without_names(&self) -> TargetSpec {
                 match self {
-                    $(TargetSpec::$variant(spec) => TargetSpec::$variant(KindEntry::without_names(spec))),*
+                    $(TargetSpec::$variant(spec) => TargetSpec::$variant($crate::targets::kind::KindEntry::without_names(spec))),*
                 }
             }
 
             /// One spelling per target.
             pub fn normalized(self) -> TargetSpec {
                 match self {
-                    $(TargetSpec::$variant(spec) => TargetSpec::$variant(KindEntry::normalized(spec))),*
+                    $(TargetSpec::$variant(spec) => TargetSpec::$variant($crate::targets::kind::KindEntry::normalized(spec))),*
                 }
             }
 
@@ -139,12 +147,12 @@ macro_rules! target_kinds {
                 kind: &str,
                 item: toml::Spanned<toml::de::DeValue<'_>>,
                 token: &str,
-            ) -> Option<Result<TargetSpec, EntryError>> {
+            ) -> Option<Result<TargetSpec, $crate::targets::kind::EntryError>> {
                 $(
-                    if kind == <$spec as KindEntry>::KIND {
-                        let read = crate::policy::decode_kind::<<$spec as KindEntry>::Fields>(item)
-                            .map_err(EntryError::Toml)
-                            .and_then(|fields| <$spec as KindEntry>::from_fields(fields, token).map_err(EntryError::Problems));
+                    if kind == <$spec as $crate::targets::kind::KindEntry>::KIND {
+                        let read = $crate::policy::decode_kind::<<$spec as $crate::targets::kind::KindEntry>::Fields>(item)
+                            .map_err($crate::targets::kind::EntryError::Toml)
+                            .and_then(|fields| <$spec as $crate::targets::kind::KindEntry>::from_fields(fields, token).map_err($crate::targets::kind::EntryError::Problems));
                         return Some(read.map(TargetSpec::$variant));
                     }
                 )*
@@ -158,24 +166,11 @@ macro_rules! target_kinds {
                 generator: &mut schemars::SchemaGenerator,
             ) -> Vec<(&'static str, schemars::Schema, fn(&mut serde_json::Map<String, serde_json::Value>))> {
                 vec![$((
-                    <$spec as KindEntry>::KIND,
-                    generator.subschema_for::<<$spec as KindEntry>::Fields>(),
-                    <$spec as KindEntry>::refine_schema,
+                    <$spec as $crate::targets::kind::KindEntry>::KIND,
+                    generator.subschema_for::<<$spec as $crate::targets::kind::KindEntry>::Fields>(),
+                    <$spec as $crate::targets::kind::KindEntry>::refine_schema,
                 )),*]
             }
         }
     };
-}
-
-use crate::policy::{DotenvSpec, GithubSpec, WranglerSpec};
-
-target_kinds! {
-    Dotenv(DotenvSpec),
-    Github(GithubSpec),
-    Wrangler(WranglerSpec),
-}
-
-/// The HTTP client a remote kind needs, or why there is none.
-pub fn need_remote(address: &str, remote: Option<&Remote>) -> Result<Remote, TargetError> {
-    remote.cloned().ok_or_else(|| TargetError::new(address, "no HTTP client was set up for a remote target", None))
 }

@@ -3,14 +3,20 @@
 //! GitHub scope fetches its public key once, Cloudflare uses its bulk
 //! endpoint. Remote targets share one HTTP client and one GitHub pacer.
 
-pub mod cloudflare;
-pub mod dotenv;
 pub mod dotenv_file;
-pub mod github;
 pub mod github_plan;
 pub mod kind;
 pub mod memory;
 pub mod pacer;
+
+// Every kind of target, one line each: its module (which implements
+// `kind::TargetKind` and `kind::KindEntry` for its entry), its variant in
+// the policy, and its entry type.
+crate::target_kinds! {
+    dotenv => Dotenv(crate::policy::DotenvSpec),
+    github => Github(crate::policy::GithubSpec),
+    cloudflare => Wrangler(crate::policy::WranglerSpec),
+}
 
 use std::sync::Arc;
 
