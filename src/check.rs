@@ -586,7 +586,7 @@ pub fn not_on_this_machine(address: &str) -> String {
 /// from its check-in in the registry.
 fn check_machines(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta) {
     let Some(current) = meta.current() else { return };
-    if !token.targets.iter().any(|t| matches!(&t.spec, crate::policy::TargetSpec::Dotenv(d) if d.machines.is_some())) {
+    if !token.targets.iter().any(|t| t.spec.kind().machines().is_some()) {
         return;
     }
     let checkins = match c.inputs.registry.checkins_here() {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::Workspace;
-use crate::policy::{TargetPolicy, TargetSpec, TokenPolicy};
+use crate::policy::{TargetPolicy, TokenPolicy};
 use crate::registry::RegistryError;
 use crate::registry::machine::{self, Checkin};
 use crate::rotation::{Step, TokenPlan};
@@ -13,14 +13,14 @@ use crate::rotation::{Step, TokenPlan};
 /// policy names other machines, or this is a CI runner and the file is
 /// absent and ignored by git (a throwaway checkout vouches for nobody).
 pub fn elsewhere(target: &TargetPolicy, root: &std::path::Path) -> Option<String> {
-    let TargetSpec::Dotenv(d) = &target.spec else { return None };
+    let file = target.spec.kind().local_file()?;
     let address = target.address();
-    if let Some(machines) = &d.machines {
+    if let Some(machines) = target.spec.kind().machines() {
         let here = machine::this_machine();
         return (!machines.contains(&here))
             .then(|| format!("{address} lives on {} (this machine is {here}): not written here", machines.join(", ")));
     }
-    let path = root.join(&d.path);
+    let path = root.join(file);
     (machine::throwaway() && crate::project::absent_and_ignored(&path)).then(|| {
         format!(
             "{address} is not on this machine (a CI runner, and git ignores the file): nothing is written here, and this run vouches for no machine's copy"
@@ -83,8 +83,7 @@ impl std::fmt::Display for MachineState {
 pub fn declared_states(token: &TokenPolicy, checkins: &[Checkin]) -> Vec<MachineState> {
     let mut out = Vec::new();
     for t in &token.targets {
-        let TargetSpec::Dotenv(d) = &t.spec else { continue };
-        let Some(machines) = &d.machines else { continue };
+        let Some(machines) = t.spec.kind().machines() else { continue };
         let address = t.address();
         for m in machines {
             let checkin = checkins.iter().find(|c| c.machine == *m);
@@ -105,7 +104,7 @@ impl Workspace {
     /// retired: each machine a .env target names whose check-in does not
     /// show a newer version there.
     pub fn machines_behind(&self, token: &TokenPolicy, version: u32) -> Result<Vec<MachineState>, RegistryError> {
-        if !token.targets.iter().any(|t| matches!(&t.spec, TargetSpec::Dotenv(d) if d.machines.is_some())) {
+        if !token.targets.iter().any(|t| t.spec.kind().machines().is_some()) {
             return Ok(Vec::new());
         }
         let checkins = self.registry.checkins_here()?;

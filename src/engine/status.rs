@@ -156,15 +156,14 @@ fn token_status(
             }
         }
         if let Some((_, why)) = away
-            && !matches!(&t.spec, crate::policy::TargetSpec::Dotenv(d) if d.machines.is_some())
+            && t.spec.kind().machines().is_none()
         {
             not_on_this_machine.push(why.clone());
         }
     }
     // The machines a .env target names, each as its check-in says.
     for t in &token.targets {
-        let crate::policy::TargetSpec::Dotenv(d) = &t.spec else { continue };
-        let Some(machines) = &d.machines else { continue };
+        let Some(machines) = t.spec.kind().machines() else { continue };
         let address = t.address();
         for m in machines.iter().filter(|m| **m != here.machine) {
             let checkin = checkins.iter().find(|c| c.machine == *m);

@@ -43,9 +43,10 @@ impl Policy {
 
     /// Whether a .env target names `machine` among the machines it lives on.
     pub fn names_machine(&self, machine: &str) -> bool {
-        self.tokens.values().flat_map(|t| &t.targets).any(
-            |t| matches!(&t.spec, TargetSpec::Dotenv(d) if d.machines.as_ref().is_some_and(|m| m.iter().any(|x| x == machine))),
-        )
+        self.tokens
+            .values()
+            .flat_map(|t| &t.targets)
+            .any(|t| t.spec.kind().machines().is_some_and(|m| m.iter().any(|x| x == machine)))
     }
 
     /// Every remote target once, by address (several tokens may share one).
@@ -487,10 +488,7 @@ impl TargetPolicy {
     }
 
     pub fn dotenv_path(&self, root: &Path) -> Option<PathBuf> {
-        match &self.spec {
-            TargetSpec::Dotenv(d) => Some(root.join(&d.path)),
-            _ => None,
-        }
+        self.spec.kind().local_file().map(|p| root.join(p))
     }
 
     /// Whether the target lives on a remote service (needs credentials and HTTP).

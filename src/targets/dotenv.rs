@@ -162,6 +162,14 @@ impl super::TargetKind for crate::policy::DotenvSpec {
         false
     }
 
+    fn local_file(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
+    }
+
+    fn machines(&self) -> Option<&[String]> {
+        self.machines.as_deref()
+    }
+
     fn problems(&self, token: &str) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if !crate::policy::is_relative_file(&self.path) {

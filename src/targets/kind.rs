@@ -18,6 +18,16 @@ pub trait TargetKind {
         true
     }
 
+    /// A file on a machine (a .env): its path in the project.
+    fn local_file(&self) -> Option<&std::path::Path> {
+        None
+    }
+
+    /// The machines the policy says the file lives on, if it says.
+    fn machines(&self) -> Option<&[String]> {
+        None
+    }
+
     /// Whether the service keeps versions of what it runs (a Worker): a
     /// write makes a version, and the delivery record names it.
     fn runs_versions(&self) -> bool {
