@@ -31,8 +31,8 @@ use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
 use zeroize::Zeroizing;
 
+use super::cloudflare_api::{self, CloudflareApi};
 use super::{PutResults, Remote, RemoteSecret, Running, Target, TargetError, Written, all_failed};
-use crate::http::Http;
 use crate::policy::{Deploy, WranglerSpec};
 use crate::registry::WorkerVersion;
 use crate::secret::Secret;
@@ -40,23 +40,6 @@ use crate::secret::Secret;
 const BULK_LIMIT: usize = 100;
 const NO_SUCH_SCRIPT: u64 = 10007;
 const NOT_DEPLOYED: u64 = 10215;
-
-#[derive(Deserialize)]
-struct Envelope {
-    success: bool,
-    #[serde(default)]
-    errors: Vec<ApiMessage>,
-    #[serde(default)]
-    result: serde_json::Value,
-}
-
-#[derive(Deserialize)]
-struct ApiMessage {
-    #[serde(default)]
-    code: u64,
-    #[serde(default)]
-    message: String,
-}
 
 /// `GET …/deployments`: the newest deployment first.
 #[derive(Deserialize)]
@@ -190,12 +173,11 @@ struct Code {
 }
 
 pub struct CloudflareTarget {
-    address: String,
+    api: CloudflareApi,
     script: String,
     deploy: Deploy,
     /// With `deploy = "version"`: deploy the new version at 100%.
     roll_out: bool,
-    remote: Remote,
     /// Set once this run has written: the confirming listing then also
     /// says which version holds the values.
     wrote: AtomicBool,
@@ -215,11 +197,18 @@ pub struct CloudflareTarget {
 impl CloudflareTarget {
     pub fn new(address: String, spec: &WranglerSpec, remote: Remote) -> Result<Self, TargetError> {
         Ok(CloudflareTarget {
-            address,
+            api: CloudflareApi::new(
+                address,
+                remote,
+                cloudflare_api::Needs {
+                    permission: "Workers Scripts: Edit",
+                    without_token: Some("use via = \"cli\" with a logged-in wrangler"),
+                    code_hint: worker_code_hint,
+                },
+            ),
             script: spec.script(),
             deploy: spec.deploy,
             roll_out: spec.rollout.as_deref() == Some("100%"),
-            remote,
             wrote: AtomicBool::new(false),
             placed: Mutex::new(None),
             writable: tokio::sync::OnceCell::new(),
@@ -229,94 +218,30 @@ impl CloudflareTarget {
     }
 
     fn err(&self, message: impl Into<String>, hint: Option<&str>) -> TargetError {
-        TargetError::new(&self.address, message, hint)
-    }
-
-    fn env(&self, name: &str) -> Result<String, TargetError> {
-        self.remote.var(name).ok_or_else(|| {
-            self.err(
-                format!("{name} is not set"),
-                Some("export CLOUDFLARE_API_TOKEN (a token with `Workers Scripts: Edit`) and CLOUDFLARE_ACCOUNT_ID, or use via = \"cli\" with a logged-in wrangler"),
-            )
-        })
+        self.api.err(message, hint)
     }
 
     /// `…/accounts/{a}/workers/scripts/{script}/{tail…}?{query}`
     fn url(&self, tail: &[&str], query: &[(&str, &str)]) -> Result<String, TargetError> {
-        let base =
-            self.remote.var("CLOUDFLARE_API_BASE_URL").unwrap_or_else(|| "https://api.cloudflare.com/client/v4".into());
-        let account = self.env("CLOUDFLARE_ACCOUNT_ID")?;
-        let mut url = Http::check_base(&base).map_err(|e| self.err(format!("CLOUDFLARE_API_BASE_URL: {e}"), None))?;
-        {
-            let mut segments =
-                url.path_segments_mut().map_err(|()| self.err(format!("`{base}` cannot be a base"), None))?;
-            segments.pop_if_empty();
-            segments.extend(["accounts", account.as_str(), "workers", "scripts", self.script.as_str()]);
-            segments.extend(tail);
-        }
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
-        Ok(url.to_string())
+        let mut segments = vec!["workers", "scripts", self.script.as_str()];
+        segments.extend(tail);
+        self.api.account_url(&segments, query)
     }
 
     async fn call(&self, method: Method, url: &str, body: Option<(&str, &[u8])>) -> Result<Response, TargetError> {
-        let token = Secret::new(self.env("CLOUDFLARE_API_TOKEN")?);
         if method != Method::GET {
             *self.deployments.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         }
-        // Cloudflare counts every request against 1,200 per 5 minutes.
-        let _ticket =
-            self.remote.cloudflare.admit().await.map_err(|_| TargetError::deferred(&self.address, "Cloudflare"))?;
-        let http = &self.remote.http;
-        let build = || {
-            let r = http.request(method.clone(), url).bearer_auth(token.expose());
-            match &body {
-                Some((content_type, bytes)) => r.header("Content-Type", *content_type).body(bytes.to_vec()),
-                None => r,
-            }
-        };
-        http.send(method.clone(), url, build)
-            .await
-            .map_err(|e| self.err(e.to_string(), Some("check the network and CLOUDFLARE_API_BASE_URL, then run again")))
+        self.api.call(method, url, body).await
     }
 
-    /// Reads the envelope; an unsuccessful one becomes an error that names
-    /// Cloudflare's codes and says what to do.
     async fn envelope(
         &self,
         method: &Method,
         url: &str,
         response: Response,
-    ) -> Result<Envelope, (StatusCode, TargetError)> {
-        let status = response.status();
-        let envelope: Option<Envelope> = crate::http::json(response).await.ok();
-        match envelope {
-            Some(e) if e.success && status.is_success() => Ok(e),
-            Some(e) => {
-                let codes: Vec<u64> = e.errors.iter().map(|m| m.code).collect();
-                let text =
-                    e.errors.iter().map(|m| format!("{} ({})", m.message, m.code)).collect::<Vec<_>>().join("; ");
-                let hint = if codes.contains(&NOT_DEPLOYED) {
-                    Some(NOT_DEPLOYED_HINT)
-                } else if codes.contains(&NO_SUCH_SCRIPT) {
-                    Some(
-                        "there is no Worker script by that name in this account: deploy it first, or fix `worker`/`env` in the policy",
-                    )
-                } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                    Some("the API token is invalid or lacks `Workers Scripts: Edit` on this account")
-                } else {
-                    None
-                };
-                let error = self.err(format!("{method} {url} → {status}: {text}"), hint);
-                Err((status, error.answered(status.as_u16(), codes)))
-            }
-            None => Err((
-                status,
-                self.err(format!("{method} {url} → {status}: not a Cloudflare API answer"), None)
-                    .answered(status.as_u16(), Vec::new()),
-            )),
-        }
+    ) -> Result<cloudflare_api::Envelope, (StatusCode, TargetError)> {
+        self.api.envelope(method, url, response).await
     }
 
     fn no_such_script(error: &TargetError) -> bool {
@@ -331,10 +256,7 @@ impl CloudflareTarget {
         body: Option<(&str, &[u8])>,
     ) -> Result<T, (StatusCode, TargetError)> {
         let response = self.call(method.clone(), url, body).await.map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
-        let envelope = self.envelope(&method, url, response).await?;
-        serde_json::from_value(envelope.result).map_err(|e| {
-            (StatusCode::OK, self.err(format!("{method} {url}: an answer of an unexpected shape ({e})"), None))
-        })
+        self.api.read(&method, url, response).await
     }
 
     async fn get<T: DeserializeOwned>(&self, tail: &[&str], query: &[(&str, &str)]) -> Result<T, TargetError> {
@@ -671,6 +593,19 @@ impl CloudflareTarget {
 /// How a team rolls out the version that holds a new value.
 pub const ROLLOUT_HINT: &str = "deploy the version that holds the new value (`wrangler versions deploy VERSION@100%`)";
 
+/// What to do about a Worker's own error codes.
+fn worker_code_hint(codes: &[u64]) -> Option<&'static str> {
+    if codes.contains(&NOT_DEPLOYED) {
+        Some(NOT_DEPLOYED_HINT)
+    } else if codes.contains(&NO_SUCH_SCRIPT) {
+        Some(
+            "there is no Worker script by that name in this account: deploy it first, or fix `worker`/`env` in the policy",
+        )
+    } else {
+        None
+    }
+}
+
 const NOT_DEPLOYED_HINT: &str = "Cloudflare refuses secret writes while the Worker's latest version is not the one deployed: finish or undo the rollout (`wrangler versions deploy`) and run again, or set deploy = \"version\" on this target to put new secrets into a version you roll out yourself";
 
 /// `0a1b2c3d… at 10%, 9f8e7d6c… at 90%`
@@ -738,7 +673,7 @@ fn version_form(
 #[async_trait]
 impl Target for CloudflareTarget {
     fn address(&self) -> &str {
-        &self.address
+        &self.api.address
     }
 
     async fn prepare(&self) {

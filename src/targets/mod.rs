@@ -3,6 +3,7 @@
 //! GitHub scope fetches its public key once, Cloudflare uses its bulk
 //! endpoint. Remote targets share one HTTP client and one GitHub pacer.
 
+pub mod cloudflare_api;
 pub mod dotenv_file;
 pub mod github_plan;
 pub mod kind;
