@@ -17,6 +17,7 @@ crate::target_kinds! {
     dotenv => Dotenv(crate::policy::DotenvSpec),
     github => Github(crate::policy::GithubSpec),
     cloudflare => Wrangler(crate::policy::WranglerSpec),
+    pages => Pages(pages::PagesSpec),
 }
 
 use std::sync::Arc;

@@ -147,10 +147,60 @@ fn version_id(number: u64) -> String {
     format!("{number:08x}-7c1e-4b2a-9f3d-{:012x}", number.wrapping_mul(0x9E37_79B9))
 }
 
+/// A Pages project: each environment's variables (`type`, `value`) and
+/// its deployments (what a value reaches at the next one).
+#[derive(Clone, Debug, Default)]
+pub struct PagesProject {
+    pub production: BTreeMap<String, (String, String)>,
+    pub preview: BTreeMap<String, (String, String)>,
+    pub deployments: u64,
+}
+
+impl PagesProject {
+    fn env(&mut self, name: &str) -> Option<&mut BTreeMap<String, (String, String)>> {
+        match name {
+            "production" => Some(&mut self.production),
+            "preview" => Some(&mut self.preview),
+            _ => None,
+        }
+    }
+
+    /// As `GET` gives it: a secret's value reads back empty.
+    fn shown(&self, name: &str) -> Value {
+        let vars = |env: &BTreeMap<String, (String, String)>| -> Value {
+            env.iter()
+                .map(|(k, (kind, value))| {
+                    let value = if kind == "secret_text" { "" } else { value.as_str() };
+                    (k.clone(), json!({"type": kind, "value": value}))
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        let latest = (self.deployments > 0).then(|| {
+            json!({
+                "id": format!("{:08x}-0000-4000-8000-000000000000", self.deployments),
+                "short_id": format!("{:08x}", self.deployments),
+                "environment": "production",
+                "created_on": "2026-11-30T12:00:00Z",
+                "url": format!("https://{:08x}.{name}.pages.dev", self.deployments),
+            })
+        });
+        json!({
+            "name": name,
+            "deployment_configs": {
+                "production": {"env_vars": vars(&self.production), "compatibility_date": "2026-10-01"},
+                "preview": {"env_vars": vars(&self.preview), "compatibility_date": "2026-10-01"},
+            },
+            "latest_deployment": latest,
+        })
+    }
+}
+
 #[derive(Default)]
 pub struct State_ {
     pub scripts: Mutex<HashMap<String, Script>>,
     pub bulk_disabled: AtomicBool,
+    pub pages: Mutex<HashMap<String, PagesProject>>,
 }
 
 pub struct FakeCloudflare {
@@ -173,6 +223,7 @@ impl FakeCloudflare {
             .route(&format!("{base}/versions/{{version}}"), get(version_detail))
             .route(&format!("{base}/content/v2"), get(content))
             .route(&format!("{base}/settings"), get(settings).patch(patch_settings))
+            .route("/client/v4/accounts/{account}/pages/projects/{project}", get(pages_get).patch(pages_patch))
             .layer(axum::middleware::from_fn_with_state(control.clone(), faults_layer))
             .with_state(state.clone());
         FakeCloudflare { addr: serve(router), state, control }
@@ -202,6 +253,31 @@ impl FakeCloudflare {
         let mut s = Script { versions: vec![first.clone()], ..Script::default() };
         s.set_deployment(vec![(first.id, 100)], "upload", "wrangler");
         self.state.scripts.lock().unwrap().insert(script.into(), s);
+    }
+
+    /// A Pages project with one deployment and a plain variable of its own.
+    pub fn add_pages_project(&self, project: &str) {
+        let mut p = PagesProject { deployments: 1, ..PagesProject::default() };
+        p.production.insert("SITE_NAME".into(), ("plain_text".into(), project.into()));
+        self.state.pages.lock().unwrap().insert(project.into(), p);
+    }
+
+    /// A Pages variable as the project holds it: (type, value).
+    pub fn pages_var(&self, project: &str, env: &str, name: &str) -> Option<(String, String)> {
+        let mut pages = self.state.pages.lock().unwrap();
+        pages.get_mut(project)?.env(env)?.get(name).cloned()
+    }
+
+    /// A change in the dashboard: a secret set.
+    pub fn pages_set_by_hand(&self, project: &str, env: &str, name: &str, value: &str) {
+        let mut pages = self.state.pages.lock().unwrap();
+        pages.get_mut(project).unwrap().env(env).unwrap().insert(name.into(), ("secret_text".into(), value.into()));
+    }
+
+    /// A change in the dashboard: a variable deleted.
+    pub fn pages_remove_by_hand(&self, project: &str, env: &str, name: &str) {
+        let mut pages = self.state.pages.lock().unwrap();
+        pages.get_mut(project).unwrap().env(env).unwrap().remove(name);
     }
 
     pub fn remove_script(&self, script: &str) {
@@ -764,5 +840,74 @@ async fn upload(
         let out = version_summary(&version);
         s.versions.push(version);
         Ok(out)
+    }))
+}
+
+/// Authentication and account checks, then `then` on the project.
+fn with_project<T>(
+    state: &State_,
+    headers: &HeaderMap,
+    account: &str,
+    project: &str,
+    then: impl FnOnce(&mut PagesProject) -> Result<T, Response>,
+) -> Result<T, Response> {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {TOKEN}")) {
+        return Err(envelope(StatusCode::BAD_REQUEST, &[(10000, "Authentication error")], Value::Null));
+    }
+    if account != ACCOUNT {
+        return Err(envelope(StatusCode::FORBIDDEN, &[(10000, "Authentication error")], Value::Null));
+    }
+    let mut pages = state.pages.lock().unwrap();
+    let Some(p) = pages.get_mut(project) else {
+        return Err(envelope(
+            StatusCode::NOT_FOUND,
+            &[(8000007, "Project not found. The specified project name does not match any of your existing projects.")],
+            Value::Null,
+        ));
+    };
+    then(p)
+}
+
+async fn pages_get(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, project)): Path<(String, String)>,
+) -> Response {
+    answer(with_project(&state, &headers, &account, &project, |p| Ok(p.shown(&project))))
+}
+
+/// `PATCH …/pages/projects/{project}`: merged into the project; in
+/// `deployment_configs.{env}.env_vars`, a `null` deletes a variable and
+/// every variable not named is left as it is.
+async fn pages_patch(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, project)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    answer(with_project(&state, &headers, &account, &project, |p| {
+        let body: Value =
+            serde_json::from_slice(&body).map_err(|_| bad_request(8000000, "could not parse the body"))?;
+        for (env, config) in body["deployment_configs"].as_object().into_iter().flatten() {
+            let vars = p.env(env).ok_or_else(|| bad_request(8000000, "unknown environment"))?;
+            for (name, var) in config["env_vars"].as_object().into_iter().flatten() {
+                match var {
+                    Value::Null => {
+                        vars.remove(name);
+                    }
+                    var => {
+                        let (Some(kind), Some(value)) = (var["type"].as_str(), var["value"].as_str()) else {
+                            return Err(bad_request(8000000, "each variable needs type and value"));
+                        };
+                        if !["plain_text", "secret_text"].contains(&kind) {
+                            return Err(bad_request(8000000, "type is plain_text or secret_text"));
+                        }
+                        vars.insert(name.clone(), (kind.to_string(), value.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(p.shown(&project))
     }))
 }

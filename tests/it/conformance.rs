@@ -237,6 +237,34 @@ async fn cloudflare_contract(options: &str) -> Arc<FakeCloudflare> {
     fake
 }
 
+#[tokio::test]
+async fn target_pages_fake() {
+    let fake = FakeCloudflare::start();
+    fake.add_pages_project("conf-site");
+    let (_dir, policy) = policy_with_targets(
+        "[[tokens.CONF_A.targets]]\nkind = \"pages\"\nproject = \"conf-site\"\n[[tokens.CONF_A.targets]]\nkind = \"pages\"\nproject = \"missing-site\"\n",
+    );
+    let remote = Remote::with_vars([
+        ("CLOUDFLARE_API_BASE_URL".to_string(), fake.url()),
+        ("CLOUDFLARE_API_TOKEN".to_string(), cloudflare::TOKEN.to_string()),
+        ("CLOUDFLARE_ACCOUNT_ID".to_string(), cloudflare::ACCOUNT.to_string()),
+    ])
+    .unwrap();
+    let t = targets_of(&policy);
+    let fake = Arc::new(fake);
+    let hand = fake.clone();
+    let files = ProjectFiles::new(&policy.root);
+    let subject = Subject {
+        target: targets::build(&t[0], &files, Some(&remote)).unwrap(),
+        broken: targets::build(&t[1], &files, Some(&remote)).unwrap(),
+        by_hand: Box::new(move |n, v| hand.pages_set_by_hand("conf-site", "production", n, v)),
+        remote: true,
+    };
+    target_contract(subject).await;
+    assert_eq!(fake.pages_var("conf-site", "production", "CONF_A").map(|v| v.1), Some(value(3).expose().to_string()));
+    assert_eq!(fake.pages_var("conf-site", "production", "SITE_NAME").map(|v| v.0), Some("plain_text".into()));
+}
+
 // ---------------------------------------------------------------- issuers
 
 /// A backend under test and a view of what it really holds.

@@ -15,6 +15,7 @@ mod identity;
 mod machines;
 mod merges;
 mod newcomer;
+mod pages;
 mod parsers;
 mod published;
 mod remote;
