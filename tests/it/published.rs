@@ -620,21 +620,50 @@ fn every_github_request_matches_the_published_description() {
 /// Every Cloudflare operation: the bulk endpoint and its per-secret PUT
 /// fallback (deploy = "immediate", with what runs read first), a listing,
 /// a prune's DELETE, and a version made from the deployed one (code read
-/// back, multipart upload) then rolled out.
+/// back, multipart upload) then rolled out; and a Pages project's
+/// variables (production and preview): read by `plan` and `sync --verify`
+/// (GET of the project), written by `rotate` and `sync` (PATCH of
+/// `deployment_configs`), deleted by prune (PATCH with a `null`).
 #[test]
 fn every_cloudflare_request_matches_the_published_description() {
     let gh = FakeGithub::start();
     let cf = FakeCloudflare::start();
     cf.add_script("api");
     cf.add_script("web");
+    cf.add_pages_project("shop");
     let policy = "[tokens.T]\nissuer = \"random\"\noverlap = \"0s\"\n\
         [[tokens.T.targets]]\nkind = \"wrangler\"\nworker = \"api\"\nnames = [\"T\", \"T_ALIAS\"]\n\
-        [[tokens.T.targets]]\nkind = \"wrangler\"\nworker = \"web\"\ndeploy = \"version\"\nrollout = \"100%\"\nnames = [\"T\", \"T_ALIAS\"]\n";
+        [[tokens.T.targets]]\nkind = \"wrangler\"\nworker = \"web\"\ndeploy = \"version\"\nrollout = \"100%\"\nnames = [\"T\", \"T_ALIAS\"]\n\
+        [[tokens.T.targets]]\nkind = \"pages\"\nproject = \"shop\"\nnames = [\"T\", \"T_ALIAS\"]\n\
+        [[tokens.T.targets]]\nkind = \"pages\"\nproject = \"shop\"\nenvironment = \"preview\"\nnames = [\"T\", \"T_ALIAS\"]\n";
     let p = Project::initialised(policy);
+    // Requests to the Pages project since the last reset: (GETs, PATCHes).
+    let pages = || {
+        let counts = cf.control.counts();
+        let n =
+            |m: &str| counts.get(&format!("{m} /client/v4/accounts/{{account}}/pages/projects/{{project}}")).copied();
+        cf.control.reset_counts();
+        (n("GET").unwrap_or(0), n("PATCH").unwrap_or(0))
+    };
+    run_ok(&p, &gh, &cf, &["plan"]);
+    let (gets, patches) = pages();
+    assert!(gets > 0 && patches == 0, "plan: {gets} GET(s), {patches} PATCH(es) of the Pages project");
     run_ok(&p, &gh, &cf, &["rotate"]);
+    assert!(pages().1 > 0, "rotate sent no PATCH of the Pages project");
     let value = p.ok(&["get", "T"]).trim_end().to_string();
     assert_eq!(cf.value("api", "T").as_deref(), Some(value.as_str()));
     assert_eq!(cf.value("web", "T").as_deref(), Some(value.as_str()));
+    for env in ["production", "preview"] {
+        assert_eq!(cf.pages_var("shop", env, "T"), Some(("secret_text".into(), value.clone())));
+    }
+
+    // A Pages variable deleted by hand: `sync --verify` reads the project
+    // and writes it back.
+    cf.pages_remove_by_hand("shop", "preview", "T_ALIAS");
+    run_ok(&p, &gh, &cf, &["sync", "--verify"]);
+    let (gets, patches) = pages();
+    assert!(gets > 0 && patches > 0, "sync --verify: {gets} GET(s), {patches} PATCH(es) of the Pages project");
+    assert_eq!(cf.pages_var("shop", "preview", "T_ALIAS"), Some(("secret_text".into(), value.clone())));
 
     // An account without the bulk endpoint: one PUT per secret.
     cf.state.bulk_disabled.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -646,6 +675,24 @@ fn every_cloudflare_request_matches_the_published_description() {
     let out = run_ok(&p, &gh, &cf, &["sync", "--prune"]);
     assert!(out.contains("pruned T_ALIAS"), "{out}");
     assert_eq!(cf.value("api", "T_ALIAS"), None);
+    for env in ["production", "preview"] {
+        assert_eq!(cf.pages_var("shop", env, "T_ALIAS"), None);
+    }
+    // The prune's PATCH names the variable with `null`: that body, too, is
+    // checked against the published schema below.
+    let pages_patches: Vec<Value> = cf
+        .control
+        .recorded()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/pages/projects/"))
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert!(
+        pages_patches.iter().any(|b| ["production", "preview"]
+            .iter()
+            .any(|env| b["deployment_configs"][env]["env_vars"].get("T_ALIAS") == Some(&Value::Null))),
+        "no Pages PATCH deleted T_ALIAS with null: {pages_patches:?}"
+    );
 
     assert_conforms(&[(Published::cloudflare(), &cf.control)]);
 }
