@@ -390,6 +390,18 @@ fn bad_request(code: u64, message: &str) -> Response {
     envelope(StatusCode::BAD_REQUEST, &[(code, message)], Value::Null)
 }
 
+/// The token and the account, as every route checks them.
+fn authorized(headers: &HeaderMap, account: &str) -> Result<(), Response> {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {TOKEN}")) {
+        return Err(envelope(StatusCode::BAD_REQUEST, &[(10000, "Authentication error")], Value::Null));
+    }
+    if account != ACCOUNT {
+        return Err(envelope(StatusCode::FORBIDDEN, &[(10000, "Authentication error")], Value::Null));
+    }
+    Ok(())
+}
+
 /// Authentication, account and script checks every route shares; runs
 /// `then` on the script.
 fn with_script<T>(
@@ -399,13 +411,7 @@ fn with_script<T>(
     script: &str,
     then: impl FnOnce(&mut Script) -> Result<T, Response>,
 ) -> Result<T, Response> {
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-    if auth != Some(&format!("Bearer {TOKEN}")) {
-        return Err(envelope(StatusCode::BAD_REQUEST, &[(10000, "Authentication error")], Value::Null));
-    }
-    if account != ACCOUNT {
-        return Err(envelope(StatusCode::FORBIDDEN, &[(10000, "Authentication error")], Value::Null));
-    }
+    authorized(headers, account)?;
     let mut scripts = state.scripts.lock().unwrap();
     let Some(s) = scripts.get_mut(script) else {
         return Err(envelope(
@@ -851,13 +857,7 @@ fn with_project<T>(
     project: &str,
     then: impl FnOnce(&mut PagesProject) -> Result<T, Response>,
 ) -> Result<T, Response> {
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-    if auth != Some(&format!("Bearer {TOKEN}")) {
-        return Err(envelope(StatusCode::BAD_REQUEST, &[(10000, "Authentication error")], Value::Null));
-    }
-    if account != ACCOUNT {
-        return Err(envelope(StatusCode::FORBIDDEN, &[(10000, "Authentication error")], Value::Null));
-    }
+    authorized(headers, account)?;
     let mut pages = state.pages.lock().unwrap();
     let Some(p) = pages.get_mut(project) else {
         return Err(envelope(

@@ -210,18 +210,23 @@ async fn target_cloudflare_versions_fake() {
     assert!(script.deployment.iter().all(|(id, _)| !ours.contains(&id.as_str())), "a version was deployed");
 }
 
+/// A client of the fake Cloudflare, as a run would make it.
+fn cloudflare_remote(fake: &FakeCloudflare) -> Remote {
+    Remote::with_vars([
+        ("CLOUDFLARE_API_BASE_URL".to_string(), fake.url()),
+        ("CLOUDFLARE_API_TOKEN".to_string(), cloudflare::TOKEN.to_string()),
+        ("CLOUDFLARE_ACCOUNT_ID".to_string(), cloudflare::ACCOUNT.to_string()),
+    ])
+    .unwrap()
+}
+
 async fn cloudflare_contract(options: &str) -> Arc<FakeCloudflare> {
     let fake = FakeCloudflare::start();
     fake.add_script("conf-worker");
     let (_dir, policy) = policy_with_targets(&format!(
         "[[tokens.CONF_A.targets]]\nkind = \"wrangler\"\nworker = \"conf-worker\"\n{options}[[tokens.CONF_A.targets]]\nkind = \"wrangler\"\nworker = \"missing-worker\"\n{options}",
     ));
-    let remote = Remote::with_vars([
-        ("CLOUDFLARE_API_BASE_URL".to_string(), fake.url()),
-        ("CLOUDFLARE_API_TOKEN".to_string(), cloudflare::TOKEN.to_string()),
-        ("CLOUDFLARE_ACCOUNT_ID".to_string(), cloudflare::ACCOUNT.to_string()),
-    ])
-    .unwrap();
+    let remote = cloudflare_remote(&fake);
     let t = targets_of(&policy);
     let fake = Arc::new(fake);
     let hand = fake.clone();
@@ -244,12 +249,7 @@ async fn target_pages_fake() {
     let (_dir, policy) = policy_with_targets(
         "[[tokens.CONF_A.targets]]\nkind = \"pages\"\nproject = \"conf-site\"\n[[tokens.CONF_A.targets]]\nkind = \"pages\"\nproject = \"missing-site\"\n",
     );
-    let remote = Remote::with_vars([
-        ("CLOUDFLARE_API_BASE_URL".to_string(), fake.url()),
-        ("CLOUDFLARE_API_TOKEN".to_string(), cloudflare::TOKEN.to_string()),
-        ("CLOUDFLARE_ACCOUNT_ID".to_string(), cloudflare::ACCOUNT.to_string()),
-    ])
-    .unwrap();
+    let remote = cloudflare_remote(&fake);
     let t = targets_of(&policy);
     let fake = Arc::new(fake);
     let hand = fake.clone();

@@ -2,36 +2,17 @@
 //! against the fake Cloudflare (Pages' merge semantics: a PATCH names only
 //! the variables it changes, `null` deletes one).
 
-use std::process::Output;
-
 use crate::common::*;
-use crate::fakes::cloudflare::FakeCloudflare;
-use crate::fakes::github::FakeGithub;
-use crate::remote::with_fakes;
+use crate::remote::Fakes;
 
 const PATCH: &str = "PATCH /client/v4/accounts/{account}/pages/projects/{project}";
 
-struct Pages {
-    gh: FakeGithub,
-    cf: FakeCloudflare,
-}
+type Pages = Fakes;
 
-impl Pages {
-    fn start() -> Self {
-        let cf = FakeCloudflare::start();
-        cf.add_pages_project("shop");
-        Pages { gh: FakeGithub::start(), cf }
-    }
-
-    fn run(&self, p: &Project, args: &[&str]) -> Output {
-        with_fakes(&mut p.command(args), &self.gh, &self.cf).output().unwrap()
-    }
-
-    fn ok(&self, p: &Project, args: &[&str]) -> String {
-        let out = self.run(p, args);
-        assert_eq!(code(&out), 0, "{args:?}:\n{}", text(&out));
-        text(&out)
-    }
+fn start() -> Pages {
+    let w = Fakes::start();
+    w.cf.add_pages_project("shop");
+    w
 }
 
 fn policy(options: &str) -> String {
@@ -42,7 +23,7 @@ fn policy(options: &str) -> String {
 
 #[test]
 fn pages_secrets_are_delivered_without_touching_other_variables_and_a_resync_writes_nothing() {
-    let pg = Pages::start();
+    let pg = start();
     let p = Project::initialised(&policy("names = [\"API_TOKEN\", \"SHOP_API_KEY\"]\n"));
     // plan says where a value goes and when it reaches the site.
     let out = pg.ok(&p, &["plan"]);
@@ -81,7 +62,7 @@ fn pages_secrets_are_delivered_without_touching_other_variables_and_a_resync_wri
 
 #[test]
 fn a_pages_secret_deleted_by_hand_fails_the_gate_and_sync_verify_puts_it_back() {
-    let pg = Pages::start();
+    let pg = start();
     let p = Project::initialised(&policy("environment = \"preview\"\n"));
     pg.ok(&p, &["rotate"]);
     let value = p.ok(&["get", "API_TOKEN"]).trim_end().to_string();

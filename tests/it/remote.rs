@@ -63,6 +63,29 @@ pub fn with_fakes<'c>(cmd: &'c mut Command, gh: &FakeGithub, cf: &FakeCloudflare
         .env("CHITTY_SECRETS_RETRY_BASE_MS", "1")
 }
 
+/// The fake GitHub and Cloudflare, and the binary run against them.
+pub struct Fakes {
+    pub gh: FakeGithub,
+    pub cf: FakeCloudflare,
+}
+
+impl Fakes {
+    pub fn start() -> Self {
+        Fakes { gh: FakeGithub::start(), cf: FakeCloudflare::start() }
+    }
+
+    pub fn run(&self, p: &Project, args: &[&str]) -> Output {
+        with_fakes(&mut p.command(args), &self.gh, &self.cf).output().unwrap()
+    }
+
+    /// Runs, expects success, and gives what it printed (both streams).
+    pub fn ok(&self, p: &Project, args: &[&str]) -> String {
+        let out = self.run(p, args);
+        assert_eq!(code(&out), 0, "{args:?}:\n{}", text(&out));
+        text(&out)
+    }
+}
+
 struct Remote {
     gh: FakeGithub,
     cf: FakeCloudflare,

@@ -3,34 +3,15 @@
 //! makes a version and leaves the rollout to the team; the old token is not
 //! revoked while a deployed version may still run it.
 
-use std::process::Output;
-
 use crate::common::*;
-use crate::fakes::cloudflare::FakeCloudflare;
-use crate::fakes::github::FakeGithub;
-use crate::remote::with_fakes;
+use crate::remote::Fakes;
 
-struct Workers {
-    gh: FakeGithub,
-    cf: FakeCloudflare,
-}
+type Workers = Fakes;
 
-impl Workers {
-    fn start() -> Self {
-        let cf = FakeCloudflare::start();
-        cf.add_script("api");
-        Workers { gh: FakeGithub::start(), cf }
-    }
-
-    fn run(&self, p: &Project, args: &[&str]) -> Output {
-        with_fakes(&mut p.command(args), &self.gh, &self.cf).output().unwrap()
-    }
-
-    fn ok(&self, p: &Project, args: &[&str]) -> String {
-        let out = self.run(p, args);
-        assert_eq!(code(&out), 0, "{args:?}:\n{}", text(&out));
-        text(&out)
-    }
+fn start() -> Workers {
+    let w = Fakes::start();
+    w.cf.add_script("api");
+    w
 }
 
 fn policy(target_options: &str) -> String {
@@ -41,7 +22,7 @@ fn policy(target_options: &str) -> String {
 
 #[test]
 fn a_worker_mid_gradual_deployment_is_reported_before_any_write() {
-    let w = Workers::start();
+    let w = start();
     let p = Project::initialised(&policy(""));
     // Before the first rotation a write is planned, and plan says what it does.
     let out = w.ok(&p, &["plan"]);
@@ -91,7 +72,7 @@ fn a_worker_mid_gradual_deployment_is_reported_before_any_write() {
 
 #[test]
 fn deploy_version_makes_a_version_and_the_old_token_lives_until_it_runs() {
-    let w = Workers::start();
+    let w = start();
     let p = Project::initialised(
         &policy("deploy = \"version\"\n").replace("overlap = \"0s\"", "overlap = \"0s\"\nrotate_every = \"30d\""),
     );
@@ -158,7 +139,7 @@ fn deploy_version_makes_a_version_and_the_old_token_lives_until_it_runs() {
 
 #[test]
 fn rollout_100_deploys_the_new_version_and_a_rollback_is_repaired() {
-    let w = Workers::start();
+    let w = start();
     let p = Project::initialised(&policy("deploy = \"version\"\nrollout = \"100%\"\n"));
     w.ok(&p, &["rotate"]);
     let made = w.cf.latest_id("api");
@@ -199,7 +180,7 @@ fn worker_options_that_cannot_work_are_refused_at_load() {
 /// last holds every new value, so rolling it out rolls out all of them.
 #[test]
 fn versions_made_one_after_another_add_up() {
-    let w = Workers::start();
+    let w = start();
     let mut text = policy("deploy = \"version\"\n");
     text.push_str(
         "\n[tokens.DB_PASSWORD]\nissuer = \"random\"\n[[tokens.DB_PASSWORD.targets]]\nkind = \"wrangler\"\nworker = \"api\"\ndeploy = \"version\"\n",
@@ -219,7 +200,7 @@ fn versions_made_one_after_another_add_up() {
 /// cut, the version made.
 #[test]
 fn a_version_for_many_names_carries_a_message_within_cloudflares_limit() {
-    let w = Workers::start();
+    let w = start();
     let names: Vec<String> = (0..12).map(|i| format!("\"A_RATHER_LONG_SECRET_NAME_{i:02}\"")).collect();
     let p = Project::initialised(&policy(&format!("deploy = \"version\"\nnames = [{}]\n", names.join(", "))));
     w.ok(&p, &["rotate"]);
@@ -239,7 +220,7 @@ fn two_tokens() -> String {
 
 #[test]
 fn a_worker_secret_put_back_by_hand_fails_the_gate_and_sync_delivers_again() {
-    let w = Workers::start();
+    let w = start();
     let p = Project::initialised(&two_tokens());
     w.ok(&p, &["rotate"]);
     w.ok(&p, &["rotate", "DB_PASSWORD"]);
@@ -278,7 +259,7 @@ fn a_worker_secret_put_back_by_hand_fails_the_gate_and_sync_delivers_again() {
 
 #[test]
 fn a_code_deploy_is_not_drift_but_a_secret_version_rolled_out_by_hand_is() {
-    let w = Workers::start();
+    let w = start();
     let p = Project::initialised(&two_tokens());
     w.ok(&p, &["rotate"]);
     // `wrangler deploy` and `wrangler versions upload` + `versions deploy`
@@ -311,7 +292,7 @@ fn a_code_deploy_is_not_drift_but_a_secret_version_rolled_out_by_hand_is() {
 
 #[test]
 fn a_version_is_made_only_from_code_the_api_can_give() {
-    let w = Workers::start();
+    let w = start();
     let p = Project::initialised(&policy("deploy = \"version\"\n"));
     w.ok(&p, &["rotate"]);
     let ours = w.cf.latest_id("api");
@@ -334,7 +315,7 @@ fn a_version_is_made_only_from_code_the_api_can_give() {
 
 #[test]
 fn plan_does_not_promise_a_retirement_a_running_older_version_blocks() {
-    let w = Workers::start();
+    let w = start();
     let p = Project::initialised(&policy("deploy = \"version\"\n"));
     // v1 goes into version #2, which the team rolls out.
     w.ok(&p, &["rotate"]);
@@ -354,7 +335,7 @@ fn plan_does_not_promise_a_retirement_a_running_older_version_blocks() {
 #[test]
 fn our_own_prune_is_not_a_change_by_others_in_either_deploy_mode() {
     for options in ["", "deploy = \"version\"\nrollout = \"100%\"\n"] {
-        let w = Workers::start();
+        let w = start();
         let two_names = policy(&format!("names = [\"API_TOKEN\", \"OLD_NAME\"]\n{options}"));
         let p = Project::initialised(&two_names);
         w.ok(&p, &["rotate"]);
@@ -371,7 +352,7 @@ fn our_own_prune_is_not_a_change_by_others_in_either_deploy_mode() {
 #[test]
 fn a_hand_edited_version_is_caught_in_a_split_and_behind_new_code() {
     // Rolled out beside ours: 10% of the traffic runs the placeholder.
-    let w = Workers::start();
+    let w = start();
     let p = Project::initialised(&policy(""));
     w.ok(&p, &["rotate"]);
     let ours = w.cf.latest_id("api");
@@ -383,7 +364,7 @@ fn a_hand_edited_version_is_caught_in_a_split_and_behind_new_code() {
 
     // New code uploaded, then a secret changed on top of it, then rolled
     // out: the version brought no code of its own.
-    let w = Workers::start();
+    let w = start();
     let p = Project::initialised(&policy(""));
     w.ok(&p, &["rotate"]);
     w.cf.upload_version("api");
