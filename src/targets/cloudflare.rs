@@ -961,19 +961,9 @@ const MAX_VALUE: usize = 5 * 1024;
 
 impl super::kind::KindEntry for WranglerSpec {
     const KIND: &'static str = "wrangler";
-    type Fields = Self;
+    crate::entry_as_written!();
 
-    fn from_fields(fields: Self, _token: &str) -> Result<Self, Vec<(String, String)>> {
-        Ok(fields)
-    }
-
-    fn names(&self) -> Option<&Vec<String>> {
-        self.names.as_ref()
-    }
-
-    fn without_names(&self) -> Self {
-        Self { names: None, ..self.clone() }
-    }
+    crate::entry_names!();
 }
 
 /// A Worker's secrets: every write makes a version of the Worker.

@@ -124,19 +124,9 @@ impl Target for DotenvTarget {
 
 impl super::kind::KindEntry for crate::policy::DotenvSpec {
     const KIND: &'static str = "dotenv";
-    type Fields = Self;
+    crate::entry_as_written!();
 
-    fn from_fields(fields: Self, _token: &str) -> Result<Self, Vec<(String, String)>> {
-        Ok(fields)
-    }
-
-    fn names(&self) -> Option<&Vec<String>> {
-        self.names.as_ref()
-    }
-
-    fn without_names(&self) -> Self {
-        Self { names: None, ..self.clone() }
-    }
+    crate::entry_names!();
 
     /// `./app//.env` is `app/.env`, so two tokens cannot claim one file
     /// under two spellings.

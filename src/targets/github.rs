@@ -490,13 +490,7 @@ impl super::kind::KindEntry for crate::policy::GithubSpec {
         crate::policy::github_spec(fields, token)
     }
 
-    fn names(&self) -> Option<&Vec<String>> {
-        self.names.as_ref()
-    }
-
-    fn without_names(&self) -> Self {
-        Self { names: None, ..self.clone() }
-    }
+    crate::entry_names!();
 }
 
 /// GitHub Actions (and Dependabot, Codespaces) secrets: sealed, written,

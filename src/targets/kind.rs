@@ -96,6 +96,34 @@ pub trait KindEntry: TargetKind + Sized {
     fn refine_schema(_def: &mut serde_json::Map<String, serde_json::Value>) {}
 }
 
+/// The [`KindEntry`] methods of an entry whose `names` field is an
+/// `Option<Vec<String>>`, as every kind's is.
+#[macro_export]
+macro_rules! entry_names {
+    () => {
+        fn names(&self) -> Option<&Vec<String>> {
+            self.names.as_ref()
+        }
+
+        fn without_names(&self) -> Self {
+            Self { names: None, ..self.clone() }
+        }
+    };
+}
+
+/// [`KindEntry::from_fields`] of an entry read as it is written
+/// (`type Fields = Self`): nothing more to check at this step.
+#[macro_export]
+macro_rules! entry_as_written {
+    () => {
+        type Fields = Self;
+
+        fn from_fields(fields: Self, _token: &str) -> Result<Self, Vec<(String, String)>> {
+            Ok(fields)
+        }
+    };
+}
+
 /// Why an entry could not be read: TOML's own error (with its span), or
 /// what the kind says is wrong.
 pub enum EntryError {

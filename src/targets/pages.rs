@@ -59,19 +59,9 @@ impl PagesEnvironment {
 
 impl super::kind::KindEntry for PagesSpec {
     const KIND: &'static str = "pages";
-    type Fields = Self;
+    crate::entry_as_written!();
 
-    fn from_fields(fields: Self, _token: &str) -> Result<Self, Vec<(String, String)>> {
-        Ok(fields)
-    }
-
-    fn names(&self) -> Option<&Vec<String>> {
-        self.names.as_ref()
-    }
-
-    fn without_names(&self) -> Self {
-        Self { names: None, ..self.clone() }
-    }
+    crate::entry_names!();
 }
 
 impl super::TargetKind for PagesSpec {
