@@ -18,6 +18,7 @@ crate::target_kinds! {
     github => Github(crate::policy::GithubSpec),
     cloudflare => Wrangler(crate::policy::WranglerSpec),
     pages => Pages(pages::PagesSpec),
+    secrets_store => SecretsStore(secrets_store::SecretsStoreSpec),
 }
 
 use std::sync::Arc;

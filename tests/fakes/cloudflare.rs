@@ -201,6 +201,8 @@ pub struct State_ {
     pub scripts: Mutex<HashMap<String, Script>>,
     pub bulk_disabled: AtomicBool,
     pub pages: Mutex<HashMap<String, PagesProject>>,
+    pub stores: Mutex<Vec<SecretsStore>>,
+    pub store_clock: std::sync::atomic::AtomicU64,
 }
 
 pub struct FakeCloudflare {
@@ -224,6 +226,15 @@ impl FakeCloudflare {
             .route(&format!("{base}/content/v2"), get(content))
             .route(&format!("{base}/settings"), get(settings).patch(patch_settings))
             .route("/client/v4/accounts/{account}/pages/projects/{project}", get(pages_get).patch(pages_patch))
+            .route("/client/v4/accounts/{account}/secrets_store/stores", get(stores_list))
+            .route(
+                "/client/v4/accounts/{account}/secrets_store/stores/{store}/secrets",
+                get(store_secrets).post(store_create),
+            )
+            .route(
+                "/client/v4/accounts/{account}/secrets_store/stores/{store}/secrets/{secret}",
+                patch(store_edit).delete(store_delete),
+            )
             .layer(axum::middleware::from_fn_with_state(control.clone(), faults_layer))
             .with_state(state.clone());
         FakeCloudflare { addr: serve(router), state, control }
@@ -253,6 +264,36 @@ impl FakeCloudflare {
         let mut s = Script { versions: vec![first.clone()], ..Script::default() };
         s.set_deployment(vec![(first.id, 100)], "upload", "wrangler");
         self.state.scripts.lock().unwrap().insert(script.into(), s);
+    }
+
+    /// A Secrets Store named `name`; returns its id.
+    pub fn add_store(&self, name: &str) -> String {
+        let mut stores = self.state.stores.lock().unwrap();
+        let id = format!("{:032x}", 0xa11ce_u128 + stores.len() as u128);
+        stores.push(SecretsStore { id: id.clone(), name: name.into(), secrets: BTreeMap::new() });
+        id
+    }
+
+    /// A store secret's value, as the store holds it.
+    pub fn store_value(&self, store: &str, name: &str) -> Option<String> {
+        let stores = self.state.stores.lock().unwrap();
+        stores.iter().find(|s| s.id == store)?.secrets.get(name).map(|x| x.value.clone())
+    }
+
+    /// A change in the dashboard: a store secret's value set by hand.
+    pub fn store_set_by_hand(&self, store: &str, name: &str, value: &str) {
+        let modified = next_modified(&self.state);
+        let mut stores = self.state.stores.lock().unwrap();
+        let s = stores.iter_mut().find(|s| s.id == store).unwrap();
+        let id = format!("{:032x}", 0xbeef_u128 + s.secrets.len() as u128);
+        let secret = s.secrets.entry(name.into()).or_insert(StoreSecret {
+            id,
+            value: String::new(),
+            scopes: vec!["workers".into()],
+            modified: modified.clone(),
+        });
+        secret.value = value.into();
+        secret.modified = modified;
     }
 
     /// A Pages project with one deployment and a plain variable of its own.
@@ -909,5 +950,156 @@ async fn pages_patch(
             }
         }
         Ok(p.shown(&project))
+    }))
+}
+
+/// A Secrets Store secret: write-only value, its scopes, its id and when it
+/// was last modified.
+#[derive(Clone, Debug)]
+pub struct StoreSecret {
+    pub id: String,
+    pub value: String,
+    pub scopes: Vec<String>,
+    pub modified: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SecretsStore {
+    pub id: String,
+    pub name: String,
+    pub secrets: BTreeMap<String, StoreSecret>,
+}
+
+/// Modification times that only go forward (one second a change).
+fn next_modified(state: &State_) -> String {
+    let n = state.store_clock.fetch_add(1, Ordering::SeqCst) as i64;
+    (chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").unwrap() + chrono::TimeDelta::seconds(n))
+        .to_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn store_secret_json(store: &SecretsStore, s: &(&String, &StoreSecret)) -> Value {
+    json!({
+        "id": s.1.id, "name": s.0, "store_id": store.id, "status": "active",
+        "created": "2026-11-01T00:00:00Z", "modified": s.1.modified, "scopes": s.1.scopes,
+    })
+}
+
+fn with_store<T>(
+    state: &State_,
+    headers: &HeaderMap,
+    account: &str,
+    store: &str,
+    then: impl FnOnce(&mut SecretsStore, &State_) -> Result<T, Response>,
+) -> Result<T, Response> {
+    authorized(headers, account)?;
+    let mut stores = state.stores.lock().unwrap();
+    let Some(s) = stores.iter_mut().find(|s| s.id == store) else {
+        return Err(envelope(StatusCode::NOT_FOUND, &[(1001, "store not found")], Value::Null));
+    };
+    then(s, state)
+}
+
+async fn stores_list(State(state): State<Arc<State_>>, headers: HeaderMap, Path(account): Path<String>) -> Response {
+    if let Err(r) = authorized(&headers, &account) {
+        return r;
+    }
+    let stores = state.stores.lock().unwrap();
+    answer(Ok(stores.iter().map(|s| json!({"id": s.id, "name": s.name, "created": "2026-11-01T00:00:00Z", "modified": "2026-11-01T00:00:00Z"})).collect()))
+}
+
+/// Names, ids and modification times, never values; `page` / `per_page`.
+async fn store_secrets(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, store)): Path<(String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    answer(with_store(&state, &headers, &account, &store, |s, _| {
+        let per_page = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(20usize).clamp(1, 100);
+        let page = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1usize).max(1);
+        Ok(s.secrets.iter().skip((page - 1) * per_page).take(per_page).map(|x| store_secret_json(s, &x)).collect())
+    }))
+}
+
+/// `POST …/secrets`: `[{name, value, scopes, comment}]`; a name that
+/// exists, a value over 64 KiB or a missing scope is refused, whole.
+async fn store_create(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, store)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    answer(with_store(&state, &headers, &account, &store, |s, state| {
+        let body: Value = serde_json::from_slice(&body).map_err(|_| bad_request(1000, "could not parse the body"))?;
+        let items = body.as_array().ok_or_else(|| bad_request(1000, "the body is an array of secrets"))?;
+        let mut made = Vec::new();
+        for item in items {
+            let (Some(name), Some(value), Some(scopes)) =
+                (item["name"].as_str(), item["value"].as_str(), item["scopes"].as_array())
+            else {
+                return Err(bad_request(1000, "each secret needs name, value and scopes"));
+            };
+            if s.secrets.contains_key(name) || made.iter().any(|(n, _): &(String, StoreSecret)| n == name) {
+                return Err(envelope(
+                    StatusCode::CONFLICT,
+                    &[(1006, "a secret with this name already exists")],
+                    Value::Null,
+                ));
+            }
+            if value.len() > 64 * 1024 {
+                return Err(bad_request(1000, "value is longer than 64 KiB"));
+            }
+            let scopes = scopes.iter().filter_map(Value::as_str).map(str::to_string).collect();
+            let id = format!(
+                "{:032x}",
+                state.store_clock.load(Ordering::SeqCst) as u128 * 0x9E37_79B9 + made.len() as u128 + 1
+            );
+            made.push((
+                name.to_string(),
+                StoreSecret { id, value: value.into(), scopes, modified: next_modified(state) },
+            ));
+        }
+        let out: Vec<Value> = made.iter().map(|(n, x)| store_secret_json(s, &(n, x))).collect();
+        s.secrets.extend(made);
+        Ok(out.into())
+    }))
+}
+
+/// `PATCH …/secrets/{id}`: `{value}` (and scopes, comment).
+async fn store_edit(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, store, id)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    answer(with_store(&state, &headers, &account, &store, |s, state| {
+        let body: Value = serde_json::from_slice(&body).map_err(|_| bad_request(1000, "could not parse the body"))?;
+        let Some((name, secret)) = s.secrets.iter_mut().find(|(_, x)| x.id == id) else {
+            return Err(envelope(StatusCode::NOT_FOUND, &[(1003, "secret not found")], Value::Null));
+        };
+        if let Some(value) = body["value"].as_str() {
+            if value.len() > 64 * 1024 {
+                return Err(bad_request(1000, "value is longer than 64 KiB"));
+            }
+            secret.value = value.into();
+        }
+        secret.modified = next_modified(state);
+        let (name, secret) = (name.clone(), secret.clone());
+        Ok(store_secret_json(s, &(&name, &secret)))
+    }))
+}
+
+async fn store_delete(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path((account, store, id)): Path<(String, String, String)>,
+) -> Response {
+    answer(with_store(&state, &headers, &account, &store, |s, _| {
+        let Some(name) = s.secrets.iter().find(|(_, x)| x.id == id).map(|(n, _)| n.clone()) else {
+            return Err(envelope(StatusCode::NOT_FOUND, &[(1003, "secret not found")], Value::Null));
+        };
+        s.secrets.remove(&name);
+        Ok(Value::Null)
     }))
 }

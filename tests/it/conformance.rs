@@ -265,6 +265,30 @@ async fn target_pages_fake() {
     assert_eq!(fake.pages_var("conf-site", "production", "SITE_NAME").map(|v| v.0), Some("plain_text".into()));
 }
 
+#[tokio::test]
+async fn target_secrets_store_fake() {
+    let fake = FakeCloudflare::start();
+    let store = fake.add_store("conf");
+    let (_dir, policy) = policy_with_targets(&format!(
+        "[[tokens.CONF_A.targets]]\nkind = \"secrets_store\"\nstore = \"{store}\"\n[[tokens.CONF_A.targets]]\nkind = \"secrets_store\"\nstore = \"{}\"\n",
+        "0".repeat(32)
+    ));
+    let remote = cloudflare_remote(&fake);
+    let t = targets_of(&policy);
+    let fake = Arc::new(fake);
+    let hand = fake.clone();
+    let files = ProjectFiles::new(&policy.root);
+    let at = store.clone();
+    let subject = Subject {
+        target: targets::build(&t[0], &files, Some(&remote)).unwrap(),
+        broken: targets::build(&t[1], &files, Some(&remote)).unwrap(),
+        by_hand: Box::new(move |n, v| hand.store_set_by_hand(&at, n, v)),
+        remote: true,
+    };
+    target_contract(subject).await;
+    assert_eq!(fake.store_value(&store, "CONF_A"), Some(value(3).expose().to_string()));
+}
+
 // ---------------------------------------------------------------- issuers
 
 /// A backend under test and a view of what it really holds.

@@ -20,6 +20,7 @@ mod parsers;
 mod published;
 mod remote;
 mod schema;
+mod secrets_store;
 mod teams;
 mod trust;
 mod upgrade;

@@ -1,0 +1,297 @@
+//! `kind = "secrets_store"`: secrets of the account's Cloudflare Secrets
+//! Store, which Workers bind (`secrets_store_secrets`) and read at run time.
+//!
+//! A new name is created with `POST /accounts/{a}/secrets_store/stores/{store}/secrets`
+//! (`[{name, value, scopes, comment}]`, one request for every new name of a
+//! batch); a name that exists is updated with `PATCH …/secrets/{id}`
+//! (`{value}`). Values are write-only; the listing gives names and
+//! modification times, so a value changed by hand is seen the way GitHub's
+//! `updated_at` shows it. A write makes no Worker version: every Worker
+//! that binds the secret reads the new value on its next request, so the
+//! old token may be revoked once `overlap` has passed (requests already
+//! under way). The API token needs `Secrets Store: Edit`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::cloudflare_api::{CloudflareApi, Needs};
+use super::{PutResults, Remote, RemoteSecret, Target, TargetError, Written, all_failed};
+use crate::project::ProjectFiles;
+use crate::secret::Secret;
+
+/// The largest value the Secrets Store keeps.
+const MAX_VALUE: usize = 64 * 1024;
+/// The listing's largest page.
+const PAGE: usize = 100;
+
+/// A `kind = "secrets_store"` entry.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsStoreSpec {
+    /// The store's id; absent: the account's one store.
+    #[serde(default)]
+    pub store: Option<String>,
+    /// Which services may read the secret (default: Workers).
+    #[serde(default)]
+    pub scopes: Option<Vec<StoreScope>>,
+    #[serde(default)]
+    pub names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreScope {
+    Workers,
+    AiGateway,
+    Dex,
+    Access,
+    Containers,
+    Websearch,
+}
+
+impl SecretsStoreSpec {
+    fn scopes(&self) -> Vec<StoreScope> {
+        self.scopes.clone().unwrap_or_else(|| vec![StoreScope::Workers])
+    }
+}
+
+impl super::kind::KindEntry for SecretsStoreSpec {
+    const KIND: &'static str = "secrets_store";
+    crate::entry_as_written!();
+    crate::entry_names!();
+}
+
+impl super::TargetKind for SecretsStoreSpec {
+    fn address(&self) -> String {
+        format!("secrets_store:{}", self.store.as_deref().unwrap_or("account"))
+    }
+
+    fn credentials(&self) -> Vec<&'static [&'static str]> {
+        vec![&["CLOUDFLARE_API_TOKEN"], &["CLOUDFLARE_ACCOUNT_ID"]]
+    }
+
+    fn problems(&self, token: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(store) = &self.store
+            && !(store.len() == 32 && store.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            out.push((
+                format!("token `{token}`: `{store}` is not a Secrets Store id"),
+                "give the store's id (32 hex digits, `wrangler secrets-store store list`), or leave `store` out to use the account's one store".into(),
+            ));
+        }
+        if self.scopes.as_ref().is_some_and(Vec::is_empty) {
+            out.push((
+                format!("token `{token}`: `scopes` is empty, so no service could read the secret"),
+                "leave `scopes` out (Workers), or name who reads it, e.g. [\"workers\"]".into(),
+            ));
+        }
+        out
+    }
+
+    fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
+        let len = value.expose().len();
+        (len > MAX_VALUE)
+            .then(|| format!("is {len} bytes, and the Secrets Store keeps at most 64 KB in a secret ({address})"))
+    }
+
+    fn build(
+        &self,
+        address: String,
+        _files: &ProjectFiles,
+        remote: Option<&Remote>,
+    ) -> Result<Box<dyn Target>, TargetError> {
+        let remote = super::kind::need_remote(&address, remote)?;
+        let api = CloudflareApi::new(
+            address,
+            remote,
+            Needs { permission: "Secrets Store: Edit", without_token: None, code_hint: |_| None },
+        );
+        Ok(Box::new(SecretsStoreTarget {
+            api,
+            store: self.store.clone(),
+            scopes: self.scopes(),
+            resolved: tokio::sync::OnceCell::new(),
+            ids: Mutex::new(None),
+        }))
+    }
+}
+
+pub struct SecretsStoreTarget {
+    api: CloudflareApi,
+    store: Option<String>,
+    scopes: Vec<StoreScope>,
+    /// The store's id, looked up once where the policy gives none.
+    resolved: tokio::sync::OnceCell<Result<String, TargetError>>,
+    /// The secrets' ids by name, as last listed.
+    ids: Mutex<Option<BTreeMap<String, String>>>,
+}
+
+#[derive(Deserialize)]
+struct Store {
+    id: String,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Listed {
+    id: String,
+    name: String,
+    #[serde(default)]
+    modified: Option<DateTime<Utc>>,
+}
+
+/// A new secret as the create request carries it (its value only here).
+#[derive(Serialize)]
+struct New<'a> {
+    name: &'a str,
+    value: &'a str,
+    scopes: &'a [StoreScope],
+    comment: &'static str,
+}
+
+#[derive(Serialize)]
+struct NewValue<'a> {
+    value: &'a str,
+}
+
+impl SecretsStoreTarget {
+    async fn store_id(&self) -> Result<String, TargetError> {
+        if let Some(id) = &self.store {
+            return Ok(id.clone());
+        }
+        self.resolved.get_or_init(|| self.only_store()).await.clone()
+    }
+
+    /// The account's one store; more than one, or none, is an error that
+    /// says what to do.
+    async fn only_store(&self) -> Result<String, TargetError> {
+        let url = self.api.account_url(&["secrets_store", "stores"], &[])?;
+        let response = self.api.call(Method::GET, &url, None).await?;
+        let stores: Vec<Store> = self.api.read(&Method::GET, &url, response).await.map_err(|(_, e)| e)?;
+        match &stores[..] {
+            [one] => Ok(one.id.clone()),
+            [] => Err(self.api.err(
+                "the account has no Secrets Store",
+                Some("create one (`wrangler secrets-store store create NAME --remote`), then run again"),
+            )),
+            many => Err(self.api.err(
+                format!(
+                    "the account has {} Secrets Stores ({})",
+                    many.len(),
+                    many.iter().map(|s| format!("{} {}", s.id, s.name)).collect::<Vec<_>>().join(", ")
+                ),
+                Some("name the one to use with `store = \"ID\"` in the policy"),
+            )),
+        }
+    }
+
+    async fn secrets_url(&self, tail: &[&str], query: &[(&str, &str)]) -> Result<String, TargetError> {
+        let store = self.store_id().await?;
+        let mut segments = vec!["secrets_store", "stores", store.as_str(), "secrets"];
+        segments.extend(tail);
+        self.api.account_url(&segments, query)
+    }
+
+    /// Every secret of the store (names, ids and modification times).
+    async fn listing(&self) -> Result<Vec<Listed>, TargetError> {
+        let mut all = Vec::new();
+        for page in 1.. {
+            let (page, per_page) = (page.to_string(), PAGE.to_string());
+            let url = self.secrets_url(&[], &[("page", &page), ("per_page", &per_page)]).await?;
+            let response = self.api.call(Method::GET, &url, None).await?;
+            let items: Vec<Listed> = self.api.read(&Method::GET, &url, response).await.map_err(|(_, e)| e)?;
+            let last = items.len() < PAGE;
+            all.extend(items);
+            if last {
+                break;
+            }
+        }
+        *self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(all.iter().map(|s| (s.name.clone(), s.id.clone())).collect());
+        Ok(all)
+    }
+
+    async fn ids(&self) -> Result<BTreeMap<String, String>, TargetError> {
+        if let Some(ids) = self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
+            return Ok(ids);
+        }
+        self.listing().await?;
+        Ok(self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone().unwrap_or_default())
+    }
+
+    async fn send(&self, method: Method, url: &str, body: &[u8]) -> Result<(), TargetError> {
+        let response = self.api.call(method.clone(), url, Some(("application/json", body))).await?;
+        self.api.envelope(&method, url, response).await.map(drop).map_err(|(_, e)| e)
+    }
+}
+
+#[async_trait]
+impl Target for SecretsStoreTarget {
+    fn address(&self) -> &str {
+        &self.api.address
+    }
+
+    async fn put_many(&self, items: &[(String, Secret)]) -> PutResults {
+        let ids = match self.ids().await {
+            Ok(ids) => ids,
+            Err(e) => return all_failed(items, &e),
+        };
+        let mut results = Vec::new();
+        // Every new name in one create request.
+        let new: Vec<&(String, Secret)> = items.iter().filter(|(n, _)| !ids.contains_key(n)).collect();
+        if !new.is_empty() {
+            let body: Vec<New<'_>> = new
+                .iter()
+                .map(|(name, value)| New { name, value: value.expose(), scopes: &self.scopes, comment: "chitty-secrets" })
+                .collect();
+            let created = match self.secrets_url(&[], &[]).await {
+                Ok(url) => self.send(Method::POST, &url, &crate::secret::json_body(&body)).await,
+                Err(e) => Err(e),
+            };
+            results.extend(new.iter().map(|(n, _)| (n.clone(), created.clone().map(|()| Written::Created))));
+        }
+        for (name, value) in items {
+            let Some(id) = ids.get(name) else { continue };
+            let updated = match self.secrets_url(&[id], &[]).await {
+                Ok(url) => {
+                    self.send(Method::PATCH, &url, &crate::secret::json_body(&NewValue { value: value.expose() })).await
+                }
+                Err(e) => Err(e),
+            };
+            results.push((name.clone(), updated.map(|()| Written::Updated)));
+        }
+        // The ids of what was just created are learned at the next listing.
+        *self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        results
+    }
+
+    async fn list(&self) -> Result<Option<Vec<RemoteSecret>>, TargetError> {
+        Ok(Some(
+            self.listing()
+                .await?
+                .into_iter()
+                .map(|s| RemoteSecret { updated_at: s.modified, ..RemoteSecret::named(s.name) })
+                .collect(),
+        ))
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), TargetError> {
+        let Some(id) = self.ids().await?.get(name).cloned() else { return Ok(()) };
+        let url = self.secrets_url(&[&id], &[]).await?;
+        let response = self.api.call(Method::DELETE, &url, None).await?;
+        self.api.envelope(&Method::DELETE, &url, response).await.map(drop).map_err(|(_, e)| e)?;
+        *self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        Ok(())
+    }
+
+    async fn write_effect(&self) -> Option<Result<String, TargetError>> {
+        Some(Ok("a write makes no Worker version: every Worker that binds the secret reads the new value on its next request".into()))
+    }
+}
