@@ -86,6 +86,22 @@ impl Workspace {
             let metas = self.metas()?;
             let mut seen = Observations::new();
             let look = self.observe_remote(&metas, &mut seen).await?;
+            for (address, said) in self.readers(&super::opened::Opened::default()).await {
+                let (severity, code, message) = match said {
+                    Ok(r) if r.warning => (Severity::Warning, "shadowed-secret", r.message),
+                    Ok(r) => (Severity::Info, "read-by", r.message),
+                    Err(e) => (Severity::Warning, "readers-unknown", format!("who reads it was not found out: {e}")),
+                };
+                findings.push(Finding {
+                    severity,
+                    code,
+                    token: None,
+                    file: Some(address),
+                    line: None,
+                    message,
+                    hint: None,
+                });
+            }
             service_calls += (self.backends.remote_counts().0 - before) as usize;
             for ((token, key), observed) in seen {
                 let drift = |what: &str| format!("{} at {} {what}", key.name, key.target);

@@ -268,6 +268,15 @@ impl Workspace {
             remote_notes
                 .extend(look.unreachable.iter().map(|e| format!("not listed, judged by delivery records: {e}")));
         }
+        if reachable {
+            for (address, said) in self.readers(&opened).await {
+                match said {
+                    Ok(r) if r.warning => remote_notes.push(format!("warning: {address}: {}", r.message)),
+                    Ok(r) => remote_notes.push(format!("{address}: {}", r.message)),
+                    Err(e) => remote_notes.push(format!("who reads {address} was not found out: {e}")),
+                }
+            }
+        }
         let mut rotate = crate::rotation::plan(
             &self.policy,
             &metas,

@@ -181,6 +181,39 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// Who reads each remote target's declared secrets, where the target
+    /// can say (`plan`, `check --online`); a target that cannot be asked
+    /// says why instead.
+    pub async fn readers(&self, opened: &Opened) -> Vec<(String, Result<crate::targets::Reader, String>)> {
+        let targets = self.policy.remote_targets();
+        let asked = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
+            let names: Vec<String> = self
+                .policy
+                .tokens
+                .values()
+                .flat_map(|token| &token.targets)
+                .filter(|x| x.address() == *address)
+                .flat_map(|x| x.names.iter().cloned())
+                .collect();
+            let read = match opened.target(self, t) {
+                Ok(target) => target.readers(&names).await,
+                Err(e) => Err(e),
+            };
+            (address.clone(), read)
+        }))
+        .await;
+        let mut out = Vec::new();
+        for (address, read) in asked {
+            match read {
+                Ok(readers) => out.extend(readers.into_iter().map(|r| (address.clone(), Ok(r)))),
+                Err(e) => out.push((address, Err(e.to_string()))),
+            }
+        }
+        out
+    }
+}
+
 /// What one listing of every remote target found.
 #[derive(Default)]
 pub struct RemoteLook {

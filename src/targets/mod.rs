@@ -161,6 +161,13 @@ pub trait Target: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Who reads the secrets named `names` here, and what a person should
+    /// know about it (the Workers that bind a store secret; a plain secret
+    /// of the same name that shadows it), each with how much it matters.
+    async fn readers(&self, _names: &[String]) -> Result<Vec<Reader>, TargetError> {
+        Ok(Vec::new())
+    }
+
     /// What a write here will do beyond storing the value, where that
     /// depends on the service's state (a Worker's deployments): `Ok` says
     /// it, `Err` says why the service would refuse it. `None`: nothing to say.
@@ -194,6 +201,14 @@ pub use cloudflare::short as short_version;
 /// What a person does so that a Worker runs the version that holds a new
 /// value, said by every command that meets a rollout left to the team.
 pub const ROLLOUT_HINT: &str = cloudflare::ROLLOUT_HINT;
+
+/// Something a target says about who reads its secrets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reader {
+    /// A plain secret of the same name would win over the bound one.
+    pub warning: bool,
+    pub message: String,
+}
 
 /// A service's limit, checked before any write (`plan` shows it; an error
 /// stops a run before its first write).

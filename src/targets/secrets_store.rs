@@ -20,7 +20,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use super::cloudflare_api::{CloudflareApi, Needs};
-use super::{PutResults, Remote, RemoteSecret, Target, TargetError, Written, all_failed};
+use super::{PutResults, Reader, Remote, RemoteSecret, Target, TargetError, Written, all_failed};
 use crate::project::ProjectFiles;
 use crate::secret::Secret;
 
@@ -161,7 +161,68 @@ struct NewValue<'a> {
     value: &'a str,
 }
 
+/// A Worker script as the account's list gives it.
+#[derive(Deserialize)]
+struct ScriptRef {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct Deployments {
+    #[serde(default)]
+    deployments: Vec<DeploymentRef>,
+}
+
+#[derive(Deserialize)]
+struct DeploymentRef {
+    #[serde(default)]
+    versions: Vec<DeployedRef>,
+}
+
+#[derive(Deserialize)]
+struct DeployedRef {
+    version_id: String,
+}
+
+#[derive(Deserialize)]
+struct VersionRef {
+    #[serde(default)]
+    resources: ResourcesRef,
+}
+
+#[derive(Deserialize, Default)]
+struct ResourcesRef {
+    #[serde(default)]
+    bindings: Vec<Binding>,
+}
+
+#[derive(Deserialize)]
+struct Binding {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    #[serde(default)]
+    store_id: Option<String>,
+    #[serde(default)]
+    secret_name: Option<String>,
+}
+
 impl SecretsStoreTarget {
+    /// The bindings of every version a Worker runs now.
+    async fn deployed_bindings(&self, script: &str) -> Result<Vec<Binding>, TargetError> {
+        let url = self.api.account_url(&["workers", "scripts", script, "deployments"], &[])?;
+        let response = self.api.call(Method::GET, &url, None).await?;
+        let deployments: Deployments = self.api.read(&Method::GET, &url, response).await.map_err(|(_, e)| e)?;
+        let mut out = Vec::new();
+        for version in deployments.deployments.into_iter().next().map(|d| d.versions).unwrap_or_default() {
+            let url = self.api.account_url(&["workers", "scripts", script, "versions", &version.version_id], &[])?;
+            let response = self.api.call(Method::GET, &url, None).await?;
+            let detail: VersionRef = self.api.read(&Method::GET, &url, response).await.map_err(|(_, e)| e)?;
+            out.extend(detail.resources.bindings);
+        }
+        Ok(out)
+    }
+
     async fn store_id(&self) -> Result<String, TargetError> {
         if let Some(id) = &self.store {
             return Ok(id.clone());
@@ -289,6 +350,51 @@ impl Target for SecretsStoreTarget {
         self.api.envelope(&Method::DELETE, &url, response).await.map(drop).map_err(|(_, e)| e)?;
         *self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         Ok(())
+    }
+
+    /// The Workers whose deployed version binds each secret, read from
+    /// what runs (`secrets_store_secret` bindings of this store); a plain
+    /// secret of the same name in such a Worker is a warning.
+    async fn readers(&self, names: &[String]) -> Result<Vec<Reader>, TargetError> {
+        let store = self.store_id().await?;
+        let url = self.api.account_url(&["workers", "scripts"], &[])?;
+        let response = self.api.call(Method::GET, &url, None).await?;
+        let scripts: Vec<ScriptRef> = self.api.read(&Method::GET, &url, response).await.map_err(|(_, e)| e)?;
+        let mut bound: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for script in &scripts {
+            let bindings = self.deployed_bindings(&script.id).await?;
+            let mut binds_here = false;
+            for binding in &bindings {
+                let secret = binding.secret_name.as_deref().unwrap_or_default();
+                if binding.kind == "secrets_store_secret"
+                    && binding.store_id.as_deref() == Some(store.as_str())
+                    && let Some(n) = names.iter().find(|n| n.as_str() == secret)
+                {
+                    bound.entry(n).or_default().push(script.id.clone());
+                    binds_here = true;
+                }
+            }
+            // A Worker that reads the store and still keeps a plain secret
+            // of the same name (left from before the move to the store).
+            for plain in bindings.iter().filter(|b| binds_here && b.kind == "secret_text" && names.contains(&b.name)) {
+                out.push(Reader {
+                    warning: true,
+                    message: format!(
+                        "Worker {} still has a plain secret {} beside the store's: code that reads that name gets the plain one, which no rotation here changes",
+                        script.id, plain.name
+                    ),
+                });
+            }
+        }
+        for name in names {
+            let message = match bound.get(name.as_str()) {
+                Some(workers) => format!("{name} is read by Worker{} {} (its deployed version binds it)", if workers.len() == 1 { "" } else { "s" }, workers.join(", ")),
+                None => format!("{name} is bound by no deployed Worker"),
+            };
+            out.push(Reader { warning: false, message });
+        }
+        Ok(out)
     }
 
     async fn write_effect(&self) -> Option<Result<String, TargetError>> {

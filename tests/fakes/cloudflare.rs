@@ -226,6 +226,7 @@ impl FakeCloudflare {
             .route(&format!("{base}/content/v2"), get(content))
             .route(&format!("{base}/settings"), get(settings).patch(patch_settings))
             .route("/client/v4/accounts/{account}/pages/projects/{project}", get(pages_get).patch(pages_patch))
+            .route("/client/v4/accounts/{account}/workers/scripts", get(scripts_list))
             .route("/client/v4/accounts/{account}/secrets_store/stores", get(stores_list))
             .route(
                 "/client/v4/accounts/{account}/secrets_store/stores/{store}/secrets",
@@ -264,6 +265,17 @@ impl FakeCloudflare {
         let mut s = Script { versions: vec![first.clone()], ..Script::default() };
         s.set_deployment(vec![(first.id, 100)], "upload", "wrangler");
         self.state.scripts.lock().unwrap().insert(script.into(), s);
+    }
+
+    /// `wrangler deploy` of a Worker whose configuration binds store
+    /// secret `secret_name` of `store` as `binding`: a new version, deployed.
+    pub fn bind_store_secret(&self, script: &str, binding: &str, store: &str, secret_name: &str) {
+        let id = self.deploy_code(script);
+        let mut scripts = self.state.scripts.lock().unwrap();
+        let v = scripts.get_mut(script).unwrap().versions.iter_mut().find(|v| v.id == id).unwrap();
+        v.bindings.push(
+            json!({"type": "secrets_store_secret", "name": binding, "store_id": store, "secret_name": secret_name}),
+        );
     }
 
     /// A Secrets Store named `name`; returns its id.
@@ -1102,4 +1114,15 @@ async fn store_delete(
         s.secrets.remove(&name);
         Ok(Value::Null)
     }))
+}
+
+/// `GET …/workers/scripts`: the account's Workers.
+async fn scripts_list(State(state): State<Arc<State_>>, headers: HeaderMap, Path(account): Path<String>) -> Response {
+    if let Err(r) = authorized(&headers, &account) {
+        return r;
+    }
+    let scripts = state.scripts.lock().unwrap();
+    let mut names: Vec<&String> = scripts.keys().collect();
+    names.sort();
+    answer(Ok(names.iter().map(|n| json!({"id": n, "created_on": "2026-11-01T00:00:00Z"})).collect()))
 }

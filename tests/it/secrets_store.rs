@@ -90,3 +90,24 @@ fn store_entries_are_checked_and_their_credentials_named() {
     let out = p.run(&["ci", "doctor"]);
     assert!(text(&out).contains("secrets_store:account"), "{}", text(&out));
 }
+
+#[test]
+fn plan_and_check_name_the_workers_that_read_a_store_secret() {
+    let f = Fakes::start();
+    let store = f.cf.add_store("default_secrets_store");
+    f.cf.add_script("api");
+    f.cf.add_script("web");
+    f.cf.bind_store_secret("api", "API_TOKEN", &store, "API_TOKEN");
+    f.cf.bind_store_secret("web", "TOKEN", &store, "API_TOKEN");
+    // `web` still has a plain secret of the same name.
+    f.cf.set_by_hand("web", "API_TOKEN", "old-plain-value");
+    let p = Project::initialised(&policy(""));
+    let out = f.ok(&p, &["plan"]);
+    assert!(out.contains("secrets_store:account: API_TOKEN is read by Workers api, web"), "{out}");
+    assert!(out.contains("secrets_store:account: API_TOKEN_FOR_GATEWAY is bound by no deployed Worker"), "{out}");
+    assert!(out.contains("warning: secrets_store:account: Worker web still has a plain secret API_TOKEN"), "{out}");
+    f.ok(&p, &["rotate"]);
+    let out = f.run(&p, &["check", "--online"]);
+    assert!(text(&out).contains("read-by") && text(&out).contains("read by Workers api, web"), "{}", text(&out));
+    assert!(text(&out).contains("shadowed-secret"), "{}", text(&out));
+}
