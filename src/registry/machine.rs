@@ -52,7 +52,7 @@ pub fn throwaway() -> bool {
 
 /// Whether a delivery record belongs to the machine, not the repository.
 pub fn is_machine_local(key: &DeliveryKey) -> bool {
-    key.target.starts_with("dotenv:")
+    crate::targets::local_file_of(&key.target).is_some()
 }
 
 /// One record as the machine-local file keeps it.

@@ -11,6 +11,9 @@ use crate::fsutil;
 use crate::project::ProjectFiles;
 use crate::secret::Secret;
 
+/// How a .env target's address begins: `dotenv:app/.env`.
+pub const PREFIX: &str = "dotenv:";
+
 pub struct DotenvTarget {
     address: String,
     path: PathBuf,
@@ -145,7 +148,7 @@ impl super::kind::KindEntry for crate::policy::DotenvSpec {
 /// A .env file in the project: read back, written in place, on this machine.
 impl super::TargetKind for crate::policy::DotenvSpec {
     fn address(&self) -> String {
-        format!("dotenv:{}", self.path.display())
+        format!("{PREFIX}{}", self.path.display())
     }
 
     fn is_remote(&self) -> bool {

@@ -176,6 +176,12 @@ pub trait Target: Send + Sync {
     }
 }
 
+/// The project file an address names, where it names a file on this
+/// machine (a .env target), e.g. `app/.env` for `dotenv:app/.env`.
+pub fn local_file_of(address: &str) -> Option<&str> {
+    address.strip_prefix(dotenv::PREFIX)
+}
+
 /// What the planned writes cost in the services' write budgets.
 pub use github_plan::GithubLoad as WriteLoad;
 pub use kind::TargetKind;
