@@ -620,10 +620,14 @@ fn every_github_request_matches_the_published_description() {
 /// Every Cloudflare operation: the bulk endpoint and its per-secret PUT
 /// fallback (deploy = "immediate", with what runs read first), a listing,
 /// a prune's DELETE, and a version made from the deployed one (code read
-/// back, multipart upload) then rolled out; and a Pages project's
-/// variables (production and preview): read by `plan` and `sync --verify`
-/// (GET of the project), written by `rotate` and `sync` (PATCH of
-/// `deployment_configs`), deleted by prune (PATCH with a `null`).
+/// back, multipart upload) then rolled out; a Pages project's variables
+/// (production and preview): read by `plan` and `sync --verify` (GET of
+/// the project), written by `rotate` and `sync` (PATCH of
+/// `deployment_configs`), deleted by prune (PATCH with a `null`); and the
+/// account's Secrets Store (`kind = "secrets_store"`): `plan` finds the
+/// one store, lists its secrets and the account's Workers (one binds the
+/// store secret, so it is named as a reader), `rotate` creates both names
+/// in one POST, `rotate T` PATCHes each, and prune DELETEs the alias.
 #[test]
 fn every_cloudflare_request_matches_the_published_description() {
     let gh = FakeGithub::start();
@@ -631,53 +635,88 @@ fn every_cloudflare_request_matches_the_published_description() {
     cf.add_script("api");
     cf.add_script("web");
     cf.add_pages_project("shop");
+    let store = cf.add_store("default_secrets_store");
+    // A Worker whose deployed version reads T from the store.
+    cf.add_script("edge");
+    cf.bind_store_secret("edge", "T", &store, "T");
     let policy = "[tokens.T]\nissuer = \"random\"\noverlap = \"0s\"\n\
         [[tokens.T.targets]]\nkind = \"wrangler\"\nworker = \"api\"\nnames = [\"T\", \"T_ALIAS\"]\n\
         [[tokens.T.targets]]\nkind = \"wrangler\"\nworker = \"web\"\ndeploy = \"version\"\nrollout = \"100%\"\nnames = [\"T\", \"T_ALIAS\"]\n\
         [[tokens.T.targets]]\nkind = \"pages\"\nproject = \"shop\"\nnames = [\"T\", \"T_ALIAS\"]\n\
-        [[tokens.T.targets]]\nkind = \"pages\"\nproject = \"shop\"\nenvironment = \"preview\"\nnames = [\"T\", \"T_ALIAS\"]\n";
+        [[tokens.T.targets]]\nkind = \"pages\"\nproject = \"shop\"\nenvironment = \"preview\"\nnames = [\"T\", \"T_ALIAS\"]\n\
+        [[tokens.T.targets]]\nkind = \"secrets_store\"\nnames = [\"T\", \"T_ALIAS\"]\n";
     let p = Project::initialised(policy);
-    // Requests to the Pages project since the last reset: (GETs, PATCHes).
-    let pages = || {
+    // Requests since the last reset, by the fake's route: (Pages project
+    // GETs, PATCHes), and one method of the store's secrets.
+    let take = || {
         let counts = cf.control.counts();
-        let n =
-            |m: &str| counts.get(&format!("{m} /client/v4/accounts/{{account}}/pages/projects/{{project}}")).copied();
         cf.control.reset_counts();
-        (n("GET").unwrap_or(0), n("PATCH").unwrap_or(0))
+        counts
     };
-    run_ok(&p, &gh, &cf, &["plan"]);
-    let (gets, patches) = pages();
+    let n = |counts: &BTreeMap<String, u64>, route: &str| counts.get(route).copied().unwrap_or(0);
+    let pages = |c: &BTreeMap<String, u64>| {
+        let route = "/client/v4/accounts/{account}/pages/projects/{project}";
+        (n(c, &format!("GET {route}")), n(c, &format!("PATCH {route}")))
+    };
+    let secrets = "/client/v4/accounts/{account}/secrets_store/stores/{store}/secrets";
+    let secret = format!("{secrets}/{{secret}}");
+    let run = |args: &[&str]| {
+        let out = run_ok(&p, &gh, &cf, args);
+        (out, take())
+    };
+
+    let (out, c) = run(&["plan"]);
+    let (gets, patches) = pages(&c);
     assert!(gets > 0 && patches == 0, "plan: {gets} GET(s), {patches} PATCH(es) of the Pages project");
-    run_ok(&p, &gh, &cf, &["rotate"]);
-    assert!(pages().1 > 0, "rotate sent no PATCH of the Pages project");
+    for route in
+        ["GET /client/v4/accounts/{account}/secrets_store/stores", "GET /client/v4/accounts/{account}/workers/scripts"]
+    {
+        assert!(n(&c, route) > 0, "plan sent no {route}: {c:?}");
+    }
+    assert!(n(&c, &format!("GET {secrets}")) > 0, "plan listed no store secrets: {c:?}");
+    assert!(out.contains("T is read by Worker edge"), "{out}");
+    let (_, c) = run(&["rotate"]);
+    assert!(pages(&c).1 > 0, "rotate sent no PATCH of the Pages project");
+    assert_eq!(n(&c, &format!("POST {secrets}")), 1, "one create for both store names: {c:?}");
     let value = p.ok(&["get", "T"]).trim_end().to_string();
     assert_eq!(cf.value("api", "T").as_deref(), Some(value.as_str()));
     assert_eq!(cf.value("web", "T").as_deref(), Some(value.as_str()));
     for env in ["production", "preview"] {
         assert_eq!(cf.pages_var("shop", env, "T"), Some(("secret_text".into(), value.clone())));
     }
+    for name in ["T", "T_ALIAS"] {
+        assert_eq!(cf.store_value(&store, name).as_deref(), Some(value.as_str()));
+    }
 
     // A Pages variable deleted by hand: `sync --verify` reads the project
     // and writes it back.
     cf.pages_remove_by_hand("shop", "preview", "T_ALIAS");
-    run_ok(&p, &gh, &cf, &["sync", "--verify"]);
-    let (gets, patches) = pages();
+    let (_, c) = run(&["sync", "--verify"]);
+    let (gets, patches) = pages(&c);
     assert!(gets > 0 && patches > 0, "sync --verify: {gets} GET(s), {patches} PATCH(es) of the Pages project");
     assert_eq!(cf.pages_var("shop", "preview", "T_ALIAS"), Some(("secret_text".into(), value.clone())));
 
-    // An account without the bulk endpoint: one PUT per secret.
+    // An account without the bulk endpoint: one PUT per secret. The store's
+    // secrets exist now: each is PATCHed.
     cf.state.bulk_disabled.store(true, std::sync::atomic::Ordering::SeqCst);
-    run_ok(&p, &gh, &cf, &["rotate"]);
+    let (_, c) = run(&["rotate", "T"]);
     cf.state.bulk_disabled.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(n(&c, &format!("PATCH {secret}")), 2, "rotate T: a PATCH per store secret: {c:?}");
+    assert_eq!(n(&c, &format!("POST {secrets}")), 0, "rotate T created store secrets again: {c:?}");
+    let value = p.ok(&["get", "T"]).trim_end().to_string();
+    assert_eq!(cf.store_value(&store, "T").as_deref(), Some(value.as_str()));
     run_ok(&p, &gh, &cf, &["check", "--online"]);
 
     std::fs::write(p.path("policies/main.toml"), policy.replace("names = [\"T\", \"T_ALIAS\"]\n", "")).unwrap();
-    let out = run_ok(&p, &gh, &cf, &["sync", "--prune"]);
+    let (out, c) = run(&["sync", "--prune"]);
     assert!(out.contains("pruned T_ALIAS"), "{out}");
     assert_eq!(cf.value("api", "T_ALIAS"), None);
     for env in ["production", "preview"] {
         assert_eq!(cf.pages_var("shop", env, "T_ALIAS"), None);
     }
+    assert_eq!(n(&c, &format!("DELETE {secret}")), 1, "prune: one DELETE of a store secret: {c:?}");
+    assert_eq!(cf.store_value(&store, "T_ALIAS"), None);
+    assert_eq!(cf.store_value(&store, "T").as_deref(), Some(value.as_str()));
     // The prune's PATCH names the variable with `null`: that body, too, is
     // checked against the published schema below.
     let pages_patches: Vec<Value> = cf
