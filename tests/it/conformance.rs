@@ -298,8 +298,12 @@ struct IssuerSubject {
     live: Box<dyn Fn(&str) -> bool>,
     /// How many tokens the service has minted so far.
     minted: Box<dyn Fn() -> usize>,
-    /// Makes the service answer every call with "quota exhausted".
-    exhaust: Box<dyn Fn()>,
+    /// Makes the service answer every call with "quota exhausted"; `None`:
+    /// the issuer has no quota (an answer it does not have).
+    exhaust: Option<Box<dyn Fn()>>,
+    /// Whether it can revoke: one that cannot must answer "not supported",
+    /// never pretend.
+    revokes: bool,
 }
 
 fn request(tag: &str) -> IssueRequest<'_> {
@@ -327,17 +331,20 @@ async fn issuer_contract(s: IssuerSubject) {
     assert!(matches!(s.issuer.verify(&Secret::new("YOUR_TOKEN_HERE_REPLACE_ME")).await.unwrap(), Verdict::Invalid(_)));
     assert_eq!((s.minted)(), before + 1, "{name}: verify minted");
 
-    // Revoke: the service no longer holds it, and verify says so.
+    // Revoke: the service no longer holds it, and verify says so; an
+    // issuer that cannot revoke says "not supported".
     match s.issuer.revoke(issued.token_id.as_deref()).await.unwrap() {
         Revoked::Revoked => {
+            assert!(s.revokes, "{name}: says it revoked, but it has no revocation");
             assert!(!(s.live)(issued.value.expose()), "{name}: revoked but still live");
             assert!(matches!(s.issuer.verify(&issued.value).await.unwrap(), Verdict::Invalid(_)), "{name}");
         }
-        Revoked::NotSupported => panic!("{name}: these issuers can revoke"),
+        Revoked::NotSupported => assert!(!s.revokes, "{name}: this issuer can revoke"),
     }
 
     // Quota: a clear, resumable answer; nothing minted.
-    (s.exhaust)();
+    let Some(exhaust) = &s.exhaust else { return };
+    exhaust();
     let before = (s.minted)();
     match s.issuer.issue(&request("c0ffee02")).await {
         Err(IssuerError::Quota { issuer, .. }) => assert_eq!(issuer, name),
@@ -354,7 +361,8 @@ async fn issuer_memory() {
         issuer: Box::new(MemoryIssuer::new("memory", state.clone())),
         live: Box::new(move |v| live.is_valid(v)),
         minted: Box::new(move || minted.minted.lock().unwrap().len()),
-        exhaust: Box::new(move || *exhaust.quota.lock().unwrap() = Some(0)),
+        exhaust: Some(Box::new(move || *exhaust.quota.lock().unwrap() = Some(0))),
+        revokes: true,
     })
     .await;
     // "May have issued": the token exists, the caller hears nothing.
@@ -379,7 +387,8 @@ fn chitty_subject(fake: Arc<FakeChitty>, issuer: Box<dyn Issuer>) -> IssuerSubje
         issuer,
         live: Box::new(move |v| live.is_valid(v)),
         minted: Box::new(move || minted.tokens().len()),
-        exhaust: Box::new(move || exhaust.state.quota.store(0, std::sync::atomic::Ordering::SeqCst)),
+        exhaust: Some(Box::new(move || exhaust.state.quota.store(0, std::sync::atomic::Ordering::SeqCst))),
+        revokes: true,
     }
 }
 
@@ -411,4 +420,101 @@ async fn issuer_chittyauth_fake() {
     };
     let issuer = ChittyauthIssuer::new("conf", spec, http(), Ok(Secret::new(SERVICE_TOKEN)));
     issuer_contract(chitty_subject(fake, Box::new(issuer))).await;
+}
+
+/// `random`: minted here; nothing to revoke (it retires by expiry), no
+/// quota; verify checks the shape.
+#[tokio::test]
+async fn issuer_random() {
+    let spec = issuer_spec("kind = \"random\"\nprefix = \"conf_\"\nbytes = 16\n");
+    let issuer = chitty_secrets::issuer::build(
+        &chitty_secrets::policy::IssuerPolicy { name: "conf".into(), spec, origin: None },
+        Default::default(),
+        || unreachable!("a local issuer makes no HTTP client"),
+    )
+    .unwrap();
+    let minted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    issuer_contract(IssuerSubject {
+        issuer: Box::new(Counting { inner: issuer, minted: minted.clone() }),
+        live: Box::new(|v| v.starts_with("conf_")),
+        minted: Box::new(move || minted.load(std::sync::atomic::Ordering::SeqCst)),
+        exhaust: None,
+        revokes: false,
+    })
+    .await;
+}
+
+/// `command`: a program that mints, one that verifies (value on stdin) and
+/// one that revokes (id in CHITTY_TOKEN_ID), against a "service" that is a
+/// file of live tokens.
+#[tokio::test]
+async fn issuer_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    std::fs::write(&live, "").unwrap();
+    let at = live.display();
+    let spec = issuer_spec(&format!(
+        "kind = \"command\"\ncommand = [\"sh\", \"-c\", 'id=$(od -An -N8 -tx1 /dev/urandom | tr -d \" \\n\"); echo \"tok_$id\" >> {at}; printf \"{{\\\"token\\\":\\\"tok_%s\\\",\\\"token_id\\\":\\\"%s\\\",\\\"expires_at\\\":\\\"2099-01-01T00:00:00Z\\\"}}\" $id $id']\nverify = [\"sh\", \"-c\", 'read v; grep -qx \"$v\" {at}']\nrevoke = [\"sh\", \"-c\", 'grep -vx \"tok_$CHITTY_TOKEN_ID\" {at} > {at}.new; mv {at}.new {at}']\n"
+    ));
+    let issuer = chitty_secrets::issuer::build(
+        &chitty_secrets::policy::IssuerPolicy { name: "conf".into(), spec, origin: None },
+        Default::default(),
+        || unreachable!("a command issuer makes no HTTP client"),
+    )
+    .unwrap();
+    let l1 = live.clone();
+    let minted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    issuer_contract(IssuerSubject {
+        issuer: Box::new(Counting { inner: issuer, minted: minted.clone() }),
+        live: Box::new(move |v| std::fs::read_to_string(&l1).unwrap().lines().any(|l| l == v)),
+        minted: Box::new(move || minted.load(std::sync::atomic::Ordering::SeqCst)),
+        exhaust: None,
+        revokes: true,
+    })
+    .await;
+}
+
+/// An issuer whose mints are counted here (a local one has no service to
+/// count them).
+struct Counting {
+    inner: Box<dyn Issuer>,
+    minted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Issuer for Counting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn issue(&self, request: &IssueRequest<'_>) -> Result<chitty_secrets::issuer::Issued, IssuerError> {
+        let issued = self.inner.issue(request).await?;
+        self.minted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(issued)
+    }
+
+    async fn verify(&self, value: &Secret) -> Result<Verdict, IssuerError> {
+        self.inner.verify(value).await
+    }
+
+    async fn revoke(&self, token_id: Option<&str>) -> Result<Revoked, IssuerError> {
+        self.inner.revoke(token_id).await
+    }
+}
+
+/// `manual`: issuing is not supported (a person supplies the value); the
+/// answer says so, with what to do.
+#[tokio::test]
+async fn issuer_manual_says_it_does_not_issue() {
+    let spec = issuer_spec("kind = \"manual\"\ninstructions = \"ask the vendor\"\n");
+    let issuer = chitty_secrets::issuer::build(
+        &chitty_secrets::policy::IssuerPolicy { name: "conf".into(), spec, origin: None },
+        Default::default(),
+        || unreachable!("a manual issuer makes no HTTP client"),
+    )
+    .unwrap();
+    let e = issuer.issue(&request("c0ffee04")).await.unwrap_err();
+    assert!(matches!(e, IssuerError::ManualOnly { .. }), "{e}");
+    assert!(e.hint().unwrap().contains("ask the vendor"), "{:?}", e.hint());
+    assert_eq!(issuer.revoke(Some("x")).await.unwrap(), Revoked::NotSupported);
 }
