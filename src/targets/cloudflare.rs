@@ -852,20 +852,19 @@ impl Target for CloudflareTarget {
 pub struct WranglerCli {
     address: String,
     script: String,
+    program: String,
 }
 
 impl WranglerCli {
-    pub fn new(address: String, script: String) -> Self {
-        WranglerCli { address, script }
-    }
-
-    fn program() -> String {
-        std::env::var("CHITTY_SECRETS_WRANGLER").unwrap_or_else(|_| "wrangler".into())
+    /// `program`: the wrangler to run (`CHITTY_SECRETS_WRANGLER`, else
+    /// `wrangler` from PATH).
+    pub fn new(address: String, script: String, program: String) -> Self {
+        WranglerCli { address, script, program }
     }
 
     async fn run(&self, args: &[&str], stdin: Option<&Secret>) -> Result<(), TargetError> {
-        let program = Self::program();
-        let mut child = tokio::process::Command::new(&program)
+        let program = &self.program;
+        let mut child = tokio::process::Command::new(program)
             .args(args)
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
@@ -1028,7 +1027,13 @@ impl super::TargetKind for WranglerSpec {
         remote: Option<&Remote>,
     ) -> Result<Box<dyn Target>, TargetError> {
         if self.via == crate::policy::Via::Cli {
-            return Ok(Box::new(WranglerCli::new(address, self.script())));
+            // The run's settings where it has them (a test gives its own),
+            // else the environment.
+            let program = remote
+                .and_then(|r| r.var("CHITTY_SECRETS_WRANGLER"))
+                .or_else(|| std::env::var("CHITTY_SECRETS_WRANGLER").ok().filter(|p| !p.is_empty()))
+                .unwrap_or_else(|| "wrangler".into());
+            return Ok(Box::new(WranglerCli::new(address, self.script(), program)));
         }
         let remote = super::kind::need_remote(&address, remote)?;
         Ok(Box::new(CloudflareTarget::new(address, self, remote)?))

@@ -24,6 +24,9 @@ use crate::fakes::github::{self, FakeGithub};
 /// Adds a secret behind the tool's back: `(name, value)`.
 type ByHand = Box<dyn Fn(&str, &str)>;
 
+/// What a place holds under a name, seen from outside.
+type Peek = Box<dyn Fn(&str) -> Option<String>>;
+
 /// A backend under test: a working target, one that cannot work (no such
 /// place), and a way to add a secret behind the tool's back.
 struct Subject {
@@ -32,6 +35,9 @@ struct Subject {
     by_hand: ByHand,
     /// Remote targets give back names, never values.
     remote: bool,
+    /// What the place holds under a name, seen from outside, for a remote
+    /// target that cannot list ("not supported": `wrangler` via the CLI).
+    peek: Option<Peek>,
 }
 
 fn value(n: u32) -> Secret {
@@ -46,10 +52,15 @@ fn pairs(items: &[(&str, u32)]) -> Vec<(String, Secret)> {
 async fn holds(s: &Subject, name: &str, expected: Option<u32>) {
     let address = s.target.address();
     if s.remote {
-        let listed = s.target.list().await.unwrap().expect("a remote target lists its names");
+        assert!(s.target.read(&[name.to_string()]).await.unwrap().is_none(), "{address}: values are write-only");
+        let Some(listed) = s.target.list().await.unwrap() else {
+            // Listing not supported: what the place holds, seen from outside.
+            let peek = s.peek.as_ref().expect("a target that cannot list is looked at from outside");
+            assert_eq!(peek(name), expected.map(|v| value(v).expose().to_string()), "{address}: {name}");
+            return;
+        };
         let present = listed.iter().any(|l| l.name.eq_ignore_ascii_case(name));
         assert_eq!(present, expected.is_some(), "{address}: {name} listed: {present}");
-        assert!(s.target.read(&[name.to_string()]).await.unwrap().is_none(), "{address}: values are write-only");
     } else {
         let read = s.target.read(&[name.to_string()]).await.unwrap().expect("a local target reads back");
         let got = read[0].as_ref().map(|v| v.expose().to_string());
@@ -73,8 +84,13 @@ async fn target_contract(s: Subject) {
     assert!(results[0].1.is_ok(), "{address}: rewrite: {:?}", results[0].1);
     holds(&s, "CONF_A", Some(3)).await;
     if s.remote {
-        let listed = s.target.list().await.unwrap().unwrap();
-        assert!(listed.iter().any(|l| l.name.eq_ignore_ascii_case("HAND_MADE")), "{address}: hand-made secret gone");
+        match s.target.list().await.unwrap() {
+            Some(listed) => assert!(
+                listed.iter().any(|l| l.name.eq_ignore_ascii_case("HAND_MADE")),
+                "{address}: hand-made secret gone"
+            ),
+            None => assert!(s.peek.as_ref().unwrap()("HAND_MADE").is_some(), "{address}: hand-made secret gone"),
+        }
     } else {
         let read = s.target.read(&["HAND_MADE".into()]).await.unwrap().unwrap();
         assert_eq!(read[0].as_ref().map(|v| v.expose().to_string()).as_deref(), Some("left-alone-value"));
@@ -83,8 +99,9 @@ async fn target_contract(s: Subject) {
     // An identical rewrite is harmless: still one name, same value.
     assert!(s.target.put_many(&pairs(&[("CONF_A", 3)])).await[0].1.is_ok());
     holds(&s, "CONF_A", Some(3)).await;
-    if s.remote {
-        let listed = s.target.list().await.unwrap().unwrap();
+    if s.remote
+        && let Some(listed) = s.target.list().await.unwrap()
+    {
         assert_eq!(listed.iter().filter(|l| l.name.eq_ignore_ascii_case("CONF_A")).count(), 1, "{address}");
     }
 
@@ -133,6 +150,7 @@ fn memory_subject(remote: bool) -> Subject {
         broken: Box::new(MemoryTarget::new("memory:down", remote, down)),
         by_hand: Box::new(move |n, v| hand.set_by_hand(n, v)),
         remote,
+        peek: None,
     }
 }
 
@@ -164,6 +182,7 @@ async fn target_dotenv() {
             std::fs::write(&env, text).unwrap();
         }),
         remote: false,
+        peek: None,
     };
     target_contract(subject).await;
 }
@@ -188,6 +207,7 @@ async fn target_github_fake() {
         broken: targets::build(&t[1], &ProjectFiles::new(&policy.root), Some(&remote)).unwrap(),
         by_hand: Box::new(move |n, v| hand.set_by_hand("repo:conf/repo", n, v)),
         remote: true,
+        peek: None,
     };
     target_contract(subject).await;
     // The fake opened every seal with its own key: the value is really there.
@@ -236,6 +256,7 @@ async fn cloudflare_contract(options: &str) -> Arc<FakeCloudflare> {
         broken,
         by_hand: Box::new(move |n, v| hand.set_by_hand("conf-worker", n, v)),
         remote: true,
+        peek: None,
     };
     target_contract(subject).await;
     assert_eq!(fake.value("conf-worker", "CONF_A").as_deref(), Some(value(3).expose()));
@@ -259,6 +280,7 @@ async fn target_pages_fake() {
         broken: targets::build(&t[1], &files, Some(&remote)).unwrap(),
         by_hand: Box::new(move |n, v| hand.pages_set_by_hand("conf-site", "production", n, v)),
         remote: true,
+        peek: None,
     };
     target_contract(subject).await;
     assert_eq!(fake.pages_var("conf-site", "production", "CONF_A").map(|v| v.1), Some(value(3).expose().to_string()));
@@ -284,9 +306,48 @@ async fn target_secrets_store_fake() {
         broken: targets::build(&t[1], &files, Some(&remote)).unwrap(),
         by_hand: Box::new(move |n, v| hand.store_set_by_hand(&at, n, v)),
         remote: true,
+        peek: None,
     };
     target_contract(subject).await;
     assert_eq!(fake.store_value(&store, "CONF_A"), Some(value(3).expose().to_string()));
+}
+
+/// `wrangler` with `via = "cli"`: the user's logged-in wrangler (here a
+/// stand-in that keeps secrets in files); listing is not supported, so
+/// what the Worker holds is looked at from outside.
+#[tokio::test]
+async fn target_wrangler_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("secrets");
+    std::fs::create_dir(&store).unwrap();
+    let program = dir.path().join("wrangler");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\n# secret put|delete NAME --name SCRIPT [--force]\n[ \"$5\" = conf-worker ] || {{ echo \"no Worker named $5\" >&2; exit 1; }}\nmkdir -p {0}/$5\ncase $2 in put) cat > {0}/$5/$3 ;; delete) rm -f {0}/$5/$3 ;; esac\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (_dir, policy) = policy_with_targets(
+        "[[tokens.CONF_A.targets]]\nkind = \"wrangler\"\nworker = \"conf-worker\"\nvia = \"cli\"\n[[tokens.CONF_A.targets]]\nkind = \"wrangler\"\nworker = \"missing-worker\"\nvia = \"cli\"\n",
+    );
+    let remote = Remote::with_vars([("CHITTY_SECRETS_WRANGLER".to_string(), program.display().to_string())]).unwrap();
+    let t = targets_of(&policy);
+    let files = ProjectFiles::new(&policy.root);
+    let (hand, look) = (store.join("conf-worker"), store.join("conf-worker"));
+    let subject = Subject {
+        target: targets::build(&t[0], &files, Some(&remote)).unwrap(),
+        broken: targets::build(&t[1], &files, Some(&remote)).unwrap(),
+        by_hand: Box::new(move |n, v| {
+            std::fs::create_dir_all(&hand).unwrap();
+            std::fs::write(hand.join(n), v).unwrap();
+        }),
+        remote: true,
+        peek: Some(Box::new(move |n| std::fs::read_to_string(look.join(n)).ok())),
+    };
+    target_contract(subject).await;
 }
 
 // ---------------------------------------------------------------- issuers
