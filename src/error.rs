@@ -61,6 +61,17 @@ pub fn hints(error: &anyhow::Error) -> Vec<String> {
     out
 }
 
+/// A hint as every command shows it: `hint: …`, one line per line of the
+/// hint, after `indent`. The one place hints are rendered.
+pub fn hint_lines(hint: &str, indent: &str) -> String {
+    hint.lines().map(|line| format!("{indent}hint: {line}\n")).collect()
+}
+
+/// Writes a hint on stderr (after an error).
+pub fn print_hint(hint: &str) {
+    eprint!("{}", hint_lines(hint, ""));
+}
+
 /// The exit code an error ends the run with.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     error.chain().find_map(|c| c.downcast_ref::<Hinted>().map(|h| h.code)).unwrap_or(exit::FAILURE)

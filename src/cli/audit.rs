@@ -68,7 +68,9 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
                 println!("{file}:{}: {}", b.line, b.why);
             }
             eprintln!("error: {file}: the log is broken or not a member's at {} place(s)", breaks.len());
-            eprintln!("hint: compare the file with its git history (`git log -p -- {file}`) to see what changed");
+            crate::error::print_hint(&format!(
+                "compare the file with its git history (`git log -p -- {file}`) to see what changed"
+            ));
             Ok(exit::FINDINGS)
         }
     }

@@ -362,8 +362,8 @@ fn print_outcome(o: &TokenOutcome) {
         col: None,
         message: &error,
     });
-    for line in hint.into_iter().flat_map(|h| h.lines()) {
-        eprintln!("hint: {line}");
+    if let Some(hint) = hint {
+        crate::error::print_hint(hint);
     }
 }
 

@@ -45,7 +45,7 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
             match registry.trust() {
                 Trust::Legacy => {
                     println!("{}: not authenticated (the format before authentication)", shown(registry.dir()));
-                    eprintln!("hint: a member runs `chitty-secrets upgrade` once, then commits the registry");
+                    crate::error::print_hint("a member runs `chitty-secrets upgrade` once, then commits the registry");
                     return Ok(exit::FINDINGS);
                 }
                 Trust::Unverified => {
