@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::identity::Identity;
 use crate::placeholder::placeholder_reason;
 use crate::policy::{Dur, Policy, TokenPolicy};
-use crate::registry::{Registry, Stage, TokenMeta};
+use crate::registry::{Registry, TokenMeta};
 use crate::rotation::due::{Due, due};
 use crate::secret::Secret;
 use crate::targets::dotenv_file::{DotenvFile, Unreadable};
@@ -134,22 +134,16 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
                 continue;
             }
         };
-        for v in meta.versions.iter().filter(|v| matches!(v.stage, Stage::Current | Stage::Pending)) {
-            if v.value.as_ref().is_some_and(|id| ended.contains(&(name.clone(), id.clone()))) {
-                let at = Some((c.rel(&inputs.registry.meta_path(name)), None));
-                c.add(
-                    Severity::Error,
-                    "ended-value-live",
-                    Some(name),
-                    at,
-                    format!(
-                        "{name} v{} is {} in its metadata, but the audit log says its value was revoked or retired: the metadata was put back from before that",
-                        v.id,
-                        v.stage.as_str()
-                    ),
-                    Some("nothing delivers it; see `git log -p -- FILE` and restore the newest version a member wrote"),
-                );
-            }
+        for v in meta.ended_but_live(&ended) {
+            let at = Some((c.rel(&inputs.registry.meta_path(name)), None));
+            c.add(
+                Severity::Error,
+                "ended-value-live",
+                Some(name),
+                at,
+                meta.ended_but_live_message(v),
+                Some("nothing delivers it; see `git log -p -- FILE` and restore the newest version a member wrote"),
+            );
         }
         // Whether the token has value files, and those no metadata names
         // (what a merge of two rotations leaves); `tokens/` is listed once a run.

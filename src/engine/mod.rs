@@ -376,20 +376,12 @@ impl Workspace {
             self.adopt_strays(&mut metas, &ended)?.iter().map(ToString::to_string).collect()
         };
         metas.retain(|name, meta| {
-            let live_ended = meta.versions.iter().find(|v| {
-                matches!(v.stage, crate::registry::Stage::Current | crate::registry::Stage::Pending)
-                    && v.value.as_ref().is_some_and(|id| ended.contains(&(name.clone(), id.clone())))
-            });
-            let Some(v) = live_ended else { return true };
+            let Some(v) = meta.ended_but_live(&ended).next() else { return true };
             if only.is_empty() || only.contains(name) {
                 damaged.push(TokenOutcome {
                     token: name.clone(),
                     outcome: Outcome::failed(
-                        format!(
-                            "{name} v{} is {} in its metadata, but the audit log says its value was revoked or retired: the metadata was put back from before that",
-                            v.id,
-                            v.stage.as_str()
-                        ),
+                        meta.ended_but_live_message(v),
                         Some(format!(
                             "nothing was delivered or revoked for {name}; see `git log -p -- {}` and restore the newest version a member wrote",
                             self.registry.meta_path(name).display()

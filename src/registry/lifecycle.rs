@@ -216,6 +216,29 @@ impl TokenMeta {
         self.deliveries.iter().filter(|(_, d)| d.version == version).map(|(k, _)| k).collect()
     }
 
+    /// The current or pending versions whose value the audit log says was
+    /// ended (`ended`: token and value file id): metadata put back from
+    /// before a revoke.
+    pub fn ended_but_live<'a>(
+        &'a self,
+        ended: &'a std::collections::BTreeSet<(String, String)>,
+    ) -> impl Iterator<Item = &'a Version> + 'a {
+        self.versions.iter().filter(move |v| {
+            matches!(v.stage, Stage::Current | Stage::Pending)
+                && v.value.as_ref().is_some_and(|id| ended.contains(&(self.name.clone(), id.clone())))
+        })
+    }
+
+    /// What is said of such a version, by `check` and by a run alike.
+    pub fn ended_but_live_message(&self, v: &Version) -> String {
+        format!(
+            "{} v{} is {} in its metadata, but the audit log says its value was revoked or retired: the metadata was put back from before that",
+            self.name,
+            v.id,
+            v.stage.as_str()
+        )
+    }
+
     pub fn version(&self, id: u32) -> Option<&Version> {
         self.versions.iter().find(|v| v.id == id)
     }
