@@ -431,7 +431,7 @@ impl Workspace {
             self.show_blocked_retirements(&mut plans, &metas, &observe::RemoteLook::default());
         }
         plans.retain(|p| !p.steps.is_empty() || !is_sync);
-        let not_on_this_machine = elsewhere.into_iter().map(|(_, why)| why).collect();
+        let (away, not_on_this_machine): (Vec<String>, Vec<String>) = elsewhere.into_iter().unzip();
         let mut report = RunReport {
             plans,
             executed: !dry_run,
@@ -447,7 +447,7 @@ impl Workspace {
             return Ok(report);
         }
         if is_sync {
-            let (outcomes, targets) = sync::sync_all(self, &report.plans, &metas, only, force).await;
+            let (outcomes, targets) = sync::sync_all(self, &report.plans, &metas, only, &away, force).await;
             report.outcomes.extend(outcomes);
             report.targets = targets;
         } else {

@@ -15,12 +15,14 @@ use crate::rotation::{Step, TokenPlan};
 /// Delivers every planned value; `metas` are the tokens' records the plans
 /// were made from (read under the lock the caller holds), `only` the tokens
 /// asked for (all when empty), whose names at each target count as
-/// unchanged when in sync.
+/// unchanged when in sync; `away` the .env targets that are not this
+/// machine's (neither written nor counted).
 pub async fn sync_all(
     ws: &Workspace,
     plans: &[TokenPlan],
     metas: &BTreeMap<String, TokenMeta>,
     only: &[String],
+    away: &[String],
     force: bool,
 ) -> (Vec<TokenOutcome>, Vec<TargetSummary>) {
     let mut outcomes: Vec<TokenOutcome> = Vec::new();
@@ -97,7 +99,7 @@ pub async fn sync_all(
     {
         // A .env file that is not this machine's is neither written nor
         // "unchanged" here.
-        for t in token.targets.iter().filter(|t| super::machines::elsewhere(t, &ws.policy.root).is_none()) {
+        for t in token.targets.iter().filter(|t| !away.contains(&t.address())) {
             *declared.entry(t.address()).or_default() += t.names.len();
         }
     }

@@ -21,8 +21,14 @@ pub fn valid_machine_name(name: &str) -> bool {
         && !name.starts_with('.')
 }
 
-/// This machine's name: `CHITTY_SECRETS_MACHINE`, else the host name.
+/// This machine's name: `CHITTY_SECRETS_MACHINE`, else the host name
+/// (found once a run: every .env target asks).
 pub fn this_machine() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(find_this_machine).clone()
+}
+
+fn find_this_machine() -> String {
     let given = std::env::var("CHITTY_SECRETS_MACHINE").ok().filter(|n| !n.trim().is_empty());
     let host = || {
         ["/proc/sys/kernel/hostname", "/etc/hostname"]

@@ -309,30 +309,29 @@ impl Registry {
     /// Every machine's check-in, this machine's as its own records say
     /// (they are newer than its check-in during a run).
     pub fn checkins_here(&self) -> Result<Vec<machine::Checkin>, RegistryError> {
-        let own = self.checkin_from_records();
-        let mut all = Vec::new();
-        for name in self.checkin_names()? {
-            if own.as_ref().is_none_or(|o| o.machine != name) {
-                all.extend(self.checkin(&name)?);
-            }
-        }
-        all.extend(own);
-        Ok(all)
+        self.read_checkins().into_iter().collect()
     }
 
     /// [`Self::checkins_here`] for what only shows them (`status`, `plan`):
     /// one that cannot be read or is not a member's speaks for nobody, and
     /// the others still do (`check` names the bad one).
     pub fn checkins_shown(&self) -> Vec<machine::Checkin> {
+        self.read_checkins().into_iter().flatten().collect()
+    }
+
+    /// Every check-in as reading it went (this machine's from its records).
+    fn read_checkins(&self) -> Vec<Result<machine::Checkin, RegistryError>> {
         let own = self.checkin_from_records();
-        let mut all: Vec<machine::Checkin> = self
-            .checkin_names()
-            .unwrap_or_default()
-            .iter()
-            .filter(|n| own.as_ref().is_none_or(|o| o.machine != **n))
-            .filter_map(|n| self.checkin(n).ok().flatten())
-            .collect();
-        all.extend(own);
+        let mut all = Vec::new();
+        match self.checkin_names() {
+            Ok(names) => {
+                for name in names.iter().filter(|n| own.as_ref().is_none_or(|o| o.machine != **n)) {
+                    all.extend(self.checkin(name).transpose());
+                }
+            }
+            Err(e) => all.push(Err(e)),
+        }
+        all.extend(own.map(Ok));
         all
     }
 
