@@ -1010,14 +1010,12 @@ impl super::TargetKind for WranglerSpec {
         match self.via {
             // A logged-in wrangler brings its own.
             crate::policy::Via::Cli => Vec::new(),
-            crate::policy::Via::Api => vec![&["CLOUDFLARE_API_TOKEN"], &["CLOUDFLARE_ACCOUNT_ID"]],
+            crate::policy::Via::Api => cloudflare_api::CREDENTIALS.to_vec(),
         }
     }
 
     fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
-        let len = value.expose().len();
-        (len > MAX_VALUE)
-            .then(|| format!("is {len} bytes, and Cloudflare keeps at most 5 KB in a Worker secret ({address})"))
+        super::kind::too_large(value, MAX_VALUE, "Cloudflare", "a Worker secret", address)
     }
 
     fn build(

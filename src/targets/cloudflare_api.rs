@@ -28,6 +28,10 @@ struct ApiMessage {
     message: String,
 }
 
+/// The settings every kind that speaks the API needs, for `ci init`,
+/// `ci doctor` and `plan`.
+pub const CREDENTIALS: [&[&str]; 2] = [&["CLOUDFLARE_API_TOKEN"], &["CLOUDFLARE_ACCOUNT_ID"]];
+
 /// What a kind needs of the API, for its hints.
 pub struct Needs {
     /// The token permission, e.g. `Workers Scripts: Edit`.
@@ -48,6 +52,12 @@ pub struct CloudflareApi {
 impl CloudflareApi {
     pub fn new(address: String, remote: Remote, needs: Needs) -> Self {
         CloudflareApi { address, remote, needs }
+    }
+
+    /// A target's way to the API, from the run's client (a kind's `build`).
+    pub fn open(address: String, remote: Option<&Remote>, needs: Needs) -> Result<Self, TargetError> {
+        let remote = super::kind::need_remote(&address, remote)?;
+        Ok(CloudflareApi::new(address, remote, needs))
     }
 
     pub fn err(&self, message: impl Into<String>, hint: Option<&str>) -> TargetError {

@@ -477,9 +477,6 @@ fn next_link(response: &Response) -> Option<String> {
     })
 }
 
-/// The largest value GitHub keeps in a secret.
-const MAX_VALUE: usize = 48 * 1024;
-
 impl super::kind::KindEntry for crate::policy::GithubSpec {
     const KIND: &'static str = "github";
     type Fields = crate::policy::GithubFields;
@@ -530,8 +527,7 @@ impl super::TargetKind for crate::policy::GithubSpec {
     }
 
     fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
-        let len = value.expose().len();
-        (len > MAX_VALUE).then(|| format!("is {len} bytes, and GitHub keeps at most 48 KB in a secret ({address})"))
+        super::kind::too_large(value, MAX_VALUE_BYTES, "GitHub", "a secret", address)
     }
 
     fn build(

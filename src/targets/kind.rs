@@ -131,6 +131,13 @@ pub enum EntryError {
     Problems(Vec<(String, String)>),
 }
 
+/// Why `value` is too large for a place that keeps at most `max` bytes:
+/// `is 6000 bytes, and Pages keeps at most 5 KB in a variable (ADDRESS)`.
+pub fn too_large(value: &Secret, max: usize, keeper: &str, place: &str, address: &str) -> Option<String> {
+    let len = value.expose().len();
+    (len > max).then(|| format!("is {len} bytes, and {keeper} keeps at most {} KB in {place} ({address})", max / 1024))
+}
+
 /// The HTTP client a remote kind needs, or why there is none.
 pub fn need_remote(address: &str, remote: Option<&Remote>) -> Result<Remote, TargetError> {
     remote.cloned().ok_or_else(|| TargetError::new(address, "no HTTP client was set up for a remote target", None))

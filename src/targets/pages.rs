@@ -70,7 +70,7 @@ impl super::TargetKind for PagesSpec {
     }
 
     fn credentials(&self) -> Vec<&'static [&'static str]> {
-        vec![&["CLOUDFLARE_API_TOKEN"], &["CLOUDFLARE_ACCOUNT_ID"]]
+        super::cloudflare_api::CREDENTIALS.to_vec()
     }
 
     fn problems(&self, token: &str) -> Vec<(String, String)> {
@@ -88,8 +88,7 @@ impl super::TargetKind for PagesSpec {
     }
 
     fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
-        let len = value.expose().len();
-        (len > MAX_VALUE).then(|| format!("is {len} bytes, and Pages keeps at most 5 KB in a variable ({address})"))
+        super::kind::too_large(value, MAX_VALUE, "Pages", "a variable", address)
     }
 
     fn build(
@@ -98,12 +97,11 @@ impl super::TargetKind for PagesSpec {
         _files: &ProjectFiles,
         remote: Option<&Remote>,
     ) -> Result<Box<dyn Target>, TargetError> {
-        let remote = super::kind::need_remote(&address, remote)?;
-        let api = CloudflareApi::new(
+        let api = CloudflareApi::open(
             address,
             remote,
             Needs { permission: "Cloudflare Pages: Edit", without_token: None, code_hint: |_| None },
-        );
+        )?;
         Ok(Box::new(PagesTarget { api, project: self.project.clone(), environment: self.environment }))
     }
 }

@@ -72,7 +72,7 @@ impl super::TargetKind for SecretsStoreSpec {
     }
 
     fn credentials(&self) -> Vec<&'static [&'static str]> {
-        vec![&["CLOUDFLARE_API_TOKEN"], &["CLOUDFLARE_ACCOUNT_ID"]]
+        super::cloudflare_api::CREDENTIALS.to_vec()
     }
 
     fn problems(&self, token: &str) -> Vec<(String, String)> {
@@ -95,9 +95,7 @@ impl super::TargetKind for SecretsStoreSpec {
     }
 
     fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
-        let len = value.expose().len();
-        (len > MAX_VALUE)
-            .then(|| format!("is {len} bytes, and the Secrets Store keeps at most 64 KB in a secret ({address})"))
+        super::kind::too_large(value, MAX_VALUE, "the Secrets Store", "a secret", address)
     }
 
     fn build(
@@ -106,12 +104,11 @@ impl super::TargetKind for SecretsStoreSpec {
         _files: &ProjectFiles,
         remote: Option<&Remote>,
     ) -> Result<Box<dyn Target>, TargetError> {
-        let remote = super::kind::need_remote(&address, remote)?;
-        let api = CloudflareApi::new(
+        let api = CloudflareApi::open(
             address,
             remote,
             Needs { permission: "Secrets Store: Edit", without_token: None, code_hint: |_| None },
-        );
+        )?;
         Ok(Box::new(SecretsStoreTarget {
             api,
             store: self.store.clone(),
