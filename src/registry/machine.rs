@@ -108,6 +108,11 @@ impl LocalDeliveries {
         }))
     }
 
+    /// Where they are kept (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The records of `token` on this machine.
     pub fn of_token(&self, token: &str) -> BTreeMap<DeliveryKey, Delivery> {
         self.with(|file| Self::records(file, token))

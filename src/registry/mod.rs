@@ -400,15 +400,15 @@ impl Registry {
             .filter(|(k, _)| machine::is_machine_local(k))
             .map(|(k, d)| (k.clone(), d.clone()))
             .collect();
-        let path = self.local_path();
-        if !self.local().put(&meta.name, &records).map_err(|e| RegistryError::io(&path, e))? {
+        let local = self.local();
+        if !local.put(&meta.name, &records).map_err(|e| RegistryError::io(local.path(), e))? {
             return Ok(());
         }
         if let Some(d) = self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut() {
             d.local = true;
             return Ok(());
         }
-        if let Some(checkin) = self.own_checkin()? {
+        if let Some(checkin) = self.own_checkin() {
             self.write_checkin(&checkin, keys)?;
         }
         Ok(())
@@ -416,12 +416,12 @@ impl Registry {
 
     /// This machine's check-in as its records make it, where a policy names
     /// this machine and it differs from the one in the registry.
-    fn own_checkin(&self) -> Result<Option<machine::Checkin>, RegistryError> {
-        let Some(checkin) = self.checkin_from_records() else { return Ok(None) };
+    fn own_checkin(&self) -> Option<machine::Checkin> {
+        let checkin = self.checkin_from_records()?;
         // One that cannot be read (a conflict, an old MAC) is made again
         // from the records, never a reason to stop.
         let old = self.checkin(&checkin.machine).ok().flatten();
-        Ok((old.as_ref() != Some(&checkin)).then_some(checkin))
+        (old.as_ref() != Some(&checkin)).then_some(checkin)
     }
 
     /// This machine's check-in as its records make it, where a policy names
@@ -435,10 +435,6 @@ impl Registry {
             own.set(&token, &records);
         }
         Some(own)
-    }
-
-    fn local_path(&self) -> PathBuf {
-        crate::identity::config_file().with_file_name("deliveries")
     }
 
     /// Opens an existing registry.
@@ -1280,7 +1276,7 @@ impl Registry {
         // even when nothing changed: a run killed before it left it behind.)
         if (std::mem::take(&mut deferred.local) || last)
             && let Some(keys) = self.keys()
-            && let Some(checkin) = self.own_checkin()?
+            && let Some(checkin) = self.own_checkin()
         {
             deferred.dirs.insert(self.write_checkin_file(&checkin, &keys)?);
         }
