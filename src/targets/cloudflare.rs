@@ -43,18 +43,18 @@ const NOT_DEPLOYED: u64 = 10215;
 
 /// `GET …/deployments`: the newest deployment first.
 #[derive(Deserialize)]
-struct Deployments {
+pub(super) struct Deployments {
     #[serde(default)]
-    deployments: Vec<Deployment>,
+    pub(super) deployments: Vec<Deployment>,
 }
 
 /// One deployment as Cloudflare's description has it: what it runs, and
 /// how, when and by whom it was made (`workers/triggered_by`: `secret` for
 /// a secret change, `upload` for a code deploy, …).
 #[derive(Deserialize, Clone)]
-struct Deployment {
+pub(super) struct Deployment {
     #[serde(default)]
-    versions: Vec<Deployed>,
+    pub(super) versions: Vec<Deployed>,
     #[serde(default)]
     created_on: Option<String>,
     #[serde(default)]
@@ -98,8 +98,8 @@ impl Deployment {
 
 /// A version that runs, and its share of the traffic.
 #[derive(Deserialize, Clone)]
-struct Deployed {
-    version_id: String,
+pub(super) struct Deployed {
+    pub(super) version_id: String,
     percentage: f64,
 }
 
@@ -124,16 +124,16 @@ const MESSAGE_PREFIX: &str = "chitty-secrets: ";
 
 /// `GET …/versions/{id}`: what a version binds (names and types only).
 #[derive(Deserialize)]
-struct VersionDetail {
+pub(super) struct VersionDetail {
     number: u64,
     #[serde(default)]
-    resources: Resources,
+    pub(super) resources: Resources,
 }
 
 #[derive(Deserialize, Default)]
-struct Resources {
+pub(super) struct Resources {
     #[serde(default)]
-    bindings: Vec<BindingRef>,
+    pub(super) bindings: Vec<BindingRef>,
     #[serde(default)]
     script: ScriptInfo,
     #[serde(default)]
@@ -149,10 +149,15 @@ struct ScriptInfo {
 }
 
 #[derive(Deserialize)]
-struct BindingRef {
-    name: String,
+pub(super) struct BindingRef {
+    pub(super) name: String,
     #[serde(rename = "type")]
-    kind: String,
+    pub(super) kind: String,
+    /// A `secrets_store_secret` binding: which store, which secret.
+    #[serde(default)]
+    pub(super) store_id: Option<String>,
+    #[serde(default)]
+    pub(super) secret_name: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

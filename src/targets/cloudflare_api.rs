@@ -145,6 +145,13 @@ impl CloudflareApi {
         }
     }
 
+    /// `GET …/accounts/{a}/{segments…}?{query}`, its `result` read as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<T, TargetError> {
+        let url = self.account_url(segments, query)?;
+        let response = self.call(Method::GET, &url, None).await?;
+        self.read(&Method::GET, &url, response).await.map_err(|(_, e)| e)
+    }
+
     /// An answer's envelope, its `result` read as `T`.
     pub async fn read<T: DeserializeOwned>(
         &self,

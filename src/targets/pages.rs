@@ -157,9 +157,7 @@ impl PagesTarget {
     }
 
     async fn project(&self) -> Result<Project, TargetError> {
-        let url = self.url()?;
-        let response = self.api.call(Method::GET, &url, None).await?;
-        self.api.read(&Method::GET, &url, response).await.map_err(|(_, e)| e)
+        self.api.get(&["pages", "projects", &self.project], &[]).await
     }
 
     /// One PATCH of this environment's variables: a value sets one, `None`

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
+use super::cloudflare::{BindingRef, Deployments, VersionDetail};
 use super::cloudflare_api::{CloudflareApi, Needs};
 use super::{PutResults, Reader, Remote, RemoteSecret, Target, TargetError, Written, all_failed};
 use crate::project::ProjectFiles;
@@ -164,57 +165,14 @@ struct ScriptRef {
     id: String,
 }
 
-#[derive(Deserialize)]
-struct Deployments {
-    #[serde(default)]
-    deployments: Vec<DeploymentRef>,
-}
-
-#[derive(Deserialize)]
-struct DeploymentRef {
-    #[serde(default)]
-    versions: Vec<DeployedRef>,
-}
-
-#[derive(Deserialize)]
-struct DeployedRef {
-    version_id: String,
-}
-
-#[derive(Deserialize)]
-struct VersionRef {
-    #[serde(default)]
-    resources: ResourcesRef,
-}
-
-#[derive(Deserialize, Default)]
-struct ResourcesRef {
-    #[serde(default)]
-    bindings: Vec<Binding>,
-}
-
-#[derive(Deserialize)]
-struct Binding {
-    #[serde(rename = "type")]
-    kind: String,
-    name: String,
-    #[serde(default)]
-    store_id: Option<String>,
-    #[serde(default)]
-    secret_name: Option<String>,
-}
-
 impl SecretsStoreTarget {
     /// The bindings of every version a Worker runs now.
-    async fn deployed_bindings(&self, script: &str) -> Result<Vec<Binding>, TargetError> {
-        let url = self.api.account_url(&["workers", "scripts", script, "deployments"], &[])?;
-        let response = self.api.call(Method::GET, &url, None).await?;
-        let deployments: Deployments = self.api.read(&Method::GET, &url, response).await.map_err(|(_, e)| e)?;
+    async fn deployed_bindings(&self, script: &str) -> Result<Vec<BindingRef>, TargetError> {
+        let deployments: Deployments = self.api.get(&["workers", "scripts", script, "deployments"], &[]).await?;
         let mut out = Vec::new();
         for version in deployments.deployments.into_iter().next().map(|d| d.versions).unwrap_or_default() {
-            let url = self.api.account_url(&["workers", "scripts", script, "versions", &version.version_id], &[])?;
-            let response = self.api.call(Method::GET, &url, None).await?;
-            let detail: VersionRef = self.api.read(&Method::GET, &url, response).await.map_err(|(_, e)| e)?;
+            let detail: VersionDetail =
+                self.api.get(&["workers", "scripts", script, "versions", &version.version_id], &[]).await?;
             out.extend(detail.resources.bindings);
         }
         Ok(out)
@@ -230,9 +188,7 @@ impl SecretsStoreTarget {
     /// The account's one store; more than one, or none, is an error that
     /// says what to do.
     async fn only_store(&self) -> Result<String, TargetError> {
-        let url = self.api.account_url(&["secrets_store", "stores"], &[])?;
-        let response = self.api.call(Method::GET, &url, None).await?;
-        let stores: Vec<Store> = self.api.read(&Method::GET, &url, response).await.map_err(|(_, e)| e)?;
+        let stores: Vec<Store> = self.api.get(&["secrets_store", "stores"], &[]).await?;
         match &stores[..] {
             [one] => Ok(one.id.clone()),
             [] => Err(self.api.err(
@@ -259,12 +215,12 @@ impl SecretsStoreTarget {
 
     /// Every secret of the store (names, ids and modification times).
     async fn listing(&self) -> Result<Vec<Listed>, TargetError> {
+        let store = self.store_id().await?;
         let mut all = Vec::new();
         for page in 1.. {
             let (page, per_page) = (page.to_string(), PAGE.to_string());
-            let url = self.secrets_url(&[], &[("page", &page), ("per_page", &per_page)]).await?;
-            let response = self.api.call(Method::GET, &url, None).await?;
-            let items: Vec<Listed> = self.api.read(&Method::GET, &url, response).await.map_err(|(_, e)| e)?;
+            let query = [("page", page.as_str()), ("per_page", per_page.as_str())];
+            let items: Vec<Listed> = self.api.get(&["secrets_store", "stores", &store, "secrets"], &query).await?;
             let last = items.len() < PAGE;
             all.extend(items);
             if last {
@@ -354,9 +310,7 @@ impl Target for SecretsStoreTarget {
     /// secret of the same name in such a Worker is a warning.
     async fn readers(&self, names: &[String]) -> Result<Vec<Reader>, TargetError> {
         let store = self.store_id().await?;
-        let url = self.api.account_url(&["workers", "scripts"], &[])?;
-        let response = self.api.call(Method::GET, &url, None).await?;
-        let scripts: Vec<ScriptRef> = self.api.read(&Method::GET, &url, response).await.map_err(|(_, e)| e)?;
+        let scripts: Vec<ScriptRef> = self.api.get(&["workers", "scripts"], &[]).await?;
         let mut bound: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let mut out = Vec::new();
         for script in &scripts {
