@@ -258,26 +258,25 @@ pub fn first_version_after<'a>(meta: &'a TokenMeta, address: &str, version: u32)
 
 /// Every Worker version the delivery records at `address` name.
 pub fn recorded_worker_versions(metas: &BTreeMap<String, TokenMeta>, address: &str) -> Vec<WorkerVersion> {
-    let mut out: Vec<WorkerVersion> = Vec::new();
-    for meta in metas.values() {
-        for (key, d) in &meta.deliveries {
-            if let Some(w) = d.worker_version.as_ref().filter(|_| key.target == address)
-                && !out.iter().any(|o| o.id == w.id)
-            {
-                out.push(w.clone());
-            }
-        }
-    }
-    out
+    worker_versions(metas, address, |_, _| true)
 }
 
 /// The Worker versions the records say hold current values at `address`.
 fn current_worker_versions(metas: &BTreeMap<String, TokenMeta>, address: &str) -> Vec<WorkerVersion> {
+    worker_versions(metas, address, |meta, version| meta.current().is_some_and(|c| c.id == version))
+}
+
+/// The Worker versions named by the records at `address` that `keep`
+/// (given the token and the value's version) keeps, each once.
+fn worker_versions(
+    metas: &BTreeMap<String, TokenMeta>,
+    address: &str,
+    keep: impl Fn(&TokenMeta, u32) -> bool,
+) -> Vec<WorkerVersion> {
     let mut out: Vec<WorkerVersion> = Vec::new();
     for meta in metas.values() {
-        let Some(current) = meta.current() else { continue };
-        for (key, d) in &meta.deliveries {
-            if let Some(w) = d.worker_version.as_ref().filter(|_| key.target == address && d.version == current.id)
+        for (_, d) in meta.deliveries.iter().filter(|(key, d)| key.target == address && keep(meta, d.version)) {
+            if let Some(w) = &d.worker_version
                 && !out.iter().any(|o| o.id == w.id)
             {
                 out.push(w.clone());
