@@ -15,6 +15,7 @@ use crate::policy::{Dur, Policy, TokenPolicy};
 use crate::registry::{Registry, TokenMeta};
 use crate::rotation::due::{Due, due};
 use crate::secret::Secret;
+use crate::targets::TargetId;
 use crate::targets::dotenv_file::{DotenvFile, Unreadable};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -422,7 +423,7 @@ fn check_targets(
         let Some(path) = target.dotenv_path(&c.inputs.policy.root) else {
             // Remote targets: offline, only the delivery records can speak.
             for key in &target.names {
-                check_record(c, name, meta, &address, key, (address.clone(), None));
+                check_record(c, name, meta, &address, key, (address.to_string(), None));
             }
             continue;
         };
@@ -570,7 +571,7 @@ fn check_targets(
 
 /// What is said of a .env target that is absent here and ignored by git
 /// (a fresh clone): this machine holds nothing there to vouch for.
-pub fn not_on_this_machine(address: &str) -> String {
+pub fn not_on_this_machine(address: &TargetId) -> String {
     format!(
         "{address} is not on this machine (ignored by git): nothing here vouches for it; `sync` creates it, and the machines a policy names report through their check-ins"
     )
@@ -598,7 +599,7 @@ fn check_machines(c: &mut Collector<'_>, token: &TokenPolicy, meta: &TokenMeta) 
             Severity::Warning,
             "machine-not-synced",
             Some(&token.name),
-            Some((state.target.clone(), None)),
+            Some((state.target.to_string(), None)),
             format!("{} v{} is current, but {state}", token.name, current.id),
             Some(&format!(
                 "run `chitty-secrets sync` on {} and commit its check-in (`.chitty-secrets/machines/{}.toml`)",
@@ -614,7 +615,7 @@ fn check_record(
     c: &mut Collector<'_>,
     token: &str,
     meta: &TokenMeta,
-    address: &str,
+    address: &TargetId,
     key: &str,
     at: (String, Option<usize>),
 ) {

@@ -44,7 +44,7 @@ pub fn needed(policy: &Policy, only: &[String]) -> Vec<Need> {
     for token in policy.tokens.values().filter(|t| only.is_empty() || only.contains(&t.name)) {
         for target in &token.targets {
             for any_of in target.spec.kind().credentials() {
-                add(any_of, target.address(), true);
+                add(any_of, target.address().to_string(), true);
             }
         }
         let issuer = policy.issuer_of(token);

@@ -374,7 +374,7 @@ fn annotate_drift(plans: &[TokenPlan]) {
         for step in &plan.steps {
             let message = format!("{}: {}", plan.token, describe(step));
             let file = match step {
-                Step::Deliver { target, .. } => crate::targets::local_file_of(target),
+                Step::Deliver { target, .. } => target.local_file(),
                 _ => None,
             };
             actions::annotate(&actions::Annotation {

@@ -11,7 +11,7 @@ use crate::issuer::{self, Issuer, IssuerEnv, IssuerError};
 use crate::policy::{IssuerPolicy, TargetPolicy};
 use crate::project::ProjectFiles;
 use crate::registry::Registry;
-use crate::targets::{self, Remote, Target, TargetError};
+use crate::targets::{self, Remote, Target, TargetError, TargetId};
 
 pub trait Backends: Send + Sync {
     /// The target a policy entry describes.
@@ -36,7 +36,7 @@ pub trait Backends: Send + Sync {
 /// touches no service builds none.
 pub struct Live {
     files: ProjectFiles,
-    remote: OnceLock<Result<Remote, TargetError>>,
+    remote: OnceLock<Result<Remote, String>>,
     deadline: OnceLock<std::time::Instant>,
     issuer_http: OnceLock<Result<Http, String>>,
 }
@@ -47,7 +47,7 @@ impl Live {
         Live { files, remote: OnceLock::new(), issuer_http: OnceLock::new(), deadline: OnceLock::new() }
     }
 
-    fn remote(&self, address: &str) -> Result<Remote, TargetError> {
+    fn remote(&self, address: &TargetId) -> Result<Remote, TargetError> {
         self.remote
             .get_or_init(|| {
                 let remote = Remote::from_env()?;
@@ -57,9 +57,9 @@ impl Live {
                 Ok(remote)
             })
             .clone()
-            // The same failure for every target, with its hint, under each
-            // target's own address.
-            .map_err(|e| TargetError { address: address.to_string(), ..e })
+            // The same failure for every target, under each target's own
+            // address.
+            .map_err(|e| TargetError::new(address, e, None))
     }
 }
 

@@ -12,7 +12,7 @@ use super::{Progress, Workspace};
 use crate::policy::TargetPolicy;
 use crate::registry::{DeliveryKey, Landing, RegistryError, TokenMeta};
 use crate::secret::Secret;
-use crate::targets::{TargetError, Written};
+use crate::targets::{TargetError, TargetId, Written};
 
 /// One name of one token's version, bound for one target.
 pub struct Item {
@@ -33,8 +33,7 @@ impl Batch {
     /// address and options), or starts one: a .env file is rewritten once,
     /// a GitHub scope's key fetched once, for every token it holds.
     pub fn add(batches: &mut Vec<Batch>, target: &TargetPolicy, items: impl IntoIterator<Item = Item>) {
-        let key = target.delivery_key();
-        match batches.iter_mut().find(|b| b.target.delivery_key() == key) {
+        match batches.iter_mut().find(|b| b.target.delivers_like(target)) {
             Some(batch) => batch.items.extend(items),
             None => batches.push(Batch { target: target.clone(), items: items.into_iter().collect() }),
         }
@@ -53,14 +52,14 @@ pub struct ItemResult {
 }
 
 pub struct TargetReport {
-    pub address: String,
+    pub address: TargetId,
     pub items: Vec<ItemResult>,
 }
 
 /// Per target: what a run wrote there.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TargetSummary {
-    pub target: String,
+    pub target: TargetId,
     pub created: usize,
     pub updated: usize,
     /// Written where the service does not say created or updated.
@@ -68,6 +67,13 @@ pub struct TargetSummary {
     pub failed: usize,
     /// Declared names that were already in sync.
     pub unchanged: usize,
+}
+
+impl TargetSummary {
+    /// Nothing written yet at `target`.
+    pub fn empty(target: TargetId) -> Self {
+        TargetSummary { target, created: 0, updated: 0, written: 0, failed: 0, unchanged: 0 }
+    }
 }
 
 impl TargetReport {
@@ -305,7 +311,7 @@ fn note_deliveries(
             match &item.result {
                 Ok((_, landing)) => {
                     meta.record_delivery(
-                        DeliveryKey::new(report.address.as_str(), item.name.as_str()),
+                        DeliveryKey::new(&report.address, item.name.as_str()),
                         item.version,
                         ws.now,
                         landing.clone(),

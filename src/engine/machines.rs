@@ -8,6 +8,7 @@ use crate::policy::{TargetPolicy, TokenPolicy};
 use crate::registry::RegistryError;
 use crate::registry::machine::{self, Checkin};
 use crate::rotation::{Step, TokenPlan};
+use crate::targets::TargetId;
 
 /// Why a .env target is not this machine's to write, if it is not: the
 /// policy names other machines, or this is a CI runner and the file is
@@ -29,8 +30,8 @@ pub fn elsewhere(target: &TargetPolicy, root: &std::path::Path) -> Option<String
 }
 
 /// Every .env target of the policies that is not this machine's, with why.
-pub fn elsewhere_all(ws: &Workspace) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
+pub fn elsewhere_all(ws: &Workspace) -> Vec<(TargetId, String)> {
+    let mut out: Vec<(TargetId, String)> = Vec::new();
     for token in ws.policy.tokens.values() {
         for t in &token.targets {
             let address = t.address();
@@ -46,7 +47,7 @@ pub fn elsewhere_all(ws: &Workspace) -> Vec<(String, String)> {
 }
 
 /// Drops the deliveries to targets that are not this machine's.
-pub fn drop_elsewhere(plans: &mut [TokenPlan], elsewhere: &[(String, String)]) {
+pub fn drop_elsewhere(plans: &mut [TokenPlan], elsewhere: &[(TargetId, String)]) {
     for plan in plans {
         plan.steps.retain(|s| !matches!(s, Step::Deliver { target, .. } if elsewhere.iter().any(|(a, _)| a == target)));
     }
@@ -56,7 +57,7 @@ pub fn drop_elsewhere(plans: &mut [TokenPlan], elsewhere: &[(String, String)]) {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MachineState {
     pub machine: String,
-    pub target: String,
+    pub target: TargetId,
     /// The oldest version among the target's names, and when it was synced;
     /// `None`: the machine never synced this target.
     pub holds: Option<(u32, DateTime<Utc>)>,

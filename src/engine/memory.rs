@@ -35,7 +35,7 @@ impl MemoryBackends {
 impl Backends for MemoryBackends {
     fn target(&self, policy: &TargetPolicy) -> Result<Box<dyn Target>, TargetError> {
         let address = policy.address();
-        Ok(Box::new(MemoryTarget::new(address.clone(), policy.is_remote(), self.store(&address))))
+        Ok(Box::new(MemoryTarget::new(address.clone(), policy.is_remote(), self.store(address.as_str()))))
     }
 
     fn issuer(

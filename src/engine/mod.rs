@@ -33,7 +33,7 @@ use crate::policy::{self, Policy, TokenPolicy};
 use crate::registry::audit;
 use crate::registry::{Registry, RegistryError, RegistryLock, TokenMeta};
 use crate::rotation::{Mode, Observations, Step, TokenPlan};
-use crate::targets::LimitProblem;
+use crate::targets::{LimitProblem, TargetId};
 
 pub use backends::{Backends, Live};
 pub use deliver::TargetSummary;
@@ -163,7 +163,7 @@ impl Workspace {
         &self,
         notes: &mut Vec<String>,
         opened: &Opened,
-        written: &std::collections::BTreeSet<String>,
+        written: &std::collections::BTreeSet<TargetId>,
     ) -> Vec<LimitProblem> {
         let targets = self.policy.remote_targets();
         let effects = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
@@ -407,7 +407,7 @@ impl Workspace {
                     let address = target.address();
                     for n in &target.names {
                         observed.insert(
-                            (name.clone(), crate::registry::DeliveryKey::new(address.as_str(), n.as_str())),
+                            (name.clone(), crate::registry::DeliveryKey::new(&address, n.as_str())),
                             crate::rotation::Observed::Redeliver,
                         );
                     }
@@ -431,7 +431,7 @@ impl Workspace {
             self.show_blocked_retirements(&mut plans, &metas, &observe::RemoteLook::default());
         }
         plans.retain(|p| !p.steps.is_empty() || !is_sync);
-        let (away, not_on_this_machine): (Vec<String>, Vec<String>) = elsewhere.into_iter().unzip();
+        let (away, not_on_this_machine): (Vec<TargetId>, Vec<String>) = elsewhere.into_iter().unzip();
         let mut report = RunReport {
             plans,
             executed: !dry_run,
@@ -475,7 +475,7 @@ impl Workspace {
 fn planned_writes<'a>(
     policy: &Policy,
     plans: impl IntoIterator<Item = &'a Vec<TokenPlan>>,
-) -> std::collections::BTreeSet<String> {
+) -> std::collections::BTreeSet<TargetId> {
     let mut out = std::collections::BTreeSet::new();
     for plan in plans.into_iter().flatten() {
         for step in &plan.steps {

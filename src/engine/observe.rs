@@ -7,12 +7,12 @@ use super::Workspace;
 use super::opened::Opened;
 use crate::registry::{DeliveryKey, TokenMeta, WorkerVersion};
 use crate::rotation::{Observations, Observed};
-use crate::targets::Running;
+use crate::targets::{Running, TargetId};
 
 /// A name on a remote that no policy declares there: reported, never touched.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Unmanaged {
-    pub address: String,
+    pub address: crate::targets::TargetId,
     pub name: String,
 }
 
@@ -25,7 +25,7 @@ impl Workspace {
     pub async fn observe_local(
         &self,
         metas: &BTreeMap<String, TokenMeta>,
-    ) -> anyhow::Result<(Observations, Vec<(String, String)>)> {
+    ) -> anyhow::Result<(Observations, Vec<(TargetId, String)>)> {
         let mut seen = Observations::new();
         let not_here = super::machines::elsewhere_all(self);
         let Some(identity) = &self.identity else {
@@ -157,7 +157,7 @@ impl Workspace {
                             _ => None,
                         };
                         if let Some(o) = observed {
-                            seen.insert((name.clone(), DeliveryKey::new(address.as_str(), n.as_str())), o);
+                            seen.insert((name.clone(), DeliveryKey::new(&address, n.as_str())), o);
                         }
                     }
                 }
@@ -185,7 +185,7 @@ impl Workspace {
     /// Who reads each remote target's declared secrets, where the target
     /// can say (`plan`, `check --online`); a target that cannot be asked
     /// says why instead.
-    pub async fn readers(&self, opened: &Opened) -> Vec<(String, Result<crate::targets::Reader, String>)> {
+    pub async fn readers(&self, opened: &Opened) -> Vec<(TargetId, Result<crate::targets::Reader, String>)> {
         let targets = self.policy.remote_targets();
         let asked = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
             let names: Vec<String> = self
@@ -222,10 +222,10 @@ pub struct RemoteLook {
     pub notes: Vec<String>,
     /// Per target: the changes the service says someone else made since
     /// our newest write there (a Worker secret changed by hand).
-    pub changed_by_others: BTreeMap<String, String>,
+    pub changed_by_others: BTreeMap<TargetId, String>,
     /// Per target and Worker version holding a current value: the older
     /// versions that still run (`version #3 (0a1b…) at 100%`).
-    pub runs_older: BTreeMap<(String, String), String>,
+    pub runs_older: BTreeMap<(TargetId, String), String>,
 }
 
 impl RemoteLook {
@@ -248,21 +248,21 @@ impl RemoteLook {
 
 /// The first Worker version at `address` that holds a value newer than
 /// `version`: a deployed version made before it may still run `version`.
-pub fn first_version_after<'a>(meta: &'a TokenMeta, address: &str, version: u32) -> Option<&'a WorkerVersion> {
+pub fn first_version_after<'a>(meta: &'a TokenMeta, address: &TargetId, version: u32) -> Option<&'a WorkerVersion> {
     meta.deliveries
         .iter()
-        .filter(|(key, d)| key.target == address && d.version > version)
+        .filter(|(key, d)| key.target == *address && d.version > version)
         .filter_map(|(_, d)| d.worker_version.as_ref())
         .min_by_key(|w| w.number)
 }
 
 /// Every Worker version the delivery records at `address` name.
-pub fn recorded_worker_versions(metas: &BTreeMap<String, TokenMeta>, address: &str) -> Vec<WorkerVersion> {
+pub fn recorded_worker_versions(metas: &BTreeMap<String, TokenMeta>, address: &TargetId) -> Vec<WorkerVersion> {
     worker_versions(metas, address, |_, _| true)
 }
 
 /// The Worker versions the records say hold current values at `address`.
-fn current_worker_versions(metas: &BTreeMap<String, TokenMeta>, address: &str) -> Vec<WorkerVersion> {
+fn current_worker_versions(metas: &BTreeMap<String, TokenMeta>, address: &TargetId) -> Vec<WorkerVersion> {
     worker_versions(metas, address, |meta, version| meta.current().is_some_and(|c| c.id == version))
 }
 
@@ -270,12 +270,12 @@ fn current_worker_versions(metas: &BTreeMap<String, TokenMeta>, address: &str) -
 /// (given the token and the value's version) keeps, each once.
 fn worker_versions(
     metas: &BTreeMap<String, TokenMeta>,
-    address: &str,
+    address: &TargetId,
     keep: impl Fn(&TokenMeta, u32) -> bool,
 ) -> Vec<WorkerVersion> {
     let mut out: Vec<WorkerVersion> = Vec::new();
     for meta in metas.values() {
-        for (_, d) in meta.deliveries.iter().filter(|(key, d)| key.target == address && keep(meta, d.version)) {
+        for (_, d) in meta.deliveries.iter().filter(|(key, d)| key.target == *address && keep(meta, d.version)) {
             if let Some(w) = &d.worker_version
                 && !out.iter().any(|o| o.id == w.id)
             {

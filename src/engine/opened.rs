@@ -8,24 +8,29 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Workspace;
 use crate::policy::TargetPolicy;
-use crate::targets::{Target, TargetError};
+use crate::targets::{Target, TargetError, TargetId, TargetSpec};
 
-/// Open targets by delivery key (address and write options).
+/// Open targets by target, then by write options (an entry's spec
+/// without its names): entries that deliver alike share one.
 #[derive(Default)]
-pub struct Opened(Mutex<HashMap<String, Arc<dyn Target>>>);
+pub struct Opened(Mutex<HashMap<TargetId, Vec<OpenTarget>>>);
+
+/// A target opened for an entry's write options.
+type OpenTarget = (TargetSpec, Arc<dyn Target>);
 
 impl Opened {
-    /// The target `policy` describes: the one opened before for the same
-    /// delivery key, or a new one.
+    /// The target `policy` describes: the one opened before for an entry
+    /// that delivers alike, or a new one.
     pub fn target(&self, ws: &Workspace, policy: &TargetPolicy) -> Result<Arc<dyn Target>, TargetError> {
         self.open(ws, policy).map(|(target, _)| target)
     }
 
     /// The target, and whether it was opened just now.
     fn open(&self, ws: &Workspace, policy: &TargetPolicy) -> Result<(Arc<dyn Target>, bool), TargetError> {
-        let key = policy.delivery_key();
+        let options = policy.spec.without_names();
         let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(target) = open.get(&key) {
+        let alike = open.entry(policy.address()).or_default();
+        if let Some((_, target)) = alike.iter().find(|(spec, _)| *spec == options) {
             return Ok((Arc::clone(target), false));
         }
         let target: Arc<dyn Target> = Arc::from(ws.backends.target(policy)?);
@@ -35,7 +40,7 @@ impl Opened {
             let (metas, _) = ws.readable_metas(&[]);
             target.know_versions(&super::observe::recorded_worker_versions(&metas, &policy.address()));
         }
-        open.insert(key, Arc::clone(&target));
+        alike.push((options, Arc::clone(&target)));
         Ok((target, true))
     }
 

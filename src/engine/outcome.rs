@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::registry::Stage;
+use crate::targets::TargetId;
 
 /// One thing a run did to one token.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -15,7 +16,7 @@ pub enum Event {
     },
     Delivered {
         version: u32,
-        target: String,
+        target: TargetId,
         names: Vec<String>,
     },
     Verified {
@@ -43,7 +44,7 @@ pub enum Event {
     },
     Pruned {
         token: String,
-        target: String,
+        target: TargetId,
         name: String,
     },
     /// Done, but something a person must see (e.g. an emergency revocation

@@ -578,7 +578,7 @@ impl<'a> Runner<'a> {
                     self.token.name
                 );
             };
-            let mut by_target: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let mut by_target: BTreeMap<crate::targets::TargetId, Vec<String>> = BTreeMap::new();
             for key in held {
                 by_target.entry(key.target).or_default().push(key.name);
             }

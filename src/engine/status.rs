@@ -62,7 +62,7 @@ pub struct VersionStatus {
 
 #[derive(Serialize)]
 pub struct DeliveryStatus {
-    pub target: String,
+    pub target: crate::targets::TargetId,
     pub name: String,
     pub version: Option<u32>,
     pub up_to_date: bool,
@@ -125,7 +125,7 @@ impl Workspace {
 /// This machine, and the .env targets that are not its own.
 struct Here {
     machine: String,
-    elsewhere: Vec<(String, String)>,
+    elsewhere: Vec<(crate::targets::TargetId, String)>,
 }
 
 fn token_status(

@@ -217,7 +217,7 @@ impl Workspace {
                 if path.is_some() && path == canonical_file {
                     for n in target.names.iter().filter(|n| found.iter().any(|(k, _, _)| k == *n)) {
                         meta.record_delivery(
-                            DeliveryKey::new(target.address(), n.as_str()),
+                            DeliveryKey::new(&target.address(), n.as_str()),
                             id,
                             self.now,
                             crate::registry::Landing::default(),

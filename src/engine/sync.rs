@@ -11,6 +11,7 @@ use super::opened::Opened;
 use super::outcome::{Event, Outcome, TokenOutcome};
 use crate::registry::{DeliveryKey, TokenMeta};
 use crate::rotation::{Step, TokenPlan};
+use crate::targets::TargetId;
 
 /// Delivers every planned value; `metas` are the tokens' records the plans
 /// were made from (read under the lock the caller holds), `only` the tokens
@@ -22,7 +23,7 @@ pub async fn sync_all(
     plans: &[TokenPlan],
     metas: &BTreeMap<String, TokenMeta>,
     only: &[String],
-    away: &[String],
+    away: &[TargetId],
     force: bool,
 ) -> (Vec<TokenOutcome>, Vec<TargetSummary>) {
     let mut outcomes: Vec<TokenOutcome> = Vec::new();
@@ -90,7 +91,7 @@ pub async fn sync_all(
 
     // Per target: what was written, and how many declared names were
     // already in sync (unchanged) — every target of the synced tokens.
-    let mut declared: BTreeMap<String, usize> = BTreeMap::new();
+    let mut declared: BTreeMap<TargetId, usize> = BTreeMap::new();
     // A token that failed before delivering anything leaves its targets
     // neither written nor "unchanged".
     let stopped = |name: &str| outcomes.iter().any(|o: &TokenOutcome| o.token == name);
@@ -99,7 +100,7 @@ pub async fn sync_all(
     {
         // A .env file that is not this machine's is neither written nor
         // "unchanged" here.
-        for t in token.targets.iter().filter(|t| !away.contains(&t.address())) {
+        for t in token.targets.iter().filter(|t| !away.iter().any(|a| *a == t.address())) {
             *declared.entry(t.address()).or_default() += t.names.len();
         }
     }
@@ -107,7 +108,7 @@ pub async fn sync_all(
         .into_iter()
         .map(|(address, n)| {
             // One address can have two batches (entries whose options differ).
-            let mut total = TargetSummary { target: address.clone(), ..TargetSummary::default() };
+            let mut total = TargetSummary::empty(address.clone());
             let mut written = 0;
             for r in reports.iter().filter(|r| r.address == address) {
                 let s = r.summary();
@@ -164,7 +165,7 @@ fn remote_origin_problem(
     token: &crate::policy::TokenPolicy,
     meta: &crate::registry::TokenMeta,
     steps: &[Step],
-) -> Option<(String, String)> {
+) -> Option<(TargetId, String)> {
     steps.iter().find_map(|step| {
         let Step::Deliver { target, version: Some(version), .. } = step else { return None };
         let remote = token.targets.iter().any(|t| &t.address() == target && t.is_remote());
@@ -177,7 +178,7 @@ fn remote_origin_problem(
 /// Nothing the records do not name is ever deleted.
 pub async fn prune(ws: &Workspace) -> anyhow::Result<Vec<Event>> {
     let targets = ws.policy.remote_targets();
-    let declared: BTreeSet<(String, String)> = ws
+    let declared: BTreeSet<(TargetId, String)> = ws
         .policy
         .tokens
         .values()
@@ -186,7 +187,7 @@ pub async fn prune(ws: &Workspace) -> anyhow::Result<Vec<Event>> {
         .flat_map(|t| t.names.iter().map(|n| (t.address(), n.to_ascii_uppercase())))
         .collect();
     let mut events = Vec::new();
-    let mut moved: BTreeMap<String, Vec<crate::targets::RemoteSecret>> = BTreeMap::new();
+    let mut moved: BTreeMap<TargetId, Vec<crate::targets::RemoteSecret>> = BTreeMap::new();
     for name in ws.registry.token_names()? {
         let mut meta = ws.registry.load(&name)?;
         let stale: Vec<DeliveryKey> = meta

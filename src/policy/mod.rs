@@ -461,9 +461,9 @@ impl Builder {
                     // Some services (GitHub) compare their places and
                     // names without case.
                     let key = if any_case {
-                        (address.to_ascii_lowercase(), name.to_ascii_uppercase())
+                        (address.as_str().to_ascii_lowercase(), name.to_ascii_uppercase())
                     } else {
-                        (address.clone(), name.clone())
+                        (address.to_string(), name.clone())
                     };
                     match claims.get(&key) {
                         Some((other, first)) if other != &token.name || first != &target.origin => {

@@ -50,7 +50,7 @@ impl Policy {
     }
 
     /// Every remote target once, by address (several tokens may share one).
-    pub fn remote_targets(&self) -> BTreeMap<String, &TargetPolicy> {
+    pub fn remote_targets(&self) -> BTreeMap<crate::targets::TargetId, &TargetPolicy> {
         let mut out = BTreeMap::new();
         for t in self.tokens.values().flat_map(|t| &t.targets).filter(|t| t.is_remote()) {
             out.entry(t.address()).or_insert(t);
@@ -299,7 +299,7 @@ pub use crate::targets::TargetSpec;
 
 /// GitHub Actions secrets of a repository, one of its environments, or an
 /// organization (validated from [`GithubFields`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GithubSpec {
     pub scope: GithubScope,
     /// Whose secrets: Actions (workflows), Dependabot (its pull requests
@@ -402,7 +402,7 @@ impl Visibility {
 }
 
 /// Cloudflare Workers secrets of one script.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WranglerSpec {
     pub worker: String,
@@ -451,7 +451,7 @@ pub enum Via {
     Cli,
 }
 
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DotenvSpec {
     /// Relative to the project root.
@@ -471,13 +471,13 @@ impl TargetPolicy {
     /// of the write (an organization secret's visibility, a Worker's
     /// deploy mode), not the names. Entries of different tokens with the
     /// same key can share one batch.
-    pub fn delivery_key(&self) -> String {
-        format!("{:?}", self.spec.without_names())
+    pub fn delivers_like(&self, other: &TargetPolicy) -> bool {
+        self.spec.without_names() == other.spec.without_names()
     }
 
     /// A stable address naming the target, used as the key of delivery
     /// records: `dotenv:app/.env` (the kind says).
-    pub fn address(&self) -> String {
+    pub fn address(&self) -> crate::targets::TargetId {
         self.spec.kind().address()
     }
 

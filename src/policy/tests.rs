@@ -32,7 +32,7 @@ fn the_chittyos_example_loads() {
     let policy = load(&dir).unwrap_or_else(|e| panic!("{e}"));
     let token = policy.token("CHITTY_ID_TOKEN").unwrap();
     assert!(matches!(policy.issuer_of(token).spec, IssuerSpec::Chittyid(_)));
-    let addresses: Vec<String> = token.targets.iter().map(TargetPolicy::address).collect();
+    let addresses: Vec<String> = token.targets.iter().map(|t| t.address().to_string()).collect();
     assert_eq!(
         addresses,
         [
@@ -170,6 +170,6 @@ via = "carrier-pigeon"
         "[tokens.A]\nissuer = \"random\"\n[[tokens.A.targets]]\nkind = \"wrangler\"\nworker = \"api\"\nenv = \"production\"\n[[tokens.A.targets]]\nkind = \"github\"\nrepo = \"o/r\"\nenvironment = \"prod\"\n",
     )])
     .unwrap();
-    let addresses: Vec<String> = ok.tokens["A"].targets.iter().map(|t| t.address()).collect();
+    let addresses: Vec<String> = ok.tokens["A"].targets.iter().map(|t| t.address().to_string()).collect();
     assert_eq!(addresses, ["wrangler:api-production", "github:o/r@env:prod"]);
 }

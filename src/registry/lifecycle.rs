@@ -294,10 +294,18 @@ mod tests {
     #[test]
     fn delivery_keys_round_trip_through_the_registry_file() {
         let mut meta = TokenMeta::new("T");
-        meta.record_delivery(DeliveryKey::new("github:o/r@env:a#b", "NAME"), 3, Utc::now(), Landing::default());
+        meta.record_delivery(
+            DeliveryKey::new(&crate::targets::TargetId::parse("github:o/r@env:a#b").unwrap(), "NAME"),
+            3,
+            Utc::now(),
+            Landing::default(),
+        );
         let text = toml::to_string(&meta).unwrap();
         assert!(text.contains("\"github:o/r@env:a#b#NAME\""), "{text}");
         let back: TokenMeta = toml::from_str(&text).unwrap();
-        assert_eq!(back.holders(3), vec![&DeliveryKey::new("github:o/r@env:a#b", "NAME")]);
+        assert_eq!(
+            back.holders(3),
+            vec![&DeliveryKey::new(&crate::targets::TargetId::parse("github:o/r@env:a#b").unwrap(), "NAME")]
+        );
     }
 }

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::model::{Delivery, DeliveryKey};
+use crate::targets::TargetId;
 
 /// The name of a machine: letters, digits, `.`, `_`, `-`, at most 64.
 pub fn valid_machine_name(name: &str) -> bool {
@@ -58,14 +59,14 @@ pub fn throwaway() -> bool {
 
 /// Whether a delivery record belongs to the machine, not the repository.
 pub fn is_machine_local(key: &DeliveryKey) -> bool {
-    crate::targets::local_file_of(&key.target).is_some()
+    key.target.local_file().is_some()
 }
 
 /// One record as the machine-local file keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LocalRecord {
-    target: String,
+    target: TargetId,
     name: String,
     #[serde(flatten)]
     delivery: Delivery,
@@ -161,7 +162,7 @@ impl LocalDeliveries {
             .get(token)
             .into_iter()
             .flatten()
-            .map(|r| (DeliveryKey::new(r.target.clone(), r.name.clone()), r.delivery.clone()))
+            .map(|r| (DeliveryKey::new(&r.target, r.name.clone()), r.delivery.clone()))
             .collect()
     }
 }
@@ -171,7 +172,7 @@ impl LocalDeliveries {
 #[serde(deny_unknown_fields)]
 pub struct Held {
     pub token: String,
-    pub target: String,
+    pub target: TargetId,
     pub name: String,
     pub version: u32,
     pub at: DateTime<Utc>,
@@ -188,8 +189,8 @@ pub struct Checkin {
 
 impl Checkin {
     /// What this machine last synced of `token` at `target` under `name`.
-    pub fn held(&self, token: &str, target: &str, name: &str) -> Option<&Held> {
-        self.holds.iter().find(|h| h.token == token && h.target == target && h.name == name)
+    pub fn held(&self, token: &str, target: &TargetId, name: &str) -> Option<&Held> {
+        self.holds.iter().find(|h| h.token == token && h.target == *target && h.name == name)
     }
 
     /// Replaces `token`'s entries with `records`.
@@ -225,11 +226,14 @@ mod tests {
         let at = Utc::now();
         let d = |version| Delivery { version, at, remote_updated_at: None, worker_version: None };
         let mut records = BTreeMap::new();
-        records.insert(DeliveryKey::new("dotenv:app/.env", "A"), d(1));
+        records.insert(DeliveryKey::new(&crate::targets::TargetId::parse("dotenv:app/.env").unwrap(), "A"), d(1));
         c.set("A", &records);
-        records.insert(DeliveryKey::new("dotenv:app/.env", "A"), d(2));
+        records.insert(DeliveryKey::new(&crate::targets::TargetId::parse("dotenv:app/.env").unwrap(), "A"), d(2));
         c.set("A", &records);
         assert_eq!(c.holds.len(), 1);
-        assert_eq!(c.held("A", "dotenv:app/.env", "A").map(|h| h.version), Some(2));
+        assert_eq!(
+            c.held("A", &crate::targets::TargetId::parse("dotenv:app/.env").unwrap(), "A").map(|h| h.version),
+            Some(2)
+        );
     }
 }

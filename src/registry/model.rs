@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::targets::TargetId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -136,15 +137,15 @@ impl ValueOrigin {
 /// `ADDRESS#NAME` in the registry file (e.g. `dotenv:app/.env#API_TOKEN`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DeliveryKey {
-    /// The target's address, e.g. `github:o/r`.
-    pub target: String,
+    /// The target, e.g. `github:o/r`.
+    pub target: TargetId,
     /// The secret's name there.
     pub name: String,
 }
 
 impl DeliveryKey {
-    pub fn new(target: impl Into<String>, name: impl Into<String>) -> Self {
-        DeliveryKey { target: target.into(), name: name.into() }
+    pub fn new(target: &TargetId, name: impl Into<String>) -> Self {
+        DeliveryKey { target: target.clone(), name: name.into() }
     }
 }
 
@@ -167,7 +168,8 @@ impl<'de> Deserialize<'de> for DeliveryKey {
         let (target, name) = text
             .rsplit_once('#')
             .ok_or_else(|| serde::de::Error::custom(format!("delivery key `{text}` is not ADDRESS#NAME")))?;
-        Ok(DeliveryKey::new(target, name))
+        let target = TargetId::parse(target).map_err(serde::de::Error::custom)?;
+        Ok(DeliveryKey::new(&target, name))
     }
 }
 
@@ -301,13 +303,13 @@ impl TokenMeta {
         self.versions.iter().map(|v| v.id).max().unwrap_or(0) + 1
     }
 
-    pub fn delivered(&self, address: &str, name: &str) -> Option<&Delivery> {
+    pub fn delivered(&self, address: &TargetId, name: &str) -> Option<&Delivery> {
         self.deliveries.get(&DeliveryKey::new(address, name))
     }
 
     /// Whether a delivery of `name` at `address` is in doubt since a merge
     /// (missing, or older than the merge).
-    pub fn in_doubt(&self, address: &str, name: &str) -> bool {
+    pub fn in_doubt(&self, address: &TargetId, name: &str) -> bool {
         self.merged_at.is_some_and(|m| self.delivered(address, name).is_none_or(|d| d.at < m))
     }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::policy::{Dur, IssuerSpec, Policy, TokenPolicy};
 use crate::registry::{DeliveryKey, JournalStep, Stage, TokenMeta};
+use crate::targets::TargetId;
 
 /// What a readable target (a .env file) was seen to hold, keyed by
 /// `(token, ADDRESS#NAME)`. Absent entries were not looked at.
@@ -60,7 +61,7 @@ pub enum Step {
     },
     /// Put a version (None: the one about to be minted) under these names.
     Deliver {
-        target: String,
+        target: TargetId,
         names: Vec<String>,
         version: Option<u32>,
         reason: String,
@@ -250,7 +251,7 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
         let mut names = Vec::new();
         let mut reasons = Vec::new();
         for name in &target.names {
-            let key = DeliveryKey::new(address.as_str(), name.as_str());
+            let key = DeliveryKey::new(&address, name.as_str());
             let local = crate::registry::machine::is_machine_local(&key);
             let reason = match (observed.get(&(token.name.clone(), key)), meta.delivered(&address, name)) {
                 _ if meta.in_doubt(&address, name) => {

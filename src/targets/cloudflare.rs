@@ -32,7 +32,7 @@ use tokio::io::AsyncWriteExt;
 use zeroize::Zeroizing;
 
 use super::cloudflare_api::{self, CloudflareApi};
-use super::{PutResults, Remote, RemoteSecret, Running, Target, TargetError, Written, all_failed};
+use super::{PutResults, Remote, RemoteSecret, Running, Target, TargetError, TargetId, Written, all_failed};
 use crate::policy::{Deploy, WranglerSpec};
 use crate::registry::WorkerVersion;
 use crate::secret::Secret;
@@ -200,7 +200,7 @@ pub struct CloudflareTarget {
 }
 
 impl CloudflareTarget {
-    pub fn new(address: String, spec: &WranglerSpec, remote: Remote) -> Result<Self, TargetError> {
+    pub fn new(address: TargetId, spec: &WranglerSpec, remote: Remote) -> Result<Self, TargetError> {
         Ok(CloudflareTarget {
             api: CloudflareApi::new(
                 address,
@@ -677,7 +677,7 @@ fn version_form(
 
 #[async_trait]
 impl Target for CloudflareTarget {
-    fn address(&self) -> &str {
+    fn address(&self) -> &TargetId {
         &self.api.address
     }
 
@@ -855,7 +855,7 @@ impl Target for CloudflareTarget {
 
 /// `via = "cli"`: the user's logged-in wrangler, value on stdin.
 pub struct WranglerCli {
-    address: String,
+    address: TargetId,
     script: String,
     program: String,
 }
@@ -863,7 +863,7 @@ pub struct WranglerCli {
 impl WranglerCli {
     /// `program`: the wrangler to run (`CHITTY_SECRETS_WRANGLER`, else
     /// `wrangler` from PATH).
-    pub fn new(address: String, script: String, program: String) -> Self {
+    pub fn new(address: TargetId, script: String, program: String) -> Self {
         WranglerCli { address, script, program }
     }
 
@@ -908,7 +908,7 @@ impl WranglerCli {
 
 #[async_trait]
 impl Target for WranglerCli {
-    fn address(&self) -> &str {
+    fn address(&self) -> &TargetId {
         &self.address
     }
 
@@ -972,8 +972,8 @@ impl super::kind::KindEntry for WranglerSpec {
 
 /// A Worker's secrets: every write makes a version of the Worker.
 impl super::TargetKind for WranglerSpec {
-    fn address(&self) -> String {
-        format!("wrangler:{}", self.script())
+    fn address(&self) -> TargetId {
+        TargetId::new(<Self as super::kind::KindEntry>::KIND, self.script())
     }
 
     fn runs_versions(&self) -> bool {
@@ -1019,13 +1019,13 @@ impl super::TargetKind for WranglerSpec {
         }
     }
 
-    fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
+    fn value_problem(&self, address: &TargetId, value: &Secret) -> Option<String> {
         super::kind::too_large(value, MAX_VALUE, "Cloudflare", "a Worker secret", address)
     }
 
     fn build(
         &self,
-        address: String,
+        address: TargetId,
         _files: &crate::project::ProjectFiles,
         remote: Option<&Remote>,
     ) -> Result<Box<dyn Target>, TargetError> {

@@ -7,7 +7,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{Remote, TargetError};
+use super::{Remote, TargetError, TargetId};
 use crate::http::Http;
 use crate::secret::Secret;
 
@@ -44,18 +44,18 @@ pub struct Needs {
 
 /// One target's way to the API.
 pub struct CloudflareApi {
-    pub address: String,
+    pub address: TargetId,
     remote: Remote,
     needs: Needs,
 }
 
 impl CloudflareApi {
-    pub fn new(address: String, remote: Remote, needs: Needs) -> Self {
+    pub fn new(address: TargetId, remote: Remote, needs: Needs) -> Self {
         CloudflareApi { address, remote, needs }
     }
 
     /// A target's way to the API, from the run's client (a kind's `build`).
-    pub fn open(address: String, remote: Option<&Remote>, needs: Needs) -> Result<Self, TargetError> {
+    pub fn open(address: TargetId, remote: Option<&Remote>, needs: Needs) -> Result<Self, TargetError> {
         let remote = super::kind::need_remote(&address, remote)?;
         Ok(CloudflareApi::new(address, remote, needs))
     }

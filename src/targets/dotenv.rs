@@ -6,22 +6,19 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 use super::dotenv_file::{DotenvFile, ValueError};
-use super::{PutResults, Target, TargetError, Written, all_failed};
+use super::{PutResults, Target, TargetError, TargetId, Written, all_failed};
 use crate::fsutil;
 use crate::project::ProjectFiles;
 use crate::secret::Secret;
 
-/// How a .env target's address begins: `dotenv:app/.env`.
-pub const PREFIX: &str = "dotenv:";
-
 pub struct DotenvTarget {
-    address: String,
+    address: TargetId,
     path: PathBuf,
     files: ProjectFiles,
 }
 
 impl DotenvTarget {
-    pub fn new(address: String, path: PathBuf, files: ProjectFiles) -> Self {
+    pub fn new(address: TargetId, path: PathBuf, files: ProjectFiles) -> Self {
         DotenvTarget { address, path, files }
     }
 
@@ -89,7 +86,7 @@ impl DotenvTarget {
 
 #[async_trait]
 impl Target for DotenvTarget {
-    fn address(&self) -> &str {
+    fn address(&self) -> &TargetId {
         &self.address
     }
 
@@ -147,8 +144,8 @@ impl super::kind::KindEntry for crate::policy::DotenvSpec {
 
 /// A .env file in the project: read back, written in place, on this machine.
 impl super::TargetKind for crate::policy::DotenvSpec {
-    fn address(&self) -> String {
-        format!("{PREFIX}{}", self.path.display())
+    fn address(&self) -> TargetId {
+        TargetId::new(<Self as super::kind::KindEntry>::KIND, self.path.display())
     }
 
     fn is_remote(&self) -> bool {
@@ -191,7 +188,7 @@ impl super::TargetKind for crate::policy::DotenvSpec {
         out
     }
 
-    fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
+    fn value_problem(&self, address: &TargetId, value: &Secret) -> Option<String> {
         (!super::dotenv_file::can_carry(value)).then(|| {
             format!(
                 "cannot be carried by any .env quoting in {address} (`${{`, control characters, or a quote mixed with `$`, a backslash or a line break)"
@@ -201,7 +198,7 @@ impl super::TargetKind for crate::policy::DotenvSpec {
 
     fn build(
         &self,
-        address: String,
+        address: TargetId,
         files: &ProjectFiles,
         _remote: Option<&super::Remote>,
     ) -> Result<Box<dyn Target>, TargetError> {

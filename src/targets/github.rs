@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::pacer::{Budget, Pacer};
-use super::{PutResults, Remote, RemoteSecret, Target, TargetError, Written, all_failed};
+use super::{PutResults, Remote, RemoteSecret, Target, TargetError, TargetId, Written, all_failed};
 use crate::http::Http;
 use crate::policy::{GithubApp, GithubScope, GithubSpec, Visibility};
 use crate::secret::Secret;
@@ -88,7 +88,7 @@ struct ApiError {
 }
 
 pub struct GithubTarget {
-    address: String,
+    address: TargetId,
     /// `repos/o/r`, `repos/o/r/environments/e` or `orgs/o`, as path segments.
     scope: Vec<String>,
     /// Environment secrets have no `actions/` segment in their paths.
@@ -107,7 +107,7 @@ pub struct GithubTarget {
 }
 
 impl GithubTarget {
-    pub fn new(address: String, spec: &GithubSpec, remote: Remote) -> Self {
+    pub fn new(address: TargetId, spec: &GithubSpec, remote: Remote) -> Self {
         let by_name = match &spec.scope {
             GithubScope::Org { selected_repositories, .. } => selected_repositories.clone(),
             _ => None,
@@ -422,7 +422,7 @@ impl GithubTarget {
 
 #[async_trait]
 impl Target for GithubTarget {
-    fn address(&self) -> &str {
+    fn address(&self) -> &TargetId {
         &self.address
     }
 
@@ -493,16 +493,16 @@ impl super::kind::KindEntry for crate::policy::GithubSpec {
 /// GitHub Actions (and Dependabot, Codespaces) secrets: sealed, written,
 /// listed by name and `updated_at`, never read back.
 impl super::TargetKind for crate::policy::GithubSpec {
-    fn address(&self) -> String {
+    fn address(&self) -> TargetId {
         use crate::policy::{GithubApp, GithubScope};
         let place = match &self.scope {
-            GithubScope::Repo { owner, repo } => format!("github:{owner}/{repo}"),
-            GithubScope::Environment { owner, repo, environment } => format!("github:{owner}/{repo}@env:{environment}"),
-            GithubScope::Org { org, .. } => format!("github:org:{org}"),
+            GithubScope::Repo { owner, repo } => format!("{owner}/{repo}"),
+            GithubScope::Environment { owner, repo, environment } => format!("{owner}/{repo}@env:{environment}"),
+            GithubScope::Org { org, .. } => format!("org:{org}"),
         };
         match self.app {
-            GithubApp::Actions => place,
-            other => format!("{place}@{}", other.as_str()),
+            GithubApp::Actions => TargetId::new(<Self as super::kind::KindEntry>::KIND, place),
+            other => TargetId::new(<Self as super::kind::KindEntry>::KIND, format_args!("{place}@{}", other.as_str())),
         }
     }
 
@@ -526,13 +526,13 @@ impl super::TargetKind for crate::policy::GithubSpec {
         true
     }
 
-    fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
+    fn value_problem(&self, address: &TargetId, value: &Secret) -> Option<String> {
         super::kind::too_large(value, MAX_VALUE_BYTES, "GitHub", "a secret", address)
     }
 
     fn build(
         &self,
-        address: String,
+        address: TargetId,
         _files: &crate::project::ProjectFiles,
         remote: Option<&super::Remote>,
     ) -> Result<Box<dyn super::Target>, TargetError> {

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use super::LimitProblem;
+use super::kind::KindEntry;
+use super::{LimitProblem, TargetId};
 use crate::engine::Unmanaged;
-use crate::policy::Policy;
+use crate::policy::{GithubSpec, Policy};
 use crate::rotation::TokenPlan;
 
 /// The GitHub writes a plan makes, the least time GitHub's budget lets
@@ -33,12 +34,22 @@ const GITHUB_ORG_SECRETS: usize = 1000;
 /// A workflow sees only this many organization secrets (alphabetically).
 const GITHUB_ORG_VISIBLE: usize = 100;
 
+/// Whether `id` is a GitHub target.
+fn is_github(id: &TargetId) -> bool {
+    id.kind() == GithubSpec::KIND
+}
+
+/// Whether `id` is a GitHub organization's secrets.
+fn is_org(id: &TargetId) -> bool {
+    is_github(id) && id.locator().starts_with("org:")
+}
+
 /// GitHub's per-scope limits against what the policies declare there (and
 /// what the listing found besides): no request is made for it.
 pub fn limits(policy: &Policy, unmanaged: &[Unmanaged]) -> Vec<LimitProblem> {
-    let mut names: BTreeMap<String, (std::collections::BTreeSet<String>, std::collections::BTreeSet<String>)> =
+    let mut names: BTreeMap<TargetId, (std::collections::BTreeSet<String>, std::collections::BTreeSet<String>)> =
         BTreeMap::new();
-    for t in policy.tokens.values().flat_map(|t| &t.targets).filter(|t| t.address().starts_with("github:")) {
+    for t in policy.tokens.values().flat_map(|t| &t.targets).filter(|t| is_github(&t.address())) {
         names.entry(t.address()).or_default().0.extend(t.names.iter().map(|n| n.to_ascii_uppercase()));
     }
     for u in unmanaged {
@@ -48,7 +59,7 @@ pub fn limits(policy: &Policy, unmanaged: &[Unmanaged]) -> Vec<LimitProblem> {
     }
     let mut out = Vec::new();
     for (address, (declared, others)) in names {
-        let org = address.starts_with("github:org:");
+        let org = is_org(&address);
         let limit = if org { GITHUB_ORG_SECRETS } else { GITHUB_REPO_SECRETS };
         let total = declared.union(&others).count();
         if total > limit {
@@ -87,7 +98,6 @@ const ORG_SUGGESTION_FROM: usize = 5;
 
 pub fn load(policy: &Policy, plans: [&Vec<TokenPlan>; 2]) -> GithubLoad {
     use crate::policy::{GithubScope, TargetSpec};
-    let is_github = |address: &str| address.starts_with("github:");
     let writes = plans
         .iter()
         .flat_map(|p| p.iter())

@@ -3,14 +3,14 @@
 //! the one place that lists the kinds, so the generic layers (the engine,
 //! the credentials, `plan`) ask the kind and never name a service.
 
-use super::{Remote, Target, TargetError};
+use super::{Remote, Target, TargetError, TargetId};
 use crate::project::ProjectFiles;
 use crate::secret::Secret;
 
 pub trait TargetKind {
     /// The address naming the target, the key of its delivery records:
     /// `dotenv:app/.env`, `github:o/r`, `wrangler:api`.
-    fn address(&self) -> String;
+    fn address(&self) -> TargetId;
 
     /// Whether it lives on a service (listed by name, never read back)
     /// rather than in a file on this machine.
@@ -60,12 +60,12 @@ pub trait TargetKind {
 
     /// Why it cannot take `value`, if it cannot (checked before a value is
     /// stored or sent anywhere).
-    fn value_problem(&self, address: &str, value: &Secret) -> Option<String>;
+    fn value_problem(&self, address: &TargetId, value: &Secret) -> Option<String>;
 
     /// The backend that writes, lists and deletes there.
     fn build(
         &self,
-        address: String,
+        address: TargetId,
         files: &ProjectFiles,
         remote: Option<&Remote>,
     ) -> Result<Box<dyn Target>, TargetError>;
@@ -133,13 +133,13 @@ pub enum EntryError {
 
 /// Why `value` is too large for a place that keeps at most `max` bytes:
 /// `is 6000 bytes, and Pages keeps at most 5 KB in a variable (ADDRESS)`.
-pub fn too_large(value: &Secret, max: usize, keeper: &str, place: &str, address: &str) -> Option<String> {
+pub fn too_large(value: &Secret, max: usize, keeper: &str, place: &str, address: &TargetId) -> Option<String> {
     let len = value.expose().len();
     (len > max).then(|| format!("is {len} bytes, and {keeper} keeps at most {} KB in {place} ({address})", max / 1024))
 }
 
 /// The HTTP client a remote kind needs, or why there is none.
-pub fn need_remote(address: &str, remote: Option<&Remote>) -> Result<Remote, TargetError> {
+pub fn need_remote(address: &TargetId, remote: Option<&Remote>) -> Result<Remote, TargetError> {
     remote.cloned().ok_or_else(|| TargetError::new(address, "no HTTP client was set up for a remote target", None))
 }
 
@@ -151,7 +151,7 @@ macro_rules! target_kinds {
     ($($module:ident => $variant:ident($spec:ty)),* $(,)?) => {
         $(pub mod $module;)*
 
-        #[derive(Debug, Clone)]
+        #[derive(Debug, Clone, PartialEq)]
         pub enum TargetSpec {
             $($variant($spec)),*
         }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{PutResults, RemoteSecret, Target, TargetError, Written};
+use super::{PutResults, RemoteSecret, Target, TargetError, TargetId, Written};
 use crate::secret::Secret;
 
 /// What the target holds; shared, so a test can look and meddle.
@@ -62,15 +62,15 @@ impl MemoryStore {
 }
 
 pub struct MemoryTarget {
-    address: String,
+    address: TargetId,
     /// Remote targets never give values back, only names.
     remote: bool,
     store: Arc<MemoryStore>,
 }
 
 impl MemoryTarget {
-    pub fn new(address: impl Into<String>, remote: bool, store: Arc<MemoryStore>) -> Self {
-        MemoryTarget { address: address.into(), remote, store }
+    pub fn new(address: TargetId, remote: bool, store: Arc<MemoryStore>) -> Self {
+        MemoryTarget { address, remote, store }
     }
 
     fn down(&self) -> Result<(), TargetError> {
@@ -86,7 +86,7 @@ impl MemoryTarget {
 
 #[async_trait]
 impl Target for MemoryTarget {
-    fn address(&self) -> &str {
+    fn address(&self) -> &TargetId {
         &self.address
     }
 

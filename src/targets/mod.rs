@@ -6,6 +6,7 @@
 pub mod cloudflare_api;
 pub mod dotenv_file;
 pub mod github_plan;
+pub mod id;
 pub mod kind;
 pub mod memory;
 pub mod pacer;
@@ -26,6 +27,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use id::TargetId;
+
 use crate::http::Http;
 use crate::policy::TargetPolicy;
 use crate::registry::WorkerVersion;
@@ -36,7 +39,7 @@ use crate::secret::Secret;
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{address}: {message}")]
 pub struct TargetError {
-    pub address: String,
+    pub address: TargetId,
     pub message: String,
     pub hint: Option<String>,
     /// The HTTP status the service answered, if it answered.
@@ -49,9 +52,9 @@ pub struct TargetError {
 }
 
 impl TargetError {
-    pub fn new(address: &str, message: impl Into<String>, hint: Option<&str>) -> Self {
+    pub fn new(address: &TargetId, message: impl Into<String>, hint: Option<&str>) -> Self {
         TargetError {
-            address: address.to_string(),
+            address: address.clone(),
             // A service's words may echo what was sent: never a value.
             message: crate::secret::scrub(&message.into()),
             hint: hint.map(str::to_string),
@@ -64,7 +67,7 @@ impl TargetError {
     /// A write not attempted because the run's time limit would pass first.
     /// Not sent: `service`'s request budget would only allow the request
     /// after the run's time limit.
-    pub fn deferred(address: &str, service: &str) -> Self {
+    pub fn deferred(address: &TargetId, service: &str) -> Self {
         TargetError {
             deferred: true,
             ..TargetError::new(
@@ -118,7 +121,7 @@ pub type PutResults = Vec<(String, Result<Written, TargetError>)>;
 #[async_trait]
 pub trait Target: Send + Sync {
     /// A stable name for the target, e.g. `dotenv:app/.env`, `github:o/r`.
-    fn address(&self) -> &str;
+    fn address(&self) -> &TargetId;
 
     /// Reads ahead what every write needs and no value changes (GitHub's
     /// public key, a Worker's deployments), so that it runs while the
@@ -176,12 +179,6 @@ pub trait Target: Send + Sync {
     }
 }
 
-/// The project file an address names, where it names a file on this
-/// machine (a .env target), e.g. `app/.env` for `dotenv:app/.env`.
-pub fn local_file_of(address: &str) -> Option<&str> {
-    address.strip_prefix(dotenv::PREFIX)
-}
-
 /// What the planned writes cost in the services' write budgets.
 pub use github_plan::GithubLoad as WriteLoad;
 pub use kind::TargetKind;
@@ -222,7 +219,7 @@ pub struct Reader {
 pub struct LimitProblem {
     /// `error` (the service would refuse) or `warning`.
     pub severity: &'static str,
-    pub target: String,
+    pub target: TargetId,
     pub message: String,
 }
 
@@ -268,8 +265,9 @@ pub struct Remote {
 
 impl Remote {
     /// Endpoints and credentials come from the process environment.
-    pub fn from_env() -> Result<Self, TargetError> {
-        let http = Http::new().map_err(|e| TargetError::new("http", e.to_string(), None))?;
+    /// The error says why no HTTP client could be made.
+    pub fn from_env() -> Result<Self, String> {
+        let http = Http::new().map_err(|e| format!("no HTTP client: {e}"))?;
         Ok(Remote {
             github_http: http.with_own_stats(),
             http,
@@ -281,7 +279,7 @@ impl Remote {
 
     /// Endpoints and credentials from `vars` only (tests run many fakes in
     /// one process, where the environment cannot differ per test).
-    pub fn with_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, TargetError> {
+    pub fn with_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, String> {
         Ok(Remote { vars: Some(Arc::new(vars.into_iter().collect())), ..Remote::from_env()? })
     }
 

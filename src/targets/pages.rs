@@ -18,7 +18,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use super::cloudflare_api::{CloudflareApi, Needs};
-use super::{PutResults, Remote, RemoteSecret, Target, TargetError, Written, all_failed};
+use super::{PutResults, Remote, RemoteSecret, Target, TargetError, TargetId, Written, all_failed};
 use crate::project::ProjectFiles;
 use crate::secret::Secret;
 
@@ -28,7 +28,7 @@ const MAX_VALUE: usize = 5 * 1024;
 const MAX_PROJECT: usize = 58;
 
 /// A `kind = "pages"` entry.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PagesSpec {
     /// The Pages project's name.
@@ -65,8 +65,8 @@ impl super::kind::KindEntry for PagesSpec {
 }
 
 impl super::TargetKind for PagesSpec {
-    fn address(&self) -> String {
-        format!("pages:{}@{}", self.project, self.environment.as_str())
+    fn address(&self) -> TargetId {
+        TargetId::new(<Self as super::kind::KindEntry>::KIND, format_args!("{}@{}", self.project, self.environment.as_str()))
     }
 
     fn credentials(&self) -> Vec<&'static [&'static str]> {
@@ -87,13 +87,13 @@ impl super::TargetKind for PagesSpec {
         )]
     }
 
-    fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
+    fn value_problem(&self, address: &TargetId, value: &Secret) -> Option<String> {
         super::kind::too_large(value, MAX_VALUE, "Pages", "a variable", address)
     }
 
     fn build(
         &self,
-        address: String,
+        address: TargetId,
         _files: &ProjectFiles,
         remote: Option<&Remote>,
     ) -> Result<Box<dyn Target>, TargetError> {
@@ -182,7 +182,7 @@ impl PagesTarget {
 
 #[async_trait]
 impl Target for PagesTarget {
-    fn address(&self) -> &str {
+    fn address(&self) -> &TargetId {
         &self.api.address
     }
 

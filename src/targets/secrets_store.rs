@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cloudflare::{BindingRef, Deployments, VersionDetail};
 use super::cloudflare_api::{CloudflareApi, Needs};
-use super::{PutResults, Reader, Remote, RemoteSecret, Target, TargetError, Written, all_failed};
+use super::{PutResults, Reader, Remote, RemoteSecret, Target, TargetError, TargetId, Written, all_failed};
 use crate::project::ProjectFiles;
 use crate::secret::Secret;
 
@@ -31,7 +31,7 @@ const MAX_VALUE: usize = 64 * 1024;
 const PAGE: usize = 100;
 
 /// A `kind = "secrets_store"` entry.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretsStoreSpec {
     /// The store's id; absent: the account's one store.
@@ -68,8 +68,8 @@ impl super::kind::KindEntry for SecretsStoreSpec {
 }
 
 impl super::TargetKind for SecretsStoreSpec {
-    fn address(&self) -> String {
-        format!("secrets_store:{}", self.store.as_deref().unwrap_or("account"))
+    fn address(&self) -> TargetId {
+        TargetId::new(<Self as super::kind::KindEntry>::KIND, self.store.as_deref().unwrap_or("account"))
     }
 
     fn credentials(&self) -> Vec<&'static [&'static str]> {
@@ -95,13 +95,13 @@ impl super::TargetKind for SecretsStoreSpec {
         out
     }
 
-    fn value_problem(&self, address: &str, value: &Secret) -> Option<String> {
+    fn value_problem(&self, address: &TargetId, value: &Secret) -> Option<String> {
         super::kind::too_large(value, MAX_VALUE, "the Secrets Store", "a secret", address)
     }
 
     fn build(
         &self,
-        address: String,
+        address: TargetId,
         _files: &ProjectFiles,
         remote: Option<&Remote>,
     ) -> Result<Box<dyn Target>, TargetError> {
@@ -248,7 +248,7 @@ impl SecretsStoreTarget {
 
 #[async_trait]
 impl Target for SecretsStoreTarget {
-    fn address(&self) -> &str {
+    fn address(&self) -> &TargetId {
         &self.api.address
     }
 

@@ -13,7 +13,7 @@ use chitty_secrets::policy::{IssuerSpec, Policy, TargetPolicy};
 use chitty_secrets::project::ProjectFiles;
 use chitty_secrets::secret::Secret;
 use chitty_secrets::targets::memory::{MemoryStore, MemoryTarget};
-use chitty_secrets::targets::{self, Remote, Target};
+use chitty_secrets::targets::{self, Remote, Target, TargetId};
 
 use crate::fakes::chitty::{ADMIN_PASSWORD, FakeChitty, SERVICE_TOKEN};
 use crate::fakes::cloudflare::{self, FakeCloudflare};
@@ -110,7 +110,7 @@ async fn target_contract(s: Subject) {
         Ok(()) => holds(&s, "CONF_B", None).await,
         Err(e) => {
             assert!(!s.remote, "{address}: a remote target must support delete: {e}");
-            assert_eq!(e.address, address);
+            assert_eq!(e.address.as_str(), address);
             holds(&s, "CONF_B", Some(2)).await;
         }
     }
@@ -121,7 +121,7 @@ async fn target_contract(s: Subject) {
     assert_eq!(results.len(), 2);
     for (name, result) in results {
         let e = result.expect_err(&format!("{broken}: {name} cannot have been written"));
-        assert_eq!(e.address, broken);
+        assert_eq!(e.address.as_str(), broken);
         assert!(!e.message.is_empty());
         assert!(!e.to_string().contains("conformance_value"), "a value leaked into an error: {e}");
     }
@@ -146,8 +146,8 @@ fn memory_subject(remote: bool) -> Subject {
     down.take_down("the target is down");
     let hand = store.clone();
     Subject {
-        target: Box::new(MemoryTarget::new("memory:a", remote, store)),
-        broken: Box::new(MemoryTarget::new("memory:down", remote, down)),
+        target: Box::new(MemoryTarget::new(TargetId::parse("memory:a").unwrap(), remote, store)),
+        broken: Box::new(MemoryTarget::new(TargetId::parse("memory:down").unwrap(), remote, down)),
         by_hand: Box::new(move |n, v| hand.set_by_hand(n, v)),
         remote,
         peek: None,

@@ -48,7 +48,7 @@ fn version(id: u32, stage: Stage, created: DateTime<Utc>) -> Version {
 fn delivered(meta: &mut TokenMeta, version: u32) {
     for name in ["A", "A_ALIAS"] {
         meta.deliveries.insert(
-            DeliveryKey::new("dotenv:app/.env", name),
+            DeliveryKey::new(&crate::targets::TargetId::parse("dotenv:app/.env").unwrap(), name),
             Delivery { version, at: now(), remote_updated_at: None, worker_version: None },
         );
     }
@@ -113,7 +113,7 @@ fn a_pending_version_is_resumed_only_where_not_delivered() {
     meta.versions.push(version(2, Stage::Pending, now()));
     delivered(&mut meta, 1);
     meta.deliveries.insert(
-        DeliveryKey::new("dotenv:app/.env", "A"),
+        DeliveryKey::new(&crate::targets::TargetId::parse("dotenv:app/.env").unwrap(), "A"),
         Delivery { version: 2, at: now(), remote_updated_at: None, worker_version: None },
     );
     let plans = rotate_due(&p, &metas(meta));
@@ -141,8 +141,14 @@ fn sync_uses_observations_over_records() {
     meta.versions.push(version(1, Stage::Current, now()));
     delivered(&mut meta, 1);
     let mut seen = Observations::new();
-    seen.insert(("A".into(), DeliveryKey::new("dotenv:app/.env", "A")), Observed::Differs);
-    seen.insert(("A".into(), DeliveryKey::new("dotenv:app/.env", "A_ALIAS")), Observed::Holds);
+    seen.insert(
+        ("A".into(), DeliveryKey::new(&crate::targets::TargetId::parse("dotenv:app/.env").unwrap(), "A")),
+        Observed::Differs,
+    );
+    seen.insert(
+        ("A".into(), DeliveryKey::new(&crate::targets::TargetId::parse("dotenv:app/.env").unwrap(), "A_ALIAS")),
+        Observed::Holds,
+    );
     let plans = sync(&p, &metas(meta), &seen);
     assert!(
         matches!(&plans[0].steps[..], [Step::Deliver { names, reason, .. }] if names == &["A"] && reason.contains("differs from the registry")),
