@@ -39,7 +39,7 @@ pub struct Finding {
     pub line: Option<usize>,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
+    pub hint: Option<crate::error::Hint>,
 }
 
 pub struct Inputs<'a> {
@@ -80,7 +80,7 @@ impl Collector<'_> {
             file,
             line,
             message,
-            hint: hint.map(str::to_string),
+            hint: hint.map(crate::error::Hint::from),
         });
     }
 
@@ -103,7 +103,7 @@ impl Collector<'_> {
             | RegistryError::ValuesMissing { path, .. } => Some((self.rel(path), None)),
             _ => None,
         };
-        self.add(Severity::Error, code, Some(name), at, e.to_string(), hint.as_deref());
+        self.add(Severity::Error, code, Some(name), at, e.to_string(), hint.as_ref().map(crate::error::Hint::as_str));
     }
 
     fn rel(&self, path: &Path) -> String {

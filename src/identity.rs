@@ -59,7 +59,11 @@ pub enum IdentityError {
 }
 
 impl IdentityError {
-    pub fn hint(&self) -> &'static str {
+    pub fn hint(&self) -> crate::error::Hint {
+        crate::error::Hint::new(self.hint_text())
+    }
+
+    fn hint_text(&self) -> &'static str {
         match self {
             IdentityError::NotFound => {
                 "run `chitty-secrets init` to create one, or set CHITTY_SECRETS_IDENTITY (CI) / pass --identity FILE"

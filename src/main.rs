@@ -116,7 +116,7 @@ fn report(error: &anyhow::Error) -> u8 {
         eprintln!("  caused by: {cause}");
     }
     for hint in error::hints(error) {
-        error::print_hint(&hint);
+        hint.print();
     }
     error::exit_code(error)
 }

@@ -68,9 +68,10 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
                 println!("{file}:{}: {}", b.line, b.why);
             }
             eprintln!("error: {file}: the log is broken or not a member's at {} place(s)", breaks.len());
-            crate::error::print_hint(&format!(
+            crate::error::Hint::new(format!(
                 "compare the file with its git history (`git log -p -- {file}`) to see what changed"
-            ));
+            ))
+            .print();
             Ok(exit::FINDINGS)
         }
     }

@@ -68,7 +68,7 @@ fn print_human(findings: &[Finding], service_calls: usize, compared: bool) {
         };
         println!("{}[{}] {at}{}", severity_word(f.severity), f.code, f.message);
         if let Some(hint) = &f.hint {
-            print!("{}", crate::error::hint_lines(hint, "    "));
+            print!("{}", hint.render("    "));
         }
     }
     let count = |s| findings.iter().filter(|f| f.severity == s).count();

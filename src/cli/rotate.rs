@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::{Globals, Need, actions, exit};
 use crate::engine::{Event, Outcome, RunRequest, TokenOutcome};
+use crate::error::Hint;
 use crate::rotation::{Mode, Step, TokenPlan};
 
 #[derive(clap::Args, Debug)]
@@ -209,9 +210,10 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
             println!("note: {note}");
         }
         if uncompared {
-            eprintln!(
-                "hint: give the identity (--identity FILE, or CHITTY_SECRETS_IDENTITY in CI) so .env files are compared with the registry"
-            );
+            Hint::new(
+                "give the identity (--identity FILE, or CHITTY_SECRETS_IDENTITY in CI) so .env files are compared with the registry",
+            )
+            .print();
         }
         // Tokens whose registry file cannot be read were not planned.
         for o in &report.outcomes {
@@ -363,7 +365,7 @@ fn print_outcome(o: &TokenOutcome) {
         message: &error,
     });
     if let Some(hint) = hint {
-        crate::error::print_hint(hint);
+        hint.print();
     }
 }
 

@@ -92,9 +92,10 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         );
     }
     if !hits.is_empty() {
-        eprintln!(
-            "hint: remove these values from the files (and from git history if committed), and rotate every token found: `chitty-secrets rotate NAME`"
-        );
+        crate::error::Hint::new(
+            "remove these values from the files (and from git history if committed), and rotate every token found: `chitty-secrets rotate NAME`",
+        )
+        .print();
     }
     Ok(if !hits.is_empty() {
         exit::FINDINGS

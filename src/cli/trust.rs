@@ -45,7 +45,8 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
             match registry.trust() {
                 Trust::Legacy => {
                     println!("{}: not authenticated (the format before authentication)", shown(registry.dir()));
-                    crate::error::print_hint("a member runs `chitty-secrets upgrade` once, then commits the registry");
+                    crate::error::Hint::new("a member runs `chitty-secrets upgrade` once, then commits the registry")
+                        .print();
                     return Ok(exit::FINDINGS);
                 }
                 Trust::Unverified => {
@@ -76,9 +77,10 @@ pub fn run(g: &Globals<'_>, command: &Command) -> anyhow::Result<u8> {
                     plural_files(doubts.len()),
                     if doubts.len() == 1 { "it" } else { "them" }
                 );
-                eprintln!(
-                    "hint: review each with `git log -p -- FILE`; restore it (`git checkout COMMIT -- FILE`) or accept it (`chitty-secrets trust accept FILE`)"
-                );
+                crate::error::Hint::new(
+                    "review each with `git log -p -- FILE`; restore it (`git checkout COMMIT -- FILE`) or accept it (`chitty-secrets trust accept FILE`)",
+                )
+                .print();
                 Ok(exit::FINDINGS)
             }
         }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use super::opened::Opened;
 use super::outcome::Event;
 use super::{Progress, Workspace};
+use crate::error::Hint;
 use crate::policy::TargetPolicy;
 use crate::registry::{DeliveryKey, Landing, RegistryError, TokenMeta};
 use crate::secret::Secret;
@@ -232,7 +233,7 @@ pub struct Recorded {
 
 impl Recorded {
     /// What the failed targets say to do, each once.
-    pub fn hints(&self) -> Vec<String> {
+    pub fn hints(&self) -> Vec<Hint> {
         let mut out = Vec::new();
         for h in self.failures.iter().filter_map(|f| f.hint.clone()) {
             push_unique(&mut out, h);
@@ -242,7 +243,7 @@ impl Recorded {
 }
 
 /// Adds `hint` unless it is there already (hints from many names repeat).
-pub fn push_unique(hints: &mut Vec<String>, hint: String) {
+pub fn push_unique(hints: &mut Vec<Hint>, hint: Hint) {
     if !hints.contains(&hint) {
         hints.push(hint);
     }

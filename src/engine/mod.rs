@@ -27,7 +27,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use self::opened::Opened;
-use crate::error::Hinted;
+use crate::error::{Hint, Hinted};
 use crate::identity::Identity;
 use crate::policy::{self, Policy, TokenPolicy};
 use crate::registry::audit;
@@ -212,7 +212,7 @@ impl Workspace {
                             "v{version} cannot be retired yet: {}, made before the new value, may still run it",
                             runs.join("; ")
                         ),
-                        hint: format!("{}; the next run retires it", crate::targets::ROLLOUT_HINT),
+                        hint: format!("{}; the next run retires it", crate::targets::ROLLOUT_HINT).into(),
                     };
                     continue;
                 }
@@ -230,7 +230,7 @@ impl Workspace {
                         hint: format!(
                             "run `chitty-secrets sync` on each of them and commit their check-ins; the next `rotate {}` retires it",
                             token.name
-                        ),
+                        ).into(),
                     };
                 }
             }
@@ -382,10 +382,10 @@ impl Workspace {
                     token: name.clone(),
                     outcome: Outcome::failed(
                         meta.ended_but_live_message(v),
-                        Some(format!(
+                        Some(Hint::new(format!(
                             "nothing was delivered or revoked for {name}; see `git log -p -- {}` and restore the newest version a member wrote",
                             self.registry.meta_path(name).display()
-                        )),
+                        ))),
                     ),
                 });
             }

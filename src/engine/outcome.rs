@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::error::Hint;
 use crate::registry::Stage;
 use crate::targets::TargetId;
 
@@ -88,12 +89,12 @@ pub enum Outcome {
     /// nothing needs fixing, the same command run again goes on (a pending
     /// rotation, writes deferred by `--max-duration`); otherwise a target
     /// failed and needs a look first.
-    Partial { done: Vec<Event>, error: String, hint: String, resumable: bool },
+    Partial { done: Vec<Event>, error: String, hint: Hint, resumable: bool },
     /// Could not start (nothing changed), or a person must act.
     Failed {
         error: String,
         #[serde(skip_serializing_if = "Option::is_none")]
-        hint: Option<String>,
+        hint: Option<Hint>,
     },
 }
 
@@ -105,7 +106,7 @@ impl Outcome {
         }
     }
 
-    pub fn failed(error: impl Into<String>, hint: Option<String>) -> Self {
+    pub fn failed(error: impl Into<String>, hint: Option<Hint>) -> Self {
         Outcome::Failed { error: error.into(), hint }
     }
 }
@@ -135,7 +136,7 @@ impl Serialize for TokenOutcome {
             Outcome::Partial { error, hint, resumable, .. } => {
                 ("partial", Some(error.as_str()), Some(hint.as_str()), *resumable)
             }
-            Outcome::Failed { error, hint } => ("failed", Some(error.as_str()), hint.as_deref(), false),
+            Outcome::Failed { error, hint } => ("failed", Some(error.as_str()), hint.as_ref().map(Hint::as_str), false),
         };
         Shape { token: &self.token, result, done: self.outcome.events(), error, hint, resumable }.serialize(serializer)
     }

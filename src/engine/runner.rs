@@ -189,7 +189,7 @@ struct Runner<'a> {
     values: Values,
     done: Vec<Event>,
     /// What the errors met on the way say to do, besides resuming.
-    hints: Vec<String>,
+    hints: Vec<crate::error::Hint>,
     /// The version being rotated in, once known.
     incoming: Option<u32>,
     /// Stopped for a reason a rerun fixes (quota, no answer): exit 4.
@@ -345,15 +345,15 @@ impl<'a> Runner<'a> {
         let mut hints = std::mem::take(&mut self.hints);
         match resume {
             Some(resume) => {
-                hints.push(resume);
+                hints.push(resume.into());
                 Outcome::Partial {
                     done: std::mem::take(&mut self.done),
                     error,
-                    hint: hints.join("\n"),
+                    hint: crate::error::Hint::joined(&hints),
                     resumable: true,
                 }
             }
-            None => Outcome::failed(error, (!hints.is_empty()).then(|| hints.join("\n"))),
+            None => Outcome::failed(error, (!hints.is_empty()).then(|| crate::error::Hint::joined(&hints))),
         }
     }
 

@@ -9,6 +9,7 @@ use super::Workspace;
 use super::deliver::{Batch, Item, TargetSummary, deliver_all, record_many};
 use super::opened::Opened;
 use super::outcome::{Event, Outcome, TokenOutcome};
+use crate::error::Hint;
 use crate::registry::{DeliveryKey, TokenMeta};
 use crate::rotation::{Step, TokenPlan};
 use crate::targets::TargetId;
@@ -27,7 +28,7 @@ pub async fn sync_all(
     force: bool,
 ) -> (Vec<TokenOutcome>, Vec<TargetSummary>) {
     let mut outcomes: Vec<TokenOutcome> = Vec::new();
-    let fail = |token: &str, error: String, hint: Option<String>| TokenOutcome {
+    let fail = |token: &str, error: String, hint: Option<Hint>| TokenOutcome {
         token: token.to_string(),
         outcome: Outcome::failed(error, hint),
     };
@@ -55,7 +56,7 @@ pub async fn sync_all(
                 "run `chitty-secrets rotate {}` to mint from the policy's issuer, or `sync --force` if this value is right",
                 plan.token
             );
-            outcomes.push(fail(&plan.token, format!("not delivering to {address}: {why}"), Some(hint)));
+            outcomes.push(fail(&plan.token, format!("not delivering to {address}: {why}"), Some(hint.into())));
             continue;
         }
         let values = match ws.registry.live_values(meta, &identity.key) {
@@ -139,12 +140,17 @@ pub async fn sync_all(
             Ok(recorded) if recorded.failures.is_empty() => Outcome::Done { done: recorded.events },
             Ok(recorded) => {
                 let mut hints = recorded.hints();
-                hints.push(format!(
+                hints.push(Hint::new(format!(
                     "fix the problem and run `chitty-secrets sync {token}`; what was delivered is recorded"
-                ));
+                )));
                 let lines: Vec<String> = recorded.failures.iter().map(ToString::to_string).collect();
                 let resumable = recorded.failures.iter().all(|f| f.deferred);
-                Outcome::Partial { done: recorded.events, error: lines.join("\n  "), hint: hints.join("\n"), resumable }
+                Outcome::Partial {
+                    done: recorded.events,
+                    error: lines.join("\n  "),
+                    hint: Hint::joined(&hints),
+                    resumable,
+                }
             }
         };
         outcomes.push(TokenOutcome { token: token.clone(), outcome });

@@ -10,11 +10,11 @@ use crate::secret::Secret;
 #[derive(Debug, Clone)]
 pub struct Missing {
     pub message: String,
-    pub hint: String,
+    pub hint: crate::error::Hint,
 }
 
 impl Missing {
-    fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+    fn new(message: impl Into<String>, hint: impl Into<crate::error::Hint>) -> Self {
         Missing { message: message.into(), hint: hint.into() }
     }
 }
@@ -42,7 +42,7 @@ pub fn resolve(
                 ));
             };
             let meta = registry.load(name).map_err(|e| {
-                let hint = e.hint().unwrap_or_else(|| format!("see `chitty-secrets check` about {name}"));
+                let hint = e.hint().unwrap_or_else(|| format!("see `chitty-secrets check` about {name}").into());
                 Missing::new(e.to_string(), hint)
             })?;
             let current = meta.current().ok_or_else(|| {
@@ -52,7 +52,7 @@ pub fn resolve(
                 )
             })?;
             let values = registry.load_values(&meta, &identity.key).map_err(|e| {
-                let hint = e.hint().unwrap_or_else(|| format!("see `chitty-secrets check` about {name}"));
+                let hint = e.hint().unwrap_or_else(|| format!("see `chitty-secrets check` about {name}").into());
                 Missing::new(e.to_string(), hint)
             })?;
             values.get(current.id).cloned().ok_or_else(|| {

@@ -75,21 +75,25 @@ pub enum IssuerError {
     Uncertain { issuer: String, message: String },
     /// The issuer's own credential is not at hand.
     #[error("issuer `{issuer}`: no credential: {}", crate::secret::scrub(.message))]
-    Credential { issuer: String, message: String, hint: String },
+    Credential { issuer: String, message: String, hint: crate::error::Hint },
     /// The service's quota or rate limit: stop, resumable; never retry in a loop.
     #[error("issuer `{issuer}`: quota or rate limit reached: {}", crate::secret::scrub(.message))]
     Quota { issuer: String, message: String },
 }
 
 impl IssuerError {
-    pub fn hint(&self) -> Option<String> {
+    pub fn hint(&self) -> Option<crate::error::Hint> {
+        self.hint_text().map(crate::error::Hint::from)
+    }
+
+    fn hint_text(&self) -> Option<String> {
         match self {
             IssuerError::ManualOnly { token, instructions } => Some(format!(
                 "{}pipe the new value into `chitty-secrets set {token}`, then `chitty-secrets sync`",
                 instructions.as_deref().map(|i| format!("{i}; then ")).unwrap_or_default()
             )),
             IssuerError::Failed { .. } => None,
-            IssuerError::Credential { hint, .. } => Some(hint.clone()),
+            IssuerError::Credential { hint, .. } => Some(hint.to_string()),
             IssuerError::Uncertain { .. } => Some(
                 "run `chitty-secrets rotate` again: it records the possibly issued token (see `check`) and mints anew".into(),
             ),

@@ -14,7 +14,7 @@ pub struct Diagnostic {
     /// The source line and the caret under the span; policies hold no secrets
     /// (values come from the environment or the registry), so showing it is safe.
     pub snippet: Option<(String, usize)>,
-    pub hint: Option<String>,
+    pub hint: Option<crate::error::Hint>,
 }
 
 /// A policy file's text and where its lines start, so that a place is
@@ -59,12 +59,12 @@ impl Diagnostic {
         let text = source.text[extent.clone()].trim_end_matches('\r').to_string();
         let width = source.text.get(start..span.end.clamp(start, extent.end)).map_or(1, |s| s.chars().count().max(1));
         let message = message.into();
-        let hint = did_you_mean_from_serde(&message);
+        let hint = did_you_mean_from_serde(&message).map(crate::error::Hint::from);
         Diagnostic { file: source.file.to_path_buf(), line, col, message, snippet: Some((text, width)), hint }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.hint = Some(crate::error::Hint::new(hint));
         self
     }
 }
@@ -79,7 +79,9 @@ impl fmt::Display for Diagnostic {
             writeln!(f, "{:gutter$} | {}{}", "", " ".repeat(self.col - 1), "^".repeat(*width))?;
         }
         if let Some(hint) = &self.hint {
-            writeln!(f, "{:w$} = hint: {hint}", "", w = self.line.to_string().len())?;
+            // Under the snippet's gutter, as compilers show it.
+            let indent = format!("{:w$} = ", "", w = self.line.to_string().len());
+            write!(f, "{}", hint.render(&indent))?;
         }
         Ok(())
     }

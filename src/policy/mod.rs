@@ -134,7 +134,8 @@ impl Builder {
                         .map(|c| format!("did you mean `{c}`?"))
                         .or_else(|| {
                             Some("a policy has `[issuers.NAME]`, `[tokens.NAME]` and `[check]` sections".into())
-                        });
+                        })
+                        .map(crate::error::Hint::from);
                     self.problems.push(d);
                 }
             }
@@ -425,7 +426,7 @@ impl Builder {
                         Dur::human(shortest)
                     ),
                     snippet: None,
-                    hint: Some(format!("{why}: use ttl = \"{}\" or longer", Dur::human(shortest))),
+                    hint: Some(format!("{why}: use ttl = \"{}\" or longer", Dur::human(shortest)).into()),
                 });
             }
             let chittyid = self.issuers.get(&token.issuer).is_some_and(|i| matches!(i.spec, IssuerSpec::Chittyid(_)));
@@ -480,7 +481,7 @@ impl Builder {
                                 snippet: None,
                                 hint: Some(format!(
                                     "the other target is at {first} (the same place spelled differently counts too); keep one, or give one different `names`"
-                                )),
+                                ).into()),
                             })
                         }
                         Some(_) => {}

@@ -56,7 +56,11 @@ pub enum LifecycleError {
 }
 
 impl LifecycleError {
-    pub fn hint(&self) -> Option<String> {
+    pub fn hint(&self) -> Option<crate::error::Hint> {
+        self.hint_text().map(crate::error::Hint::from)
+    }
+
+    fn hint_text(&self) -> Option<String> {
         match self {
             LifecycleError::RotationInProgress { token, .. } => Some(format!(
                 "finish it first with `chitty-secrets rotate {token}`, or undo it with `chitty-secrets rotate --abort {token}`"

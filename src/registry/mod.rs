@@ -120,7 +120,11 @@ impl RegistryError {
     }
 
     /// What the user can do about it.
-    pub fn hint(&self) -> Option<String> {
+    pub fn hint(&self) -> Option<crate::error::Hint> {
+        self.hint_text().map(crate::error::Hint::from)
+    }
+
+    fn hint_text(&self) -> Option<String> {
         Some(match self {
             RegistryError::Missing(_) => "run `chitty-secrets init` to create it, or pass --registry DIR".into(),
             RegistryError::Locked { .. } => {

@@ -57,7 +57,7 @@ pub enum Step {
     /// Nothing can be minted automatically: a person must act.
     Remind {
         reason: String,
-        hint: String,
+        hint: crate::error::Hint,
     },
     /// Put a version (None: the one about to be minted) under these names.
     Deliver {
@@ -164,7 +164,8 @@ fn rotate_steps(
                     hint: format!(
                         "{} is issued by hand: pipe the new value into `chitty-secrets set {}`",
                         token.name, token.name
-                    ),
+                    )
+                    .into(),
                 });
                 None
             }
@@ -231,7 +232,7 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
     let Some(current) = meta.current() else {
         return vec![Step::Remind {
             reason: "has no value yet".into(),
-            hint: format!("run `chitty-secrets rotate {}` (or `set` for a manual token)", token.name),
+            hint: format!("run `chitty-secrets rotate {}` (or `set` for a manual token)", token.name).into(),
         }];
     };
     // Mid-rotation some targets hold the pending value: delivering the
@@ -242,7 +243,7 @@ fn sync_steps(token: &TokenPolicy, meta: &TokenMeta, observed: &Observations) ->
             hint: format!(
                 "`chitty-secrets rotate {0}` finishes it, `chitty-secrets rotate --abort {0}` undoes it; sync leaves it alone meanwhile",
                 token.name
-            ),
+            ).into(),
         }];
     }
     let mut steps = Vec::new();

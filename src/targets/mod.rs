@@ -41,7 +41,7 @@ use crate::secret::Secret;
 pub struct TargetError {
     pub address: TargetId,
     pub message: String,
-    pub hint: Option<String>,
+    pub hint: Option<crate::error::Hint>,
     /// The HTTP status the service answered, if it answered.
     pub status: Option<u16>,
     /// The service's own error codes (Cloudflare's envelope codes).
@@ -57,7 +57,7 @@ impl TargetError {
             address: address.clone(),
             // A service's words may echo what was sent: never a value.
             message: crate::secret::scrub(&message.into()),
-            hint: hint.map(str::to_string),
+            hint: hint.map(crate::error::Hint::from),
             status: None,
             codes: Vec::new(),
             deferred: false,
