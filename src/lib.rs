@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod http;
 pub mod identity;
 pub mod issuer;
+pub mod leaks;
 pub mod placeholder;
 pub mod policy;
 pub mod project;

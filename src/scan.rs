@@ -22,6 +22,7 @@ pub const MIN_LEN: usize = 8;
 const SHAPE_PREFIX: &[u8] = b"mcp_auth_";
 const SHAPE_HEX: usize = 32;
 
+#[derive(Clone)]
 pub struct Known {
     pub token: String,
     pub version: u32,

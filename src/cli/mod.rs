@@ -9,6 +9,7 @@ mod get;
 mod import;
 mod init;
 mod keys;
+mod leaks;
 mod policy_check;
 mod rotate;
 mod run;
@@ -90,6 +91,9 @@ pub enum Command {
     Check(check::Args),
     /// Find known token values (every version) in files.
     Scan(scan::Args),
+    /// Every place a known value is exposed (files, history, GitHub's
+    /// secret-scanning alerts); `--rotate` ends the leaked ones.
+    Leaks(leaks::Args),
     /// Team and CI recipients: who can read the registry.
     Keys {
         #[command(subcommand)]
@@ -128,6 +132,7 @@ impl Cli {
         match &self.command {
             Command::Init(_) | Command::Set(_) | Command::Import(_) | Command::Upgrade => true,
             Command::Rotate(a) => !a.dry_run,
+            Command::Leaks(a) => a.rotate && !a.dry_run,
             Command::Sync(a) => !a.check,
             Command::Keys { command } => !matches!(command, keys::Command::List),
             Command::Trust { command } => matches!(command, trust::Command::Accept { .. }),
@@ -145,6 +150,7 @@ impl Cli {
             Command::Plan(a) => a.json,
             Command::Check(a) => a.json,
             Command::Scan(a) => a.json,
+            Command::Leaks(a) => a.json,
             _ => false,
         }
     }
@@ -274,6 +280,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run::run(&ctx, args),
         Command::Check(args) => check::run(&ctx, args).await,
         Command::Scan(args) => scan::run(&ctx, args),
+        Command::Leaks(args) => leaks::run(&ctx, args).await,
         Command::Audit { command } => audit::run(&ctx, command),
         Command::Trust { command } => trust::run(&ctx, command),
         Command::Upgrade => trust::upgrade(&ctx),

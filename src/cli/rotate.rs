@@ -183,9 +183,7 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
     // delivery records; a real run needs the identity to read values.
     let ws = g.workspace(if dry_run { Need::Optional } else { Need::Required })?;
     super::say_authenticity(&ws.registry);
-    let only = match request.mode {
-        Mode::Rotate { only, .. } | Mode::Abort { only } | Mode::Sync { only } => only.to_vec(),
-    };
+    let only = request.mode.only().to_vec();
     let report = ws.run(request).await?;
 
     if !report.executed {
@@ -300,7 +298,7 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
 
 /// Each token and its steps, indented by `indent` (plan nests them under
 /// `rotate --due:` and `sync:`).
-fn print_plans(plans: &[TokenPlan], nothing: &str, indent: &str) {
+pub(super) fn print_plans(plans: &[TokenPlan], nothing: &str, indent: &str) {
     if plans.is_empty() {
         println!("{indent}{nothing}");
     }
@@ -339,7 +337,7 @@ fn describe(step: &Step) -> String {
     }
 }
 
-fn print_outcome(o: &TokenOutcome) {
+pub(super) fn print_outcome(o: &TokenOutcome) {
     println!("{}", o.token);
     for event in o.outcome.events() {
         println!("  {event}");

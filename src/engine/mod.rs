@@ -9,6 +9,7 @@ pub mod backends;
 pub mod check;
 pub mod deliver;
 pub mod keys;
+pub mod leaks;
 pub mod machines;
 pub mod memory;
 pub mod merge;
@@ -320,9 +321,7 @@ impl Workspace {
         if let Some(deadline) = deadline {
             self.backends.stop_writing_at(deadline);
         }
-        let only = match mode {
-            Mode::Rotate { only, .. } | Mode::Abort { only } | Mode::Sync { only } => only,
-        };
+        let only = mode.only();
         for name in only {
             self.token(name)?;
         }
@@ -451,7 +450,7 @@ impl Workspace {
             report.outcomes.extend(outcomes);
             report.targets = targets;
         } else {
-            let emergency = matches!(mode, Mode::Rotate { emergency: true, .. });
+            let emergency = mode.is_emergency();
             let plans: Vec<(&policy::TokenPolicy, &[crate::rotation::Step])> = report
                 .plans
                 .iter()

@@ -99,6 +99,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Whether everything planned was done.
+    pub fn is_done(&self) -> bool {
+        matches!(self, Outcome::Done { .. })
+    }
+
     pub fn events(&self) -> &[Event] {
         match self {
             Outcome::Done { done } | Outcome::Partial { done, .. } => done,

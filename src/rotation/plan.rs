@@ -40,6 +40,28 @@ pub enum Mode<'a> {
     Abort { only: &'a [String] },
     /// `sync`: deliver `current` where a target lacks it.
     Sync { only: &'a [String] },
+    /// `leaks --rotate`: end the `leaked` versions (token, version) that
+    /// still work, with no overlap: a leaked pending rotation is undone, a
+    /// leaked current value is replaced and revoked as soon as no target
+    /// holds it, a leaked previous value is revoked now. `only` names the
+    /// tokens `leaked` names.
+    EndLeaked { only: &'a [String], leaked: &'a [(String, u32)] },
+}
+
+impl Mode<'_> {
+    /// The tokens the run is about (empty: every token).
+    pub fn only(&self) -> &[String] {
+        match self {
+            Mode::Rotate { only, .. } | Mode::Abort { only } | Mode::Sync { only } | Mode::EndLeaked { only, .. } => {
+                only
+            }
+        }
+    }
+
+    /// Whether the run keeps no overlap (a leak).
+    pub fn is_emergency(&self) -> bool {
+        matches!(self, Mode::Rotate { emergency: true, .. } | Mode::EndLeaked { .. })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -107,6 +129,10 @@ pub fn plan(
                 (None, None) => Vec::new(),
             },
             Mode::Sync { only } if selected(name, only) => sync_steps(token, meta, observed),
+            Mode::EndLeaked { only, leaked } if selected(name, only) => {
+                let versions: Vec<u32> = leaked.iter().filter(|(t, _)| t == name).map(|(_, v)| *v).collect();
+                leak_steps(policy, token, meta, now, &versions)
+            }
             _ => continue,
         };
         if !steps.is_empty() {
@@ -114,6 +140,44 @@ pub fn plan(
         }
     }
     out
+}
+
+/// What ends the leaked `versions` of one token that still work.
+fn leak_steps(
+    policy: &Policy,
+    token: &TokenPolicy,
+    meta: &TokenMeta,
+    now: DateTime<Utc>,
+    versions: &[u32],
+) -> Vec<Step> {
+    let leaked = |stage: Stage| meta.versions.iter().any(|v| v.stage == stage && versions.contains(&v.id));
+    // A leaked rotation in progress is undone (its value revoked); a
+    // leaked current value, if any, is replaced by the next round.
+    if let Some(pending) = meta.pending().filter(|p| versions.contains(&p.id)) {
+        return vec![Step::Abort { version: Some(pending.id) }];
+    }
+    if leaked(Stage::Current) {
+        return rotate_steps(policy, token, meta, now, false, true, true);
+    }
+    let mut steps = Vec::new();
+    for previous in meta.versions.iter().filter(|v| v.stage == Stage::Previous && versions.contains(&v.id)) {
+        if meta.deliveries.values().any(|d| d.version == previous.id) {
+            steps.push(Step::Remind {
+                reason: format!("v{} leaked, and a target still holds it", previous.id),
+                hint: format!(
+                    "run `chitty-secrets sync {}` so every target holds the current value, then `leaks --rotate` again",
+                    token.name
+                )
+                .into(),
+            });
+        } else {
+            steps.push(Step::Retire {
+                version: previous.id,
+                reason: "leaked: revoked now, its overlap cut short".into(),
+            });
+        }
+    }
+    steps
 }
 
 /// Why a token is rotated when nothing else makes it due: it was asked for.
@@ -212,8 +276,9 @@ fn rotate_steps(
     for previous in meta.versions.iter().filter(|v| v.stage == Stage::Previous) {
         // A value some target still holds is never retired: `sync` first.
         let held = doubt || meta.deliveries.values().any(|d| d.version == previous.id);
+        // An emergency keeps no overlap: the value before is ended too.
         if let Some(after) = previous.retire_after
-            && after <= now
+            && (after <= now || emergency)
             && !held
         {
             steps.push(Step::Retire { version: previous.id, reason: format!("overlap ended {} ago", ago(now, after)) });

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::pacer::{Budget, Pacer};
-use super::{PutResults, Remote, RemoteSecret, Target, TargetError, TargetId, Written, all_failed};
+use super::{Exposure, PutResults, Remote, RemoteSecret, Target, TargetError, TargetId, Written, all_failed};
 use crate::http::Http;
 use crate::policy::{GithubApp, GithubScope, GithubSpec, Visibility};
 use crate::secret::Secret;
@@ -78,6 +78,28 @@ struct ListedSecret {
     updated_at: Option<DateTime<Utc>>,
     #[serde(default)]
     visibility: Option<String>,
+}
+
+/// A secret-scanning alert as GitHub lists it (only what is read).
+#[derive(Deserialize)]
+struct Alert {
+    number: u64,
+    html_url: Option<String>,
+    created_at: Option<DateTime<Utc>>,
+    secret_type_display_name: Option<String>,
+    secret_type: Option<String>,
+    /// Absent when GitHub is asked to hide it; never shown.
+    secret: Option<String>,
+    #[serde(default)]
+    is_base64_encoded: Option<bool>,
+    first_location_detected: Option<serde_json::Value>,
+    /// The organization's list says which repository.
+    repository: Option<AlertRepository>,
+}
+
+#[derive(Deserialize)]
+struct AlertRepository {
+    full_name: String,
 }
 
 #[derive(Deserialize)]
@@ -361,7 +383,12 @@ impl GithubTarget {
     /// Every page of a listing (100 a page, following `Link: rel="next"`),
     /// each with the URL it came from.
     async fn pages(&self, first: String) -> Result<Vec<(String, serde_json::Value)>, TargetError> {
-        let mut url = format!("{first}?per_page=100");
+        self.pages_with(first, "").await
+    }
+
+    /// [`Self::pages`], with more of the query (`state=open&`) first.
+    async fn pages_with(&self, first: String, query: &str) -> Result<Vec<(String, serde_json::Value)>, TargetError> {
+        let mut url = format!("{first}?{query}per_page=100");
         let mut out = Vec::new();
         loop {
             let response = self.call(Method::GET, &url, None).await?;
@@ -381,6 +408,13 @@ impl GithubTarget {
                 None => return Ok(out),
             }
         }
+    }
+
+    /// `repos/o/r` or `orgs/o`: where the scope's alerts are listed (an
+    /// environment's are its repository's).
+    fn alert_scope(&self) -> Vec<&str> {
+        let n = if self.org { 2 } else { 3 };
+        self.scope.iter().take(n).map(String::as_str).collect()
     }
 
     async fn put_one(&self, name: &str, value: &Secret) -> Result<Written, TargetError> {
@@ -458,6 +492,67 @@ impl Target for GithubTarget {
         Ok(Some(out))
     }
 
+    async fn exposures(&self) -> Result<Option<Vec<Exposure>>, TargetError> {
+        let mut path = self.alert_scope();
+        path.extend(["secret-scanning", "alerts"]);
+        let own_repo = (!self.org).then(|| format!("{}/{}", self.scope[1], self.scope[2]));
+        let pages = match self.pages_with(self.api_url(&path)?, "state=open&").await {
+            Ok(pages) => pages,
+            Err(e) if e.status == Some(403) || e.status == Some(404) => {
+                let hint = "the token needs to read secret-scanning alerts (fine-grained: `secret scanning alerts: read`, and `write` to close them; classic: `security_events` or `repo`), and secret scanning must be on for the repository";
+                return Err(TargetError { hint: Some(hint.into()), ..e });
+            }
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for (url, page) in pages {
+            let alerts: Vec<Alert> = serde_json::from_value(page)
+                .map_err(|e| self.err(format!("GET {url}: unexpected answer: {e}"), None))?;
+            for a in alerts {
+                let Some(secret) = a.secret else { continue };
+                let value = match a.is_base64_encoded {
+                    // GitHub found it base64-encoded: the value is what it encodes.
+                    Some(true) => match STANDARD.decode(secret.as_bytes()).ok().and_then(|b| String::from_utf8(b).ok()) {
+                        Some(decoded) => decoded,
+                        None => secret,
+                    },
+                    _ => secret,
+                };
+                let Some(repo) = a.repository.map(|r| r.full_name).or_else(|| own_repo.clone()) else { continue };
+                out.push(Exposure {
+                    id: format!("{repo}#{}", a.number),
+                    url: a.html_url,
+                    kind: a.secret_type_display_name.or(a.secret_type).unwrap_or_else(|| "secret".into()),
+                    first_seen: a.first_location_detected.as_ref().and_then(location),
+                    created_at: a.created_at,
+                    value: Secret::new(value),
+                    handle: (repo, a.number),
+                });
+            }
+        }
+        Ok(Some(out))
+    }
+
+    async fn close_exposure(&self, exposure: &Exposure, note: &str) -> Result<(), TargetError> {
+        let (repo, number) = &exposure.handle;
+        let Some((owner, name)) = repo.split_once('/') else {
+            return Err(self.err(format!("{}: not a repository's alert", exposure.id), None));
+        };
+        let number = number.to_string();
+        let url = self.api_url(&["repos", owner, name, "secret-scanning", "alerts", &number])?;
+        // GitHub keeps at most 280 characters of a resolution comment.
+        let comment: String = note.chars().take(280).collect();
+        let body = serde_json::json!({"state": "resolved", "resolution": "revoked", "resolution_comment": comment});
+        let response = self.call(Method::PATCH, &url, Some(&body)).await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            let e = self.api_error(&Method::PATCH, &url, response).await;
+            let hint = "the token needs `secret scanning alerts: write` (fine-grained) or `security_events` (classic) to close alerts";
+            Err(if e.status == Some(403) { TargetError { hint: Some(hint.into()), ..e } } else { e })
+        }
+    }
+
     async fn delete(&self, name: &str) -> Result<(), TargetError> {
         let url = self.url(&[name])?;
         let response = self.paced(self.call(Method::DELETE, &url, None)).await?;
@@ -465,6 +560,19 @@ impl Target for GithubTarget {
             StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(()),
             _ => Err(self.api_error(&Method::DELETE, &url, response).await),
         }
+    }
+}
+
+/// Where an alert's secret was first seen, as a person reads it:
+/// `path:line in commit abc1234` (other kinds of place: their URL).
+fn location(first: &serde_json::Value) -> Option<String> {
+    let path = first.get("path").and_then(|p| p.as_str());
+    let line = first.get("start_line").and_then(serde_json::Value::as_u64);
+    let commit = first.get("commit_sha").and_then(|c| c.as_str());
+    match (path, line, commit) {
+        (Some(p), Some(l), Some(c)) => Some(format!("{p}:{l} in commit {}", c.get(..7).unwrap_or(c))),
+        (Some(p), Some(l), None) => Some(format!("{p}:{l}")),
+        _ => first.as_object()?.iter().find(|(k, _)| k.ends_with("_url")).and_then(|(_, v)| v.as_str()).map(str::to_string),
     }
 }
 

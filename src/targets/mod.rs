@@ -171,6 +171,24 @@ pub trait Target: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// The service's open reports of secrets it found exposed where this
+    /// target lives (GitHub's secret-scanning alerts of the repository or
+    /// organization), each with the exposed value for matching in memory.
+    /// `None`: the service keeps no such reports.
+    async fn exposures(&self) -> Result<Option<Vec<Exposure>>, TargetError> {
+        Ok(None)
+    }
+
+    /// Closes a report once the value it found no longer works, saying why
+    /// in `note` (e.g. the rotation that revoked it).
+    async fn close_exposure(&self, exposure: &Exposure, _note: &str) -> Result<(), TargetError> {
+        Err(TargetError::new(
+            self.address(),
+            format!("cannot close {}: the service keeps no reports", exposure.id),
+            None,
+        ))
+    }
+
     /// What a write here will do beyond storing the value, where that
     /// depends on the service's state (a Worker's deployments): `Ok` says
     /// it, `Err` says why the service would refuse it. `None`: nothing to say.
@@ -204,6 +222,25 @@ pub use cloudflare::short as short_version;
 /// What a person does so that a Worker runs the version that holds a new
 /// value, said by every command that meets a rollout left to the team.
 pub const ROLLOUT_HINT: &str = cloudflare::ROLLOUT_HINT;
+
+/// A service's report of a secret it found exposed (a GitHub
+/// secret-scanning alert). The value is kept only to be matched against
+/// known values in memory: never shown, logged or written.
+#[derive(Debug, Clone)]
+pub struct Exposure {
+    /// Names the report for people and for closing it: `o/r#12`.
+    pub id: String,
+    /// The report's page, for a person.
+    pub url: Option<String>,
+    /// What the service took the secret for (`GitHub Personal Access Token`).
+    pub kind: String,
+    /// Where the service first saw it (`path:line in commit abc1234`).
+    pub first_seen: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub value: Secret,
+    /// What the service needs to close it (the repository and number).
+    pub handle: (String, u64),
+}
 
 /// Something a target says about who reads its secrets.
 #[derive(Debug, Clone, PartialEq)]

@@ -49,6 +49,61 @@ pub struct State_ {
     /// Every write (PUT) as it arrived: when, and `scope/NAME`; for
     /// checking the budget was kept and nothing was written twice.
     pub writes: Mutex<Vec<(std::time::Instant, String)>>,
+    /// Secret-scanning alerts, of every repository.
+    pub alerts: Mutex<Vec<Alert>>,
+    /// Repositories whose secret scanning is off (their alerts: 404).
+    pub scanning_off: Mutex<Vec<String>>,
+}
+
+/// A secret-scanning alert, as GitHub keeps it.
+#[derive(Clone, Debug)]
+pub struct Alert {
+    /// `o/r`.
+    pub repo: String,
+    pub number: u64,
+    pub secret: String,
+    pub state: String,
+    pub resolution: Option<String>,
+    pub resolution_comment: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Where GitHub first saw it: path, line, commit.
+    pub first_location: Option<(String, u64, String)>,
+}
+
+impl Alert {
+    fn json(&self, host: &str, with_repository: bool, hide_secret: bool) -> serde_json::Value {
+        let (owner, name) = self.repo.split_once('/').unwrap();
+        let mut a = json!({
+            "number": self.number,
+            "created_at": self.created_at,
+            "updated_at": self.created_at,
+            "url": format!("http://{host}/repos/{}/secret-scanning/alerts/{}", self.repo, self.number),
+            "html_url": format!("https://github.com/{}/security/secret-scanning/{}", self.repo, self.number),
+            "locations_url": format!("http://{host}/repos/{}/secret-scanning/alerts/{}/locations", self.repo, self.number),
+            "state": self.state,
+            "resolution": self.resolution,
+            "resolved_at": null,
+            "resolved_by": null,
+            "resolution_comment": self.resolution_comment,
+            "secret_type": "generic_token",
+            "secret_type_display_name": "Generic token",
+            "validity": "unknown",
+            "publicly_leaked": false,
+            "multi_repo": false,
+            "is_base64_encoded": false,
+        });
+        if !hide_secret {
+            a["secret"] = json!(self.secret);
+        }
+        if let Some((path, line, commit)) = &self.first_location {
+            a["first_location_detected"] = json!({"path": path, "start_line": line, "end_line": line, "start_column": 1, "end_column": 10, "blob_sha": "0".repeat(40), "blob_url": "", "commit_sha": commit, "commit_url": ""});
+            a["has_more_locations"] = json!(false);
+        }
+        if with_repository {
+            a["repository"] = json!({"id": FakeGithub::repo_id(&self.repo), "name": name, "full_name": self.repo, "owner": {"login": owner}});
+        }
+        a
+    }
 }
 
 pub struct FakeGithub {
@@ -82,7 +137,10 @@ impl FakeGithub {
             .route("/orgs/{org}/{app}/secrets/public-key", get(org_key))
             .route("/orgs/{org}/{app}/secrets", get(org_list))
             .route("/orgs/{org}/{app}/secrets/{name}", get(org_get).put(org_put).delete(org_delete))
-            .route("/orgs/{org}/{app}/secrets/{name}/repositories", get(org_repositories));
+            .route("/orgs/{org}/{app}/secrets/{name}/repositories", get(org_repositories))
+            .route("/repos/{owner}/{repo}/secret-scanning/alerts", get(repo_alerts))
+            .route("/repos/{owner}/{repo}/secret-scanning/alerts/{number}", axum::routing::patch(alert_update))
+            .route("/orgs/{org}/secret-scanning/alerts", get(org_alerts));
         // GitHub Enterprise Server serves the same API under /api/v3 (how
         // `gh` reaches a host other than github.com).
         let router = Router::new()
@@ -95,6 +153,32 @@ impl FakeGithub {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// GitHub's secret scanning finds `secret` in `repo` (`o/r`): a new
+    /// open alert, numbered per repository; its number.
+    pub fn add_alert(&self, repo: &str, secret: &str, first_location: Option<(&str, u64, &str)>) -> u64 {
+        let mut alerts = self.state.alerts.lock().unwrap();
+        let number = alerts.iter().filter(|a| a.repo == repo).count() as u64 + 1;
+        alerts.push(Alert {
+            repo: repo.into(),
+            number,
+            secret: secret.into(),
+            state: "open".into(),
+            resolution: None,
+            resolution_comment: None,
+            created_at: chrono::Utc::now(),
+            first_location: first_location.map(|(p, l, c)| (p.to_string(), l, c.to_string())),
+        });
+        number
+    }
+
+    pub fn alert(&self, repo: &str, number: u64) -> Alert {
+        self.state.alerts.lock().unwrap().iter().find(|a| a.repo == repo && a.number == number).unwrap().clone()
+    }
+
+    pub fn turn_off_scanning(&self, repo: &str) {
+        self.state.scanning_off.lock().unwrap().push(repo.into());
     }
 
     fn add(&self, scope: String, is_org: bool) {
@@ -386,6 +470,142 @@ async fn org_repos(
         response.headers_mut().insert("link", next.parse().unwrap());
     }
     response
+}
+
+#[derive(Deserialize)]
+struct AlertQuery {
+    state: Option<String>,
+    per_page: Option<usize>,
+    page: Option<usize>,
+    hide_secret: Option<bool>,
+}
+
+/// A page of alerts, with GitHub's `Link` to the next (keeping the query).
+fn alerts_page(
+    app: &App,
+    headers: &HeaderMap,
+    q: AlertQuery,
+    path: String,
+    of: impl Fn(&Alert) -> bool,
+    org: bool,
+) -> Response {
+    if let Some(state) = &q.state
+        && state != "open"
+        && state != "resolved"
+    {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid state: must be open or resolved");
+    }
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string();
+    let per_page = q.per_page.unwrap_or(30).clamp(1, 100);
+    let page = q.page.unwrap_or(1).max(1);
+    let alerts = app.state.alerts.lock().unwrap();
+    let chosen: Vec<&Alert> =
+        alerts.iter().filter(|a| of(a) && q.state.as_ref().is_none_or(|s| &a.state == s)).collect();
+    let items: Vec<_> = chosen
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|a| a.json(&host, org, q.hide_secret.unwrap_or(false)))
+        .collect();
+    let mut response = Json(items).into_response();
+    if page * per_page < chosen.len() {
+        let state = q.state.map(|s| format!("state={s}&")).unwrap_or_default();
+        let next = format!("<http://{host}{path}?{state}per_page={per_page}&page={}>; rel=\"next\"", page + 1);
+        response.headers_mut().insert("link", next.parse().unwrap());
+    }
+    response
+}
+
+async fn repo_alerts(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((o, r)): Path<(String, String)>,
+    Query(q): Query<AlertQuery>,
+) -> Response {
+    if let Err(resp) = authorized(&headers) {
+        return resp;
+    }
+    let repo = format!("{o}/{r}");
+    let known = app
+        .state
+        .scopes
+        .lock()
+        .unwrap()
+        .keys()
+        .any(|k| k == &format!("repo:{repo}") || k.starts_with(&format!("env:{repo}:")));
+    if !known {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    if app.state.scanning_off.lock().unwrap().contains(&repo) {
+        return error(StatusCode::NOT_FOUND, "Secret scanning is disabled on this repository.");
+    }
+    let path = format!("/repos/{repo}/secret-scanning/alerts");
+    alerts_page(&app, &headers, q, path, |a| a.repo == repo, false)
+}
+
+async fn org_alerts(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(org): Path<String>,
+    Query(q): Query<AlertQuery>,
+) -> Response {
+    if let Err(resp) = authorized(&headers) {
+        return resp;
+    }
+    let own = format!("org:{org}");
+    if !app.state.scopes.lock().unwrap().keys().any(|k| k == &own || k.ends_with(&format!(":{own}"))) {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let prefix = format!("{org}/");
+    let off = app.state.scanning_off.lock().unwrap().clone();
+    alerts_page(
+        &app,
+        &headers,
+        q,
+        format!("/orgs/{org}/secret-scanning/alerts"),
+        |a| a.repo.starts_with(&prefix) && !off.contains(&a.repo),
+        true,
+    )
+}
+
+/// `PATCH …/alerts/{n}`: GitHub's rules for resolving an alert.
+async fn alert_update(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((o, r, n)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(resp) = authorized(&headers) {
+        return resp;
+    }
+    let repo = format!("{o}/{r}");
+    let Ok(number) = n.parse::<u64>() else { return error(StatusCode::NOT_FOUND, "Not Found") };
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "Problems parsing JSON");
+    };
+    let state = body.get("state").and_then(|s| s.as_str()).map(str::to_string);
+    let resolution = body.get("resolution").and_then(|s| s.as_str()).map(str::to_string);
+    let comment = body.get("resolution_comment").and_then(|s| s.as_str()).map(str::to_string);
+    match state.as_deref() {
+        Some("resolved") => match resolution.as_deref() {
+            Some("false_positive" | "wont_fix" | "revoked" | "used_in_tests") => {}
+            _ => return error(StatusCode::UNPROCESSABLE_ENTITY, "A resolution is required when the state is resolved"),
+        },
+        Some("open") => {}
+        _ => return error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid state: must be open or resolved"),
+    }
+    if comment.as_ref().is_some_and(|c| c.chars().count() > 280) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "resolution_comment is too long (maximum is 280 characters)");
+    }
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string();
+    let mut alerts = app.state.alerts.lock().unwrap();
+    let Some(alert) = alerts.iter_mut().find(|a| a.repo == repo && a.number == number) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    alert.state = state.unwrap();
+    alert.resolution = if alert.state == "resolved" { resolution } else { None };
+    alert.resolution_comment = comment;
+    Json(alert.json(&host, false, false)).into_response()
 }
 
 /// Creates an environment (with its own key pair); an existing one is kept.

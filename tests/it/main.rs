@@ -12,6 +12,7 @@ mod fakes;
 mod foundation;
 mod hardening;
 mod identity;
+mod leaks;
 mod machines;
 mod merges;
 mod newcomer;

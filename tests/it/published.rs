@@ -252,7 +252,8 @@ impl Published {
                 None => violation(source_op, format!("path parameter `{name}` is not declared")),
                 Some(_) if value.is_empty() => violation(source_op, format!("path parameter `{name}` is empty")),
                 Some(p) => {
-                    for e in p.validator.iter_errors(&Value::String(value.clone())) {
+                    // A path holds text: a number is read as the schema's type.
+                    for e in p.validator.iter_errors(&typed(&value, &p.schema)) {
                         violation(source_op, format!("path parameter `{name}` = {value:?}: {e}"));
                     }
                 }
@@ -613,6 +614,13 @@ fn every_github_request_matches_the_published_description() {
     with_fakes(&mut cmd, &gh, &cf).env("GITHUB_API_URL", format!("{}/api/v3", gh.url()));
     let out = cmd.output().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
+
+    // A leak: the repository's and the organization's secret-scanning
+    // alerts are read, the token rotated, and the alert closed as revoked.
+    let value = p.ok(&["get", "T"]).trim_end().to_string();
+    let alert = gh.add_alert("acme/app", &value, Some(("notes.md", 1, "0123456789abcdef0123456789abcdef01234567")));
+    run_ok(&p, &gh, &cf, &["leaks", "--rotate"]);
+    assert_eq!(gh.alert("acme/app", alert).resolution.as_deref(), Some("revoked"));
 
     assert_conforms(&[(Published::github(), &gh.control)]);
 }

@@ -52,6 +52,11 @@ GITHUB_OPERATIONS += [
     ("PUT", "/repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"),
     ("DELETE", "/repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}"),
     ("GET", "/orgs/{org}/repos"),
+    # `leaks`: the secret-scanning alerts of the repositories and
+    # organizations the policies deliver to, and closing one as revoked.
+    ("GET", "/repos/{owner}/{repo}/secret-scanning/alerts"),
+    ("GET", "/orgs/{org}/secret-scanning/alerts"),
+    ("PATCH", "/repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}"),
 ]
 
 # Schema keywords dropped: prose and examples, which a request is not checked against.
