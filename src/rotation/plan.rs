@@ -156,12 +156,19 @@ fn leak_steps(
     if let Some(pending) = meta.pending().filter(|p| versions.contains(&p.id)) {
         return vec![Step::Abort { version: Some(pending.id) }];
     }
-    if leaked(Stage::Current) {
-        return rotate_steps(policy, token, meta, now, false, true, true);
-    }
-    let mut steps = Vec::new();
-    for previous in meta.versions.iter().filter(|v| v.stage == Stage::Previous && versions.contains(&v.id)) {
-        if meta.deliveries.values().any(|d| d.version == previous.id) {
+    let mut steps =
+        if leaked(Stage::Current) { rotate_steps(policy, token, meta, now, false, true, true) } else { Vec::new() };
+    let leaked_previous = meta.versions.iter().filter(|v| v.stage == Stage::Previous && versions.contains(&v.id));
+    for previous in leaked_previous {
+        if steps.iter().any(|s| matches!(s, Step::Retire { version, .. } if *version == previous.id)) {
+            continue;
+        }
+        let held = meta.deliveries.values().any(|d| d.version == previous.id);
+        if held && !steps.is_empty() {
+            // The rotation replaces it where it is held; the next run revokes it.
+            continue;
+        }
+        if held {
             steps.push(Step::Remind {
                 reason: format!("v{} leaked, and a target still holds it", previous.id),
                 hint: format!(
@@ -276,9 +283,8 @@ fn rotate_steps(
     for previous in meta.versions.iter().filter(|v| v.stage == Stage::Previous) {
         // A value some target still holds is never retired: `sync` first.
         let held = doubt || meta.deliveries.values().any(|d| d.version == previous.id);
-        // An emergency keeps no overlap: the value before is ended too.
         if let Some(after) = previous.retire_after
-            && (after <= now || emergency)
+            && after <= now
             && !held
         {
             steps.push(Step::Retire { version: previous.id, reason: format!("overlap ended {} ago", ago(now, after)) });

@@ -163,3 +163,29 @@ fn a_leaked_pending_value_undoes_the_rotation() {
         assert_eq!(held.as_deref(), Some(v1.as_str()), "{place}");
     }
 }
+
+#[test]
+fn a_leaked_previous_value_is_revoked_now_and_the_current_one_is_kept() {
+    let s = Services::start();
+    let p = Project::initialised(&s.policy("24h"));
+    s.ok(&p, &["rotate"]);
+    let v1 = p.ok(&["get", "CHITTY_ID_TOKEN"]).trim_end().to_string();
+    s.ok(&p, &["rotate"]);
+    let v2 = p.ok(&["get", "CHITTY_ID_TOKEN"]).trim_end().to_string();
+    assert!(s.id.is_valid(&v1), "v1 is in its overlap");
+    std::fs::write(p.path("old-notes.txt"), format!("token was {v1}\n")).unwrap();
+
+    let (code1, json) = leaks_json(&s, &p, &[]);
+    assert_eq!(code1, 3, "{json}");
+    assert_eq!(
+        (json["leaks"][0]["stage"].as_str(), json["leaks"][0]["liveness"].as_str()),
+        (Some("previous"), Some("live"))
+    );
+    let mints = s.id.count(MINT);
+    let out = s.run(&p, &["leaks", "--rotate"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!s.id.is_valid(&v1), "the leaked previous value is revoked, its overlap cut short");
+    assert!(s.id.is_valid(&v2), "the current value was not leaked: kept");
+    assert_eq!(s.id.count(MINT), mints, "nothing is minted for it");
+    assert_eq!(p.ok(&["get", "CHITTY_ID_TOKEN"]).trim_end(), v2);
+}
