@@ -147,7 +147,17 @@ impl Http {
             attempt += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let last = attempt >= self.retry.max_attempts;
-            let wait = match build().send().await {
+            let request = match build().build() {
+                Ok(request) => request,
+                Err(error) => {
+                    return Err(HttpError::Transport { method, url: url.to_string(), error: describe(&error) });
+                }
+            };
+            let sent = request.body().and_then(|b| b.as_bytes()).map_or(0, <[u8]>::len);
+            let started = std::time::Instant::now();
+            let result = self.client.execute(request).await;
+            log_answer(&method, url, attempt, sent, started.elapsed(), &result);
+            let wait = match result {
                 Ok(response) if !repeatable => return Ok(response),
                 Ok(response) => match self.retry_wait(&response, attempt) {
                     Some(_) if last => return Ok(response),
@@ -176,6 +186,7 @@ impl Http {
                 Err(_) => self.backoff(attempt),
             };
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("{method} {}: trying again in {} ms", crate::log::shown_url(url), wait.as_millis());
             tokio::time::sleep(wait).await;
         }
     }
@@ -216,6 +227,46 @@ impl Http {
             return Some(Wait::After(self.backoff(attempt)));
         }
         None
+    }
+}
+
+/// One line of the debug log per answer (or failure): what was asked, how
+/// it went, how long it took, and what the service says of its budget.
+/// Headers that carry credentials are never read here.
+fn log_answer(
+    method: &Method,
+    url: &str,
+    attempt: u32,
+    sent: usize,
+    took: Duration,
+    result: &Result<Response, reqwest::Error>,
+) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let url = crate::log::shown_url(url);
+    let ms = took.as_millis();
+    match result {
+        Ok(response) => {
+            let headers = response.headers();
+            let budget: Vec<String> = [
+                "x-ratelimit-remaining",
+                "x-ratelimit-limit",
+                "x-ratelimit-reset",
+                "x-ratelimit-resource",
+                "retry-after",
+            ]
+            .iter()
+            .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(|v| format!("{h}: {v}")))
+            .collect();
+            let answer = response.content_length().map_or_else(|| "?".to_string(), |n| n.to_string());
+            tracing::debug!(
+                "{method} {url} → {} in {ms} ms (attempt {attempt}, sent {sent} B, answer {answer} B){}",
+                response.status(),
+                if budget.is_empty() { String::new() } else { format!(" [{}]", budget.join(", ")) }
+            );
+        }
+        Err(e) => tracing::debug!("{method} {url} → no answer after {ms} ms (attempt {attempt}): {}", describe(e)),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod http;
 pub mod identity;
 pub mod issuer;
 pub mod leaks;
+pub mod log;
 pub mod placeholder;
 pub mod policy;
 pub mod project;

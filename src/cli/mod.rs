@@ -58,6 +58,11 @@ pub struct Cli {
     /// Plan as if it were this time (RFC 3339), e.g. to see what is due next month.
     #[arg(long, global = true, help_heading = "Global options", value_name = "TIME", value_parser = parse_now)]
     pub now: Option<DateTime<Utc>>,
+    /// A debug log on stderr: each request (method, URL, status, time,
+    /// rate-limit headers, sizes) and each decision; `-vv` for more. Never
+    /// a value. Also `CHITTY_SECRETS_LOG=debug`.
+    #[arg(short, long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
