@@ -16,6 +16,7 @@ mod scan;
 mod set;
 mod status;
 pub mod trust;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -90,6 +91,8 @@ pub enum Command {
     Check(check::Args),
     /// Find known token values (every version) in files.
     Scan(scan::Args),
+    /// Who reads each secret (workflows, Workers) and what delivers it: a table, --json or --graph.
+    Usage(usage::Args),
     /// Team and CI recipients: who can read the registry.
     Keys {
         #[command(subcommand)]
@@ -145,6 +148,7 @@ impl Cli {
             Command::Plan(a) => a.json,
             Command::Check(a) => a.json,
             Command::Scan(a) => a.json,
+            Command::Usage(a) => a.json,
             _ => false,
         }
     }
@@ -163,7 +167,7 @@ pub enum PolicyCommand {
 const GROUPS: &[(&str, &[&str])] = &[
     ("Set up", &["init", "policy", "keys", "ci", "upgrade"]),
     ("Every day", &["rotate", "sync", "plan", "status", "get", "set", "import", "run"]),
-    ("Check", &["check", "scan", "audit", "trust"]),
+    ("Check", &["check", "scan", "usage", "audit", "trust"]),
     ("Shell", &["completions", "man"]),
 ];
 
@@ -274,6 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run::run(&ctx, args),
         Command::Check(args) => check::run(&ctx, args).await,
         Command::Scan(args) => scan::run(&ctx, args),
+        Command::Usage(args) => usage::run(&ctx, args),
         Command::Audit { command } => audit::run(&ctx, command),
         Command::Trust { command } => trust::run(&ctx, command),
         Command::Upgrade => trust::upgrade(&ctx),

@@ -1,6 +1,5 @@
 //! The usage map: who reads each secret (workflows, actions, Workers),
-//! and whether a policy delivers it there. Offline: real files in temp
-//! dirs, the real binary.
+//! whether a policy delivers it there, and `usage --graph`. Offline: real files in temp dirs, the real binary.
 
 use std::process::{Command, Output};
 
@@ -190,6 +189,8 @@ fn this_repository_is_github_repository_else_the_origin_remote() {
     assert!(text(&out).contains("no policy delivers it to acme/elsewhere"), "{}", text(&out));
     // GITHUB_REPOSITORY (what Actions sets) wins over the remote.
     assert_eq!(undelivered(Some("acme/app")).0, 0);
+    let out = run_in(&p, Some("acme/other"), &["usage"]);
+    assert!(text(&out).contains("this repository: acme/other (from GITHUB_REPOSITORY)"), "{}", text(&out));
 }
 
 #[test]
@@ -366,8 +367,8 @@ fn secret_looking_plain_values_are_errors_with_their_line_and_are_never_printed(
     );
     assert!(copied["hint"].as_str().unwrap().contains("`chitty-secrets rotate SESSION_KEY`"), "{copied}");
 
-    // No value anywhere.
-    for args in [&["check"][..]] {
+    // Human output and `usage` too; no value anywhere.
+    for args in [&["check"][..], &["usage"], &["usage", "--json"], &["usage", "--graph"]] {
         let msg = text(&p.run(args));
         for value in [known.as_str(), random, github, "whsec-by-hand"] {
             assert!(!msg.contains(value), "{args:?} printed a value: {msg}");
@@ -409,4 +410,93 @@ fn a_delivered_secret_nothing_reads_is_a_note_only_where_there_are_workflows() {
     // Another repository's target is none of this one's business.
     let found = findings(&run_in(&p, Some("acme/other"), &["check", "--json"]));
     assert!(located(&found, "secret-not-read").is_empty(), "{found:?}");
+}
+
+#[test]
+fn usage_graph_is_mermaid_with_token_target_reader_and_undelivered_edges() {
+    let p = healthy();
+    write(&p, ".github/workflows/deploy.yml", WORKFLOW);
+    write(&p, "workers/api/wrangler.toml", WRANGLER_TOML);
+    let policy =
+        p.read("policies/main.toml") + "\n[[tokens.CHITTY_ID_TOKEN.targets]]\nkind = \"github\"\nrepo = \"acme/app\"\n";
+    write(&p, "policies/main.toml", &policy);
+
+    let out = run_in(&p, Some("acme/app"), &["usage", "--graph"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let graph = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = graph.lines().collect();
+    assert_eq!(lines[0], "flowchart LR");
+    for line in [
+        "  tok_CHITTY_ID_TOKEN(\"CHITTY_ID_TOKEN\")",
+        "  tgt_github_acme_app[\"github:acme/app\"]",
+        "  tgt_dotenv_app__env[\"dotenv:app/.env\"]",
+        "  tok_CHITTY_ID_TOKEN -->|CHITTY_ID_TOKEN, CHITTY_API_KEY| tgt_dotenv_app__env",
+        "  tok_CHITTY_ID_TOKEN --> tgt_github_acme_app",
+        "  wf__github_workflows_deploy_yml[[\"workflow .github/workflows/deploy.yml\"]]",
+        "  tgt_github_acme_app -->|CHITTY_ID_TOKEN| wf__github_workflows_deploy_yml",
+        "  miss_NPM_TOKEN[\"NPM_TOKEN: no policy delivers it\"]",
+        "  miss_NPM_TOKEN -.->|NPM_TOKEN| wf__github_workflows_deploy_yml",
+        "  miss_SESSION_KEY -.->|SESSION_KEY| wf__github_workflows_deploy_yml",
+        "  wk_api[[\"Worker api (workers/api/wrangler.toml)\"]]",
+        "  miss_VENDOR_KEY -.->|VENDOR_KEY| wk_api",
+        "  class miss_SESSION_KEY,miss_NPM_TOKEN,miss_VENDOR_KEY undelivered",
+    ] {
+        assert!(lines.contains(&line), "missing {line:?} in:\n{graph}");
+    }
+    // Every node id is safe; the red dashed style names exactly the undelivered edges.
+    let edges: Vec<&str> = lines.iter().copied().filter(|l| l.contains("-->") || l.contains("-.->")).collect();
+    let red: Vec<usize> = edges.iter().enumerate().filter(|(_, l)| l.contains("-.->")).map(|(i, _)| i).collect();
+    let style = format!(
+        "  linkStyle {} stroke:#c62828,stroke-width:2px,stroke-dasharray:5 5",
+        red.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    );
+    assert!(lines.contains(&style.as_str()), "{style} not in:\n{graph}");
+    for edge in &edges {
+        let words: Vec<&str> = edge.split_whitespace().collect();
+        let ids = [words[0], words[words.len() - 1]];
+        assert!(ids.iter().all(|id| id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')), "{edge}");
+    }
+    assert!(!graph.contains("GITHUB_TOKEN"), "{graph}");
+    assert!(lines.iter().any(|l| l.starts_with("  classDef undelivered ")), "{graph}");
+
+    // The table and --json say the same.
+    let table = p.command(&["usage"]).env("GITHUB_REPOSITORY", "acme/app").output().unwrap();
+    let table = text(&table);
+    assert!(table.contains("NPM_TOKEN") && table.contains("NOTHING: no policy delivers it"), "{table}");
+    assert!(table.contains("CHITTY_ID_TOKEN → github:acme/app"), "{table}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&run_in(&p, Some("acme/app"), &["usage", "--json"]).stdout).unwrap();
+    assert_eq!(json["repository"]["owner"], "acme");
+    let states: Vec<(&str, &str)> = json["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["secret"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
+    assert!(states.contains(&("GITHUB_TOKEN", "provided-by-github")), "{states:?}");
+    assert!(states.contains(&("CHITTY_ID_TOKEN", "delivered")), "{states:?}");
+    assert!(states.contains(&("VENDOR_KEY", "not-delivered")), "{states:?}");
+}
+
+#[test]
+fn rotate_in_github_actions_adds_the_diagram_of_what_it_touched_to_the_step_summary() {
+    let p = healthy();
+    write(&p, ".github/workflows/deploy.yml", WORKFLOW);
+    let summary = p.path("summary.md");
+    let out = p
+        .command(&["rotate", "SESSION_KEY"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("GITHUB_REPOSITORY", "acme/app")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("| SESSION_KEY | done |"), "{md}");
+    let block = md.split("```mermaid\n").nth(1).and_then(|b| b.split("```").next()).unwrap_or_else(|| panic!("{md}"));
+    assert!(block.starts_with("flowchart LR\n"), "{md}");
+    assert!(block.contains("  tok_SESSION_KEY(\"SESSION_KEY\")\n"), "{md}");
+    assert!(block.contains("  tok_SESSION_KEY --> tgt_dotenv_app__env\n"), "{md}");
+    // Only what the run touched: no other token, no undelivered reads.
+    assert!(!block.contains("CHITTY_ID_TOKEN") && !block.contains("miss_"), "{md}");
 }
