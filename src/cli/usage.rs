@@ -1,14 +1,15 @@
 //! `usage`: who reads each secret (workflows, actions, Workers) and which
 //! token and target deliver it, offline (see [`crate::usage`]): a table,
 //! `--json`, or `--graph` (a Mermaid flowchart). Also the diagram `rotate`
-//! and `sync` add to the GitHub Actions step summary.
+//! and `sync` add to the GitHub Actions step summary, and the draft policy
+//! of `init --discover`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::{Globals, actions, exit};
+use super::{Globals, Hinted, actions, exit, shown};
 use crate::policy::Policy;
 use crate::usage::{self, Map, State, graph};
 
@@ -162,4 +163,57 @@ pub fn step_summary<'a>(policy: &Policy, registry: &Path, tokens: impl Iterator<
     let map = Map::build(policy, usage::scan(&policy.root, &[registry.to_path_buf()], false));
     let chart = graph::mermaid(policy, &map, Some(&only), &graph::Marks::default());
     actions::summary(&format!("\n#### Who reads what this run touched\n\n```mermaid\n{chart}```\n"));
+}
+
+/// `init --discover`: drafts `discovered.toml` in `policies` from the
+/// project around it. Refused where policies exist.
+pub fn discover(policies: &Path) -> anyhow::Result<()> {
+    let existing = std::fs::read_dir(policies)
+        .map(|d| d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "toml")))
+        .unwrap_or(false);
+    if existing {
+        let mut refused = Hinted::new(
+            format!(
+                "{} already holds policy files: --discover drafts a first policy where there is none",
+                shown(policies)
+            ),
+            "run `chitty-secrets usage` to see what is read and not delivered, and add it to the policies by hand",
+        );
+        refused.code = exit::USAGE;
+        return Err(refused.into());
+    }
+    std::fs::create_dir_all(policies)?;
+    let root = policies.canonicalize()?.parent().map(Path::to_path_buf).unwrap_or_else(|| policies.join(".."));
+    let scanned = usage::scan(&root, &[], true);
+    let repo = if scanned.reads.iter().any(|r| matches!(r.via, usage::Via::Expression { .. })) {
+        usage::repository(&root)
+    } else {
+        None
+    };
+    let own = [
+        "GITHUB_TOKEN",
+        crate::env_vars::IDENTITY,
+        crate::env_vars::REGISTRY_ID,
+        &crate::credentials::secret_name("GITHUB_TOKEN"),
+    ];
+    let drafted = usage::discover::draft(&root, &scanned, repo.as_ref(), &own);
+    let file = policies.join("discovered.toml");
+    crate::fsutil::write_atomic(&file, drafted.text.as_bytes())?;
+    println!(
+        "wrote {} with {} token{} (names only, every one `manual`: review it and choose issuers)",
+        shown(&file),
+        drafted.tokens,
+        super::policy_check::plural(drafted.tokens)
+    );
+    if drafted.placeholders > 0 {
+        println!(
+            "{} placeholder value{} flagged in it: set the real ones with `chitty-secrets set NAME`",
+            drafted.placeholders,
+            super::policy_check::plural(drafted.placeholders)
+        );
+    }
+    for env in &drafted.env_files {
+        println!("next: `chitty-secrets import {env}` brings its values in");
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@
 //! `usage` prints it (a table, JSON, or a Mermaid diagram), and `init
 //! --discover` drafts a policy from it.
 
+pub mod discover;
 pub mod graph;
 mod jsonc;
 pub mod looks;

@@ -1,5 +1,6 @@
 //! The usage map: who reads each secret (workflows, actions, Workers),
-//! whether a policy delivers it there, and `usage --graph`. Offline: real files in temp dirs, the real binary.
+//! whether a policy delivers it there, `usage --graph`, and `init
+//! --discover`. Offline: real files in temp dirs, the real binary.
 
 use std::process::{Command, Output};
 
@@ -499,4 +500,69 @@ fn rotate_in_github_actions_adds_the_diagram_of_what_it_touched_to_the_step_summ
     assert!(block.contains("  tok_SESSION_KEY --> tgt_dotenv_app__env\n"), "{md}");
     // Only what the run touched: no other token, no undelivered reads.
     assert!(!block.contains("CHITTY_ID_TOKEN") && !block.contains("miss_"), "{md}");
+}
+
+#[test]
+fn init_discover_drafts_a_policy_policy_check_accepts_with_names_never_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Project { dir, argv_log: Default::default() };
+    git(&p, &["init", "-q"]);
+    git(&p, &["remote", "add", "origin", "https://github.com/acme/site.git"]);
+    write(&p, ".gitignore", "app/.env\nnode_modules/\n");
+    write(&p, ".github/workflows/deploy.yml", WORKFLOW);
+    write(
+        &p,
+        ".github/actions/upload/action.yml",
+        "runs:\n  using: composite\n  steps:\n    - run: up ${{ secrets.UPLOAD_KEY }}\n      shell: bash\n",
+    );
+    write(&p, "app/.env", &format!("VENDOR_API_KEY={CANARY}\nCHITTY_ID_TOKEN=YOUR_TOKEN_HERE_REPLACE_ME\n"));
+    write(&p, "app/.env.example", "FROM_THE_EXAMPLE=changeme\n");
+    write(&p, "workers/api/wrangler.toml", WRANGLER_TOML);
+    write(&p, "workers/site/wrangler.jsonc", WRANGLER_JSONC);
+    write(&p, "node_modules/x/.env", "NOT_OURS=1\n");
+
+    let out = p.run(&["init", "--discover"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("next: `chitty-secrets import app/.env` brings its values in"), "{}", text(&out));
+    let drafted = p.read("policies/discovered.toml");
+    assert!(!drafted.contains(CANARY) && !drafted.contains("YOUR_TOKEN_HERE"), "a value was copied:\n{drafted}");
+    for expected in [
+        "[tokens.VENDOR_API_KEY]\nissuer = \"manual\"",
+        "[[tokens.VENDOR_API_KEY.targets]]\nkind = \"dotenv\"\npath = \"app/.env\"",
+        "# app/.env:2 looks like a placeholder, not a token: not a value to import; `chitty-secrets set CHITTY_ID_TOKEN` the real one",
+        "[[tokens.CHITTY_ID_TOKEN.targets]]\nkind = \"github\"\nrepo = \"acme/site\"\nenvironment = \"production\"",
+        "[[tokens.NPM_TOKEN.targets]]\nkind = \"github\"\nrepo = \"acme/site\"\n",
+        "[[tokens.UPLOAD_KEY.targets]]\nkind = \"github\"\nrepo = \"acme/site\"\n",
+        "[[tokens.VENDOR_KEY.targets]]\nkind = \"secrets_store\"\nstore = \"0123456789abcdef0123456789abcdef\"",
+        "[[tokens.VENDOR_KEY_STAGING.targets]]\nkind = \"secrets_store\"",
+        "[[tokens.COOKIE_SECRET.targets]]\nkind = \"wrangler\"\nworker = \"site\"",
+    ] {
+        assert!(drafted.contains(expected), "missing {expected:?} in:\n{drafted}");
+    }
+    assert!(
+        !drafted.contains("GITHUB_TOKEN") && !drafted.contains("FROM_THE_EXAMPLE") && !drafted.contains("NOT_OURS"),
+        "{drafted}"
+    );
+
+    // A policy `policy check` accepts, and `import` fills from the .env file.
+    let out = p.run(&["policy", "check"]);
+    assert_eq!(code(&out), 0, "{}\n{drafted}", text(&out));
+    let out = p.run(&["import", "--only", "VENDOR_API_KEY", "app/.env"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(p.ok(&["get", "VENDOR_API_KEY"]).trim_end(), CANARY);
+    // Every read is now delivered by the draft.
+    let found = findings(&p.run(&["check", "--json"]));
+    assert!(located(&found, "secret-not-delivered").is_empty(), "{found:?}");
+
+    // Where policies exist, --discover is refused (and nothing is written).
+    let before = p.read("policies/discovered.toml");
+    let out = p.run(&["init", "--discover"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("policies already holds policy files: --discover drafts a first policy where there is none"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(p.read("policies/discovered.toml"), before);
 }
