@@ -262,6 +262,8 @@ pub fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
             );
         }
     }
+    // Who reads each secret, and whether a policy delivers it there.
+    c.findings.extend(crate::usage::findings(inputs));
     c.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(c.findings)
 }

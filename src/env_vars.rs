@@ -10,6 +10,9 @@ pub const KEYRING_SERVICE: &str = "CHITTY_SECRETS_KEYRING_SERVICE";
 pub const NO_KEYRING: &str = "CHITTY_SECRETS_NO_KEYRING";
 /// `true` inside GitHub Actions: printed values are masked first.
 pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// `owner/repo` of the repository a GitHub Actions run is in (else the
+/// git remote `origin` says which repository the project is).
+pub const GITHUB_REPOSITORY: &str = "GITHUB_REPOSITORY";
 /// The registry's id (`chitty-secrets status` shows it): where set, a key
 /// file that makes another id is refused. For CI, whose fresh machines
 /// remember no registry.

@@ -25,3 +25,4 @@ pub mod scan;
 pub mod secret;
 pub mod targets;
 pub mod threads;
+pub mod usage;

@@ -15,14 +15,20 @@ pub struct Args {
     /// token into .env) to begin from.
     #[arg(long)]
     pub starter: bool,
+    /// Where there is no policy yet, draft policies/discovered.toml from
+    /// what the project's workflows, Wrangler configurations and .env files
+    /// read and hold (names only, never values), for `import` to fill.
+    #[arg(long, conflicts_with = "starter")]
+    pub discover: bool,
 }
 
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let cwd = std::env::current_dir()?;
     let explicit = g.cli.policies.is_some() || g.cli.registry.is_some();
     let nowhere = matches!(project::locate(&cwd), Err(project::LocateError::NotFound { .. }));
+    let mut began = false;
     if !explicit && nowhere {
-        if !args.starter {
+        if !(args.starter || args.discover) {
             // Nothing is made in a folder that is no project unless asked;
             // the way to begin is offered.
             return Err(Hinted::new(
@@ -31,7 +37,8 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
             )
             .into());
         }
-        write_starter(&cwd.join("policies"))?;
+        begin(&cwd.join("policies"), args)?;
+        began = true;
     }
     let located = g.located()?.clone();
     if let Some(file) = &located.file
@@ -45,15 +52,18 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         )
         .into());
     }
-    if !located.policies.is_dir() {
-        if !args.starter {
+    if args.discover && !began && located.policies.is_dir() {
+        // Drafted where there is no policy; refused where there is one.
+        super::usage::discover(&located.policies)?;
+    } else if !located.policies.is_dir() {
+        if !(args.starter || args.discover) {
             return Err(Hinted::new(
                 format!("no policies folder at {}", shown(&located.policies)),
                 "run `chitty-secrets init --starter` to begin with a starter policy, or create it with at least one *.toml policy (README: \"Policies\")",
             )
             .into());
         }
-        write_starter(&located.policies)?;
+        begin(&located.policies, args)?;
     }
     let flag = g.cli.identity.as_deref();
     let (identity, how) = match identity::resolve(flag)? {
@@ -121,6 +131,11 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         println!("next: `chitty-secrets rotate` mints and delivers every token in {}", shown(&located.policies));
     }
     Ok(exit::OK)
+}
+
+/// The first policy: drafted from the project (`--discover`) or the starter.
+fn begin(policies: &std::path::Path, args: &Args) -> anyhow::Result<()> {
+    if args.discover { super::usage::discover(policies) } else { write_starter(policies) }
 }
 
 /// A starter policy, not only an error, where there is no policy folder:

@@ -17,6 +17,7 @@ mod scan;
 mod set;
 mod status;
 pub mod trust;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -99,6 +100,8 @@ pub enum Command {
     /// Every place a known value is exposed (files, history, GitHub's
     /// secret-scanning alerts); `--rotate` ends the leaked ones.
     Leaks(leaks::Args),
+    /// Who reads each secret (workflows, Workers) and what delivers it: a table, --json or --graph.
+    Usage(usage::Args),
     /// Team and CI recipients: who can read the registry.
     Keys {
         #[command(subcommand)]
@@ -156,6 +159,7 @@ impl Cli {
             Command::Check(a) => a.json,
             Command::Scan(a) => a.json,
             Command::Leaks(a) => a.json,
+            Command::Usage(a) => a.json,
             _ => false,
         }
     }
@@ -174,7 +178,7 @@ pub enum PolicyCommand {
 const GROUPS: &[(&str, &[&str])] = &[
     ("Set up", &["init", "policy", "keys", "ci", "upgrade"]),
     ("Every day", &["rotate", "sync", "plan", "status", "get", "set", "import", "run"]),
-    ("Check", &["check", "scan", "audit", "trust"]),
+    ("Check", &["check", "scan", "leaks", "usage", "audit", "trust"]),
     ("Shell", &["completions", "man"]),
 ];
 
@@ -286,6 +290,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => check::run(&ctx, args).await,
         Command::Scan(args) => scan::run(&ctx, args),
         Command::Leaks(args) => leaks::run(&ctx, args).await,
+        Command::Usage(args) => usage::run(&ctx, args),
         Command::Audit { command } => audit::run(&ctx, command),
         Command::Trust { command } => trust::run(&ctx, command),
         Command::Upgrade => trust::upgrade(&ctx),

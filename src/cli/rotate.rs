@@ -248,6 +248,7 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
         }
     }
     write_summary(if is_sync { "sync" } else { "rotate" }, &report.outcomes);
+    super::usage::step_summary(&ws.policy, ws.registry.dir(), report.outcomes.iter().map(|o| o.token.as_str()));
     let (partial, failed) = (report.partial(), report.failed());
     if json {
         #[derive(Serialize)]

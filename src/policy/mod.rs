@@ -98,6 +98,7 @@ struct Builder {
     /// Issuer references, checked once every file is read.
     references: Vec<(String, Diagnostic)>,
     placeholders: Vec<String>,
+    set_elsewhere: Vec<String>,
     problems: Vec<Diagnostic>,
 }
 
@@ -124,7 +125,8 @@ impl Builder {
                                     .with_hint("a placeholder is matched as a whole value: list words like `YOUR_TOKEN_HERE`; a short one would flag real values"),
                             );
                         }
-                        self.placeholders.extend(check.placeholders)
+                        self.placeholders.extend(check.placeholders);
+                        self.set_elsewhere.extend(check.set_elsewhere);
                     }
                     Err(e) => self.problems.push(toml_problem(src, e, span)),
                 },
@@ -447,7 +449,15 @@ impl Builder {
         if !self.problems.is_empty() {
             return Err(PolicyError { diagnostics: self.problems });
         }
-        Ok(Policy { root, dir, files, issuers: self.issuers, tokens: self.tokens, placeholders: self.placeholders })
+        Ok(Policy {
+            root,
+            dir,
+            files,
+            issuers: self.issuers,
+            tokens: self.tokens,
+            placeholders: self.placeholders,
+            set_elsewhere: self.set_elsewhere,
+        })
     }
 
     /// Two tokens writing the same name at the same target would overwrite

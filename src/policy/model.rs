@@ -34,6 +34,9 @@ pub struct Policy {
     pub tokens: BTreeMap<String, TokenPolicy>,
     /// Extra placeholder values declared in `[check] placeholders`.
     pub placeholders: Vec<String>,
+    /// Secrets read by workflows or Workers that are set outside
+    /// chitty-secrets (`[check] set_elsewhere`): not reported as undelivered.
+    pub set_elsewhere: Vec<String>,
 }
 
 impl Policy {
@@ -559,4 +562,9 @@ impl<'de> Deserialize<'de> for CredentialSource {
 pub(super) struct CheckFields {
     #[serde(default)]
     pub placeholders: Vec<String>,
+    /// Secret names that workflows or Workers read and that are set outside
+    /// chitty-secrets (by hand, by another tool): `check` does not report
+    /// them as undelivered.
+    #[serde(default)]
+    pub set_elsewhere: Vec<String>,
 }

@@ -25,6 +25,7 @@ mod secrets_store;
 mod teams;
 mod trust;
 mod upgrade;
+mod usage;
 mod values;
 mod workers;
 mod workflow;
