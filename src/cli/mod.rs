@@ -392,6 +392,13 @@ impl Globals<'_> {
     pub fn workspace(&self, need: Need) -> anyhow::Result<Workspace> {
         let policy = self.policy()?;
         let registry = self.registry()?;
+        tracing::debug!(
+            "policies: {} token(s) from {}; registry: {}; this machine: {}",
+            policy.tokens.len(),
+            policy.root.display(),
+            registry.dir().display(),
+            crate::registry::machine::this_machine()
+        );
         registry.set_checks_in(policy.names_machine(&crate::registry::machine::this_machine()));
         let identity = match need {
             Need::Nothing => None,

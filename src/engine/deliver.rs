@@ -136,6 +136,10 @@ pub async fn deliver_all(ws: &Workspace, batches: Vec<Batch>, opened: &Opened) -
 
 async fn deliver_one(ws: &Workspace, batch: Batch, opened: &Opened) -> TargetReport {
     let address = batch.target.address();
+    tracing::debug!(
+        "{address}: delivering {}",
+        batch.items.iter().map(|i| format!("{} v{} as {}", i.token, i.version, i.name)).collect::<Vec<_>>().join(", ")
+    );
     let fail_all = |error: TargetError| TargetReport {
         address: address.clone(),
         items: batch

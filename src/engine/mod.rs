@@ -430,6 +430,9 @@ impl Workspace {
             self.show_blocked_retirements(&mut plans, &metas, &observe::RemoteLook::default());
         }
         plans.retain(|p| !p.steps.is_empty() || !is_sync);
+        for p in &plans {
+            tracing::debug!("plan for {}: {:?}", p.token, p.steps);
+        }
         let (away, not_on_this_machine): (Vec<TargetId>, Vec<String>) = elsewhere.into_iter().unzip();
         let mut report = RunReport {
             plans,

@@ -93,6 +93,7 @@ impl Workspace {
         let lists = futures_util::future::join_all(targets.iter().map(|(address, t)| async move {
             let target = opened.target(self, t)?;
             let listed = target.list().await?.unwrap_or_default();
+            tracing::debug!("{address}: {} name(s) listed", listed.len());
             // A Worker: the versions holding current values that something
             // older still runs beside or instead of, and the changes made
             // since our newest write by someone else.

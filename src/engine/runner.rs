@@ -228,6 +228,7 @@ impl<'a> Runner<'a> {
     /// where the rest begins, or how the token's run ended.
     async fn before_delivery(&mut self, steps: &[Step]) -> Result<usize, Outcome> {
         for (i, step) in steps.iter().enumerate() {
+            tracing::debug!("{}: {step:?}", self.token.name);
             let result = match step {
                 Step::Mint { .. } => self.mint().await,
                 Step::Resume { version, .. } => {
@@ -303,11 +304,30 @@ impl<'a> Runner<'a> {
         for step in steps {
             let result = match step {
                 Step::Deliver { .. } | Step::Mint { .. } | Step::Resume { .. } | Step::Remind { .. } => continue,
-                Step::Verify | Step::Promote if !failures.is_empty() => break,
-                Step::Verify => self.verify().await,
-                Step::Promote => self.promote(),
-                Step::Retire { version, .. } => self.retire(*version).await,
-                Step::Abort { version } => self.abort(*version).await,
+                Step::Verify | Step::Promote if !failures.is_empty() => {
+                    tracing::debug!(
+                        "{}: stopping before {step:?}: {} target(s) did not take the value",
+                        self.token.name,
+                        failures.len()
+                    );
+                    break;
+                }
+                Step::Verify => {
+                    tracing::debug!("{}: {step:?}", self.token.name);
+                    self.verify().await
+                }
+                Step::Promote => {
+                    tracing::debug!("{}: {step:?}", self.token.name);
+                    self.promote()
+                }
+                Step::Retire { version, .. } => {
+                    tracing::debug!("{}: {step:?}", self.token.name);
+                    self.retire(*version).await
+                }
+                Step::Abort { version } => {
+                    tracing::debug!("{}: {step:?}", self.token.name);
+                    self.abort(*version).await
+                }
             };
             if let Err(e) = result {
                 return self.stopped_by(&e);

@@ -143,6 +143,7 @@ impl Pacer {
                 }
                 wait
             };
+            tracing::debug!("waiting {} ms for the service's request budget", wait.as_millis());
             tokio::time::sleep(wait).await;
         }
     }

@@ -7,6 +7,7 @@ mod chitty;
 mod common;
 mod conformance;
 mod crash;
+mod debug_log;
 #[path = "../fakes/mod.rs"]
 mod fakes;
 mod foundation;
