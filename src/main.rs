@@ -93,6 +93,14 @@ fn json_error(error: &anyhow::Error) -> serde_json::Value {
 
 /// Prints `error:`, the cause chain and a `hint:`; returns the exit code.
 fn report(error: &anyhow::Error) -> u8 {
+    // The reader went away (`status | head -1`): stop quietly, as a
+    // `println!` that met it does (see `quiet_on_closed_pipe`).
+    if error
+        .chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+    {
+        return exit::OK;
+    }
     if let Some(policy) = error.downcast_ref::<PolicyError>() {
         eprintln!("{policy}");
         for d in &policy.diagnostics {

@@ -805,6 +805,18 @@ impl Registry {
     /// is not the generation `meta` was loaded from (someone else wrote it
     /// meanwhile), or is not a member's.
     pub fn save(&self, meta: &mut TokenMeta) -> Result<(), RegistryError> {
+        self.save_as(meta, true)
+    }
+
+    /// [`Registry::save`], put in place whole but not synced: it survives
+    /// a killed process, not a machine that crashes. For a state written
+    /// again durably soon after, whose loss only costs redoing work (the
+    /// journal of a local mint, which nothing outside knows of).
+    pub fn save_unsynced(&self, meta: &mut TokenMeta) -> Result<(), RegistryError> {
+        self.save_as(meta, false)
+    }
+
+    fn save_as(&self, meta: &mut TokenMeta, durable: bool) -> Result<(), RegistryError> {
         let keys = self.require_keys("writing the registry")?;
         // `load_existing` refuses a name that is not a token name.
         let path = self.meta_path(&meta.name);
@@ -825,7 +837,13 @@ impl Registry {
         meta.generation += 1;
         meta.schema = SCHEMA;
         let text = meta_text(meta, &keys);
-        let result = self.write(&path, text.as_bytes());
+        let result = if durable {
+            self.write(&path, text.as_bytes())
+        } else {
+            self.ensure_tokens_dir().and_then(|()| {
+                fsutil::replace_unsynced(&path, text.as_bytes()).map_err(|e| RegistryError::io(&path, e))
+            })
+        };
         if result.is_err() {
             meta.generation -= 1;
         }
