@@ -17,3 +17,6 @@ pub const GITHUB_REPOSITORY: &str = "GITHUB_REPOSITORY";
 /// file that makes another id is refused. For CI, whose fresh machines
 /// remember no registry.
 pub const REGISTRY_ID: &str = "CHITTY_SECRETS_REGISTRY_ID";
+/// Set by the shell completion scripts (`completions SHELL`) to a shell's
+/// name: the binary then prints candidates for the words after `--`.
+pub const COMPLETE: &str = "CHITTY_SECRETS_COMPLETE";

@@ -14,6 +14,8 @@ use chitty_secrets::policy::PolicyError;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // A shell asking for candidates at a TAB: answered before anything else.
+    cli::completions::complete_from_env();
     quiet_on_closed_pipe();
     let args = match Cli::from_arg_matches(&cli::command().get_matches()) {
         Ok(args) => args,

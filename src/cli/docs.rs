@@ -1,16 +1,10 @@
-//! `completions SHELL` and `man`: generated from the clap definitions.
+//! `man`: generated from the clap definitions.
 
 use std::io::Write;
 
 use clap::CommandFactory;
 
 use super::{Cli, exit};
-
-pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
-    let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "chitty-secrets", &mut out);
-    emit(&out)
-}
 
 /// One self-contained page: the usual sections, and the commands listed
 /// in it (no `chitty-secrets-init(1)` references to pages that do not exist).
@@ -35,7 +29,7 @@ pub fn man() -> anyhow::Result<u8> {
 }
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error.
-fn emit(bytes: &[u8]) -> anyhow::Result<u8> {
+pub(super) fn emit(bytes: &[u8]) -> anyhow::Result<u8> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),

@@ -4,6 +4,7 @@ pub mod actions;
 mod audit;
 mod check;
 pub mod ci;
+pub mod completions;
 mod docs;
 mod get;
 mod import;
@@ -112,7 +113,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ci::Command,
     },
-    /// Print shell completions.
+    /// Print the shell completion script to source (it completes commands,
+    /// options and the policies' token names).
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -296,7 +298,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Upgrade => trust::upgrade(&ctx),
         Command::Keys { command } => keys::run(&ctx, command),
         Command::Ci { command } => ci::run(&ctx, command),
-        Command::Completions { shell } => docs::completions(*shell),
+        Command::Completions { shell } => completions::print(*shell),
         Command::Man => docs::man(),
     }
 }

@@ -5,6 +5,7 @@ mod boundaries;
 mod checks;
 mod chitty;
 mod common;
+mod completions;
 mod conformance;
 mod crash;
 mod debug_log;
