@@ -11,6 +11,7 @@ mod crash;
 mod fakes;
 mod foundation;
 mod hardening;
+mod history;
 mod identity;
 mod machines;
 mod merges;
