@@ -88,7 +88,7 @@ pub enum Command {
     Run(run::Args),
     /// Offline findings: placeholders, expiry, due, drift, permissions (zero service calls).
     Check(check::Args),
-    /// Find known token values (every version) in files.
+    /// Find known token values (every version) in files or in git history.
     Scan(scan::Args),
     /// Team and CI recipients: who can read the registry.
     Keys {

@@ -159,7 +159,14 @@ impl Walk {
         }
         let inside = git(repo).args(["rev-parse", "--git-dir"]).output().map_err(HistoryError::NoGit)?;
         if !inside.status.success() {
-            return Err(HistoryError::NotARepository(repo.to_path_buf()));
+            let stderr = String::from_utf8_lossy(&inside.stderr).trim().to_string();
+            // Any other refusal (a repository owned by someone else, a
+            // damaged one) is said in git's own words.
+            return Err(if stderr.contains("not a git repository") {
+                HistoryError::NotARepository(repo.to_path_buf())
+            } else {
+                HistoryError::Git { what: "git rev-parse", stderr }
+            });
         }
         let mut walk = git(repo);
         walk.args(["rev-list", "--objects", "--in-commit-order", "--reverse", "--topo-order"]);
@@ -193,7 +200,9 @@ impl Walk {
         };
         let typed_out = typed.stdout.take().expect("piped");
         let readers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
-        let (feeds, queues): (Vec<_>, Vec<_>) = (0..readers).map(|_| mpsc::channel::<Job>()).unzip();
+        // Bounded, so a history far larger than this one waits for the
+        // readers instead of queueing every blob's id and path in memory.
+        let (feeds, queues): (Vec<_>, Vec<_>) = (0..readers).map(|_| mpsc::sync_channel::<Job>(1 << 16)).unzip();
         let sorter = std::thread::spawn(move || sort_walk(typed_out, &feeds));
         let walk_err = std::thread::spawn(move || read_all(walk_err));
         Ok(Walk {
@@ -328,7 +337,7 @@ enum What {
 
 /// Reads the typed walk, keeps the commits' ids in order and queues every
 /// blob for a reader: the one its path hashes to.
-fn sort_walk(typed: impl Read, feeds: &[mpsc::Sender<Job>]) -> Result<Vec<String>, HistoryError> {
+fn sort_walk(typed: impl Read, feeds: &[mpsc::SyncSender<Job>]) -> Result<Vec<String>, HistoryError> {
     let keys = RandomState::new();
     let mut commits = Vec::new();
     let mut pipe = Pipe::new(typed);
