@@ -3,7 +3,9 @@
 //! automaton over a gitignore-aware parallel walk) it has no false
 //! positives; it also flags ChittyID-shaped tokens (`mcp_auth_` + 32 hex)
 //! the registry does not know. A hit names the token and version, never the
-//! value.
+//! value. [`history`] searches a git repository's history the same way.
+
+pub mod history;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};

@@ -16,6 +16,7 @@ use crate::error::Hint;
 use crate::leaks::{Index, Leak, Liveness, Place};
 use crate::rotation::{Mode, TokenPlan};
 use crate::scan::Scanner;
+use crate::scan::history::{HistoryError, Revisions, Walk};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -31,6 +32,9 @@ pub struct Args {
     /// Ask no service for its alerts (the working tree and history only).
     #[arg(long)]
     pub offline: bool,
+    /// Do not search the repository's history.
+    #[arg(long)]
+    pub no_history: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -52,12 +56,14 @@ struct Found {
 pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let ws = g.workspace(Need::Required)?;
     super::say_authenticity(&ws.registry);
+    // git walks the history while the values are decrypted.
+    let walk = (!args.no_history).then(|| Walk::start(&ws.policy.root, Revisions::All));
     let identity = ws.identity()?;
     let (known, unreadable) = known_values(&ws.registry, &identity.key)?;
     let index = Index::new(known.clone());
     let scanner = Scanner::new(known)?;
     let reports = if args.offline { None } else { Some(ws.exposures().await) };
-    let mut found = gather(&ws, &index, &scanner, reports.as_ref())?;
+    let mut found = gather(&ws, &index, &scanner, reports.as_ref(), walk)?;
     found.unsearched.extend(unreadable.iter().map(|u| format!("the values of {u}")));
 
     let mut rotation = None;
@@ -97,7 +103,13 @@ pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
 }
 
 /// Every exposure of a known value: working tree, history, alerts.
-fn gather(ws: &Workspace, index: &Index, scanner: &Scanner, reports: Option<&Reports>) -> anyhow::Result<Found> {
+fn gather(
+    ws: &Workspace,
+    index: &Index,
+    scanner: &Scanner,
+    reports: Option<&Reports>,
+    walk: Option<Result<Walk, HistoryError>>,
+) -> anyhow::Result<Found> {
     let metas = ws.metas()?;
     let mut found = Found {
         leaks: Vec::new(),
@@ -124,7 +136,23 @@ fn gather(ws: &Workspace, index: &Index, scanner: &Scanner, reports: Option<&Rep
             add(&mut found, token, version, Place::WorkingTree { file, line: h.line, col: h.col }, None);
         }
     }
-    // HISTORY: the repository's history joins here (scan --history).
+    match walk.map(|w| w.and_then(|w| w.search(scanner))) {
+        None => {}
+        Some(Ok((hits, _))) => {
+            for h in hits {
+                if let (Some(token), Some(version)) = (&h.hit.token, h.hit.version) {
+                    // A blob only a tag points to has no commit: the blob names it.
+                    let commit = h.commit.unwrap_or_else(|| format!("blob {}", h.blob));
+                    let place = Place::History { commit, file: h.hit.file.clone(), line: h.hit.line };
+                    add(&mut found, token, version, place, None);
+                }
+            }
+        }
+        Some(Err(HistoryError::NotARepository(_) | HistoryError::Missing(_))) => {
+            found.notes.push("not in a git repository: no history searched".into());
+        }
+        Some(Err(e)) => found.unsearched.push(format!("the history: {e} ({})", e.hint())),
+    }
     if let Some(reports) = reports {
         for (i, r) in reports.reports.iter().enumerate() {
             let e = &r.exposure;

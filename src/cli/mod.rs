@@ -96,7 +96,7 @@ pub enum Command {
     Run(run::Args),
     /// Offline findings: placeholders, expiry, due, drift, permissions (zero service calls).
     Check(check::Args),
-    /// Find known token values (every version) in files.
+    /// Find known token values (every version) in files or in git history.
     Scan(scan::Args),
     /// Every place a known value is exposed (files, history, GitHub's
     /// secret-scanning alerts); `--rotate` ends the leaked ones.

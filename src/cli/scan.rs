@@ -1,4 +1,6 @@
-//! `scan [PATH…]`: leak scanning with known values. Exit 3 on a finding.
+//! `scan [PATH…]`: leak scanning with known values, in files, in what is
+//! staged, or in a git repository's history (`--history`). Exit 3 on a
+//! finding.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -8,11 +10,13 @@ use serde::Serialize;
 use super::policy_check::plural;
 use super::{Globals, Hinted, exit};
 use crate::engine::reads::known_values;
+use crate::scan::history::{HistoryError, HistoryHit, HistoryTotals, Revisions, Walk};
 use crate::scan::{Hit, Scanner, Totals, is_binary};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Files or folders to scan (default: the current folder).
+    /// Files or folders to scan (default: the current folder); with
+    /// --history, the repository (default: the one here).
     pub paths: Vec<PathBuf>,
     /// Scan what is staged in git (for a pre-commit hook) instead of paths.
     #[arg(long, conflicts_with = "paths")]
@@ -20,6 +24,17 @@ pub struct Args {
     /// Also scan files that .gitignore and .ignore exclude.
     #[arg(long)]
     pub no_ignore: bool,
+    /// Search git history instead of files: every file version reachable
+    /// from any ref, or from RANGE (git revisions: main..feature, v1.0..,
+    /// 'feature ^main'). Each finding names the commit that brought it.
+    #[arg(
+        long,
+        value_name = "RANGE",
+        num_args = 0..=1,
+        require_equals = true,
+        conflicts_with_all = ["staged", "no_ignore"]
+    )]
+    pub history: Option<Option<String>>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -28,6 +43,13 @@ pub struct Args {
 pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let registry = g.registry()?;
     let identity = g.optional_identity()?;
+    // git walks the history while the values are decrypted (each takes
+    // about as long as the other).
+    let history_started = std::time::Instant::now();
+    let walk = match &args.history {
+        Some(revisions) => Some(start_history(args, revisions.as_deref())?),
+        None => None,
+    };
     let (known, unreadable) = match &identity {
         Some(id) => {
             super::unlock(&registry, id)?;
@@ -45,6 +67,10 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     }
     let searched = known.len();
     let scanner = Scanner::new(known)?;
+    if let Some(walk) = walk {
+        let found = history(args, walk, &scanner, searched, history_started)?;
+        return Ok(outcome(found, &unreadable));
+    }
     let started = std::time::Instant::now();
     let (hits, totals) = if args.staged {
         scan_staged(&scanner)?
@@ -97,7 +123,12 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         )
         .print();
     }
-    Ok(if !hits.is_empty() {
+    Ok(outcome(!hits.is_empty(), &unreadable))
+}
+
+/// The exit code: findings, else whether every value was looked for.
+fn outcome(found: bool, unreadable: &[String]) -> u8 {
+    if found {
         exit::FINDINGS
     } else if !unreadable.is_empty() {
         // Not every value was looked for: not a clean result.
@@ -109,7 +140,101 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
         exit::FAILURE
     } else {
         exit::OK
-    })
+    }
+}
+
+/// `scan --history[=RANGE] [REPOSITORY]`: the repository and revisions
+/// checked, and git's walk started.
+fn start_history(args: &Args, revisions: Option<&str>) -> anyhow::Result<Walk> {
+    let usage = |message: String, hint: &str| {
+        let mut usage = Hinted::new(message, hint);
+        usage.code = exit::USAGE;
+        usage
+    };
+    let repo = match args.paths.as_slice() {
+        [] => PathBuf::from("."),
+        [one] => one.clone(),
+        [..] => {
+            return Err(usage(
+                "--history searches one repository, and more than one path was given".into(),
+                "give the repository's folder (or none, for the one here); --history=RANGE limits the commits",
+            )
+            .into());
+        }
+    };
+    let revisions = match revisions {
+        Some(given) if given.split_whitespace().any(|r| r.starts_with('-')) => {
+            return Err(usage(
+                format!("--history={given}: revisions cannot start with '-'"),
+                "give revisions, e.g. --history=main..feature; --history alone searches every ref",
+            )
+            .into());
+        }
+        Some(given) if !given.trim().is_empty() => Revisions::Given(given),
+        _ => Revisions::All,
+    };
+    Ok(Walk::start(&repo, revisions).map_err(hinted)?)
+}
+
+/// A history error as every command's errors are shown: with its hint, and
+/// exit 2 for a mistake in what was asked.
+fn hinted(e: HistoryError) -> Hinted {
+    let mut hinted = Hinted::new(e.to_string(), e.hint());
+    if e.is_usage() {
+        hinted.code = exit::USAGE;
+    }
+    hinted
+}
+
+/// Searches the walk's blobs and reports; whether anything was found.
+fn history(
+    args: &Args,
+    walk: Walk,
+    scanner: &Scanner,
+    searched: usize,
+    started: std::time::Instant,
+) -> anyhow::Result<bool> {
+    let (hits, totals) = walk.search(scanner).map_err(hinted)?;
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            hits: &'a [HistoryHit],
+            values_searched: usize,
+            totals: &'a HistoryTotals,
+        }
+        println!("{}", serde_json::to_string_pretty(&Out { hits: &hits, values_searched: searched, totals: &totals })?);
+    } else {
+        for h in &hits {
+            let place = match &h.commit {
+                Some(commit) => format!("{} {}", commit.get(..12).unwrap_or(commit), h.hit.file),
+                None => format!("(no commit) the blob {} a tag points to", h.blob),
+            };
+            let place = format!("{place}:{}:{}", h.hit.line, h.hit.col);
+            match (&h.hit.token, h.hit.version, h.hit.stage) {
+                (Some(t), Some(v), Some(s)) => println!("{place}: {t} v{v} ({})", s.as_str()),
+                _ => println!("{place}: a ChittyID-shaped token (mcp_auth_ + 32 hex) the registry does not know"),
+            }
+        }
+        println!(
+            "{} finding{} in {} commit{} ({} file version{}, {:.1} MB, {} binary skipped) in {seconds:.2}s; {searched} known value{} searched",
+            hits.len(),
+            plural(hits.len()),
+            totals.commits,
+            plural(totals.commits as usize),
+            totals.blobs,
+            plural(totals.blobs as usize),
+            totals.bytes as f64 / 1e6,
+            totals.binary_skipped,
+            plural(searched),
+        );
+    }
+    if !hits.is_empty() {
+        eprintln!(
+            "hint: a value in history is leaked wherever the repository went: rotate every token found (`chitty-secrets rotate NAME`); rewriting history does not take it back"
+        );
+    }
+    Ok(!hits.is_empty())
 }
 
 /// What `git commit` would record: the staged blobs, not the work tree.

@@ -189,3 +189,46 @@ fn a_leaked_previous_value_is_revoked_now_and_the_current_one_is_kept() {
     assert_eq!(s.id.count(MINT), mints, "nothing is minted for it");
     assert_eq!(p.ok(&["get", "CHITTY_ID_TOKEN"]).trim_end(), v2);
 }
+
+/// `git` in the project, with a fixed author.
+fn git(p: &Project, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(p.path(""))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", text(&out));
+}
+
+#[test]
+fn a_value_committed_then_deleted_is_found_in_history_and_ended() {
+    let s = Services::start();
+    let p = Project::initialised(&s.policy("24h"));
+    s.ok(&p, &["rotate"]);
+    let v1 = p.ok(&["get", "CHITTY_ID_TOKEN"]).trim_end().to_string();
+    git(&p, &["init", "-q", "-b", "main"]);
+    std::fs::write(p.path(".gitignore"), "app/.env\n").unwrap();
+    std::fs::write(p.path("deploy.sh"), format!("#!/bin/sh\n# for now\nexport CHITTY_ID_TOKEN={v1}\n")).unwrap();
+    git(&p, &["add", "-A"]);
+    git(&p, &["commit", "-q", "-m", "deploy script"]);
+    std::fs::write(p.path("deploy.sh"), "#!/bin/sh\n").unwrap();
+    git(&p, &["commit", "-q", "-am", "take the token out"]);
+
+    let (code1, json) = leaks_json(&s, &p, &[]);
+    assert_eq!(code1, 3, "{json}");
+    let leaks = json["leaks"].as_array().unwrap();
+    let hit = leaks.iter().find(|l| l["source"] == "history").unwrap_or_else(|| panic!("{json}"));
+    assert_eq!((hit["file"].as_str(), hit["line"].as_u64()), (Some("deploy.sh"), Some(3)));
+    assert_eq!(hit["commit"].as_str().map(str::len), Some(40));
+    assert!(!leaks.iter().any(|l| l["source"] == "working-tree"), "the file no longer holds it: {json}");
+
+    let out = s.run(&p, &["leaks", "--rotate"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!s.id.is_valid(&v1));
+    let (code2, json) = leaks_json(&s, &p, &[]);
+    assert_eq!(code2, 0, "history keeps the value, but it no longer works: {json}");
+    assert_eq!(json["leaks"][0]["liveness"], "dead");
+    let (_, offline) = leaks_json(&s, &p, &["--no-history", "--offline"]);
+    assert_eq!(offline["leaks"], serde_json::json!([]));
+}

@@ -13,6 +13,7 @@ mod debug_log;
 mod fakes;
 mod foundation;
 mod hardening;
+mod history;
 mod identity;
 mod leaks;
 mod machines;
