@@ -102,6 +102,17 @@ pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     })
 }
 
+/// The tokens whose working values are exposed in the working tree or the
+/// history (no service asked), for `usage --graph --leaks`.
+pub(super) fn exposed_offline(ws: &Workspace) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let walk = Some(Walk::start(&ws.policy.root, Revisions::All));
+    let identity = ws.identity()?;
+    let (known, _) = known_values(&ws.registry, &identity.key)?;
+    let index = Index::new(known.clone());
+    let found = gather(ws, &index, &Scanner::new(known)?, None, walk)?;
+    Ok(found.leaks.into_iter().filter(Leak::is_live).map(|l| l.token).collect())
+}
+
 /// Every exposure of a known value: working tree, history, alerts.
 fn gather(
     ws: &Workspace,

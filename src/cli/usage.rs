@@ -21,6 +21,11 @@ pub struct Args {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// With --graph: also search the working tree and the git history for
+    /// the registry's values (needs the identity; no service is asked) and
+    /// draw the tokens whose working values are exposed in red.
+    #[arg(long, requires = "graph")]
+    pub leaks: bool,
 }
 
 #[derive(Serialize)]
@@ -47,7 +52,12 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let registry = g.located()?.registry.clone();
     let map = Map::build(&policy, usage::scan(&policy.root, &[registry], false));
     if args.graph {
-        print!("{}", graph::mermaid(&policy, &map, None, &graph::Marks::default()));
+        let marks = if args.leaks {
+            graph::Marks { leaked: super::leaks::exposed_offline(&g.workspace(super::Need::Required)?)? }
+        } else {
+            graph::Marks::default()
+        };
+        print!("{}", graph::mermaid(&policy, &map, None, &marks));
         return Ok(exit::OK);
     }
     // Without the identity: values are not compared with the registry's

@@ -566,3 +566,27 @@ fn init_discover_drafts_a_policy_policy_check_accepts_with_names_never_values() 
     );
     assert_eq!(p.read("policies/discovered.toml"), before);
 }
+
+#[test]
+fn usage_graph_with_leaks_draws_a_token_whose_working_value_is_exposed_in_red() {
+    let p = healthy();
+    let policy =
+        p.read("policies/main.toml") + "\n[[tokens.CHITTY_ID_TOKEN.targets]]\nkind = \"github\"\nrepo = \"acme/app\"\n";
+    write(&p, "policies/main.toml", &policy);
+    write(&p, ".github/workflows/deploy.yml", WORKFLOW);
+    let plain = run_in(&p, Some("acme/app"), &["usage", "--graph", "--leaks"]);
+    assert_eq!(code(&plain), 0, "{}", text(&plain));
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("class tok_CHITTY_ID_TOKEN leaked"), "{}", text(&plain));
+
+    let value = p.ok(&["get", "CHITTY_ID_TOKEN"]).trim_end().to_string();
+    write(&p, "notes/handover.md", &format!("use {value} for now\n"));
+    let out = run_in(&p, Some("acme/app"), &["usage", "--graph", "--leaks"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let graph = String::from_utf8(out.stdout).unwrap();
+    assert!(graph.contains("tok_CHITTY_ID_TOKEN ==>"), "{graph}");
+    assert!(
+        graph.lines().any(|l| l.starts_with("  class ") && l.contains("tok_CHITTY_ID_TOKEN") && l.ends_with(" leaked")),
+        "{graph}"
+    );
+    assert!(!graph.contains(&value));
+}
