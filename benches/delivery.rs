@@ -60,8 +60,12 @@ fn main() {
         }
         // Mint every value first, with no targets: the timed sync is a pure fan-out.
         std::fs::write(dir.path().join("policies/p.toml"), &policy).unwrap();
+        // BENCH_LOG=1: the first sync's debug log (each request and step,
+        // timestamped) on stderr, to see where its time goes.
+        let log = std::env::var_os("BENCH_LOG").is_some();
         let run = |args: &[&str]| {
             let out = Command::new(bin)
+                .env("CHITTY_SECRETS_LOG", if log && args == ["sync"] && round == 0 { "debug" } else { "" })
                 .args(args)
                 .current_dir(dir.path())
                 .env("XDG_CONFIG_HOME", dir.path().join("config"))
@@ -75,6 +79,9 @@ fn main() {
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            if log && args == ["sync"] && round == 0 {
+                eprint!("{}", String::from_utf8_lossy(&out.stderr));
+            }
         };
         run(&["init"]);
         run(&["rotate"]);

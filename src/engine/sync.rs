@@ -133,7 +133,9 @@ pub async fn sync_all(
     ws.registry.defer_durability();
     let mut loaded: Vec<(String, TokenMeta)> =
         pending.into_iter().filter_map(|t| Some((t.to_string(), metas.get(t)?.clone()))).collect();
+    tracing::debug!("recording what landed, for {} token(s)", loaded.len());
     let recorded = record_many(ws, &mut loaded, &reports);
+    tracing::debug!("recorded");
     for ((token, _), recorded) in loaded.iter().zip(recorded) {
         let outcome = match recorded {
             Err(e) => Outcome::failed(e.to_string(), e.hint()),
