@@ -12,6 +12,7 @@ mod init;
 mod keys;
 mod leaks;
 mod policy_check;
+mod progress;
 mod rotate;
 mod run;
 mod scan;
@@ -27,7 +28,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
-use crate::engine::{Live, Progress, Workspace};
+use crate::engine::{Live, Workspace};
 use crate::identity::{self, Identity};
 use crate::policy::{self, Dur, Policy};
 use crate::project::{self, Located, ProjectFiles};
@@ -419,7 +420,7 @@ impl Globals<'_> {
             now: self.now(),
             lock_timeout: self.cli.lock_timeout,
             backends,
-            progress: terminal_progress(),
+            progress: progress::sink(self.cli.wants_json()),
         })
     }
 }
@@ -454,28 +455,6 @@ fn warn_if_exposed(identity: &Identity) {
     if let Some(warning) = identity.exposure_warning() {
         eprintln!("warning: {warning}");
     }
-}
-
-/// Progress on a terminal only: a line as each target finishes, when there
-/// is more than one.
-fn terminal_progress() -> Box<dyn Fn(Progress<'_>) + Send + Sync> {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return crate::engine::quiet();
-    }
-    let many = std::sync::atomic::AtomicBool::new(false);
-    Box::new(move |p| match p {
-        Progress::Delivering { targets } => {
-            many.store(targets > 1, std::sync::atomic::Ordering::Relaxed);
-            if targets > 1 {
-                eprintln!("delivering to {targets} targets…");
-            }
-        }
-        Progress::TargetDone(summary) if many.load(std::sync::atomic::Ordering::Relaxed) => {
-            eprintln!("  done: {summary}")
-        }
-        Progress::TargetDone(_) => {}
-    })
 }
 
 /// What a command needs of the identity.

@@ -112,7 +112,9 @@ impl std::fmt::Display for TargetSummary {
 /// still applies across its targets), through the targets `opened` has
 /// open where it has them.
 pub async fn deliver_all(ws: &Workspace, batches: Vec<Batch>, opened: &Opened) -> Vec<TargetReport> {
-    (ws.progress)(Progress::Delivering { targets: batches.len() });
+    let targets: Vec<(TargetId, &'static str)> =
+        batches.iter().map(|b| (b.target.address(), b.target.spec.kind().service())).collect();
+    (ws.progress)(Progress::Delivering { targets: &targets });
     let local: Vec<bool> = batches.iter().map(|b| !b.target.is_remote()).collect();
     let mut reports = futures_util::future::join_all(batches.into_iter().map(|b| async move {
         let report = deliver_one(ws, b, opened).await;
@@ -136,6 +138,7 @@ pub async fn deliver_all(ws: &Workspace, batches: Vec<Batch>, opened: &Opened) -
 
 async fn deliver_one(ws: &Workspace, batch: Batch, opened: &Opened) -> TargetReport {
     let address = batch.target.address();
+    (ws.progress)(Progress::TargetStarted(&address));
     tracing::debug!(
         "{address}: delivering {}",
         batch.items.iter().map(|i| format!("{} v{} as {}", i.token, i.version, i.name)).collect::<Vec<_>>().join(", ")

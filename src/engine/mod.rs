@@ -58,8 +58,11 @@ pub struct Workspace {
 /// What a long run reports while it runs, before its report is ready.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
-    /// Deliveries to this many targets begin.
-    Delivering { targets: usize },
+    /// Deliveries to these targets begin, each with the service it counts
+    /// under (`GitHub`, `Cloudflare`, `files`).
+    Delivering { targets: &'a [(TargetId, &'static str)] },
+    /// One target's writes begin.
+    TargetStarted(&'a TargetId),
     /// One target is finished.
     TargetDone(&'a TargetSummary),
 }

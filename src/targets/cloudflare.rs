@@ -972,6 +972,10 @@ impl super::kind::KindEntry for WranglerSpec {
 
 /// A Worker's secrets: every write makes a version of the Worker.
 impl super::TargetKind for WranglerSpec {
+    fn service(&self) -> &'static str {
+        cloudflare_api::SERVICE
+    }
+
     fn address(&self) -> TargetId {
         TargetId::new(<Self as super::kind::KindEntry>::KIND, self.script())
     }

@@ -8,6 +8,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{Remote, TargetError, TargetId};
+
+/// Whose budget and progress the Cloudflare kinds count in.
+pub const SERVICE: &str = "Cloudflare";
 use crate::http::Http;
 use crate::secret::Secret;
 

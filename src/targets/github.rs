@@ -26,6 +26,8 @@ use crate::policy::{GithubApp, GithubScope, GithubSpec, Visibility};
 use crate::secret::Secret;
 
 const MAX_IN_FLIGHT: usize = 8;
+/// Whose budget and progress a GitHub target counts in.
+pub const SERVICE: &str = "GitHub";
 /// GitHub's limit on one secret's value.
 const MAX_VALUE_BYTES: usize = 48 * 1024;
 
@@ -46,7 +48,7 @@ impl Default for Shared {
     fn default() -> Self {
         Shared {
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
-            pacer: Pacer::new(Budget::github()),
+            pacer: Pacer::new(SERVICE, Budget::github()),
             serial: Mutex::new(()),
             keys: Mutex::new(HashMap::new()),
             org_repos: Mutex::new(HashMap::new()),
@@ -601,6 +603,10 @@ impl super::kind::KindEntry for crate::policy::GithubSpec {
 /// GitHub Actions (and Dependabot, Codespaces) secrets: sealed, written,
 /// listed by name and `updated_at`, never read back.
 impl super::TargetKind for crate::policy::GithubSpec {
+    fn service(&self) -> &'static str {
+        SERVICE
+    }
+
     fn address(&self) -> TargetId {
         use crate::policy::{GithubApp, GithubScope};
         let place = match &self.scope {

@@ -12,6 +12,13 @@ pub trait TargetKind {
     /// `dotenv:app/.env`, `github:o/r`, `wrangler:api`.
     fn address(&self) -> TargetId;
 
+    /// The service whose budget its writes spend and under which a
+    /// progress display counts it (`GitHub`, `Cloudflare`; `files` for a
+    /// file on this machine).
+    fn service(&self) -> &'static str {
+        "files"
+    }
+
     /// Whether it lives on a service (listed by name, never read back)
     /// rather than in a file on this machine.
     fn is_remote(&self) -> bool {

@@ -309,7 +309,7 @@ impl Remote {
             github_http: http.with_own_stats(),
             http,
             github: Arc::new(github::Shared::default()),
-            cloudflare: Arc::new(pacer::Pacer::new(pacer::Budget::cloudflare())),
+            cloudflare: Arc::new(pacer::Pacer::new(cloudflare_api::SERVICE, pacer::Budget::cloudflare())),
             vars: None,
         })
     }

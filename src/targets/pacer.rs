@@ -87,11 +87,24 @@ impl Budget {
     }
 }
 
+/// Who is told when a request waits for a budget (a progress display):
+/// the service, and until when. Set once, by the command line.
+type WaitObserver = Box<dyn Fn(&'static str, Instant) + Send + Sync>;
+static WAITS: OnceLock<WaitObserver> = OnceLock::new();
+
+/// Tells `observe` of every wait for a budget from now on (the first
+/// caller's only).
+pub fn on_wait(observe: WaitObserver) {
+    let _ = WAITS.set(observe);
+}
+
 /// Admits requests inside a [`Budget`]. A window holds the requests that
 /// finished inside it and every one still under way: the service counts a
 /// request when it arrives, some time between the two, so its own window
 /// never sees more than the budget.
 pub struct Pacer {
+    /// Whose budget: `GitHub`, `Cloudflare` (for what a person is shown).
+    service: &'static str,
     budget: Budget,
     /// When recent requests finished (oldest first), and how many are under way.
     recent: Mutex<(VecDeque<Instant>, usize)>,
@@ -114,8 +127,8 @@ impl Drop for Ticket<'_> {
 }
 
 impl Pacer {
-    pub fn new(budget: Budget) -> Self {
-        Pacer { budget, recent: Mutex::new((VecDeque::new(), 0)), deadline: OnceLock::new() }
+    pub fn new(service: &'static str, budget: Budget) -> Self {
+        Pacer { service, budget, recent: Mutex::new((VecDeque::new(), 0)), deadline: OnceLock::new() }
     }
 
     /// No request starts that would have to wait past `deadline`.
@@ -143,7 +156,10 @@ impl Pacer {
                 }
                 wait
             };
-            tracing::debug!("waiting {} ms for the service's request budget", wait.as_millis());
+            tracing::debug!("waiting {} ms for {}'s request budget", wait.as_millis(), self.service);
+            if let Some(observe) = WAITS.get() {
+                observe(self.service, Instant::now() + wait);
+            }
             tokio::time::sleep(wait).await;
         }
     }
@@ -175,7 +191,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pacer_admits_inside_the_budget_and_stops_at_the_deadline() {
-        let pacer = Pacer::new(Budget::parse("2/200ms").unwrap());
+        let pacer = Pacer::new("test", Budget::parse("2/200ms").unwrap());
         let start = Instant::now();
         for _ in 0..3 {
             drop(pacer.admit().await.unwrap());

@@ -65,6 +65,10 @@ impl super::kind::KindEntry for PagesSpec {
 }
 
 impl super::TargetKind for PagesSpec {
+    fn service(&self) -> &'static str {
+        super::cloudflare_api::SERVICE
+    }
+
     fn address(&self) -> TargetId {
         TargetId::new(<Self as super::kind::KindEntry>::KIND, format_args!("{}@{}", self.project, self.environment.as_str()))
     }

@@ -68,6 +68,10 @@ impl super::kind::KindEntry for SecretsStoreSpec {
 }
 
 impl super::TargetKind for SecretsStoreSpec {
+    fn service(&self) -> &'static str {
+        super::cloudflare_api::SERVICE
+    }
+
     fn address(&self) -> TargetId {
         TargetId::new(<Self as super::kind::KindEntry>::KIND, self.store.as_deref().unwrap_or("account"))
     }

@@ -20,6 +20,7 @@ mod machines;
 mod merges;
 mod newcomer;
 mod pages;
+mod progress;
 mod parsers;
 mod published;
 mod remote;
