@@ -9,6 +9,7 @@ mod completions;
 mod conformance;
 mod crash;
 mod debug_log;
+mod docs;
 #[path = "../fakes/mod.rs"]
 mod fakes;
 mod foundation;
