@@ -75,7 +75,8 @@ fn live() -> Sink {
         let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
         match p {
             Progress::Delivering { targets } => {
-                let multi = s.multi.get_or_insert_with(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+                let multi =
+                    s.multi.get_or_insert_with(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
                 let multi = multi.clone();
                 let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
                 // Files on this machine are written at once: no line for them.
@@ -83,8 +84,9 @@ fn live() -> Sink {
                     *totals.entry(service).or_default() += 1;
                     s.service_of.insert(target.to_string(), service);
                 }
-                let style = ProgressStyle::with_template("{prefix:>10} {bar:24} {pos}/{len} targets, {msg}, {eta} left")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+                let style =
+                    ProgressStyle::with_template("{prefix:>10} {bar:24} {pos}/{len} targets, {msg}, {eta} left")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar());
                 for (service, total) in totals {
                     let line = s.services.entry(service).or_insert_with(|| {
                         let bar = multi.add(

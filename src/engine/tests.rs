@@ -110,7 +110,9 @@ async fn a_rotation_mints_delivers_everywhere_verifies_and_promotes() {
     assert_eq!(f.backends.issuer_state("mem").calls(), 2);
     // Progress is told as events, one per finished target, never values.
     let progress = f.progress.lock().unwrap();
-    assert!(progress.iter().any(|p| p.starts_with("Delivering { targets: 2 }")), "{progress:?}");
+    let delivering = progress.iter().find(|p| p.starts_with("Delivering { targets: [")).expect("Delivering");
+    assert!(delivering.contains("(\"dotenv:app/.env\", \"files\"), (\"github:o/r\", \"GitHub\")"), "{progress:?}");
+    assert_eq!(progress.iter().filter(|p| p.starts_with("TargetStarted")).count(), 2, "{progress:?}");
     assert_eq!(progress.iter().filter(|p| p.starts_with("TargetDone")).count(), 2, "{progress:?}");
     assert!(progress.iter().all(|p| !p.contains(&value)), "no value in progress");
 }

@@ -8,7 +8,8 @@ use crate::remote::{Fakes, with_fakes};
 
 /// One token delivered to `repos` GitHub repositories and a Worker.
 fn fan_out(f: &Fakes, repos: usize) -> Project {
-    let mut policy = String::from("[tokens.T]\nissuer = \"random\"\n[[tokens.T.targets]]\nkind = \"wrangler\"\nworker = \"api\"\n");
+    let mut policy =
+        String::from("[tokens.T]\nissuer = \"random\"\n[[tokens.T.targets]]\nkind = \"wrangler\"\nworker = \"api\"\n");
     for i in 0..repos {
         f.gh.add_repo(&format!("acme/r{i}"));
         policy.push_str(&format!("[[tokens.T.targets]]\nkind = \"github\"\nrepo = \"acme/r{i}\"\n"));
