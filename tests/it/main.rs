@@ -12,6 +12,7 @@ mod debug_log;
 #[path = "../fakes/mod.rs"]
 mod fakes;
 mod foundation;
+mod github_app;
 mod hardening;
 mod history;
 mod identity;
