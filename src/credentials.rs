@@ -64,10 +64,13 @@ pub fn missing(needs: &[Need], is_set: impl Fn(&str) -> bool) -> Vec<&Need> {
 /// may not be named `GITHUB_*`, and the workflow's own `GITHUB_TOKEN`
 /// cannot write secrets: the GitHub token comes from its own secret.
 pub fn secret_name(var: &str) -> String {
-    match var {
-        "GITHUB_TOKEN" | "GH_TOKEN" => "CHITTY_SECRETS_GITHUB_TOKEN".into(),
-        other => other.into(),
-    }
+    if is_github_token(var) { "CHITTY_SECRETS_GITHUB_TOKEN".into() } else { var.into() }
+}
+
+/// Whether `var` is one of the variables the GitHub token is read from
+/// (in CI: a personal token's secret, or a GitHub App's minted token).
+pub fn is_github_token(var: &str) -> bool {
+    matches!(var, "GITHUB_TOKEN" | "GH_TOKEN")
 }
 
 /// Whether the process environment sets `name` (non-empty).

