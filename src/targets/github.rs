@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::pacer::{Budget, Pacer};
-use super::{Exposure, PutResults, Remote, RemoteSecret, Target, TargetError, TargetId, Written, all_failed};
+use super::{Exposure, PutResults, Remote, RemoteSecret, Target, TargetError, TargetId, Written};
 use crate::http::Http;
 use crate::policy::{GithubApp, GithubScope, GithubSpec, Visibility};
 use crate::secret::Secret;
@@ -42,6 +42,62 @@ pub struct Shared {
     keys: Mutex<HashMap<String, Result<PublicKey, TargetError>>>,
     /// Each organization's repositories (name → id), listed once per run.
     org_repos: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// Public keys kept from earlier runs on this machine.
+    kept: std::sync::Mutex<KeptKeys>,
+    /// Keys being read ahead (`prepare`), which the budget bounds.
+    read_ahead: std::sync::atomic::AtomicUsize,
+}
+
+/// GitHub's public keys kept between runs on this machine
+/// (`~/.config/chitty-secrets/cache/github-public-keys.json`): they are
+/// public, and a run that continues a fan-out then spends GitHub's budget
+/// on writes, not on reading keys again. A scope whose key was rotated
+/// answers the write 422, and its key is read again.
+#[derive(Default)]
+struct KeptKeys {
+    /// Where they are kept; none for runs given their settings (tests).
+    path: Option<std::path::PathBuf>,
+    /// By the key's URL; read from the file at the first need.
+    keys: Option<std::collections::BTreeMap<String, PublicKey>>,
+    changed: bool,
+}
+
+impl KeptKeys {
+    fn keys(&mut self) -> &mut std::collections::BTreeMap<String, PublicKey> {
+        let path = self.path.clone();
+        self.keys.get_or_insert_with(|| {
+            path.and_then(|p| std::fs::read(p).ok())
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .unwrap_or_default()
+        })
+    }
+
+    fn get(&mut self, url: &str) -> Option<PublicKey> {
+        self.path.as_ref()?;
+        self.keys().get(url).cloned()
+    }
+
+    fn put(&mut self, url: &str, key: &PublicKey) {
+        if self.path.is_some() {
+            self.keys().insert(url.to_string(), key.clone());
+            self.changed = true;
+        }
+    }
+}
+
+impl Drop for KeptKeys {
+    /// The keys read this run are kept for the next (a cache: put in place
+    /// whole, unsynced; a lost one is read again).
+    fn drop(&mut self) {
+        if let (true, Some(path), Some(keys)) = (self.changed, &self.path, &self.keys)
+            && let Ok(text) = serde_json::to_vec_pretty(keys)
+        {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = crate::fsutil::replace_unsynced(path, &text);
+        }
+    }
 }
 
 impl Default for Shared {
@@ -52,18 +108,28 @@ impl Default for Shared {
             serial: Mutex::new(()),
             keys: Mutex::new(HashMap::new()),
             org_repos: Mutex::new(HashMap::new()),
+            kept: std::sync::Mutex::new(KeptKeys::default()),
+            read_ahead: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
 
 impl Shared {
+    /// Keeps the public keys between runs in this machine's cache folder.
+    pub fn keeping_keys() -> Self {
+        let path = crate::identity::config_file().with_file_name("cache").join("github-public-keys.json");
+        let shared = Shared::default();
+        shared.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).path = Some(path);
+        shared
+    }
+
     /// No write starts that the budget would make end after `deadline`.
     pub fn pacer(&self) -> &Pacer {
         &self.pacer
     }
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, serde::Serialize)]
 struct PublicKey {
     key_id: String,
     key: String,
@@ -248,14 +314,26 @@ impl GithubTarget {
         self.err(message, hint).answered(status.as_u16(), Vec::new())
     }
 
-    /// The scope's public key, once per run (shared across targets).
+    /// The scope's public key: once per run (shared across targets), and
+    /// kept from an earlier run where this machine has it.
     async fn public_key(&self, refresh: bool) -> Result<PublicKey, TargetError> {
         let url = self.url(&["public-key"])?;
-        let mut keys = self.remote.github.keys.lock().await;
-        if !refresh && let Some(k) = keys.get(&url) {
-            return k.clone();
+        let shared = &self.remote.github;
+        let mut keys = shared.keys.lock().await;
+        if !refresh {
+            if let Some(k) = keys.get(&url) {
+                return k.clone();
+            }
+            let kept = shared.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&url);
+            if let Some(k) = kept {
+                keys.insert(url, Ok(k.clone()));
+                return Ok(k);
+            }
         }
         let key = self.fetch_key(&url).await;
+        if let Ok(k) = &key {
+            shared.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).put(&url, k);
+        }
         keys.insert(url, key.clone());
         key
     }
@@ -428,27 +506,43 @@ impl GithubTarget {
                 ),
             ));
         }
-        let mut key = self.public_key(false).await?;
         let url = self.url(&[name])?;
-        let scope = match (self.org, self.visibility) {
-            (false, _) => None,
-            (true, Some(v)) => Some((v, self.selected_ids_of_policy().await?)),
-            (true, None) => Some(self.current_visibility(name).await?),
-        };
+        // Creating an environment is a write of its own, paced like this
+        // one: its key is read before this write is admitted (no write
+        // waits inside another's slot).
+        if self.create_environment {
+            self.public_key(false).await?;
+        }
+        let mut refresh = false;
         for attempt in 0..2 {
-            let mut body = serde_json::json!({ "encrypted_value": self.seal(&key, value)?, "key_id": key.key_id });
-            if let Some((visibility, selected)) = &scope {
-                body["visibility"] = visibility.as_str().into();
-                if *visibility == Visibility::Selected {
-                    body["selected_repository_ids"] = selected.clone().unwrap_or_default().into();
-                }
-            }
-            let response = self.paced(self.call(Method::PUT, &url, Some(&body))).await?;
+            // What the write needs is read once the budget admits it: a
+            // write the run's time limit defers reads nothing.
+            let fresh = refresh;
+            let response = self
+                .paced(async {
+                    let key = self.public_key(fresh).await?;
+                    let scope = match (self.org, self.visibility) {
+                        (false, _) => None,
+                        (true, Some(v)) => Some((v, self.selected_ids_of_policy().await?)),
+                        (true, None) => Some(self.current_visibility(name).await?),
+                    };
+                    let mut body =
+                        serde_json::json!({ "encrypted_value": self.seal(&key, value)?, "key_id": key.key_id });
+                    if let Some((visibility, selected)) = &scope {
+                        body["visibility"] = visibility.as_str().into();
+                        if *visibility == Visibility::Selected {
+                            body["selected_repository_ids"] = selected.clone().unwrap_or_default().into();
+                        }
+                    }
+                    self.call(Method::PUT, &url, Some(&body)).await
+                })
+                .await?;
             match response.status() {
                 StatusCode::CREATED => return Ok(Written::Created),
                 StatusCode::NO_CONTENT | StatusCode::OK => return Ok(Written::Updated),
-                // The key may have rotated since it was fetched: fetch it again once.
-                StatusCode::UNPROCESSABLE_ENTITY if attempt == 0 => key = self.public_key(true).await?,
+                // The key may have rotated since it was read (or kept from
+                // an earlier run): read it again, once.
+                StatusCode::UNPROCESSABLE_ENTITY if attempt == 0 => refresh = true,
                 _ => return Err(self.api_error(&Method::PUT, &url, response).await),
             }
         }
@@ -463,19 +557,21 @@ impl Target for GithubTarget {
     }
 
     async fn prepare(&self) {
-        // Cached for the run; put_many asks again and reports any error.
+        // Cached for the run; put_one asks again and reports any error.
         // Not where the key's fetch may create an environment: nothing is
-        // changed before a value is ready to go.
-        if !self.create_environment {
-            let _ = self.public_key(false).await;
+        // changed before a value is ready to go. Only as many keys are
+        // read ahead as the budget takes writes now: a fan-out cut short
+        // by the budget and `--max-duration` reads no key it will not use
+        // (the others are read when their write is admitted).
+        use std::sync::atomic::Ordering::Relaxed;
+        let shared = &self.remote.github;
+        if self.create_environment || shared.read_ahead.fetch_add(1, Relaxed) >= shared.pacer.room() {
+            return;
         }
+        let _ = self.public_key(false).await;
     }
 
     async fn put_many(&self, items: &[(String, Secret)]) -> PutResults {
-        // A failure to get the key fails every name, with one clear message.
-        if let Err(e) = self.public_key(false).await {
-            return all_failed(items, &e);
-        }
         let writes = items.iter().map(|(name, value)| async move { (name.clone(), self.put_one(name, value).await) });
         futures_util::future::join_all(writes).await
     }

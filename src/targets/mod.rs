@@ -308,7 +308,7 @@ impl Remote {
         Ok(Remote {
             github_http: http.with_own_stats(),
             http,
-            github: Arc::new(github::Shared::default()),
+            github: Arc::new(github::Shared::keeping_keys()),
             cloudflare: Arc::new(pacer::Pacer::new(cloudflare_api::SERVICE, pacer::Budget::cloudflare())),
             vars: None,
         })
@@ -317,7 +317,12 @@ impl Remote {
     /// Endpoints and credentials from `vars` only (tests run many fakes in
     /// one process, where the environment cannot differ per test).
     pub fn with_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, String> {
-        Ok(Remote { vars: Some(Arc::new(vars.into_iter().collect())), ..Remote::from_env()? })
+        // Nothing kept between runs: many tests share one process and home.
+        Ok(Remote {
+            vars: Some(Arc::new(vars.into_iter().collect())),
+            github: Arc::new(github::Shared::default()),
+            ..Remote::from_env()?
+        })
     }
 
     /// No paced request (GitHub's or Cloudflare's) starts that would have to

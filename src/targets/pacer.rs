@@ -72,6 +72,18 @@ impl Budget {
         wait
     }
 
+    /// How many more requests every window takes now, without a wait.
+    pub fn room(&self, finished: &VecDeque<Instant>, in_flight: usize, now: Instant) -> usize {
+        self.windows
+            .iter()
+            .map(|&(limit, period)| {
+                let inside = finished.iter().rev().take_while(|t| now.duration_since(**t) < period).count();
+                limit.saturating_sub(inside + in_flight)
+            })
+            .min()
+            .unwrap_or(0)
+    }
+
     /// The least time `writes` writes take inside every window (writes
     /// themselves taking no time).
     pub fn time_for(&self, writes: usize) -> Duration {
@@ -134,6 +146,12 @@ impl Pacer {
     /// No request starts that would have to wait past `deadline`.
     pub fn stop_at(&self, deadline: Instant) {
         let _ = self.deadline.set(deadline);
+    }
+
+    /// How many more requests the budget takes now, without a wait.
+    pub fn room(&self) -> usize {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        self.budget.room(&recent.0, recent.1, Instant::now())
     }
 
     /// Waits until one more request fits every window.

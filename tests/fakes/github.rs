@@ -242,6 +242,15 @@ impl FakeGithub {
         );
     }
 
+    /// GitHub replaces the scope's key pair: a write sealed to the old key
+    /// is refused (422, `Bad key_id`).
+    pub fn rotate_key(&self, scope: &str) {
+        let mut scopes = self.state.scopes.lock().unwrap();
+        let s = scopes.get_mut(scope).unwrap();
+        s.secret_key = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
+        s.key_id = format!("{}9", s.key_id);
+    }
+
     pub fn delete_by_hand(&self, scope: &str, name: &str) {
         self.state.scopes.lock().unwrap().get_mut(scope).unwrap().secrets.remove(name);
     }

@@ -186,7 +186,9 @@ fn delivers_everywhere_and_a_second_sync_makes_no_request() {
     assert_eq!(cf["PATCH /client/v4/accounts/{account}/workers/scripts/{script}/secrets-bulk"], 1, "{cf:?}");
     let gh = r.gh.control.counts();
     assert_eq!(gh["PUT /repos/{owner}/{repo}/{app}/secrets/{name}"], 2, "{gh:?}");
-    assert_eq!(gh["GET /repos/{owner}/{repo}/{app}/secrets/public-key"], 1, "{gh:?}");
+    // The scope's public key was kept from the first run on this machine.
+    assert_eq!(gh.get("GET /repos/{owner}/{repo}/{app}/secrets/public-key"), None, "{gh:?}");
+    assert!(p.path("config/chitty-secrets/cache/github-public-keys.json").exists());
     assert!(out.contains("github:acme/app: 2 created, 0 failed, 1 unchanged"), "{out}");
     assert!(out.contains("github:org:acme: 1 unchanged"), "{out}");
 }
@@ -871,4 +873,69 @@ repo = "acme/ghost"
     let out = r.run(&p, &["sync"]);
     assert_ne!(code(&out), 0, "{}", text(&out));
     assert_eq!(r.requests(), 0, "{:?}", r.gh.control.counts());
+}
+
+/// A fan-out the budget cuts short reads only what it writes: the keys of
+/// the repositories it writes to (and no more read ahead than the budget
+/// takes), and one confirming list of each; the keys are kept for the run
+/// that continues it.
+#[test]
+fn a_fan_out_cut_short_reads_only_what_it_writes() {
+    const REPOS: usize = 100;
+    let gh = FakeGithub::start();
+    let cf = FakeCloudflare::start();
+    let mut policy = String::from("[tokens.T]\nissuer = \"random\"\n");
+    for r in 0..REPOS {
+        gh.add_repo(&format!("acme/svc{r:03}"));
+        policy.push_str(&format!("[[tokens.T.targets]]\nkind = \"github\"\nrepo = \"acme/svc{r:03}\"\n"));
+    }
+    let p = Project::initialised("[tokens.T]\nissuer = \"random\"\n");
+    p.ok(&["rotate"]);
+    std::fs::write(p.path("policies/main.toml"), &policy).unwrap();
+    let run = |gh: &FakeGithub| {
+        gh.control.reset_counts();
+        let mut cmd = p.command(&["sync", "--max-duration", "1s"]);
+        with_fakes(&mut cmd, gh, &cf).env("CHITTY_SECRETS_GITHUB_BUDGET", "10/3s");
+        let out = cmd.output().unwrap();
+        assert_eq!(code(&out), 4, "{}", text(&out));
+        let counts = gh.control.counts();
+        let get = |route: &str| counts.get(route).copied().unwrap_or(0);
+        (
+            get("PUT /repos/{owner}/{repo}/{app}/secrets/{name}"),
+            get("GET /repos/{owner}/{repo}/{app}/secrets/public-key"),
+            get("GET /repos/{owner}/{repo}/{app}/secrets"),
+        )
+    };
+    let (writes, keys, lists) = run(&gh);
+    assert_eq!(writes, 10, "the budget's first window");
+    assert!(keys <= 10 + 10, "keys read: {keys} for {writes} writes (at most the budget's room read ahead)");
+    assert_eq!(lists, writes, "one confirming list per repository written");
+
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    let (writes2, keys2, lists2) = run(&gh);
+    assert_eq!((writes2, lists2), (10, 10));
+    // No key is read twice across the runs (what was read ahead and not
+    // written was kept for the continuing run), and at most the budget's
+    // room is read ahead beyond what is written.
+    assert!(keys + keys2 <= writes + writes2 + 10, "keys read: {keys} then {keys2}");
+}
+
+/// A key kept from an earlier run that GitHub has since replaced: the
+/// write is refused (422), the key read again once, and the value lands.
+#[test]
+fn a_kept_key_github_replaced_is_read_again() {
+    let f = crate::remote::Fakes::start();
+    f.gh.add_repo("acme/app");
+    let p = Project::initialised(
+        "[tokens.T]\nissuer = \"random\"\n[[tokens.T.targets]]\nkind = \"github\"\nrepo = \"acme/app\"\n",
+    );
+    f.ok(&p, &["rotate"]);
+    f.gh.rotate_key("repo:acme/app");
+    f.gh.control.reset_counts();
+    f.ok(&p, &["rotate"]);
+    let counts = f.gh.control.counts();
+    assert_eq!(counts["GET /repos/{owner}/{repo}/{app}/secrets/public-key"], 1, "{counts:?}");
+    assert_eq!(counts["PUT /repos/{owner}/{repo}/{app}/secrets/{name}"], 2, "refused once, then written: {counts:?}");
+    let value = p.ok(&["get", "T"]).trim_end().to_string();
+    assert_eq!(f.gh.value("repo:acme/app", "T").as_deref(), Some(value.as_str()));
 }
