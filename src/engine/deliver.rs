@@ -169,7 +169,16 @@ async fn deliver_one(ws: &Workspace, batch: Batch, opened: &Opened) -> TargetRep
         pairs.iter().filter(|(n, _)| results.get(n).is_some_and(Result::is_ok)).collect();
     let names: Vec<String> = written.iter().map(|(n, _)| n.clone()).collect();
     let problem = |message: String, hint: Option<&str>| TargetError::new(&address, message, hint);
-    if !written.is_empty() {
+    // Where the service said when each write landed, by its own clock,
+    // that is what a later listing is compared with: no listing now.
+    let stamped: Option<Vec<_>> = names.iter().map(|n| target.landed_at(n)).collect();
+    if let Some(stamped) = stamped.filter(|_| !written.is_empty()) {
+        for (name, at) in names.iter().zip(stamped) {
+            if let Some(Ok((_, landing))) = results.get_mut(name) {
+                landing.updated_at = Some(at);
+            }
+        }
+    } else if !written.is_empty() {
         // Trust only what reads back (local) or is listed (remote).
         match target.read(&names).await {
             Ok(Some(read)) => {
@@ -267,11 +276,14 @@ pub fn record_many(
 ) -> Vec<Result<Recorded, RegistryError>> {
     let noted: Vec<(Recorded, Vec<(u32, String)>)> =
         metas.iter_mut().map(|(token, meta)| note_deliveries(ws, meta, token, reports)).collect();
-    // Waiting on the disk, not the CPU: fsyncs of many files issued side
-    // by side share the file system's journal commits.
+    // A sync's records are put in place whole but not synced (one fsync a
+    // token fewer): each survives a killed process, and one a machine's
+    // crash loses only makes the next sync deliver that value again —
+    // written, listed and recorded as if for the first time. The audit
+    // lines are synced at the end of the run as ever.
     let saved =
         crate::threads::map_on_threads(metas.iter_mut().zip(&noted).collect(), 16, |((_, meta), (_, audits))| {
-            if audits.is_empty() { Ok(()) } else { ws.registry.save(meta) }
+            if audits.is_empty() { Ok(()) } else { ws.registry.save_unsynced(meta) }
         });
     let mut out = Vec::with_capacity(metas.len());
     for (((token, _), (recorded, audits)), save) in metas.iter().zip(noted).zip(saved) {

@@ -138,11 +138,7 @@ impl Workspace {
                             // Changed on the service by someone else since
                             // our write: nothing there can be vouched for.
                             (Some(_), Some(_)) if !changed.is_empty() => Some(Observed::Differs),
-                            (Some(s), Some(d))
-                                if s.updated_at.is_some()
-                                    && d.remote_updated_at.is_some()
-                                    && s.updated_at != d.remote_updated_at =>
-                            {
+                            (Some(s), Some(d)) if changed_since(s.updated_at, d.remote_updated_at) => {
                                 Some(Observed::Differs)
                             }
                             (Some(_), Some(d)) => match &d.worker_version {
@@ -311,4 +307,32 @@ pub fn not_deployed_notes(metas: &BTreeMap<String, TokenMeta>, observed: &Observ
             format!("{}; {}", not_deployed_message(metas, token, key), crate::targets::ROLLOUT_HINT)
         })
         .collect()
+}
+
+/// Whether a listing's `updated_at` says the secret changed after our
+/// write, recorded as `ours` (the service's own clock: its listing then,
+/// or its answer to the write). Compared to the second, as GitHub keeps
+/// it: a change in the same second as our write is not seen (`sync
+/// --redeliver` is the repair).
+fn changed_since(listed: Option<chrono::DateTime<chrono::Utc>>, ours: Option<chrono::DateTime<chrono::Utc>>) -> bool {
+    match (listed, ours) {
+        (Some(listed), Some(ours)) => listed.timestamp() > ours.timestamp(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::changed_since;
+
+    #[test]
+    fn a_listing_is_a_change_only_in_a_later_second_than_our_write() {
+        let at = |s: &str| Some(chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc());
+        // GitHub's answer to the write says 10:00:00; its listing keeps seconds.
+        assert!(!changed_since(at("2026-12-07T10:00:00.700Z"), at("2026-12-07T10:00:00Z")));
+        assert!(!changed_since(at("2026-12-07T10:00:00Z"), at("2026-12-07T10:00:00Z")));
+        assert!(changed_since(at("2026-12-07T10:00:01Z"), at("2026-12-07T10:00:00Z")));
+        assert!(!changed_since(None, at("2026-12-07T10:00:00Z")));
+        assert!(!changed_since(at("2026-12-07T10:00:01Z"), None));
+    }
 }

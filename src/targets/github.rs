@@ -194,6 +194,8 @@ pub struct GithubTarget {
     /// Repositories by name, resolved to ids on first use.
     selected_repositories: Option<Vec<String>>,
     remote: Remote,
+    /// When GitHub answered each write of this run (its `Date`).
+    landed: std::sync::Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 impl GithubTarget {
@@ -222,6 +224,7 @@ impl GithubTarget {
             selected_repository_ids: selected,
             selected_repositories: by_name,
             remote,
+            landed: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -537,9 +540,21 @@ impl GithubTarget {
                     self.call(Method::PUT, &url, Some(&body)).await
                 })
                 .await?;
+            let written = match response.status() {
+                StatusCode::CREATED => Some(Written::Created),
+                StatusCode::NO_CONTENT | StatusCode::OK => Some(Written::Updated),
+                _ => None,
+            };
+            if let Some(written) = written {
+                // GitHub's own clock, as its `updated_at` is: nothing to
+                // list after the writes to learn when they landed.
+                let date = response.headers().get("date").and_then(|d| d.to_str().ok());
+                if let Some(at) = date.and_then(|d| DateTime::parse_from_rfc2822(d).ok()) {
+                    self.landed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_string(), at.to_utc());
+                }
+                return Ok(written);
+            }
             match response.status() {
-                StatusCode::CREATED => return Ok(Written::Created),
-                StatusCode::NO_CONTENT | StatusCode::OK => return Ok(Written::Updated),
                 // The key may have rotated since it was read (or kept from
                 // an earlier run): read it again, once.
                 StatusCode::UNPROCESSABLE_ENTITY if attempt == 0 => refresh = true,
@@ -574,6 +589,10 @@ impl Target for GithubTarget {
     async fn put_many(&self, items: &[(String, Secret)]) -> PutResults {
         let writes = items.iter().map(|(name, value)| async move { (name.clone(), self.put_one(name, value).await) });
         futures_util::future::join_all(writes).await
+    }
+
+    fn landed_at(&self, name: &str) -> Option<DateTime<Utc>> {
+        self.landed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).copied()
     }
 
     async fn list(&self) -> Result<Option<Vec<RemoteSecret>>, TargetError> {

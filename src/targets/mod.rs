@@ -138,6 +138,14 @@ pub trait Target: Send + Sync {
         Ok(None)
     }
 
+    /// When the service says the write of `name` this run landed, by its
+    /// own clock (GitHub's `Date` on the answer to the write): a later
+    /// listing's `updated_at` after it is someone else's change. `None`:
+    /// the service does not say, and a listing after the writes tells.
+    fn landed_at(&self, _name: &str) -> Option<DateTime<Utc>> {
+        None
+    }
+
     /// The names the remote holds (never values); `None` for local targets.
     async fn list(&self) -> Result<Option<Vec<RemoteSecret>>, TargetError> {
         Ok(None)
