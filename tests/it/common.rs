@@ -186,3 +186,31 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 pub fn env_value(path: &Path, key: &str) -> Option<String> {
     dotenvy::from_path_iter(path).unwrap().map(|r| r.unwrap()).find(|(k, _)| k == key).map(|(_, v)| v)
 }
+
+/// A `command` issuer made of two scripts in the project: `issue.sh`
+/// counts its mints in `minted` and prints a token and its id
+/// (`svc_tok_0001_…`, `id-1`); `revoke.sh` appends each revoked id to
+/// `revoked`. The `[issuers.cmd]` table that runs them.
+pub fn counting_command_issuer(p: &Project) -> String {
+    let (minted, revoked) = (p.path("minted"), p.path("revoked"));
+    let issue = p.path("issue.sh");
+    std::fs::write(
+        &issue,
+        format!(
+            "#!/bin/sh\nn=$(cat {m} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {m}\n\
+             printf '{{\"token\":\"svc_tok_%04d_abcdefghijklmnop\",\"token_id\":\"id-%d\"}}\\n' $n $n\n",
+            m = minted.display()
+        ),
+    )
+    .unwrap();
+    let revoke = p.path("revoke.sh");
+    std::fs::write(&revoke, format!("#!/bin/sh\necho \"$CHITTY_TOKEN_ID\" >> {}\n", revoked.display())).unwrap();
+    for script in [&issue, &revoke] {
+        std::fs::set_permissions(script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    format!(
+        "[issuers.cmd]\nkind = \"command\"\ncommand = [\"{}\"]\nrevoke = [\"{}\"]\n",
+        issue.display(),
+        revoke.display()
+    )
+}

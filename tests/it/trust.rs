@@ -272,29 +272,12 @@ fn a_retired_version_made_current_by_hand_is_not_delivered() {
 #[test]
 fn a_token_id_redirected_by_hand_revokes_nothing_and_mints_nothing() {
     let p = Project::new("");
-    let (minted, revoked) = (p.path("minted"), p.path("revoked"));
-    let issue = p.path("issue.sh");
-    std::fs::write(
-        &issue,
-        format!(
-            "#!/bin/sh\nn=$(cat {m} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {m}\n\
-             printf '{{\"token\":\"svc_tok_%04d_abcdefghijklmnop\",\"token_id\":\"id-%d\"}}\\n' $n $n\n",
-            m = minted.display()
-        ),
-    )
-    .unwrap();
-    let revoke = p.path("revoke.sh");
-    std::fs::write(&revoke, format!("#!/bin/sh\necho \"$CHITTY_TOKEN_ID\" >> {}\n", revoked.display())).unwrap();
-    for script in [&issue, &revoke] {
-        std::fs::set_permissions(script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    }
+    let issuer = counting_command_issuer(&p);
     std::fs::write(
         p.path("policies/main.toml"),
         format!(
-            "[issuers.cmd]\nkind = \"command\"\ncommand = [\"{}\"]\nrevoke = [\"{}\"]\n\
+            "{issuer}\
              [tokens.SVC_TOKEN]\nissuer = \"cmd\"\n[[tokens.SVC_TOKEN.targets]]\nkind = \"dotenv\"\npath = \"app/.env\"\n",
-            issue.display(),
-            revoke.display()
         ),
     )
     .unwrap();
