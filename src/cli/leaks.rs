@@ -190,7 +190,8 @@ fn gather(
             if e.status == Some(404) {
                 found.notes.push(format!("no secret-scanning alerts read from {e}"));
             } else {
-                found.unsearched.push(format!("the alerts of {e}"));
+                let hint = e.hint.as_ref().map(|h| format!(" — {h}")).unwrap_or_default();
+                found.unsearched.push(format!("the alerts of {e}{hint} (or --offline)"));
             }
         }
     }
