@@ -280,9 +280,10 @@ pub fn record_many(
     // token fewer): each survives a killed process, and one a machine's
     // crash loses only makes the next sync deliver that value again —
     // written, listed and recorded as if for the first time. The audit
-    // lines are synced at the end of the run as ever.
+    // lines are synced at the end of the run as ever. With no fsync to
+    // wait on, more threads than cores only queue on the folder's lock.
     let saved =
-        crate::threads::map_on_threads(metas.iter_mut().zip(&noted).collect(), 16, |((_, meta), (_, audits))| {
+        crate::threads::map_on_threads(metas.iter_mut().zip(&noted).collect(), 2, |((_, meta), (_, audits))| {
             if audits.is_empty() { Ok(()) } else { ws.registry.save_unsynced(meta) }
         });
     let mut out = Vec::with_capacity(metas.len());

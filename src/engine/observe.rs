@@ -310,16 +310,22 @@ pub fn not_deployed_notes(metas: &BTreeMap<String, TokenMeta>, observed: &Observ
 }
 
 /// Whether a listing's `updated_at` says the secret changed after our
-/// write, recorded as `ours` (the service's own clock: its listing then,
-/// or its answer to the write). Compared to the second, as GitHub keeps
-/// it: a change in the same second as our write is not seen (`sync
-/// --redeliver` is the repair).
+/// write, recorded as `ours` (the service's own clock: its answer to the
+/// write, or its listing then). Compared to the second, as GitHub keeps
+/// it, with one second's grace: the answer's `Date` and the stored
+/// `updated_at` come from different machines of the service, and a write
+/// that straddles a second must not read as someone else's change (the
+/// pre-deploy gate would fail on it). A change within a second of our
+/// write is not seen (`sync --redeliver` is the repair).
 fn changed_since(listed: Option<chrono::DateTime<chrono::Utc>>, ours: Option<chrono::DateTime<chrono::Utc>>) -> bool {
     match (listed, ours) {
-        (Some(listed), Some(ours)) => listed.timestamp() > ours.timestamp(),
+        (Some(listed), Some(ours)) => listed.timestamp() > ours.timestamp() + GRACE_SECONDS,
         _ => false,
     }
 }
+
+/// How much later than our write a listing may say it was made.
+const GRACE_SECONDS: i64 = 1;
 
 #[cfg(test)]
 mod tests {
@@ -331,7 +337,9 @@ mod tests {
         // GitHub's answer to the write says 10:00:00; its listing keeps seconds.
         assert!(!changed_since(at("2026-12-07T10:00:00.700Z"), at("2026-12-07T10:00:00Z")));
         assert!(!changed_since(at("2026-12-07T10:00:00Z"), at("2026-12-07T10:00:00Z")));
-        assert!(changed_since(at("2026-12-07T10:00:01Z"), at("2026-12-07T10:00:00Z")));
+        // A write that straddled a second, stored by a clock a little ahead.
+        assert!(!changed_since(at("2026-12-07T10:00:01Z"), at("2026-12-07T10:00:00Z")));
+        assert!(changed_since(at("2026-12-07T10:00:02Z"), at("2026-12-07T10:00:00Z")));
         assert!(!changed_since(None, at("2026-12-07T10:00:00Z")));
         assert!(!changed_since(at("2026-12-07T10:00:01Z"), None));
     }

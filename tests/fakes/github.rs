@@ -226,7 +226,8 @@ impl FakeGithub {
     /// What a person does in the web UI.
     pub fn set_by_hand(&self, scope: &str, name: &str, value: &str) {
         let mut scopes = self.state.scopes.lock().unwrap();
-        let now = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+        // A person's edit comes seconds after a write, not within one.
+        let now = chrono::Utc::now() + chrono::TimeDelta::seconds(3);
         let s = scopes.get_mut(scope).unwrap();
         let created_at = s.secrets.get(name).map_or(now, |old| old.created_at);
         s.secrets.insert(
