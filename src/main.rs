@@ -30,7 +30,9 @@ fn main() -> ExitCode {
         }
     };
     let json = args.wants_json();
-    match runtime.block_on(cli::run(args)) {
+    let result = runtime.block_on(cli::run(args));
+    tracing::debug!("finished");
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             if json {
