@@ -65,7 +65,7 @@ fn main() {
         let log = std::env::var_os("BENCH_LOG").is_some();
         let run = |args: &[&str]| {
             let out = Command::new(bin)
-                .env("CHITTY_SECRETS_LOG", if log && args == ["sync"] && round == 0 { "debug" } else { "" })
+                .env("CHITTY_SECRETS_LOG", if log && args == ["sync"] && round == 0 { "trace" } else { "" })
                 .args(args)
                 .current_dir(dir.path())
                 .env("XDG_CONFIG_HOME", dir.path().join("config"))

@@ -367,7 +367,9 @@ impl Workspace {
         // Hold the lock from planning to the last save, so the plan is made
         // from the state it is executed against. A dry run writes nothing.
         let _lock = if dry_run { None } else { Some(self.lock()?) };
+        tracing::trace!("locked");
         let (mut metas, mut damaged) = self.readable_metas(only);
+        tracing::trace!("{} token file(s) read", metas.len());
         // Values the audit log says were ended are never delivered again,
         // whatever a metadata file put back from before says.
         let ended = if dry_run { Default::default() } else { self.registry.ended_values() };
@@ -424,6 +426,7 @@ impl Workspace {
                 format!("{token}: tokens/{token}.{file}.age is a value no metadata names (a merge?): the run records it first")
             }));
         }
+        tracing::trace!("observed");
         let mut plans = crate::rotation::plan(&self.policy, &metas, &observed, self.now, mode);
         plans.retain(|p| metas.contains_key(&p.token));
         // A .env file on another machine is that machine's to write.

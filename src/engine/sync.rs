@@ -88,6 +88,7 @@ pub async fn sync_all(
             opened.warm(ws, target);
         }
     }
+    tracing::trace!("values ready");
     let reports = deliver_all(ws, batches, &opened).await;
 
     // Per target: what was written, and how many declared names were
