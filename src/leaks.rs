@@ -3,41 +3,13 @@
 //! secret-scanning alerts) — each said as the token and version it is,
 //! whether that version still works, and what to do. Values are matched in
 //! memory only: a service's report is looked up by a keyed hash of its
-//! secret, then confirmed against the value, and never shown.
-
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+//! secret ([`crate::scan::Scanner::find`]), then confirmed against the
+//! value, and never shown.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::registry::{Stage, TokenMeta};
-use crate::scan::Known;
-use crate::secret::Secret;
-
-/// Known values by a keyed hash (the key is this process's own, random).
-pub struct Index {
-    known: Vec<Known>,
-    by_hash: HashMap<u64, Vec<usize>>,
-    hasher: RandomState,
-}
-
-impl Index {
-    pub fn new(known: Vec<Known>) -> Self {
-        let hasher = RandomState::new();
-        let mut by_hash: HashMap<u64, Vec<usize>> = HashMap::new();
-        for (i, k) in known.iter().enumerate() {
-            by_hash.entry(hasher.hash_one(k.value.expose().as_bytes())).or_default().push(i);
-        }
-        Index { known, by_hash, hasher }
-    }
-
-    /// The token and version `value` is, if it is one the registry knows.
-    pub fn find(&self, value: &Secret) -> Option<&Known> {
-        let candidates = self.by_hash.get(&self.hasher.hash_one(value.expose().as_bytes()))?;
-        candidates.iter().map(|&i| &self.known[i]).find(|k| k.value.same_as(value))
-    }
-}
 
 /// Where a value was found.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -161,18 +133,6 @@ fn action(token: &str, version: u32, stage: Stage, liveness: Liveness, place: &P
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn known(token: &str, version: u32, value: &str) -> Known {
-        Known { token: token.into(), version, stage: Stage::Current, value: Secret::new(value.to_string()) }
-    }
-
-    #[test]
-    fn a_value_is_found_by_its_hash_and_confirmed_against_itself() {
-        let index = Index::new(vec![known("A", 1, "value-one-1234"), known("A", 2, "value-two-1234")]);
-        let found = index.find(&Secret::new("value-two-1234".to_string())).unwrap();
-        assert_eq!((found.token.as_str(), found.version), ("A", 2));
-        assert!(index.find(&Secret::new("value-two-123".to_string())).is_none());
-    }
 
     #[test]
     fn a_place_never_shows_a_value() {

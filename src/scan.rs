@@ -24,7 +24,6 @@ pub const MIN_LEN: usize = 8;
 const SHAPE_PREFIX: &[u8] = b"mcp_auth_";
 const SHAPE_HEX: usize = 32;
 
-#[derive(Clone)]
 pub struct Known {
     pub token: String,
     pub version: u32,
@@ -48,12 +47,16 @@ pub struct Hit {
 }
 
 pub struct Scanner {
+    /// Searches for the values of at least [`MIN_LEN`] bytes; pattern `i`
+    /// is `known[searched[i]]`.
     automaton: Option<AhoCorasick>,
+    searched: Vec<usize>,
     known: Vec<Known>,
-    /// Known values of the ChittyID shape, so they are not also "unknown":
-    /// indexes into `known` by a keyed hash of the value (no plain copy is
-    /// kept; a hit is confirmed against the value itself).
-    known_shaped: HashMap<u64, Vec<usize>>,
+    /// Every known value, as indexes into `known` by a keyed hash of it
+    /// (no plain copy is kept; a match is confirmed against the value
+    /// itself): a ChittyID-shaped candidate that is known is not also
+    /// "unknown", and a service's report of a secret is told by it.
+    by_hash: HashMap<u64, Vec<usize>>,
     hasher: RandomState,
 }
 
@@ -66,29 +69,30 @@ pub struct Totals {
 
 impl Scanner {
     pub fn new(known: Vec<Known>) -> anyhow::Result<Self> {
-        let known: Vec<Known> = known.into_iter().filter(|k| k.value.expose().len() >= MIN_LEN).collect();
-        let automaton = if known.is_empty() {
+        let searched: Vec<usize> = (0..known.len()).filter(|&i| known[i].value.expose().len() >= MIN_LEN).collect();
+        let automaton = if searched.is_empty() {
             None
         } else {
             Some(
                 AhoCorasick::builder()
                     .match_kind(MatchKind::LeftmostLongest)
-                    .build(known.iter().map(|k| k.value.expose().as_bytes()))?,
+                    .build(searched.iter().map(|&i| known[i].value.expose().as_bytes()))?,
             )
         };
         let hasher = RandomState::new();
-        let mut known_shaped: HashMap<u64, Vec<usize>> = HashMap::new();
-        for (i, k) in known.iter().enumerate().filter(|(_, k)| is_shape(k.value.expose().as_bytes())) {
-            known_shaped.entry(hasher.hash_one(k.value.expose().as_bytes())).or_default().push(i);
+        let mut by_hash: HashMap<u64, Vec<usize>> = HashMap::new();
+        for (i, k) in known.iter().enumerate() {
+            by_hash.entry(hasher.hash_one(k.value.expose().as_bytes())).or_default().push(i);
         }
-        Ok(Scanner { automaton, known, known_shaped, hasher })
+        Ok(Scanner { automaton, searched, known, by_hash, hasher })
     }
 
-    /// Whether `candidate` is one of the known values.
-    fn is_known(&self, candidate: &[u8]) -> bool {
-        self.known_shaped
-            .get(&self.hasher.hash_one(candidate))
-            .is_some_and(|ids| ids.iter().any(|&i| self.known[i].value.expose().as_bytes() == candidate))
+    /// The token and version `value` is, if the registry knows it (a whole
+    /// value, compared in constant time; any length).
+    pub fn find(&self, value: &[u8]) -> Option<&Known> {
+        use subtle::ConstantTimeEq;
+        let ids = self.by_hash.get(&self.hasher.hash_one(value))?;
+        ids.iter().map(|&i| &self.known[i]).find(|k| bool::from(k.value.expose().as_bytes().ct_eq(value)))
     }
 
     /// Every hit in one file's bytes.
@@ -102,7 +106,7 @@ impl Scanner {
         };
         if let Some(ac) = &self.automaton {
             for m in ac.find_iter(bytes) {
-                let k = &self.known[m.pattern().as_usize()];
+                let k = &self.known[self.searched[m.pattern().as_usize()]];
                 let (line, col) = locate(m.start());
                 hits.push(Hit {
                     file: file.to_string(),
@@ -121,7 +125,7 @@ impl Scanner {
                 continue;
             };
             let boundary = bytes.get(end).is_none_or(|b| !b.is_ascii_alphanumeric());
-            if is_shape(candidate) && boundary && !self.is_known(candidate) {
+            if is_shape(candidate) && boundary && self.find(candidate).is_none() {
                 let (line, col) = locate(start);
                 hits.push(Hit {
                     file: file.to_string(),
@@ -212,6 +216,22 @@ mod tests {
 
     fn known(token: &str, version: u32, stage: Stage, value: &str) -> Known {
         Known { token: token.into(), version, stage, value: Secret::new(value) }
+    }
+
+    #[test]
+    fn a_whole_value_is_found_by_its_hash_and_confirmed_against_itself() {
+        let scanner = Scanner::new(vec![
+            known("A", 1, Stage::Current, "value-one-1234"),
+            known("A", 2, Stage::Current, "value-two-1234"),
+            known("S", 1, Stage::Current, "short"),
+        ])
+        .unwrap();
+        let found = scanner.find(b"value-two-1234").unwrap();
+        assert_eq!((found.token.as_str(), found.version), ("A", 2));
+        assert!(scanner.find(b"value-two-123").is_none());
+        // Too short to search files for, but a whole value is still known.
+        assert_eq!(scanner.find(b"short").map(|k| k.token.as_str()), Some("S"));
+        assert!(scanner.scan("f", b"x short x").is_empty());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::engine::leaks::Reports;
 use crate::engine::reads::known_values;
 use crate::engine::{RunRequest, TokenOutcome, Workspace};
 use crate::error::Hint;
-use crate::leaks::{Index, Leak, Liveness, Place};
+use crate::leaks::{Leak, Liveness, Place};
 use crate::rotation::{Mode, TokenPlan};
 use crate::scan::Scanner;
 use crate::scan::history::{HistoryError, Revisions, Walk};
@@ -60,10 +60,9 @@ pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let walk = (!args.no_history).then(|| Walk::start(&ws.policy.root, Revisions::All));
     let identity = ws.identity()?;
     let (known, unreadable) = known_values(&ws.registry, &identity.key)?;
-    let index = Index::new(known.clone());
     let scanner = Scanner::new(known)?;
     let reports = if args.offline { None } else { Some(ws.exposures().await) };
-    let mut found = gather(&ws, &index, &scanner, reports.as_ref(), walk)?;
+    let mut found = gather(&ws, &scanner, reports.as_ref(), walk)?;
     found.unsearched.extend(unreadable.iter().map(|u| format!("the values of {u}")));
 
     let mut rotation = None;
@@ -108,15 +107,13 @@ pub(super) fn exposed_offline(ws: &Workspace) -> anyhow::Result<std::collections
     let walk = Some(Walk::start(&ws.policy.root, Revisions::All));
     let identity = ws.identity()?;
     let (known, _) = known_values(&ws.registry, &identity.key)?;
-    let index = Index::new(known.clone());
-    let found = gather(ws, &index, &Scanner::new(known)?, None, walk)?;
+    let found = gather(ws, &Scanner::new(known)?, None, walk)?;
     Ok(found.leaks.into_iter().filter(Leak::is_live).map(|l| l.token).collect())
 }
 
 /// Every exposure of a known value: working tree, history, alerts.
 fn gather(
     ws: &Workspace,
-    index: &Index,
     scanner: &Scanner,
     reports: Option<&Reports>,
     walk: Option<Result<Walk, HistoryError>>,
@@ -167,7 +164,7 @@ fn gather(
     if let Some(reports) = reports {
         for (i, r) in reports.reports.iter().enumerate() {
             let e = &r.exposure;
-            match index.find(&e.value) {
+            match scanner.find(e.value.expose().as_bytes()) {
                 Some(k) => add(
                     &mut found,
                     &k.token,
