@@ -45,6 +45,14 @@ pub struct Needs {
     pub code_hint: fn(&[u64]) -> Option<&'static str>,
 }
 
+impl Needs {
+    /// A kind that needs only `permission`: no other way to deliver, and
+    /// nothing to say of the service's error codes.
+    pub const fn permission(permission: &'static str) -> Self {
+        Needs { permission, without_token: None, code_hint: |_| None }
+    }
+}
+
 /// One target's way to the API.
 pub struct CloudflareApi {
     pub address: TargetId,

@@ -101,11 +101,7 @@ impl super::TargetKind for PagesSpec {
         _files: &ProjectFiles,
         remote: Option<&Remote>,
     ) -> Result<Box<dyn Target>, TargetError> {
-        let api = CloudflareApi::open(
-            address,
-            remote,
-            Needs { permission: "Cloudflare Pages: Edit", without_token: None, code_hint: |_| None },
-        )?;
+        let api = CloudflareApi::open(address, remote, Needs::permission("Cloudflare Pages: Edit"))?;
         Ok(Box::new(PagesTarget { api, project: self.project.clone(), environment: self.environment }))
     }
 }

@@ -109,11 +109,7 @@ impl super::TargetKind for SecretsStoreSpec {
         _files: &ProjectFiles,
         remote: Option<&Remote>,
     ) -> Result<Box<dyn Target>, TargetError> {
-        let api = CloudflareApi::open(
-            address,
-            remote,
-            Needs { permission: "Secrets Store: Edit", without_token: None, code_hint: |_| None },
-        )?;
+        let api = CloudflareApi::open(address, remote, Needs::permission("Secrets Store: Edit"))?;
         Ok(Box::new(SecretsStoreTarget {
             api,
             store: self.store.clone(),
