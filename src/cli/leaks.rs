@@ -56,14 +56,8 @@ struct Found {
 pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     let ws = g.workspace(Need::Required)?;
     super::say_authenticity(&ws.registry);
-    // git walks the history while the values are decrypted.
-    let walk = (!args.no_history).then(|| Walk::start(&ws.policy.root, Revisions::All));
-    let identity = ws.identity()?;
-    let (known, unreadable) = known_values(&ws.registry, &identity.key)?;
-    let scanner = Scanner::new(known)?;
     let reports = if args.offline { None } else { Some(ws.exposures().await) };
-    let mut found = gather(&ws, &scanner, reports.as_ref(), walk)?;
-    found.unsearched.extend(unreadable.iter().map(|u| format!("the values of {u}")));
+    let mut found = gather(&ws, !args.no_history, reports.as_ref())?;
 
     let mut rotation = None;
     let mut closed = Vec::new();
@@ -104,26 +98,24 @@ pub async fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
 /// The tokens whose working values are exposed in the working tree or the
 /// history (no service asked), for `usage --graph --leaks`.
 pub(super) fn exposed_offline(ws: &Workspace) -> anyhow::Result<std::collections::BTreeSet<String>> {
-    let walk = Some(Walk::start(&ws.policy.root, Revisions::All));
-    let identity = ws.identity()?;
-    let (known, _) = known_values(&ws.registry, &identity.key)?;
-    let found = gather(ws, &Scanner::new(known)?, None, walk)?;
+    let found = gather(ws, true, None)?;
     Ok(found.leaks.into_iter().filter(Leak::is_live).map(|l| l.token).collect())
 }
 
-/// Every exposure of a known value: working tree, history, alerts.
-fn gather(
-    ws: &Workspace,
-    scanner: &Scanner,
-    reports: Option<&Reports>,
-    walk: Option<Result<Walk, HistoryError>>,
-) -> anyhow::Result<Found> {
+/// Every exposure of a known value: the working tree, the history (with
+/// `history`) and the services' reports.
+fn gather(ws: &Workspace, history: bool, reports: Option<&Reports>) -> anyhow::Result<Found> {
+    // git walks the history while the values are decrypted.
+    let walk = history.then(|| Walk::start(&ws.policy.root, Revisions::All));
+    let identity = ws.identity()?;
+    let (known, unreadable) = known_values(&ws.registry, &identity.key)?;
+    let scanner = &Scanner::new(known)?;
     let metas = ws.metas()?;
     let mut found = Found {
         leaks: Vec::new(),
         from_report: Vec::new(),
         unknown_alerts: Vec::new(),
-        unsearched: Vec::new(),
+        unsearched: unreadable.iter().map(|u| format!("the values of {u}")).collect(),
         notes: Vec::new(),
     };
     let add = |found: &mut Found, token: &str, version: u32, place: Place, report: Option<usize>| {

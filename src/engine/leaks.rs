@@ -6,12 +6,15 @@ use std::collections::BTreeSet;
 
 use super::Workspace;
 use super::opened::Opened;
+use crate::policy::TargetPolicy;
 use crate::targets::{Exposure, TargetError, TargetId};
 
 /// A service's report, and the target whose service made it.
 pub struct Reported {
     pub target: TargetId,
     pub exposure: Exposure,
+    /// The target's entry, to reach it again when the report is closed.
+    policy: TargetPolicy,
 }
 
 /// Every open report the remote targets' services keep, each once (the
@@ -36,19 +39,19 @@ impl Workspace {
                     Ok(target) => target.exposures().await,
                     Err(e) => Err(e),
                 };
-                (address.clone(), found)
+                (address.clone(), (*t).clone(), found)
             }
         }))
         .await;
         let mut out = Reports { reports: Vec::new(), unreachable: Vec::new(), asked: Vec::new(), opened };
         let mut seen = BTreeSet::new();
-        for (target, found) in asked {
+        for (target, policy, found) in asked {
             match found {
                 Ok(Some(list)) => {
                     out.asked.push(target.clone());
                     for exposure in list {
                         if seen.insert(exposure.id.clone()) {
-                            out.reports.push(Reported { target: target.clone(), exposure });
+                            out.reports.push(Reported { target: target.clone(), exposure, policy: policy.clone() });
                         }
                     }
                 }
@@ -61,12 +64,7 @@ impl Workspace {
 
     /// Closes `report` at its service, saying why (`note`).
     pub async fn close_exposure(&self, reports: &Reports, report: &Reported, note: &str) -> Result<(), TargetError> {
-        let policy = self
-            .policy
-            .remote_targets()
-            .remove(&report.target)
-            .ok_or_else(|| TargetError::new(&report.target, "is no longer in the policies", None))?;
-        let target = reports.opened.target(self, policy)?;
+        let target = reports.opened.target(self, &report.policy)?;
         target.close_exposure(&report.exposure, note).await
     }
 }
