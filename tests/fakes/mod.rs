@@ -226,7 +226,15 @@ async fn record(control: &Control, route: String, request: Request) -> Request {
 /// Serves `router` on a loopback port, on a thread of its own, for the rest
 /// of the test process.
 pub fn serve(router: axum::Router) -> SocketAddr {
-    let addr = on_own_runtime(|listener| async move { axum::serve(listener, router).await.unwrap() });
+    // TCP_NODELAY, as HTTP servers set it: with Nagle on, an answer can
+    // wait for the client's delayed ACK of the one before (up to 40 ms).
+    let addr = on_own_runtime(|listener| async move {
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, router).await.unwrap()
+    });
     // Keep the fakes' deliberate panics out of the test output.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -296,8 +304,13 @@ pub fn serve_tls(plain: SocketAddr) -> (SocketAddr, String) {
             let Ok((tcp, _)) = listener.accept().await else { continue };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
+                // No Nagle on either leg (see `serve`): a TLS 1.3 server's
+                // session tickets, then its answer, would otherwise wait
+                // for the client's delayed ACK.
+                let _ = tcp.set_nodelay(true);
                 let Ok(mut tls) = acceptor.accept(tcp).await else { return };
                 let Ok(mut upstream) = tokio::net::TcpStream::connect(plain).await else { return };
+                let _ = upstream.set_nodelay(true);
                 let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
             });
         }
