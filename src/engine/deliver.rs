@@ -45,6 +45,7 @@ impl Batch {
 /// Worker version).
 pub type WriteResult = Result<(Written, Landing), TargetError>;
 
+#[derive(Clone)]
 pub struct ItemResult {
     pub token: String,
     pub name: String,
@@ -108,16 +109,28 @@ impl std::fmt::Display for TargetSummary {
     }
 }
 
+/// Told of each remote write as soon as it is final (answered, and dated
+/// by the service or confirmed by a listing), before the whole delivery
+/// ends: `sync` records a token whose writes are all final while others
+/// are still on the wire. Every remote item is told once; local files are
+/// final only once their folders are synced, at the end.
+pub type Final<'a> = dyn Fn(&TargetId, &ItemResult) + Sync + 'a;
+
 /// Delivers every batch, all targets concurrently (GitHub's own pacing
 /// still applies across its targets), through the targets `opened` has
 /// open where it has them.
-pub async fn deliver_all(ws: &Workspace, batches: Vec<Batch>, opened: &Opened) -> Vec<TargetReport> {
+pub async fn deliver_all(
+    ws: &Workspace,
+    batches: Vec<Batch>,
+    opened: &Opened,
+    on_final: &Final<'_>,
+) -> Vec<TargetReport> {
     let targets: Vec<(TargetId, &'static str)> =
         batches.iter().map(|b| (b.target.address(), b.target.spec.kind().service())).collect();
     (ws.progress)(Progress::Delivering { targets: &targets });
     let local: Vec<bool> = batches.iter().map(|b| !b.target.is_remote()).collect();
     let mut reports = futures_util::future::join_all(batches.into_iter().map(|b| async move {
-        let report = deliver_one(ws, b, opened).await;
+        let report = deliver_one(ws, b, opened, on_final).await;
         (ws.progress)(Progress::TargetDone(&report.summary()));
         report
     }))
@@ -136,8 +149,9 @@ pub async fn deliver_all(ws: &Workspace, batches: Vec<Batch>, opened: &Opened) -
     reports
 }
 
-async fn deliver_one(ws: &Workspace, batch: Batch, opened: &Opened) -> TargetReport {
+async fn deliver_one(ws: &Workspace, batch: Batch, opened: &Opened, on_final: &Final<'_>) -> TargetReport {
     let address = batch.target.address();
+    let remote = batch.target.is_remote();
     (ws.progress)(Progress::TargetStarted(&address));
     tracing::debug!(
         "{address}: delivering {}",
@@ -158,27 +172,50 @@ async fn deliver_one(ws: &Workspace, batch: Batch, opened: &Opened) -> TargetRep
     };
     let target = match opened.target(ws, &batch.target) {
         Ok(t) => t,
-        Err(e) => return fail_all(e),
+        Err(e) => {
+            let report = fail_all(e);
+            if remote {
+                report.items.iter().for_each(|i| on_final(&address, i));
+            }
+            return report;
+        }
     };
     let pairs: Vec<(String, Secret)> = batch.items.iter().map(|i| (i.name.clone(), i.value.clone())).collect();
-    let mut results: HashMap<String, WriteResult> =
-        target.put_many(&pairs).await.into_iter().map(|(name, r)| (name, r.map(|w| (w, Landing::default())))).collect();
+    // A remote write the service dates (GitHub's `Date`) is final as soon
+    // as it is answered: told at once.
+    let told = std::sync::Mutex::new(std::collections::HashSet::<String>::new());
+    let answered = |name: &str, result: &Result<Written, TargetError>| {
+        let (true, Ok(written), Some(at)) = (remote, result, target.landed_at(name)) else { return };
+        let Some(item) = batch.items.iter().find(|i| i.name == name) else { return };
+        told.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_string());
+        let landing = Landing { updated_at: Some(at), ..Landing::default() };
+        let result = Ok((*written, landing));
+        on_final(
+            &address,
+            &ItemResult { token: item.token.clone(), name: name.to_string(), version: item.version, result },
+        );
+    };
+    let mut results: HashMap<String, WriteResult> = target
+        .put_each(&pairs, &answered)
+        .await
+        .into_iter()
+        .map(|(name, r)| (name, r.map(|w| (w, Landing::default()))))
+        .collect();
     crate::crash::point("after-put");
 
-    let written: Vec<&(String, Secret)> =
-        pairs.iter().filter(|(n, _)| results.get(n).is_some_and(Result::is_ok)).collect();
-    let names: Vec<String> = written.iter().map(|(n, _)| n.clone()).collect();
     let problem = |message: String, hint: Option<&str>| TargetError::new(&address, message, hint);
-    // Where the service said when each write landed, by its own clock,
-    // that is what a later listing is compared with: no listing now.
-    let stamped: Option<Vec<_>> = names.iter().map(|n| target.landed_at(n)).collect();
-    if let Some(stamped) = stamped.filter(|_| !written.is_empty()) {
-        for (name, at) in names.iter().zip(stamped) {
-            if let Some(Ok((_, landing))) = results.get_mut(name) {
-                landing.updated_at = Some(at);
-            }
+    // Where the service said when a write landed, by its own clock, that
+    // is what a later listing is compared with: no listing for it now.
+    let mut written: Vec<&(String, Secret)> = Vec::new();
+    for pair in pairs.iter() {
+        let Some(Ok((_, landing))) = results.get_mut(&pair.0) else { continue };
+        match target.landed_at(&pair.0) {
+            Some(at) => landing.updated_at = Some(at),
+            None => written.push(pair),
         }
-    } else if !written.is_empty() {
+    }
+    let names: Vec<String> = written.iter().map(|(n, _)| n.clone()).collect();
+    if !written.is_empty() {
         // Trust only what reads back (local) or is listed (remote).
         match target.read(&names).await {
             Ok(Some(read)) => {
@@ -224,7 +261,7 @@ async fn deliver_one(ws: &Workspace, batch: Batch, opened: &Opened) -> TargetRep
             }
         }
     }
-    TargetReport {
+    let report = TargetReport {
         address: address.clone(),
         items: batch
             .items
@@ -236,7 +273,12 @@ async fn deliver_one(ws: &Workspace, batch: Batch, opened: &Opened) -> TargetRep
                 ItemResult { token: i.token, name: i.name, version: i.version, result }
             })
             .collect(),
+    };
+    if remote {
+        let told = told.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        report.items.iter().filter(|i| !told.contains(&i.name)).for_each(|i| on_final(&address, i));
     }
+    report
 }
 
 /// What a delivery did for one token, once recorded.
@@ -292,6 +334,22 @@ pub fn record_many(
     }
     crate::crash::point("after-deliver");
     out
+}
+
+/// [`record_many`] for one token, now: a `sync` records a token whose
+/// writes are all final while others are still on the wire.
+pub fn record_one(
+    ws: &Workspace,
+    meta: &mut TokenMeta,
+    token: &str,
+    reports: &[TargetReport],
+) -> Result<Recorded, RegistryError> {
+    let (recorded, audits) = note_deliveries(ws, meta, token, reports);
+    if !audits.is_empty() {
+        ws.registry.save_unsynced(meta)?;
+    }
+    audit_deliveries(ws, token, audits)?;
+    Ok(recorded)
 }
 
 /// [`record_many`] for one token, without the save: a rotation saves the records with its

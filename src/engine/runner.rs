@@ -105,7 +105,7 @@ async fn run_phases<'a>(
                 })
                 .collect();
         }
-        deliver_all(ws, batches, &Opened::default()).await
+        deliver_all(ws, batches, &Opened::default(), &|_, _| {}).await
     };
 
     let finish = |state: State<'a>| {
@@ -612,7 +612,7 @@ impl<'a> Runner<'a> {
                 .map(|(target, names)| Step::Deliver { target, names, version: Some(current), reason: "abort".into() })
                 .collect();
             self.ws.registry.barrier()?;
-            let reports = deliver_all(self.ws, self.batches(&put_back)?, &Opened::default()).await;
+            let reports = deliver_all(self.ws, self.batches(&put_back)?, &Opened::default(), &|_, _| {}).await;
             let failures = self.take_delivery(&reports)?;
             // Where the current value went back is on disk before the
             // pending one is revoked.

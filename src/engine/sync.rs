@@ -6,11 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Workspace;
-use super::deliver::{Batch, Item, TargetSummary, deliver_all, record_many};
+use super::deliver::{
+    Batch, Item, ItemResult, Recorded, TargetReport, TargetSummary, deliver_all, record_many, record_one,
+};
 use super::opened::Opened;
 use super::outcome::{Event, Outcome, TokenOutcome};
 use crate::error::Hint;
-use crate::registry::{DeliveryKey, TokenMeta};
+use crate::registry::{DeliveryKey, RegistryError, TokenMeta};
 use crate::rotation::{Step, TokenPlan};
 use crate::targets::TargetId;
 
@@ -89,7 +91,12 @@ pub async fn sync_all(
         }
     }
     tracing::trace!("values ready");
-    let reports = deliver_all(ws, batches, &opened).await;
+    // The records of every token made durable together: one folder sync
+    // and one fsync of the audit log, at the end.
+    ws.registry.defer_durability();
+    let early = Early::new(ws, metas, &batches, &outcomes);
+    let reports = deliver_all(ws, batches, &opened, &|address, item| early.tell(address, item)).await;
+    let mut early = early.recorded.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
 
     // Per target: what was written, and how many declared names were
     // already in sync (unchanged) — every target of the synced tokens.
@@ -126,18 +133,20 @@ pub async fn sync_all(
         })
         .collect();
 
-    // Record per token, from every target's report: one save each.
+    // Record per token, from every target's report: one save each (those
+    // recorded as their writes landed are done).
     let pending: Vec<&str> =
         plans.iter().map(|p| p.token.as_str()).filter(|t| !outcomes.iter().any(|o| o.token == *t)).collect();
-    // The records of every token made durable together: one folder sync
-    // and one audit append (nothing leaves the machine after this).
-    ws.registry.defer_durability();
-    let mut loaded: Vec<(String, TokenMeta)> =
-        pending.into_iter().filter_map(|t| Some((t.to_string(), metas.get(t)?.clone()))).collect();
-    tracing::debug!("recording what landed, for {} token(s)", loaded.len());
+    let mut loaded: Vec<(String, TokenMeta)> = pending
+        .into_iter()
+        .filter(|t| !early.contains_key(*t))
+        .filter_map(|t| Some((t.to_string(), metas.get(t)?.clone())))
+        .collect();
+    tracing::debug!("recording what landed, for {} token(s) ({} recorded as they landed)", loaded.len(), early.len());
     let recorded = record_many(ws, &mut loaded, &reports);
     tracing::debug!("recorded");
-    for ((token, _), recorded) in loaded.iter().zip(recorded) {
+    let late = loaded.into_iter().map(|(token, _)| token).zip(recorded);
+    for (token, recorded) in late.chain(std::mem::take(&mut early)) {
         let outcome = match recorded {
             Err(e) => Outcome::failed(e.to_string(), e.hint()),
             Ok(recorded) if recorded.failures.is_empty() => Outcome::Done { done: recorded.events },
@@ -156,7 +165,7 @@ pub async fn sync_all(
                 }
             }
         };
-        outcomes.push(TokenOutcome { token: token.clone(), outcome });
+        outcomes.push(TokenOutcome { token, outcome });
     }
     if let Err(e) = ws.registry.end_deferral() {
         for o in &mut outcomes {
@@ -165,6 +174,88 @@ pub async fn sync_all(
     }
     outcomes.sort_by(|a, b| a.token.cmp(&b.token));
     (outcomes, summaries)
+}
+
+/// Records a token as soon as every write of it has landed, while other
+/// writes are still on the wire: a fan-out paced by GitHub's budget ends
+/// with the last round's tokens to record, not all of them. A token with a
+/// write that failed, or a .env file (final only once its folder is synced),
+/// is recorded at the end with the rest.
+struct Early<'a> {
+    ws: &'a Workspace,
+    metas: &'a BTreeMap<String, TokenMeta>,
+    /// The targets in delivery order: a token's events follow it.
+    order: Vec<TargetId>,
+    /// Per token that may be recorded early: its writes not yet final, and
+    /// those that are.
+    waiting: std::sync::Mutex<BTreeMap<String, Waiting>>,
+    recorded: std::sync::Mutex<BTreeMap<String, Result<Recorded, RegistryError>>>,
+}
+
+/// A token's writes not yet final, and those that are (with their target).
+type Waiting = (usize, Vec<(TargetId, ItemResult)>);
+
+impl<'a> Early<'a> {
+    fn new(
+        ws: &'a Workspace,
+        metas: &'a BTreeMap<String, TokenMeta>,
+        batches: &[Batch],
+        stopped: &[TokenOutcome],
+    ) -> Self {
+        let mut waiting: BTreeMap<String, Waiting> = BTreeMap::new();
+        let mut local = BTreeSet::new();
+        for batch in batches {
+            for item in &batch.items {
+                if batch.target.is_remote() {
+                    waiting.entry(item.token.clone()).or_default().0 += 1;
+                } else {
+                    local.insert(item.token.as_str());
+                }
+            }
+        }
+        waiting.retain(|token, _| !local.contains(token.as_str()) && !stopped.iter().any(|o| &o.token == token));
+        let mut order: Vec<TargetId> = Vec::new();
+        for address in batches.iter().map(|b| b.target.address()) {
+            if !order.contains(&address) {
+                order.push(address);
+            }
+        }
+        Early { ws, metas, order, waiting: std::sync::Mutex::new(waiting), recorded: std::sync::Mutex::default() }
+    }
+
+    /// One write of a token is final: the token is recorded when it was
+    /// its last, and every one landed.
+    fn tell(&self, address: &TargetId, item: &ItemResult) {
+        let done = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some((left, told)) = waiting.get_mut(&item.token) else { return };
+            if item.result.is_err() {
+                waiting.remove(&item.token);
+                return;
+            }
+            told.push((address.clone(), item.clone()));
+            *left -= 1;
+            if *left > 0 {
+                return;
+            }
+            waiting.remove(&item.token).map(|(_, told)| told).unwrap_or_default()
+        };
+        let Some(meta) = self.metas.get(&item.token) else { return };
+        let reports: Vec<TargetReport> = self
+            .order
+            .iter()
+            .map(|address| TargetReport {
+                address: address.clone(),
+                items: done.iter().filter(|(a, _)| a == address).map(|(_, i)| i.clone()).collect(),
+            })
+            .filter(|r| !r.items.is_empty())
+            .collect();
+        // Its audit lines are appended now (synced at the end of the run):
+        // a run killed later leaves no record the log does not tell of.
+        let result = record_one(self.ws, &mut meta.clone(), &item.token, &reports)
+            .and_then(|recorded| self.ws.registry.barrier().map(|()| recorded));
+        self.recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(item.token.clone(), result);
+    }
 }
 
 /// The first remote delivery in `steps` of a value from another issuer

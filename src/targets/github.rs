@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::pacer::{Budget, Pacer};
-use super::{Exposure, PutResults, Remote, RemoteSecret, Target, TargetError, TargetId, Written};
+use super::{Answered, Exposure, PutResults, Remote, RemoteSecret, Target, TargetError, TargetId, Written};
 use crate::http::Http;
 use crate::policy::{GithubApp, GithubScope, GithubSpec, Visibility};
 use crate::secret::Secret;
@@ -587,7 +587,15 @@ impl Target for GithubTarget {
     }
 
     async fn put_many(&self, items: &[(String, Secret)]) -> PutResults {
-        let writes = items.iter().map(|(name, value)| async move { (name.clone(), self.put_one(name, value).await) });
+        self.put_each(items, &|_, _| {}).await
+    }
+
+    async fn put_each(&self, items: &[(String, Secret)], answered: &Answered<'_>) -> PutResults {
+        let writes = items.iter().map(|(name, value)| async move {
+            let result = self.put_one(name, value).await;
+            answered(name, &result);
+            (name.clone(), result)
+        });
         futures_util::future::join_all(writes).await
     }
 

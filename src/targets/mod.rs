@@ -118,6 +118,9 @@ impl RemoteSecret {
 
 pub type PutResults = Vec<(String, Result<Written, TargetError>)>;
 
+/// Told of one write's answer: the name and what became of it.
+pub type Answered<'a> = dyn Fn(&str, &Result<Written, TargetError>) + Sync + 'a;
+
 #[async_trait]
 pub trait Target: Send + Sync {
     /// A stable name for the target, e.g. `dotenv:app/.env`, `github:o/r`.
@@ -131,6 +134,18 @@ pub trait Target: Send + Sync {
 
     /// Writes every `(name, value)` pair; one result per name.
     async fn put_many(&self, items: &[(String, Secret)]) -> PutResults;
+
+    /// [`Target::put_many`], telling `answered` of each write as soon as
+    /// the service has answered it: a target that writes one request a
+    /// name (GitHub) tells of each while the others are still on the wire,
+    /// one that writes all at once tells of all at the end.
+    async fn put_each(&self, items: &[(String, Secret)], answered: &Answered<'_>) -> PutResults {
+        let results = self.put_many(items).await;
+        for (name, result) in &results {
+            answered(name, result);
+        }
+        results
+    }
 
     /// The values held for `names` where they can be read back (local
     /// files); `None` for write-only targets.

@@ -60,3 +60,71 @@ fn a_rotation_killed_at_any_point_is_resumed() {
         assert!(ids.len() == 2, "{point}: {ids:?}");
     }
 }
+
+/// A `sync` records each token as soon as its writes have landed, not
+/// once every target is done: killed while a slow target is still on the
+/// wire, the tokens GitHub took are recorded, and the next run writes
+/// only what did not land.
+#[test]
+fn a_sync_killed_mid_fan_out_keeps_what_landed() {
+    use crate::fakes::Faults;
+    let f = crate::remote::Fakes::start();
+    f.gh.add_repo("acme/app");
+    f.cf.add_script("api");
+    let policy = r#"
+[tokens.A]
+issuer = "random"
+[[tokens.A.targets]]
+kind = "github"
+repo = "acme/app"
+
+[tokens.B]
+issuer = "random"
+[[tokens.B.targets]]
+kind = "github"
+repo = "acme/app"
+
+[tokens.C]
+issuer = "random"
+[[tokens.C.targets]]
+kind = "wrangler"
+worker = "api"
+"#;
+    // Values first, with no targets: the killed run is a pure delivery.
+    let p = Project::initialised(
+        "[tokens.A]\nissuer = \"random\"\n[tokens.B]\nissuer = \"random\"\n[tokens.C]\nissuer = \"random\"\n",
+    );
+    p.ok(&["rotate"]);
+    std::fs::write(p.path("policies/main.toml"), policy).unwrap();
+    // The Worker answers slowly: GitHub's writes land first, and the run
+    // dies once they have (the first target done with its writes).
+    f.cf.control.set_faults(Faults { latency: std::time::Duration::from_millis(400), ..Faults::default() });
+    let out = crate::remote::with_fakes(&mut p.command(&["sync"]), &f.gh, &f.cf)
+        .env("CHITTY_SECRETS_CRASH_AT", "after-put")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "expected to die by signal: {}", text(&out));
+    let mut landed = f.gh.names("repo:acme/app");
+    landed.sort();
+    assert_eq!(landed, ["A", "B"]);
+    assert!(f.cf.names("api").is_empty(), "the Worker was written before the kill");
+    // What was recorded is in the audit log too.
+    let delivered: Vec<String> = p
+        .read(".chitty-secrets/audit.log")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "deliver")
+        .map(|e| e["token"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    assert!(delivered.contains(&"A".into()) && delivered.contains(&"B".into()), "{delivered:?}");
+    p.ok(&["audit", "verify"]);
+
+    f.cf.control.set_faults(Faults::default());
+    f.gh.control.reset_counts();
+    f.ok(&p, &["sync"]);
+    assert_eq!(f.gh.control.writes(), 0, "GitHub's writes were recorded before the kill: {:?}", f.gh.control.counts());
+    assert_eq!(f.cf.names("api"), ["C"]);
+    let out = f.ok(&p, &["sync", "--verify"]);
+    assert!(out.contains("every target is up to date"), "{out}");
+}
