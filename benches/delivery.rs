@@ -21,12 +21,13 @@ use fakes::cloudflare::{self, FakeCloudflare};
 use fakes::github::{self, FakeGithub};
 
 const SECRETS: usize = 50;
-const ROUNDS: usize = 5;
 
 fn main() {
     let bin = env!("CARGO_BIN_EXE_chitty-secrets");
     let gh = FakeGithub::start();
     let cf = FakeCloudflare::start();
+    // BENCH_ROUNDS=15: more rounds, for a steadier mean on a noisy machine.
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let ms = std::env::var("BENCH_LATENCY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let latency = Faults { latency: Duration::from_millis(ms), ..Faults::default() };
     gh.control.set_faults(latency);
@@ -47,7 +48,7 @@ fn main() {
     let mut requests = (0, 0, 0);
     let mut peers: (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
     let mut peer_requests = (0, 0);
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         let repo = format!("acme/app{round}");
         let script = format!("api{round}");
         gh.add_repo(&repo);
@@ -60,12 +61,30 @@ fn main() {
         }
         // Mint every value first, with no targets: the timed sync is a pure fan-out.
         std::fs::write(dir.path().join("policies/p.toml"), &policy).unwrap();
-        // BENCH_LOG=1: the first sync's debug log (each request and step,
-        // timestamped) on stderr, to see where its time goes.
-        let log = std::env::var_os("BENCH_LOG").is_some();
+        // BENCH_LOG=1: the first round's syncs' debug log (each request and
+        // step, timestamped) on stderr, to see where their time goes;
+        // BENCH_LOG=all: every round's.
+        let log = std::env::var("BENCH_LOG").is_ok_and(|v| v == "all" || round == 0);
+        let wrapped = std::cell::RefCell::new(false);
         let run = |args: &[&str]| {
-            let out = Command::new(bin)
-                .env("CHITTY_SECRETS_LOG", if log && args == ["sync"] && round == 0 { "trace" } else { "" })
+            // BENCH_WRAP="strace -f -tt -o /tmp/sync.strace": the first sync run under a tool.
+            let wrap =
+                std::env::var("BENCH_WRAP").ok().filter(|_| args == ["sync"] && round == 0 && !*wrapped.borrow());
+            let mut cmd = match &wrap {
+                Some(wrap) => {
+                    *wrapped.borrow_mut() = true;
+                    let mut words = wrap.split_whitespace();
+                    let mut c = Command::new(words.next().unwrap());
+                    c.args(words).arg(bin);
+                    c
+                }
+                None => Command::new(bin),
+            };
+            let epoch_ms =
+                || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() * 1e3;
+            let spawned = epoch_ms();
+            let out = cmd
+                .env("CHITTY_SECRETS_LOG", if log && args == ["sync"] { "trace" } else { "" })
                 .args(args)
                 .current_dir(dir.path())
                 .env("XDG_CONFIG_HOME", dir.path().join("config"))
@@ -79,7 +98,8 @@ fn main() {
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-            if log && args == ["sync"] && round == 0 {
+            if log && args == ["sync"] {
+                eprintln!("BENCH spawned {spawned:.3} exited {:.3}", epoch_ms());
                 eprint!("{}", String::from_utf8_lossy(&out.stderr));
             }
         };
@@ -184,12 +204,12 @@ fn main() {
         }
     }
     let stats = |v: &[Duration]| {
-        let ms: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        let mut ms: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        ms.sort_by(f64::total_cmp);
         let mean = ms.iter().sum::<f64>() / ms.len() as f64;
-        let min = ms.iter().cloned().fold(f64::MAX, f64::min);
-        format!("mean {mean:7.1} ms, min {min:7.1} ms")
+        format!("mean {mean:7.1} ms, median {:7.1} ms, min {:7.1} ms", ms[ms.len() / 2], ms[0])
     };
-    println!("{SECRETS} secrets to one GitHub repo and one Worker, fakes answering after 20 ms, {ROUNDS} rounds:");
+    println!("{SECRETS} secrets to one GitHub repo and one Worker, fakes answering after 20 ms, {rounds} rounds:");
     println!("  first sync        {}  ({} requests)", stats(&first), requests.0);
     println!("  no-op re-sync     {}  ({} requests)", stats(&noop), requests.1);
     println!("  sync --verify     {}  ({} requests)", stats(&verify), requests.2);
