@@ -23,7 +23,9 @@ use fakes::github::{self, FakeGithub};
 const SECRETS: usize = 50;
 
 fn main() {
-    let bin = env!("CARGO_BIN_EXE_chitty-secrets");
+    // BENCH_BIN=path: another build of the binary (to compare two).
+    let bin = std::env::var("BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_chitty-secrets").to_string());
+    let bin = bin.as_str();
     let gh = FakeGithub::start();
     let cf = FakeCloudflare::start();
     // BENCH_ROUNDS=15: more rounds, for a steadier mean on a noisy machine.

@@ -95,7 +95,32 @@ pub async fn sync_all(
     // and one fsync of the audit log, at the end.
     ws.registry.defer_durability();
     let early = Early::new(ws, metas, &batches, &outcomes);
-    let reports = deliver_all(ws, batches, &opened, &|address, item| early.tell(address, item)).await;
+    let handle = tokio::runtime::Handle::current();
+    let reports = if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+        // Tokens are recorded on a thread of their own: the thread that
+        // drives the writes goes on starting them meanwhile.
+        tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let (done, to_record) = std::sync::mpsc::channel::<(String, Vec<TargetReport>)>();
+                scope.spawn(|| to_record.into_iter().for_each(|(token, reports)| early.record(&token, &reports)));
+                let tell = |address: &TargetId, item: &ItemResult| {
+                    if let Some(complete) = early.tell(address, item) {
+                        let _ = done.send(complete);
+                    }
+                };
+                let reports = handle.block_on(deliver_all(ws, batches, &opened, &tell));
+                drop(done);
+                reports
+            })
+        })
+    } else {
+        let tell = |address: &TargetId, item: &ItemResult| {
+            if let Some((token, reports)) = early.tell(address, item) {
+                early.record(&token, &reports);
+            }
+        };
+        deliver_all(ws, batches, &opened, &tell).await
+    };
     let mut early = early.recorded.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
 
     // Per target: what was written, and how many declared names were
@@ -223,25 +248,24 @@ impl<'a> Early<'a> {
         Early { ws, metas, order, waiting: std::sync::Mutex::new(waiting), recorded: std::sync::Mutex::default() }
     }
 
-    /// One write of a token is final: the token is recorded when it was
-    /// its last, and every one landed.
-    fn tell(&self, address: &TargetId, item: &ItemResult) {
+    /// One write of a token is final: when it was its last, and every one
+    /// landed, the token and its reports, to record.
+    fn tell(&self, address: &TargetId, item: &ItemResult) -> Option<(String, Vec<TargetReport>)> {
         let done = {
             let mut waiting = self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let Some((left, told)) = waiting.get_mut(&item.token) else { return };
+            let (left, told) = waiting.get_mut(&item.token)?;
             if item.result.is_err() {
                 waiting.remove(&item.token);
-                return;
+                return None;
             }
             told.push((address.clone(), item.clone()));
             *left -= 1;
             if *left > 0 {
-                return;
+                return None;
             }
             waiting.remove(&item.token).map(|(_, told)| told).unwrap_or_default()
         };
-        let Some(meta) = self.metas.get(&item.token) else { return };
-        let reports: Vec<TargetReport> = self
+        let reports = self
             .order
             .iter()
             .map(|address| TargetReport {
@@ -250,11 +274,17 @@ impl<'a> Early<'a> {
             })
             .filter(|r| !r.items.is_empty())
             .collect();
-        // Its audit lines are appended now (synced at the end of the run):
-        // a run killed later leaves no record the log does not tell of.
-        let result = record_one(self.ws, &mut meta.clone(), &item.token, &reports)
+        Some((item.token.clone(), reports))
+    }
+
+    /// Records `token` from its reports. Its audit lines are appended now
+    /// (synced at the end of the run): a run killed later leaves no record
+    /// the log does not tell of.
+    fn record(&self, token: &str, reports: &[TargetReport]) {
+        let Some(meta) = self.metas.get(token) else { return };
+        let result = record_one(self.ws, &mut meta.clone(), token, reports)
             .and_then(|recorded| self.ws.registry.barrier().map(|()| recorded));
-        self.recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(item.token.clone(), result);
+        self.recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(token.to_string(), result);
     }
 }
 

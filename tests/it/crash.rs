@@ -63,8 +63,8 @@ fn a_rotation_killed_at_any_point_is_resumed() {
 
 /// A `sync` records each token as soon as its writes have landed, not
 /// once every target is done: killed while a slow target is still on the
-/// wire, the tokens GitHub took are recorded, and the next run writes
-/// only what did not land.
+/// wire, the tokens GitHub took are recorded (and in the audit log), and
+/// the next run writes only what did not land.
 #[test]
 fn a_sync_killed_mid_fan_out_keeps_what_landed() {
     use crate::fakes::Faults;
@@ -96,28 +96,36 @@ worker = "api"
     );
     p.ok(&["rotate"]);
     std::fs::write(p.path("policies/main.toml"), policy).unwrap();
-    // The Worker answers slowly: GitHub's writes land first, and the run
-    // dies once they have (the first target done with its writes).
-    f.cf.control.set_faults(Faults { latency: std::time::Duration::from_millis(400), ..Faults::default() });
-    let out = crate::remote::with_fakes(&mut p.command(&["sync"]), &f.gh, &f.cf)
-        .env("CHITTY_SECRETS_CRASH_AT", "after-put")
-        .output()
+    let delivered = || -> Vec<String> {
+        let mut tokens: Vec<String> = std::fs::read_to_string(p.path(".chitty-secrets/audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "deliver")
+            .map(|e| e["token"].as_str().unwrap_or_default().to_string())
+            .collect();
+        tokens.sort();
+        tokens
+    };
+    // The Worker hangs: the run is killed once GitHub's writes are in the
+    // audit log, as a CI job's time limit would kill it.
+    f.cf.control.set_faults(Faults { latency: std::time::Duration::from_secs(20), ..Faults::default() });
+    let mut child = crate::remote::with_fakes(&mut p.command(&["sync"]), &f.gh, &f.cf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
         .unwrap();
-    assert_eq!(out.status.code(), None, "expected to die by signal: {}", text(&out));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while delivered().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(delivered(), ["A", "B"], "GitHub's tokens were not recorded while the Worker was on the wire");
     let mut landed = f.gh.names("repo:acme/app");
     landed.sort();
     assert_eq!(landed, ["A", "B"]);
     assert!(f.cf.names("api").is_empty(), "the Worker was written before the kill");
-    // What was recorded is in the audit log too.
-    let delivered: Vec<String> = p
-        .read(".chitty-secrets/audit.log")
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["event"] == "deliver")
-        .map(|e| e["token"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(delivered.len(), 2, "{delivered:?}");
-    assert!(delivered.contains(&"A".into()) && delivered.contains(&"B".into()), "{delivered:?}");
     p.ok(&["audit", "verify"]);
 
     f.cf.control.set_faults(Faults::default());
@@ -125,6 +133,7 @@ worker = "api"
     f.ok(&p, &["sync"]);
     assert_eq!(f.gh.control.writes(), 0, "GitHub's writes were recorded before the kill: {:?}", f.gh.control.counts());
     assert_eq!(f.cf.names("api"), ["C"]);
+    assert_eq!(delivered(), ["A", "B", "C"]);
     let out = f.ok(&p, &["sync", "--verify"]);
     assert!(out.contains("every target is up to date"), "{out}");
 }
