@@ -54,23 +54,6 @@ pub struct Stats {
     pub rate_limited: AtomicU64,
 }
 
-/// The client [`Http::build_ahead`] builds on a thread of its own, and
-/// whether it was asked for.
-static AHEAD: std::sync::OnceLock<Result<reqwest::Client, String>> = std::sync::OnceLock::new();
-static AHEAD_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-fn build_client() -> Result<reqwest::Client, String> {
-    // Once a process; an error only says one is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .user_agent(concat!("chitty-secrets/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
-}
-
 #[derive(Clone)]
 pub struct Http {
     client: reqwest::Client,
@@ -83,36 +66,21 @@ pub struct Http {
 
 impl Http {
     pub fn new() -> Result<Self, HttpError> {
-        let client = match AHEAD_STARTED.load(Ordering::Acquire) {
-            true => AHEAD.wait().clone(),
-            false => build_client(),
-        }
-        .map_err(HttpError::Insecure)?;
+        // Once a process; an error only says one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("chitty-secrets/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| HttpError::Insecure(format!("cannot build the HTTP client: {e}")))?;
         let mut retry = RetryConfig::default();
         // Tests and benchmarks shrink the backoff; never the attempt count.
         if let Some(ms) = std::env::var("CHITTY_SECRETS_RETRY_BASE_MS").ok().and_then(|v| v.parse().ok()) {
             retry.base = Duration::from_millis(ms);
         }
         Ok(Http { client, retry, retry_rate_limited: true, stats: Arc::new(Stats::default()) })
-    }
-
-    /// Starts building the process's HTTP client on a thread of its own:
-    /// building one reads every CA certificate of the system (milliseconds
-    /// of file reads and parsing), which a command about to reach a service
-    /// does while it reads the registry. Every [`Http::new`] after this
-    /// shares that client (and its connection pool).
-    pub fn build_ahead() {
-        if AHEAD_STARTED.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let spawned = std::thread::Builder::new().name("http-client".into()).spawn(|| {
-            let built = std::panic::catch_unwind(build_client)
-                .unwrap_or_else(|_| Err("cannot build the HTTP client: it panicked".into()));
-            let _ = AHEAD.set(built);
-        });
-        if spawned.is_err() {
-            let _ = AHEAD.set(build_client());
-        }
     }
 
     /// The same client (and connection pool) with counters of its own, so

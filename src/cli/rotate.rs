@@ -181,10 +181,6 @@ async fn execute(g: &Globals<'_>, request: RunRequest<'_>, json: bool) -> anyhow
     let dry_run = request.dry_run;
     // A dry run or `sync --check` without an identity still plans from the
     // delivery records; a real run needs the identity to read values.
-    if !dry_run {
-        // A run that may write reaches its services with a client ready.
-        crate::http::Http::build_ahead();
-    }
     let ws = g.workspace(if dry_run { Need::Optional } else { Need::Required })?;
     super::say_authenticity(&ws.registry);
     let only = request.mode.only().to_vec();
