@@ -96,7 +96,7 @@ pub async fn sync_all(
     ws.registry.defer_durability();
     let early = Early::new(ws, metas, &batches, &outcomes);
     let handle = tokio::runtime::Handle::current();
-    let reports = if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+    let reports = if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread && early.any() {
         // Tokens are recorded on a thread of their own: the thread that
         // drives the writes goes on starting them meanwhile.
         tokio::task::block_in_place(|| {
@@ -246,6 +246,11 @@ impl<'a> Early<'a> {
             }
         }
         Early { ws, metas, order, waiting: std::sync::Mutex::new(waiting), recorded: std::sync::Mutex::default() }
+    }
+
+    /// Whether any token may be recorded before the end (remote targets).
+    fn any(&self) -> bool {
+        !self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
     }
 
     /// One write of a token is final: when it was its last, and every one
