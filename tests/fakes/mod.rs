@@ -145,6 +145,8 @@ impl Drop for InFlight<'_> {
 
 /// Counts, delays and maybe fails every request before its handler.
 pub async fn faults_layer(State(control): State<std::sync::Arc<Control>>, request: Request, next: Next) -> Response {
+    // The latency counts from the request's arrival.
+    let arrived = std::time::Instant::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -157,7 +159,13 @@ pub async fn faults_layer(State(control): State<std::sync::Arc<Control>>, reques
     let _guard = InFlight(&control);
     let faults = *control.faults.lock().unwrap();
     if !faults.latency.is_zero() {
-        tokio::time::sleep(faults.latency).await;
+        // To the microsecond: tokio's timer counts whole milliseconds and
+        // rounds every wait up (a 20 ms latency answered after 20-21 ms).
+        let deadline = arrived + faults.latency;
+        let _ = tokio::task::spawn_blocking(move || {
+            std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()))
+        })
+        .await;
     }
     if faults.huge {
         control.faults_injected.fetch_add(1, Ordering::SeqCst);
