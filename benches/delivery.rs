@@ -8,7 +8,12 @@
 //!   apt-get install -y gh && npm i --prefix /tmp/wr wrangler@4
 //!   WRANGLER=/tmp/wr/node_modules/.bin/wrangler cargo bench --bench delivery
 //!
-//! A peer that is not installed is skipped and named.
+//! A peer that is not installed is skipped and named. Knobs, all optional:
+//! `BENCH_ROUNDS=10` (more rounds, steadier means), `BENCH_LATENCY_MS=50`,
+//! `BENCH_BIN=path` (another build of the binary, to compare two in
+//! alternating runs), `BENCH_LOG=1` or `=all` (the syncs' debug logs, with
+//! the bench's spawn and exit times), `BENCH_WRAP="perf stat -o f --"` (the
+//! first sync run under a tool).
 
 #[path = "../tests/fakes/mod.rs"]
 mod fakes;
