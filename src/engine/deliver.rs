@@ -344,12 +344,7 @@ pub fn record_one(
     token: &str,
     reports: &[TargetReport],
 ) -> Result<Recorded, RegistryError> {
-    let (recorded, audits) = note_deliveries(ws, meta, token, reports);
-    if !audits.is_empty() {
-        ws.registry.save_unsynced(meta)?;
-    }
-    audit_deliveries(ws, token, audits)?;
-    Ok(recorded)
+    record(ws, meta, token, reports, true)
 }
 
 /// [`record_many`] for one token, without the save: a rotation saves the records with its
@@ -362,7 +357,22 @@ pub fn record_unsaved(
     token: &str,
     reports: &[TargetReport],
 ) -> Result<Recorded, RegistryError> {
+    record(ws, meta, token, reports, false)
+}
+
+/// Notes the landed writes in `meta`, saves it (`save`, when something
+/// landed), then audits them.
+fn record(
+    ws: &Workspace,
+    meta: &mut TokenMeta,
+    token: &str,
+    reports: &[TargetReport],
+    save: bool,
+) -> Result<Recorded, RegistryError> {
     let (recorded, audits) = note_deliveries(ws, meta, token, reports);
+    if save && !audits.is_empty() {
+        ws.registry.save_unsynced(meta)?;
+    }
     audit_deliveries(ws, token, audits)?;
     Ok(recorded)
 }
