@@ -3,7 +3,7 @@
 //! bulk request per target), all targets at once; each token's records
 //! saved once as its targets report.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::Workspace;
 use super::deliver::{
@@ -209,8 +209,10 @@ pub async fn sync_all(
 struct Early<'a> {
     ws: &'a Workspace,
     metas: &'a BTreeMap<String, TokenMeta>,
-    /// The targets in delivery order: a token's events follow it.
-    order: Vec<TargetId>,
+    /// Where each write is in the batches (batch, item), by token, target
+    /// and name: a token's reports, events and audit lines follow the
+    /// batches, whatever order the answers came in.
+    positions: HashMap<(String, TargetId, String), (usize, usize)>,
     /// Per token that may be recorded early: its writes not yet final, and
     /// those that are.
     waiting: std::sync::Mutex<BTreeMap<String, Waiting>>,
@@ -229,23 +231,20 @@ impl<'a> Early<'a> {
     ) -> Self {
         let mut waiting: BTreeMap<String, Waiting> = BTreeMap::new();
         let mut local = BTreeSet::new();
-        for batch in batches {
-            for item in &batch.items {
+        let mut positions = HashMap::new();
+        for (b, batch) in batches.iter().enumerate() {
+            let address = batch.target.address();
+            for (i, item) in batch.items.iter().enumerate() {
                 if batch.target.is_remote() {
                     waiting.entry(item.token.clone()).or_default().0 += 1;
+                    positions.insert((item.token.clone(), address.clone(), item.name.clone()), (b, i));
                 } else {
                     local.insert(item.token.as_str());
                 }
             }
         }
         waiting.retain(|token, _| !local.contains(token.as_str()) && !stopped.iter().any(|o| &o.token == token));
-        let mut order: Vec<TargetId> = Vec::new();
-        for address in batches.iter().map(|b| b.target.address()) {
-            if !order.contains(&address) {
-                order.push(address);
-            }
-        }
-        Early { ws, metas, order, waiting: std::sync::Mutex::new(waiting), recorded: std::sync::Mutex::default() }
+        Early { ws, metas, positions, waiting: std::sync::Mutex::new(waiting), recorded: std::sync::Mutex::default() }
     }
 
     /// Whether any token may be recorded before the end (remote targets).
@@ -270,21 +269,27 @@ impl<'a> Early<'a> {
             }
             waiting.remove(&item.token).map(|(_, told)| told).unwrap_or_default()
         };
-        let reports = self
-            .order
-            .iter()
-            .map(|address| TargetReport {
-                address: address.clone(),
-                items: done.iter().filter(|(a, _)| a == address).map(|(_, i)| i.clone()).collect(),
-            })
-            .filter(|r| !r.items.is_empty())
-            .collect();
+        // One report per batch, in the batches' order, each in its items'.
+        let position = |(address, item): &(TargetId, ItemResult)| {
+            self.positions.get(&(item.token.clone(), address.clone(), item.name.clone())).copied()
+        };
+        let mut done = done;
+        done.sort_by_key(|told| position(told));
+        let mut reports: Vec<(Option<usize>, TargetReport)> = Vec::new();
+        for told in done {
+            let batch = position(&told).map(|(b, _)| b);
+            match reports.last_mut() {
+                Some((b, report)) if *b == batch && report.address == told.0 => report.items.push(told.1),
+                _ => reports.push((batch, TargetReport { address: told.0, items: vec![told.1] })),
+            }
+        }
+        let reports = reports.into_iter().map(|(_, report)| report).collect();
         Some((item.token.clone(), reports))
     }
 
-    /// Records `token` from its reports. Its audit lines are appended now
-    /// (synced at the end of the run): a run killed later leaves no record
-    /// the log does not tell of.
+    /// Records `token` from its reports, and appends its audit lines right
+    /// after (synced at the end of the run): a run killed later has them in
+    /// the log as well as in the records.
     fn record(&self, token: &str, reports: &[TargetReport]) {
         let Some(meta) = self.metas.get(token) else { return };
         let result = record_one(self.ws, &mut meta.clone(), token, reports)

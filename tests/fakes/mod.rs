@@ -27,6 +27,9 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
     pub latency: Duration,
+    /// Up to this much more latency, a different amount for each request:
+    /// answers overtake one another.
+    pub jitter: Duration,
     /// Percent of requests answered 500/502/503 or 429 (with Retry-After: 0).
     pub fail_percent: u32,
     /// Percent of requests whose connection is dropped without an answer.
@@ -158,10 +161,14 @@ pub async fn faults_layer(State(control): State<std::sync::Arc<Control>>, reques
     control.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let _guard = InFlight(&control);
     let faults = *control.faults.lock().unwrap();
-    if !faults.latency.is_zero() {
+    let jitter = match faults.jitter.is_zero() {
+        true => Duration::ZERO,
+        false => faults.jitter.mul_f64(f64::from(control.roll()) / 100.0),
+    };
+    if !(faults.latency + jitter).is_zero() {
         // To the microsecond: tokio's timer counts whole milliseconds and
         // rounds every wait up (a 20 ms latency answered after 20-21 ms).
-        let deadline = arrived + faults.latency;
+        let deadline = arrived + faults.latency + jitter;
         let _ = tokio::task::spawn_blocking(move || {
             std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()))
         })

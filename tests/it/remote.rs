@@ -939,3 +939,31 @@ fn a_kept_key_github_replaced_is_read_again() {
     let value = p.ok(&["get", "T"]).trim_end().to_string();
     assert_eq!(f.gh.value("repo:acme/app", "T").as_deref(), Some(value.as_str()));
 }
+
+/// A token recorded as its writes land tells of them in the policy's
+/// order, whatever order GitHub's answers came in: its event and its
+/// audit line read the same on every run.
+#[test]
+fn names_recorded_as_they_land_keep_the_policys_order() {
+    let f = Fakes::start();
+    f.gh.add_repo("acme/app");
+    let names = ["ZETA", "ALPHA", "MU", "BETA", "OMEGA", "KAPPA"];
+    let p = Project::initialised("[tokens.T]\nissuer = \"random\"\n");
+    p.ok(&["rotate"]);
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let policy = format!(
+        "[tokens.T]\nissuer = \"random\"\n[[tokens.T.targets]]\nkind = \"github\"\nrepo = \"acme/app\"\nnames = [{}]\n",
+        quoted.join(", ")
+    );
+    std::fs::write(p.path("policies/main.toml"), policy).unwrap();
+    // Answers overtake one another.
+    f.gh.control.set_faults(Faults { jitter: std::time::Duration::from_millis(30), ..Faults::default() });
+    let out = f.run(&p, &["sync", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = out.to_string();
+    assert!(shown.contains(&format!("\"names\":[{}]", quoted.join(","))), "{shown}");
+    let audit = p.read(".chitty-secrets/audit.log");
+    let line = audit.lines().find(|l| l.contains("\"deliver\"")).unwrap();
+    assert!(line.contains(&format!("github:acme/app ({})", names.join(", "))), "{line}");
+}
