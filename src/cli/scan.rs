@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::policy_check::plural;
 use super::{Globals, Hinted, exit};
 use crate::engine::reads::known_values;
-use crate::scan::history::{HistoryError, HistoryHit, HistoryTotals, Revisions, Walk};
+use crate::scan::history::{HistoryError, Revisions, Walk};
 use crate::scan::{Hit, Scanner, Totals, is_binary};
 
 #[derive(clap::Args, Debug)]
@@ -87,13 +87,7 @@ pub fn run(g: &Globals<'_>, args: &Args) -> anyhow::Result<u8> {
     };
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            hits: &'a [Hit],
-            values_searched: usize,
-            totals: &'a Totals,
-        }
-        println!("{}", serde_json::to_string_pretty(&Out { hits: &hits, values_searched: searched, totals: &totals })?);
+        print_json(&hits, searched, &totals)?;
     } else {
         for h in &hits {
             match (&h.token, h.version, h.stage) {
@@ -197,13 +191,7 @@ fn history(
     let (hits, totals) = walk.search(scanner).map_err(hinted)?;
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            hits: &'a [HistoryHit],
-            values_searched: usize,
-            totals: &'a HistoryTotals,
-        }
-        println!("{}", serde_json::to_string_pretty(&Out { hits: &hits, values_searched: searched, totals: &totals })?);
+        print_json(&hits, searched, &totals)?;
     } else {
         for h in &hits {
             let place = match &h.commit {
@@ -230,11 +218,25 @@ fn history(
         );
     }
     if !hits.is_empty() {
-        eprintln!(
-            "hint: a value in history is leaked wherever the repository went: rotate every token found (`chitty-secrets rotate NAME`); rewriting history does not take it back"
-        );
+        crate::error::Hint::new(
+            "a value in history is leaked wherever the repository went: rotate every token found (`chitty-secrets rotate NAME`); rewriting history does not take it back",
+        )
+        .print();
     }
     Ok(!hits.is_empty())
+}
+
+/// `scan --json`, of files or of history: the findings, how many known
+/// values were looked for, and what was read.
+fn print_json(hits: &[impl Serialize], values_searched: usize, totals: &impl Serialize) -> anyhow::Result<()> {
+    #[derive(Serialize)]
+    struct Out<'a, H, T> {
+        hits: &'a [H],
+        values_searched: usize,
+        totals: &'a T,
+    }
+    println!("{}", serde_json::to_string_pretty(&Out { hits, values_searched, totals })?);
+    Ok(())
 }
 
 /// What `git commit` would record: the staged blobs, not the work tree.
