@@ -23,8 +23,6 @@ pub struct Reported {
 pub struct Reports {
     pub reports: Vec<Reported>,
     pub unreachable: Vec<TargetError>,
-    /// Targets asked (those whose service keeps reports).
-    pub asked: Vec<TargetId>,
     opened: Opened,
 }
 
@@ -43,12 +41,11 @@ impl Workspace {
             }
         }))
         .await;
-        let mut out = Reports { reports: Vec::new(), unreachable: Vec::new(), asked: Vec::new(), opened };
+        let mut out = Reports { reports: Vec::new(), unreachable: Vec::new(), opened };
         let mut seen = BTreeSet::new();
         for (target, policy, found) in asked {
             match found {
                 Ok(Some(list)) => {
-                    out.asked.push(target.clone());
                     for exposure in list {
                         if seen.insert(exposure.id.clone()) {
                             out.reports.push(Reported { target: target.clone(), exposure, policy: policy.clone() });

@@ -11,6 +11,7 @@
 use std::path::Path;
 
 use super::jsonc::{self, Node, Value};
+use crate::policy::Source;
 use zeroize::Zeroizing;
 
 /// One Worker a configuration describes (the top level, or an environment).
@@ -55,17 +56,17 @@ pub const FILE_NAMES: &[&str] = &["wrangler.toml", "wrangler.json", "wrangler.js
 /// The Workers a configuration file describes, or why it cannot be read
 /// (with the line and column).
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Worker>, (usize, usize, String)> {
-    let lines = LineIndex::new(text);
+    let lines = Source::new(path, text);
     let root = if path.extension().is_some_and(|e| e == "toml") {
         let table = toml::de::DeTable::parse(text).map_err(|e| {
-            let (line, col) = lines.at(e.span().map_or(0, |s| s.start));
+            let (line, col) = lines.line_col(e.span().map_or(0, |s| s.start));
             (line, col, e.message().to_string())
         })?;
         let at = table.span().start;
         Node { at, value: from_toml_table(table.into_inner()) }
     } else {
         jsonc::parse(text).map_err(|e| {
-            let (line, col) = lines.at(e.at);
+            let (line, col) = lines.line_col(e.at);
             (line, col, e.message)
         })?
     };
@@ -86,7 +87,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Worker>, (usize, usize, Stri
     Ok(workers)
 }
 
-fn worker(table: &Node, lines: &LineIndex, script: Option<String>, top: Option<String>, env: Option<String>) -> Worker {
+fn worker(
+    table: &Node,
+    lines: &Source<'_>,
+    script: Option<String>,
+    top: Option<String>,
+    env: Option<String>,
+) -> Worker {
     let bindings = table
         .get("secrets_store_secrets")
         .map(Node::items)
@@ -98,14 +105,13 @@ fn worker(table: &Node, lines: &LineIndex, script: Option<String>, top: Option<S
                 binding: field("binding").unwrap_or_default(),
                 store_id: field("store_id").unwrap_or_default(),
                 secret_name: field("secret_name")?,
-                at: lines.at(b.get("secret_name").map_or(b.at, |n| n.at)),
+                at: lines.line_col(b.get("secret_name").map_or(b.at, |n| n.at)),
             })
         })
         .collect();
-    let required = table
-        .get("secrets")
-        .and_then(|s| s.get("required"))
-        .map(|list| list.items().iter().filter_map(|n| n.as_str().map(|s| (s.to_string(), lines.at(n.at)))).collect());
+    let required = table.get("secrets").and_then(|s| s.get("required")).map(|list| {
+        list.items().iter().filter_map(|n| n.as_str().map(|s| (s.to_string(), lines.line_col(n.at)))).collect()
+    });
     let vars = table
         .get("vars")
         .map(Node::members)
@@ -115,7 +121,7 @@ fn worker(table: &Node, lines: &LineIndex, script: Option<String>, top: Option<S
             value.as_str().map(|v| Var {
                 name: name.clone(),
                 value: Zeroizing::new(v.to_string()),
-                at: lines.at(*key_at),
+                at: lines.line_col(*key_at),
             })
         })
         .collect();
@@ -144,27 +150,6 @@ fn from_toml(value: toml::Spanned<toml::de::DeValue<'_>>) -> Node {
         _ => Value::Other,
     };
     Node { at, value }
-}
-
-/// Byte offsets to 1-based lines and columns (in characters).
-pub struct LineIndex<'a> {
-    text: &'a str,
-    starts: Vec<usize>,
-}
-
-impl<'a> LineIndex<'a> {
-    pub fn new(text: &'a str) -> Self {
-        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        LineIndex { text, starts }
-    }
-
-    pub fn at(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let line = self.starts.partition_point(|&s| s <= offset);
-        let start = self.starts[line - 1];
-        let col = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
-        (line, col)
-    }
 }
 
 #[cfg(test)]
