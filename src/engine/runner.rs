@@ -302,32 +302,24 @@ impl<'a> Runner<'a> {
 
     async fn steps_after_delivery(&mut self, steps: &[Step], failures: Vec<String>) -> Outcome {
         for step in steps {
+            if matches!(step, Step::Deliver { .. } | Step::Mint { .. } | Step::Resume { .. } | Step::Remind { .. }) {
+                continue;
+            }
+            if matches!(step, Step::Verify | Step::Promote) && !failures.is_empty() {
+                tracing::debug!(
+                    "{}: stopping before {step:?}: {} target(s) did not take the value",
+                    self.token.name,
+                    failures.len()
+                );
+                break;
+            }
+            tracing::debug!("{}: {step:?}", self.token.name);
             let result = match step {
+                Step::Verify => self.verify().await,
+                Step::Promote => self.promote(),
+                Step::Retire { version, .. } => self.retire(*version).await,
+                Step::Abort { version } => self.abort(*version).await,
                 Step::Deliver { .. } | Step::Mint { .. } | Step::Resume { .. } | Step::Remind { .. } => continue,
-                Step::Verify | Step::Promote if !failures.is_empty() => {
-                    tracing::debug!(
-                        "{}: stopping before {step:?}: {} target(s) did not take the value",
-                        self.token.name,
-                        failures.len()
-                    );
-                    break;
-                }
-                Step::Verify => {
-                    tracing::debug!("{}: {step:?}", self.token.name);
-                    self.verify().await
-                }
-                Step::Promote => {
-                    tracing::debug!("{}: {step:?}", self.token.name);
-                    self.promote()
-                }
-                Step::Retire { version, .. } => {
-                    tracing::debug!("{}: {step:?}", self.token.name);
-                    self.retire(*version).await
-                }
-                Step::Abort { version } => {
-                    tracing::debug!("{}: {step:?}", self.token.name);
-                    self.abort(*version).await
-                }
             };
             if let Err(e) = result {
                 return self.stopped_by(&e);
