@@ -11,11 +11,9 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::Progress;
+use crate::targets::kind::LOCAL_FILES;
 
 pub type Sink = Box<dyn Fn(Progress<'_>) + Send + Sync>;
-
-/// The service a file on this machine counts under (see `TargetKind::service`).
-const FILES: &str = "files";
 
 /// The display for this process: live, plain, or none.
 pub fn sink(json: bool) -> Sink {
@@ -80,7 +78,7 @@ fn live() -> Sink {
                 let multi = multi.clone();
                 let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
                 // Files on this machine are written at once: no line for them.
-                for (target, service) in targets.iter().filter(|(_, s)| *s != FILES) {
+                for (target, service) in targets.iter().filter(|(_, s)| *s != LOCAL_FILES) {
                     *totals.entry(service).or_default() += 1;
                     s.service_of.insert(target.to_string(), service);
                 }

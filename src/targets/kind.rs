@@ -7,6 +7,9 @@ use super::{Remote, Target, TargetError, TargetId};
 use crate::project::ProjectFiles;
 use crate::secret::Secret;
 
+/// The service a file on this machine counts under: none.
+pub const LOCAL_FILES: &str = "files";
+
 pub trait TargetKind {
     /// The address naming the target, the key of its delivery records:
     /// `dotenv:app/.env`, `github:o/r`, `wrangler:api`.
@@ -16,7 +19,7 @@ pub trait TargetKind {
     /// progress display counts it (`GitHub`, `Cloudflare`; `files` for a
     /// file on this machine).
     fn service(&self) -> &'static str {
-        "files"
+        LOCAL_FILES
     }
 
     /// Whether it lives on a service (listed by name, never read back)
