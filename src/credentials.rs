@@ -20,6 +20,11 @@ pub struct Need {
 }
 
 impl Need {
+    /// Whether this is the GitHub token (read from any of its variables).
+    pub fn is_github_token(&self) -> bool {
+        self.any_of.iter().any(|v| is_github_token(v))
+    }
+
     pub fn names(&self) -> String {
         self.any_of.join(" or ")
     }

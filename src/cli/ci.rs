@@ -172,7 +172,7 @@ fn job_needs(policy: &crate::policy::Policy, job: Job, app: &AppArgs) -> Vec<Nee
     needs
         .into_iter()
         .flat_map(|n| {
-            if n.any_of.iter().any(|v| credentials::is_github_token(v)) {
+            if n.is_github_token() {
                 vec![
                     Need { any_of: vec![app.app_client_id_secret.clone()], ..n.clone() },
                     Need { any_of: vec![app.app_key_secret.clone()], ..n },
@@ -260,7 +260,7 @@ fn init(g: &Globals<'_>, args: &InitArgs) -> anyhow::Result<u8> {
     // The identity's secret was named above; the App's below.
     let others: Vec<String> = needs_of(&policy, Job::Rotate)
         .iter()
-        .filter(|n| app.is_none() || !n.any_of.iter().any(|v| credentials::is_github_token(v)))
+        .filter(|n| app.is_none() || !n.is_github_token())
         .map(|n| credentials::secret_name(&n.any_of[0]))
         .filter(|secret| secret != crate::env_vars::IDENTITY)
         .collect();
@@ -440,11 +440,6 @@ struct Installation {
     repositories: Vec<String>,
 }
 
-/// A GitHub login or repository name (they go into the workflow as they are).
-fn is_github_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
 /// The one installation the policies' GitHub targets are under (an App
 /// installation token is for one account), and exactly the repositories
 /// they name: those delivered to, and those an organization secret is
@@ -461,7 +456,10 @@ fn installation(policy: &crate::policy::Policy) -> Result<Option<Installation>, 
                 (org, selected_repositories.iter().flatten().map(|r| r.rsplit('/').next().unwrap_or(r)).collect())
             }
         };
-        if let Some(bad) = std::iter::once(owner.as_str()).chain(repos.iter().copied()).find(|n| !is_github_name(n)) {
+        if let Some(bad) = std::iter::once(owner.as_str())
+            .chain(repos.iter().copied())
+            .find(|n| !crate::policy::is_github_account_or_repo(n))
+        {
             return Err(Hinted::new(
                 format!("`{bad}` is not a GitHub account or repository name"),
                 "GitHub names are letters, digits, `-`, `_` and `.`",
@@ -619,10 +617,9 @@ fn job_credentials(policy: &crate::policy::Policy, job: Job, app: Option<&AppTok
     // one whose key file the jobs accept. Unset, it is empty and ignored.
     let registry_id = format!("{INDENT}{0}: ${{{{ secrets.{0} }}}}\n", crate::env_vars::REGISTRY_ID);
     let needs = needs_of(policy, job);
-    let is_github = |n: &Need| n.any_of.iter().any(|v| credentials::is_github_token(v));
     match app {
-        Some(app) if needs.iter().any(is_github) => {
-            let others: Vec<Need> = needs.iter().filter(|n| !is_github(n)).cloned().collect();
+        Some(app) if needs.iter().any(Need::is_github_token) => {
+            let others: Vec<Need> = needs.iter().filter(|n| !n.is_github_token()).cloned().collect();
             let base = env_lines(&others, INDENT);
             let (id, key) = (&app.args.app_client_id_secret, &app.args.app_key_secret);
             JobCredentials {

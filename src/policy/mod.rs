@@ -708,6 +708,12 @@ pub fn github_name_problem(name: &str) -> Option<&'static str> {
     }
 }
 
+/// A GitHub account or repository name as it may stand in a path: letters,
+/// digits, `-`, `_` and `.`.
+pub fn is_github_account_or_repo(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// A name every .env parser and every secret store accepts.
 pub fn is_secret_name(name: &str) -> bool {
     let mut chars = name.chars();

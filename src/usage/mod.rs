@@ -383,7 +383,7 @@ pub fn repository(root: &Path) -> Option<Repository> {
 /// `owner/name`.
 fn owner_repo(text: &str) -> Option<(String, String)> {
     let (owner, name) = text.trim().trim_matches('/').split_once('/')?;
-    let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    let ok = crate::policy::is_github_account_or_repo;
     (ok(owner) && ok(name) && name != "." && name != "..").then(|| (owner.to_string(), name.to_string()))
 }
 
